@@ -1,0 +1,106 @@
+# Shared helpers for the shell tests.  Source it, define test_* functions,
+# then call run_tests.  Each test runs in its own subshell; processes it
+# starts with bg are killed when it ends, pass or fail.
+set -u
+ROOT=${TESTS_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
+LIB=$ROOT/libkashim.so
+PROBE=$ROOT/tests/probe
+PEEK=$ROOT/tests/sockpeek
+PY=/usr/bin/python3
+
+# The configuration most tests use: values no kernel default has, so a
+# match proves kashim set them.
+KENV=(KASHIM_IDLE=37 KASHIM_INTERVAL=11 KASHIM_COUNT=4)
+WANT="keepalive=1 idle=37 interval=11 count=4 user_timeout=81000"
+SHIM=(env LD_PRELOAD="$LIB" "${KENV[@]}")
+
+T=""
+ok() { echo "ok - $T${1:+: $1}"; }
+fail() { echo "not ok - $T: $*"; TEST_FAILED=1; }
+skip() { echo "skip - $T: $*"; TEST_SKIPPED=1; }
+
+need_root() {
+	[ "$(id -u)" = 0 ] && return 0
+	skip "needs root (network namespaces, tc)"
+	return 1
+}
+
+need_cmd() {
+	local c
+	for c in "$@"; do
+		command -v "$c" > /dev/null 2>&1 && continue
+		skip "$c is not installed"
+		return 1
+	done
+}
+
+TMP=""
+BG_PIDS=()
+# bg CMD...: start CMD in the background; its pid is in $BG.
+bg() {
+	"$@" &
+	BG=$!
+	BG_PIDS+=("$BG")
+}
+
+cleanup() {
+	local p
+	for p in "${BG_PIDS[@]}"; do
+		pkill -KILL -P "$p" 2> /dev/null
+		kill -KILL "$p" 2> /dev/null
+	done
+	wait 2> /dev/null
+	[ -n "$TMP" ] && rm -rf "$TMP"
+	return 0
+}
+
+# A TCP port free on loopback now.
+free_port() {
+	"$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# wait_listen PORT: up to 10 s for something to listen on PORT.
+wait_listen() {
+	local i
+	for i in $(seq 100); do
+		ss -Htln "sport = :$1" | grep -q . && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# peek PID: the kernel's view of PID's sockets, one line each.
+peek() { "$PEEK" "$1"; }
+
+# expect_socket PID PATTERN WANT WHAT: within 10 s, PID holds a socket whose
+# line matches the extended regex PATTERN; that line must contain WANT.
+expect_socket() {
+	local pid=$1 pattern=$2 want=$3 what=$4 i line=""
+	for i in $(seq 100); do
+		line=$(peek "$pid" 2> /dev/null | grep -E -- "$pattern" | head -n 1)
+		[ -n "$line" ] && break
+		sleep 0.1
+	done
+	if [ -z "$line" ]; then
+		fail "$what: no socket matching '$pattern' in pid $pid: $(peek "$pid" 2>&1 | tr '\n' ';')"
+	elif [[ $line == *"$want"* ]]; then
+		ok "$what: $line"
+	else
+		fail "$what: want '$want', kernel says: $line"
+	fi
+}
+
+# pids_of_children PID: the direct children of PID.
+children() { pgrep -P "$1"; }
+
+run_tests() {
+	local t
+	for t in $(declare -F | awk '$3 ~ /^test_/ {print $3}'); do
+		(
+			T="${TEST_FILE:-$(basename "$0" .sh)}: ${t#test_}"
+			TMP=$(mktemp -d)
+			trap cleanup EXIT
+			"$t"
+		)
+	done
+}

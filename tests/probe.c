@@ -1,0 +1,481 @@
+/* A probe run under LD_PRELOAD=libkashim.so.  It makes sockets through the
+ * ordinary libc calls and reads the kernel's view back with getsockopt.
+ *
+ *   probe CASE IDLE INTERVAL COUNT USER_TIMEOUT_MS
+ *
+ * prints one "ok - ..." / "not ok - ..." / "skip - ..." line per check.
+ * Sockets "from elsewhere" are made with syscall(), which no preload sees. */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <linux/netlink.h>
+
+#ifndef IPPROTO_MPTCP
+#define IPPROTO_MPTCP 262
+#endif
+
+struct expect {
+	int idle, interval, count, user_timeout;
+};
+
+static struct expect want;
+static const char *case_name;
+static int failures;
+
+static void report(int ok, const char *what, const char *detail)
+{
+	if (ok) {
+		printf("ok - probe %s: %s\n", case_name, what);
+	} else {
+		printf("not ok - probe %s: %s: %s\n", case_name, what, detail);
+		failures++;
+	}
+	fflush(stdout);
+}
+
+static int opt(int fd, int level, int name)
+{
+	int v = -1;
+	socklen_t len = sizeof v;
+
+	if (getsockopt(fd, level, name, &v, &len) != 0)
+		return -1000 - errno;
+	return v;
+}
+
+/* Empty string when fd carries exactly the expected keepalive settings;
+ * otherwise what it carries. */
+static const char *mismatch(int fd, int on, const struct expect *e)
+{
+	static __thread char buf[160];
+	int ka = opt(fd, SOL_SOCKET, SO_KEEPALIVE);
+	int idle = opt(fd, IPPROTO_TCP, TCP_KEEPIDLE);
+	int intvl = opt(fd, IPPROTO_TCP, TCP_KEEPINTVL);
+	int cnt = opt(fd, IPPROTO_TCP, TCP_KEEPCNT);
+	int ut = opt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT);
+
+	if (ka == on && idle == e->idle && intvl == e->interval && cnt == e->count &&
+	    ut == e->user_timeout)
+		return "";
+	snprintf(buf, sizeof buf, "keepalive=%d idle=%d interval=%d count=%d user_timeout=%d",
+		 ka, idle, intvl, cnt, ut);
+	return buf;
+}
+
+static void expect_configured(int fd, const char *what)
+{
+	const char *m = mismatch(fd, 1, &want);
+	report(!*m, what, m);
+}
+
+static int listener(int family, int raw)
+{
+	struct sockaddr_in6 a6 = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+	struct sockaddr_in a4 = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int fd = raw ? (int)syscall(SYS_socket, family, SOCK_STREAM, 0)
+		     : socket(family, SOCK_STREAM, 0);
+
+	if (fd < 0)
+		return -1;
+	if ((family == AF_INET ? bind(fd, (struct sockaddr *)&a4, sizeof a4)
+			       : bind(fd, (struct sockaddr *)&a6, sizeof a6)) != 0 ||
+	    listen(fd, 128) != 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int connect_to(int fd, int lfd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+
+	if (getsockname(lfd, (struct sockaddr *)&ss, &len) != 0)
+		return -1;
+	return connect(fd, (struct sockaddr *)&ss, len);
+}
+
+static void case_tcp(void)
+{
+	static const int families[] = { AF_INET, AF_INET6 };
+	static const int flags[] = { 0, SOCK_NONBLOCK, SOCK_CLOEXEC, SOCK_NONBLOCK | SOCK_CLOEXEC };
+	static const int protos[] = { 0, IPPROTO_TCP };
+	char what[160];
+	size_t f, g, p;
+
+	for (f = 0; f < 2; f++)
+		for (g = 0; g < 4; g++)
+			for (p = 0; p < 2; p++) {
+				int fd = socket(families[f], SOCK_STREAM | flags[g], protos[p]);
+				int fl = fcntl(fd, F_GETFL), fdfl = fcntl(fd, F_GETFD);
+				snprintf(what, sizeof what, "socket(%s, SOCK_STREAM|%#x, %d)",
+					 families[f] == AF_INET ? "AF_INET" : "AF_INET6",
+					 (unsigned)flags[g], protos[p]);
+				expect_configured(fd, what);
+				report(!!(fl & O_NONBLOCK) == !!(flags[g] & SOCK_NONBLOCK) &&
+				       !!(fdfl & FD_CLOEXEC) == !!(flags[g] & SOCK_CLOEXEC),
+				       strcat(what, " keeps its flags"), "flags changed");
+				close(fd);
+			}
+}
+
+static void case_nontcp(void)
+{
+	static const struct { int family, type, proto; const char *name; } kinds[] = {
+		{ AF_INET, SOCK_DGRAM, 0, "UDP over IPv4" },
+		{ AF_INET6, SOCK_DGRAM, 0, "UDP over IPv6" },
+		{ AF_UNIX, SOCK_STREAM, 0, "AF_UNIX stream" },
+		{ AF_UNIX, SOCK_DGRAM, 0, "AF_UNIX datagram" },
+		{ AF_UNIX, SOCK_SEQPACKET, 0, "AF_UNIX seqpacket" },
+		{ AF_NETLINK, SOCK_RAW, NETLINK_ROUTE, "netlink" },
+		{ AF_INET, SOCK_RAW, IPPROTO_TCP, "raw IPPROTO_TCP (root)" },
+		{ AF_INET6, SOCK_RAW, IPPROTO_TCP, "raw IPv6 IPPROTO_TCP (root)" },
+	};
+	size_t i;
+	int pair[2];
+
+	for (i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+		int fd = socket(kinds[i].family, kinds[i].type, kinds[i].proto);
+		int ka;
+		char detail[64];
+		if (fd < 0) {
+			printf("skip - probe nontcp: %s: cannot create (errno %d)\n",
+			       kinds[i].name, errno);
+			continue;
+		}
+		ka = opt(fd, SOL_SOCKET, SO_KEEPALIVE);
+		snprintf(detail, sizeof detail, "SO_KEEPALIVE=%d", ka);
+		report(ka == 0, kinds[i].name, detail);
+		close(fd);
+	}
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, pair) == 0) {
+		report(opt(pair[0], SOL_SOCKET, SO_KEEPALIVE) == 0 &&
+		       opt(pair[1], SOL_SOCKET, SO_KEEPALIVE) == 0,
+		       "socketpair", "keepalive on");
+		close(pair[0]);
+		close(pair[1]);
+	}
+}
+
+static void case_errno(void)
+{
+	struct sockaddr_in closed = { .sin_family = AF_INET, .sin_port = htons(1),
+				      .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int fd, rc, e, lfd;
+	char detail[96];
+
+	errno = EXDEV;
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	report(fd >= 0 && errno == EXDEV, "a successful socket() leaves errno as it was",
+	       "errno changed");
+
+	errno = 0;
+	rc = socket(AF_INET, 12345, 0);
+	e = errno;
+	snprintf(detail, sizeof detail, "rc=%d errno=%d", rc, e);
+	report(rc == -1 && e == EINVAL, "a failing socket() returns -1/EINVAL as libc", detail);
+
+	rc = socket(AF_INET, SOCK_STREAM, IPPROTO_UDP);
+	e = errno;
+	report(rc == -1 && e == EPROTONOSUPPORT,
+	       "socket(AF_INET, SOCK_STREAM, IPPROTO_UDP) fails with EPROTONOSUPPORT", "differs");
+
+	rc = connect(fd, (struct sockaddr *)&closed, sizeof closed);
+	e = errno;
+	snprintf(detail, sizeof detail, "rc=%d errno=%d", rc, e);
+	report(rc == -1 && e == ECONNREFUSED, "connect() to a closed port gives ECONNREFUSED",
+	       detail);
+	close(fd);
+
+	lfd = listener(AF_INET, 0);
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	errno = 0;
+	rc = connect_to(fd, lfd);
+	e = errno;
+	report(rc == 0 || (rc == -1 && e == EINPROGRESS),
+	       "a non-blocking connect() gives 0 or EINPROGRESS", "other");
+	close(fd);
+
+	errno = EXDEV;
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	rc = connect_to(fd, lfd);
+	report(rc == 0 && errno == EXDEV, "a successful connect() leaves errno as it was",
+	       "errno changed");
+	close(fd);
+
+	rc = accept(fd, NULL, NULL);
+	e = errno;
+	report(rc == -1 && e == EBADF, "accept() on a closed fd gives EBADF", "other");
+	rc = accept4(-1, NULL, NULL, 0);
+	e = errno;
+	report(rc == -1 && e == EBADF, "accept4(-1) gives EBADF", "other");
+	rc = connect(-1, (struct sockaddr *)&closed, sizeof closed);
+	e = errno;
+	report(rc == -1 && e == EBADF, "connect(-1) gives EBADF", "other");
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	rc = accept(fd, NULL, NULL);
+	e = errno;
+	report(rc == -1 && e == EINVAL, "accept() on a socket not listening gives EINVAL",
+	       "other");
+	rc = setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &rc, 1);
+	e = errno;
+	report(rc == -1 && e == EINVAL, "a bad setsockopt() passes its EINVAL through", "other");
+	close(fd);
+	close(lfd);
+}
+
+static void accept_check(int lfd, int use_accept4, int on, const char *what)
+{
+	int c = socket(AF_INET, SOCK_STREAM, 0), a;
+
+	connect_to(c, lfd);
+	a = use_accept4 ? accept4(lfd, NULL, NULL, SOCK_CLOEXEC) : accept(lfd, NULL, NULL);
+	if (on) {
+		expect_configured(a, what);
+	} else {
+		int ka = opt(a, SOL_SOCKET, SO_KEEPALIVE);
+		report(ka == 0, what, "keepalive turned on");
+	}
+	close(a);
+	close(c);
+}
+
+static void case_accept(void)
+{
+	int zero = 0, lfd = listener(AF_INET, 0);
+
+	accept_check(lfd, 0, 1, "accept() from our listener");
+	accept_check(lfd, 1, 1, "accept4() from our listener");
+	close(lfd);
+
+	lfd = listener(AF_INET, 1);
+	report(opt(lfd, SOL_SOCKET, SO_KEEPALIVE) == 0, "a foreign listener has keepalive off",
+	       "on");
+	accept_check(lfd, 0, 1, "accept() from a listener made elsewhere");
+	accept_check(lfd, 1, 1, "accept4() from a listener made elsewhere");
+	close(lfd);
+
+	lfd = listener(AF_INET, 0);
+	setsockopt(lfd, SOL_SOCKET, SO_KEEPALIVE, &zero, sizeof zero);
+	accept_check(lfd, 1, 0, "the program turned keepalive off on its listener: left off");
+	close(lfd);
+}
+
+static void case_connect(void)
+{
+	int lfd = listener(AF_INET6, 0), fd, v;
+	const char *m;
+	struct expect custom = { 77, 7, 3, 0 };
+
+	fd = (int)syscall(SYS_socket, AF_INET6, SOCK_STREAM, 0);
+	report(opt(fd, SOL_SOCKET, SO_KEEPALIVE) == 0, "a socket made elsewhere starts off", "on");
+	connect_to(fd, lfd);
+	expect_configured(fd, "connect() on a socket made elsewhere configures it");
+	close(fd);
+
+	fd = (int)syscall(SYS_socket, AF_INET6, SOCK_STREAM, 0);
+	v = 1;
+	syscall(SYS_setsockopt, fd, SOL_SOCKET, SO_KEEPALIVE, &v, sizeof v);
+	v = 77;
+	syscall(SYS_setsockopt, fd, IPPROTO_TCP, TCP_KEEPIDLE, &v, sizeof v);
+	v = 7;
+	syscall(SYS_setsockopt, fd, IPPROTO_TCP, TCP_KEEPINTVL, &v, sizeof v);
+	v = 3;
+	syscall(SYS_setsockopt, fd, IPPROTO_TCP, TCP_KEEPCNT, &v, sizeof v);
+	connect_to(fd, lfd);
+	m = mismatch(fd, 1, &custom);
+	report(!*m, "a socket that already had keepalive on is left as it is", m);
+	close(fd);
+
+	fd = socket(AF_INET6, SOCK_STREAM, 0);
+	v = 0;
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &v, sizeof v);
+	connect_to(fd, lfd);
+	report(opt(fd, SOL_SOCKET, SO_KEEPALIVE) == 0,
+	       "the program turned keepalive off after socket(): connect() leaves it off", "on");
+	close(fd);
+
+	fd = socket(AF_INET6, SOCK_STREAM, 0);
+	v = 100;
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &v, sizeof v);
+	v = 0;
+	setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &v, sizeof v);
+	connect_to(fd, lfd);
+	report(opt(fd, IPPROTO_TCP, TCP_KEEPIDLE) == 100 &&
+	       opt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT) == 0 &&
+	       opt(fd, SOL_SOCKET, SO_KEEPALIVE) == 1,
+	       "the program's own idle and user timeout stand after connect()", "overridden");
+	close(fd);
+
+	/* The program turns keepalive off, then on again: ours apply again
+	 * on a later foreign connect, and the bit does not stick. */
+	fd = socket(AF_INET6, SOCK_STREAM, 0);
+	v = 0;
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &v, sizeof v);
+	v = 1;
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &v, sizeof v);
+	connect_to(fd, lfd);
+	expect_configured(fd, "keepalive switched off then on by the program keeps our timers");
+	close(fd);
+	close(lfd);
+}
+
+struct worker {
+	int lfd;
+	int sockets;
+	int bad;
+};
+
+static void *thread_main(void *arg)
+{
+	struct worker *w = arg;
+	int i;
+
+	for (i = 0; i < w->sockets; i++) {
+		int fd = socket(i % 2 ? AF_INET : AF_INET6,
+				SOCK_STREAM | (i % 3 ? SOCK_CLOEXEC : 0), 0);
+		int u = socket(AF_INET, SOCK_DGRAM, 0);
+		if (fd < 0 || *mismatch(fd, 1, &want))
+			w->bad++;
+		if (u < 0 || opt(u, SOL_SOCKET, SO_KEEPALIVE) != 0)
+			w->bad++;
+		if (i % 10 == 0 && fd >= 0 && i % 2) {
+			int a;
+			connect_to(fd, w->lfd);
+			a = accept4(w->lfd, NULL, NULL, SOCK_CLOEXEC);
+			if (a < 0 || *mismatch(a, 1, &want))
+				w->bad++;
+			close(a);
+		}
+		close(fd);
+		close(u);
+	}
+	return NULL;
+}
+
+static void case_threads(void)
+{
+	enum { THREADS = 8, PER_THREAD = 400 };
+	pthread_t t[THREADS];
+	struct worker w[THREADS];
+	int i, bad = 0, lfd = listener(AF_INET, 0);
+	char detail[64];
+
+	for (i = 0; i < THREADS; i++) {
+		w[i] = (struct worker){ lfd, PER_THREAD, 0 };
+		pthread_create(&t[i], NULL, thread_main, &w[i]);
+	}
+	for (i = 0; i < THREADS; i++) {
+		pthread_join(t[i], NULL);
+		bad += w[i].bad;
+	}
+	snprintf(detail, sizeof detail, "%d of %d sockets wrong", bad, THREADS * PER_THREAD);
+	report(bad == 0, "8 threads x 400 TCP+UDP sockets at once, every one right", detail);
+	close(lfd);
+}
+
+static void case_fork(const char *self, char **argv)
+{
+	pid_t pid = fork();
+	int status = 0;
+
+	if (pid == 0) {
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+		_exit(*mismatch(fd, 1, &want) ? 1 : 0);
+	}
+	waitpid(pid, &status, 0);
+	report(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	       "a forked child's sockets are configured", "child saw other values");
+
+	pid = fork();
+	if (pid == 0) {
+		char *args[] = { (char *)self, "tcp", argv[2], argv[3], argv[4], argv[5], NULL };
+		int devnull = open("/dev/null", O_WRONLY);
+		dup2(devnull, 1);
+		execv(self, args);
+		_exit(127);
+	}
+	waitpid(pid, &status, 0);
+	report(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	       "a child after fork+exec is configured", "exec'd probe failed");
+}
+
+static void case_mptcp(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, IPPROTO_MPTCP);
+	int ka;
+
+	if (fd < 0) {
+		report(errno == EPROTONOSUPPORT || errno == EINVAL || errno == ENOPROTOOPT,
+		       "MPTCP unsupported here: socket() fails as libc would", "odd errno");
+		return;
+	}
+	ka = opt(fd, SOL_SOCKET, SO_KEEPALIVE);
+	report(ka == 1, "an MPTCP socket gets SO_KEEPALIVE", "keepalive off");
+	close(fd);
+}
+
+static void case_untouched(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0), lfd = listener(AF_INET, 0), a;
+	char detail[64];
+
+	snprintf(detail, sizeof detail, "SO_KEEPALIVE=%d TCP_USER_TIMEOUT=%d",
+		 opt(fd, SOL_SOCKET, SO_KEEPALIVE), opt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT));
+	report(opt(fd, SOL_SOCKET, SO_KEEPALIVE) == 0 &&
+	       opt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT) == 0, "socket() left as the kernel made it",
+	       detail);
+	connect_to(fd, lfd);
+	a = accept(lfd, NULL, NULL);
+	report(opt(fd, SOL_SOCKET, SO_KEEPALIVE) == 0 && opt(a, SOL_SOCKET, SO_KEEPALIVE) == 0,
+	       "connect() and accept() leave keepalive off", "turned on");
+	close(a);
+	close(fd);
+	close(lfd);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 6) {
+		fprintf(stderr, "usage: probe CASE IDLE INTERVAL COUNT USER_TIMEOUT_MS\n");
+		return 2;
+	}
+	case_name = argv[1];
+	want = (struct expect){ atoi(argv[2]), atoi(argv[3]), atoi(argv[4]), atoi(argv[5]) };
+	if (!strcmp(case_name, "tcp"))
+		case_tcp();
+	else if (!strcmp(case_name, "nontcp"))
+		case_nontcp();
+	else if (!strcmp(case_name, "errno"))
+		case_errno();
+	else if (!strcmp(case_name, "accept"))
+		case_accept();
+	else if (!strcmp(case_name, "connect"))
+		case_connect();
+	else if (!strcmp(case_name, "threads"))
+		case_threads();
+	else if (!strcmp(case_name, "fork"))
+		case_fork("/proc/self/exe", argv);
+	else if (!strcmp(case_name, "mptcp"))
+		case_mptcp();
+	else if (!strcmp(case_name, "untouched"))
+		case_untouched();
+	else {
+		fprintf(stderr, "probe: unknown case %s\n", case_name);
+		return 2;
+	}
+	return failures ? 1 : 0;
+}
