@@ -7,6 +7,7 @@ LIB=$ROOT/libkashim.so
 PROBE=$ROOT/tests/probe
 PEEK=$ROOT/tests/sockpeek
 PY=/usr/bin/python3
+HELPERS=$ROOT/tests/helpers
 
 # The configuration most tests use: values no kernel default has, so a
 # match proves kashim set them.
@@ -36,18 +37,24 @@ need_cmd() {
 
 TMP=""
 BG_PIDS=()
-# bg CMD...: start CMD in the background; its pid is in $BG.
+# bg CMD...: start CMD in the background; its pid is in $BG, its output
+# in $TMP/bg.PID.log.
 bg() {
-	"$@" &
+	"$@" > "$TMP/bg.next.log" 2>&1 &
 	BG=$!
+	mv "$TMP/bg.next.log" "$TMP/bg.$BG.log"
 	BG_PIDS+=("$BG")
 }
 
 cleanup() {
 	local p
+	exec 2> /dev/null # no job-control notices for the processes killed here
 	for p in "${BG_PIDS[@]}"; do
-		pkill -KILL -P "$p" 2> /dev/null
-		kill -KILL "$p" 2> /dev/null
+		# The parent first, so that it cannot replace its children
+		# (an nginx master respawns workers), then the children.
+		local kids
+		kids=$(pgrep -P "$p")
+		kill -KILL "$p" $kids 2> /dev/null
 	done
 	wait 2> /dev/null
 	[ -n "$TMP" ] && rm -rf "$TMP"
@@ -59,10 +66,11 @@ free_port() {
 	"$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-# wait_listen PORT: up to 10 s for something to listen on PORT.
+# wait_listen PORT: up to 30 s (a JVM compiling its source is slow) for
+# something to listen on PORT.
 wait_listen() {
 	local i
-	for i in $(seq 100); do
+	for i in $(seq 300); do
 		ss -Htln "sport = :$1" | grep -q . && return 0
 		sleep 0.1
 	done
