@@ -11,7 +11,7 @@ LDHARDEN := -Wl,-z,relro,-z,now -Wl,--as-needed
 LIB := libkashim.so
 TEST_BINS := tests/test_config tests/probe tests/sockpeek tests/libearly.so
 
-.PHONY: all check demo clean
+.PHONY: all check demo detect-report clean
 
 all: $(LIB)
 
@@ -36,6 +36,10 @@ check: $(LIB) $(TEST_BINS)
 
 demo: $(LIB) tests/sockpeek
 	@bash scripts/demo
+
+# Every dead-peer scenario with and without kashim, as a table (root).
+detect-report: $(LIB) tests/sockpeek
+	@python3 tests/deadpeer.py report
 
 clean:
 	rm -f $(LIB) $(TEST_BINS)

@@ -1,10 +1,19 @@
-"""Hold idle TCP connections open: the application side of the tests.
+"""The application side of the tests: small, plain socket programs.
 
-  hold.py server HOST PORT   accept connections and keep them, never reply
-  hold.py client HOST PORT   connect and wait for the server to speak
-  hold.py client-recv ...    the same, printing how the wait ended and when
+  hold.py server HOST PORT       accept connections and keep them; never read
+  hold.py server-recv HOST PORT  accept one connection and read until it ends
+  hold.py client HOST PORT       connect and wait for the server to speak
+  hold.py chatty HOST PORT       connect, send the start of an HTTP request,
+                                 then one byte every 0.2 s
+  hold.py client-send HOST PORT  connect; on a line on stdin send 64 KiB,
+                                 then wait for a reply
+  hold.py client-close HOST PORT connect, close at once, then exit
+  hold.py connect HOST PORT      a blocking connect() with no timeout
+  hold.py http-read HOST PORT PATH  GET PATH and read the body steadily
 
-Exits after 600 s at the latest."""
+The reading modes print one line saying how the wait ended, e.g.
+"error TimeoutError [Errno 110] Connection timed out".  Every mode exits
+after 600 s at the latest."""
 import socket
 import sys
 import time
@@ -13,26 +22,70 @@ mode, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
 family = socket.AF_INET6 if ":" in host else socket.AF_INET
 deadline = time.monotonic() + 600
 
-if mode == "server":
+
+def say(text):
+    print(text, flush=True)
+
+
+def wait_for_end(conn):
+    try:
+        while time.monotonic() < deadline:
+            if not conn.recv(65536):
+                say("closed")
+                return
+    except OSError as e:
+        say("error %s %s" % (e.__class__.__name__, e))
+
+
+def connect():
+    conn = socket.socket(family, socket.SOCK_STREAM)
+    conn.connect((host, port))
+    return conn
+
+
+if mode in ("server", "server-recv"):
     listener = socket.socket(family, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind((host, port))
     listener.listen(16)
+    if mode == "server-recv":
+        conn, _ = listener.accept()
+        wait_for_end(conn)
+        sys.exit(0)
     listener.settimeout(1)
     held = []
     while time.monotonic() < deadline:
         try:
-            conn, _ = listener.accept()
-            held.append(conn)
+            held.append(listener.accept()[0])
         except socket.timeout:
             pass
-else:
+elif mode == "connect":
+    try:
+        conn = connect()
+        say("connected")
+    except OSError as e:
+        say("error %s %s" % (e.__class__.__name__, e))
+elif mode == "client-close":
+    connect().close()
+elif mode == "chatty":
+    conn = connect()
+    conn.sendall(b"GET / HTTP/1.1\r\nHost: test\r\nX-Slow: ")
+    try:
+        while time.monotonic() < deadline:
+            conn.sendall(b"a")
+            time.sleep(0.2)
+    except OSError as e:
+        say("error %s %s" % (e.__class__.__name__, e))
+elif mode == "client-send":
+    conn = connect()
+    sys.stdin.readline()
+    conn.sendall(b"x" * 65536)
+    wait_for_end(conn)
+elif mode == "http-read":
+    conn = connect()
+    conn.sendall(b"GET %s HTTP/1.1\r\nHost: test\r\n\r\n" % sys.argv[4].encode())
+    wait_for_end(conn)
+else:  # client
     conn = socket.create_connection((host, port), timeout=10)
     conn.settimeout(None)
-    started = time.monotonic()
-    try:
-        data = conn.recv(1)
-        print("closed" if not data else "data", flush=True)
-    except OSError as e:
-        print("error %s after %.1fs" % (e.__class__.__name__, time.monotonic() - started),
-              flush=True)
+    wait_for_end(conn)

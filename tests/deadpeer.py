@@ -1,0 +1,380 @@
+#!/usr/bin/env python3
+"""Dead-peer scenarios: how long a real, unmodified program takes to notice
+that its peer is gone, with kashim and without it.
+
+  deadpeer.py run SCENARIO PROGRAM [--without]   one run, one JSON line
+  deadpeer.py report [--json] [--jobs N]         every run, as a table
+
+Each run happens in a private network namespace of its own (the script
+re-executes itself under `unshare -n`), on its loopback; the peer vanishes
+when `tc qdisc add dev lo root blackhole` drops every packet.  Nothing
+leaves the namespace, every wait is bounded by --cap, and the namespace,
+its qdisc and its processes go away when the run ends.  Needs root.
+
+Timings (kashim's side): idle 2 s, interval 1 s, count 2, user timeout
+auto = 4 s.  The measured time runs from the moment the peer vanished (the
+blackhole; for "connect", the start of the connect) to the moment the
+program noticed: it exited on the error, or released the socket."""
+import argparse
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LIB = os.path.join(ROOT, "libkashim.so")
+HOLD = os.path.join(ROOT, "tests", "helpers", "hold.py")
+PEEK = os.path.join(ROOT, "tests", "sockpeek")
+PY = "/usr/bin/python3"
+PORT = 7000
+IDLE, INTERVAL, COUNT = 2, 1, 2
+BOUND = IDLE + INTERVAL * COUNT  # also the automatic user timeout
+CAP = 12.0
+
+SCENARIOS = {
+    "idle": "idle connection, peer vanishes",
+    "inflight": "data in flight, peer vanishes",
+    "connect": "peer unreachable during connect()",
+    "reboot": "peer rebooted (forgot the connection)",
+    "closewait": "peer closed and vanished (CLOSE_WAIT)",
+}
+PROGRAMS = {
+    "idle": ["python3", "socat", "nc", "nginx"],
+    "inflight": ["python3", "socat", "nc", "nginx"],
+    "connect": ["python3", "socat", "nc"],
+    "reboot": ["python3", "socat", "nc"],
+    "closewait": ["python3", "socat"],
+}
+
+
+def sh(*cmd):
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+
+
+class Run:
+    """One scenario for one program, inside this process's namespace."""
+
+    def __init__(self, scenario, program, kashim, cap):
+        self.scenario, self.program, self.kashim, self.cap = scenario, program, kashim, cap
+        self.tmp = tempfile.mkdtemp(prefix="deadpeer.")
+        os.chmod(self.tmp, 0o755)  # nginx workers run as nobody
+        self.procs = []
+        self.subject = None  # the program under test
+        self.how = ""
+
+    # -- processes ---------------------------------------------------
+    def start(self, argv, under_test=False, stdin=subprocess.DEVNULL):
+        env = dict(os.environ)
+        env.pop("LD_PRELOAD", None)
+        if under_test and self.kashim:
+            env.update(LD_PRELOAD=LIB, KASHIM_IDLE=str(IDLE),
+                       KASHIM_INTERVAL=str(INTERVAL), KASHIM_COUNT=str(COUNT))
+        log = open(os.path.join(self.tmp, "p%d.log" % len(self.procs)), "w+")
+        p = subprocess.Popen(argv, env=env, stdin=stdin, stdout=log, stderr=subprocess.STDOUT,
+                             start_new_session=True)
+        p.log = log
+        self.procs.append(p)
+        if under_test:
+            self.subject = p
+        return p
+
+    def stop(self):
+        for p in self.procs:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            p.wait()
+            p.log.close()
+        subprocess.run(["rm", "-rf", self.tmp])
+
+    def output(self, p):
+        p.log.flush()
+        p.log.seek(0)
+        return p.log.read()
+
+    # -- the network -------------------------------------------------
+    def sockets(self, state=None):
+        """Lines of `ss` for connections on PORT, optionally in one state."""
+        args = ["ss", "-Htanp"]
+        if state:
+            args += ["state", state]
+        out = sh(*args, "( sport = :%d or dport = :%d )" % (PORT, PORT)).stdout
+        return [line for line in out.splitlines() if line.strip()]
+
+    def wait_until(self, what, cond, limit=15.0):
+        end = time.monotonic() + limit
+        while time.monotonic() < end:
+            if cond():
+                return
+            time.sleep(0.02)
+        raise RuntimeError("timed out waiting for " + what)
+
+    def listening(self):
+        self.wait_until("a listener", lambda: any(
+            "LISTEN" in line for line in self.sockets()))
+
+    def established(self, n=2):
+        self.wait_until("the connection", lambda: len(self.sockets("established")) >= n)
+
+    def blackhole(self, on=True):
+        verb = "add" if on else "del"
+        r = sh("tc", "qdisc", verb, "dev", "lo", "root", "blackhole")
+        if r.returncode:
+            raise RuntimeError("tc qdisc %s: %s" % (verb, r.stderr.strip()))
+
+    # -- what "noticed" means -----------------------------------------
+    def exited(self):
+        if self.subject.poll() is None:
+            return False
+        out = self.output(self.subject).strip().splitlines()
+        last = out[-1] if out else ""
+        if self.program == "python3" and last.startswith("error "):
+            self.how = last.split(" ")[1]  # the exception's class
+        elif self.program == "socat" and " E " in last:
+            self.how = "socat: " + last.rsplit(": ", 1)[-1]  # its strerror
+        else:
+            self.how = "%s exited (status %d)" % (self.program, self.subject.returncode)
+        return True
+
+    def nginx_released(self):
+        """No nginx process holds a connection on PORT any more."""
+        held = [line for line in self.sockets() if "nginx" in line and "LISTEN" not in line]
+        if held:
+            return False
+        self.how = "nginx closed the connection"
+        return True
+
+    def left_close_wait(self):
+        """The program's accepted socket is no longer in CLOSE-WAIT."""
+        lines = subprocess.run([PEEK, str(self.subject.pid)], capture_output=True,
+                               text=True).stdout.splitlines()
+        mine = [line for line in lines
+                if "local=127.0.0.1:%d " % PORT in line and "state=LISTEN" not in line]
+        if any("state=CLOSE_WAIT" in line for line in mine):
+            return False
+        state = re.search(r"state=(\S+)", mine[0]).group(1) if mine else "fd closed"
+        self.how = "socket now " + state
+        return True
+
+    def measure(self, noticed, t0):
+        end = t0 + self.cap
+        while time.monotonic() < end:
+            if noticed():
+                return time.monotonic() - t0
+            time.sleep(0.01)
+        return None
+
+    # -- the programs ---------------------------------------------------
+    def nginx(self, extra=""):
+        conf = os.path.join(self.tmp, "nginx.conf")
+        with open(os.path.join(self.tmp, "big"), "wb") as f:
+            f.truncate(1 << 30)
+        with open(conf, "w") as f:
+            f.write("""worker_processes 1; daemon off; error_log %(t)s/error.log info;
+pid %(t)s/nginx.pid; events { worker_connections 64; }
+http { access_log off; client_body_temp_path %(t)s/b; proxy_temp_path %(t)s/p;
+  fastcgi_temp_path %(t)s/f; uwsgi_temp_path %(t)s/u; scgi_temp_path %(t)s/s;
+  server { listen 127.0.0.1:%(port)d; root %(t)s; %(extra)s } }
+""" % {"t": self.tmp, "port": PORT, "extra": extra})
+        return self.start(["nginx", "-p", self.tmp, "-c", conf], under_test=True)
+
+    def server_cmd(self, reading=True):
+        listen = "TCP4-LISTEN:%d,bind=127.0.0.1,reuseaddr" % PORT
+        if self.program == "python3":
+            return [PY, HOLD, "server-recv" if reading else "server", "127.0.0.1", str(PORT)]
+        if self.program == "socat":
+            if reading:
+                return ["socat", "-u", listen, "OPEN:/dev/null"]
+            return ["socat", "-u", "EXEC:sleep 600", listen]  # never reads the socket
+        if self.program == "nc":
+            return ["nc", "-d", "-l", "127.0.0.1", str(PORT)]
+        raise ValueError(self.program)
+
+    def client_cmd(self):
+        if self.program == "python3":
+            return [PY, HOLD, "client-send", "127.0.0.1", str(PORT)]
+        if self.program == "socat":
+            return ["socat", "STDIO", "TCP4:127.0.0.1:%d" % PORT]
+        if self.program == "nc":
+            return ["nc", "127.0.0.1", str(PORT)]
+        raise ValueError(self.program)
+
+    def connect_cmd(self):
+        if self.program == "python3":
+            return [PY, HOLD, "connect", "127.0.0.1", str(PORT)]
+        if self.program == "socat":
+            return ["socat", "-u", "TCP4:127.0.0.1:%d" % PORT, "OPEN:/dev/null"]
+        return ["nc", "127.0.0.1", str(PORT)]
+
+    # -- the scenarios ----------------------------------------------------
+    def idle(self):
+        """A server waits on a quiet client; the client vanishes."""
+        if self.program == "nginx":
+            self.nginx()
+            noticed = self.nginx_released
+        else:
+            self.start(self.server_cmd(), under_test=True)
+            noticed = self.exited
+        self.listening()
+        self.start([PY, HOLD, "chatty", "127.0.0.1", str(PORT)])
+        self.established()
+        time.sleep(0.5)
+        self.blackhole()
+        return self.measure(noticed, time.monotonic())
+
+    def inflight(self):
+        """The program has sent data the peer will never acknowledge."""
+        if self.program == "nginx":
+            self.nginx("location / { limit_rate 2m; }")
+            self.listening()
+            self.start([PY, HOLD, "http-read", "127.0.0.1", str(PORT), "/big"])
+            self.established()
+            time.sleep(0.5)
+            self.blackhole()
+            return self.measure(self.nginx_released, time.monotonic())
+        self.start([PY, HOLD, "server", "127.0.0.1", str(PORT)])
+        self.listening()
+        client = self.start(self.client_cmd(), under_test=True, stdin=subprocess.PIPE)
+        self.established()
+        time.sleep(0.5)
+        self.blackhole()
+        t0 = time.monotonic()
+        client.stdin.write(b"go\n" + b"y" * 65536)
+        client.stdin.flush()
+        return self.measure(self.exited, t0)
+
+    def connect(self):
+        """Nothing answers the SYN."""
+        self.blackhole()
+        t0 = time.monotonic()
+        self.start(self.connect_cmd(), under_test=True)
+        return self.measure(self.exited, t0)
+
+    def reboot(self):
+        """The peer's kernel forgets the connection and comes back."""
+        self.start(self.server_cmd(), under_test=True)
+        self.listening()
+        self.start([PY, HOLD, "client", "127.0.0.1", str(PORT)])
+        self.established()
+        time.sleep(0.3)
+        self.blackhole()
+        t0 = time.monotonic()
+        sh("ss", "-K", "dport", "=", ":%d" % PORT)  # its RST is dropped
+        self.blackhole(False)
+        return self.measure(self.exited, t0)
+
+    def closewait(self):
+        """The peer closed (we are in CLOSE-WAIT), then vanished; the
+        program never closes its side."""
+        self.start(self.server_cmd(reading=False), under_test=True)
+        self.listening()
+        self.start([PY, HOLD, "client-close", "127.0.0.1", str(PORT)])
+        self.wait_until("CLOSE-WAIT", lambda: self.sockets("close-wait"))
+        self.blackhole()
+        return self.measure(self.left_close_wait, time.monotonic())
+
+    def go(self):
+        sh("ip", "link", "set", "lo", "up")
+        try:
+            measured = getattr(self, self.scenario)()
+            error = None
+        except Exception as e:  # a broken set-up is a result, not a crash
+            measured, error = None, str(e)
+        finally:
+            self.stop()
+        return {"scenario": self.scenario, "program": self.program, "kashim": self.kashim,
+                "bound": bound_for(self.scenario), "idle": IDLE, "cap": self.cap,
+                "measured": None if measured is None else round(measured, 2),
+                "how": self.how, "error": error}
+
+
+def bound_for(scenario):
+    """The promise: all probes unanswered (idle, closewait), the user
+    timeout (inflight, connect), or the first probe (reboot)."""
+    return IDLE if scenario == "reboot" else BOUND
+
+
+def run_one(args):
+    if os.environ.get("DEADPEER_NETNS") != "1":
+        # Re-run in a network namespace of our own; it dies with us.
+        os.execvpe("unshare", ["unshare", "-n", "--", sys.executable] + sys.argv,
+                   dict(os.environ, DEADPEER_NETNS="1"))
+    result = Run(args.scenario, args.program, not args.without, args.cap).go()
+    print(json.dumps(result), flush=True)
+
+
+def spawn(scenario, program, kashim, cap):
+    cmd = [sys.executable, os.path.abspath(__file__), "run", scenario, program,
+           "--cap", str(cap)] + ([] if kashim else ["--without"])
+    env = dict(os.environ)
+    env.pop("DEADPEER_NETNS", None)
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=cap + 60, env=env)
+    try:
+        return json.loads(r.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        return {"scenario": scenario, "program": program, "kashim": kashim,
+                "bound": bound_for(scenario),
+                "idle": IDLE, "cap": cap, "measured": None, "how": "",
+                "error": (r.stderr or r.stdout).strip()[-300:] or "no output"}
+
+
+def report(args):
+    runs = [(s, p, k) for s in SCENARIOS for p in PROGRAMS[s] for k in (True, False)]
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        results = list(pool.map(lambda r: spawn(*r, args.cap), runs))
+    if args.json:
+        for r in results:
+            print(json.dumps(r))
+        return
+    fmt = "| %-38s | %-7s | %5s | %8s | %5s | %-14s | %s |"
+    print("kashim: idle %ds, interval %ds, count %d, user timeout auto (%d s); cap %ds"
+          % (IDLE, INTERVAL, COUNT, BOUND, args.cap))
+    print()
+    print(fmt % ("scenario", "program", "bound", "measured", "ratio", "without kashim",
+                 "how it ended (with kashim)"))
+    print(fmt % ("-" * 38, "-" * 7, "-" * 5, "-" * 8, "-" * 5, "-" * 14, "-" * 26))
+    by_key = {(r["scenario"], r["program"], r["kashim"]): r for r in results}
+    for s, p, k in runs:
+        if not k:
+            continue
+        w, wo = by_key[(s, p, True)], by_key[(s, p, False)]
+
+        def show(r):
+            if r["error"]:
+                return "error"
+            return "%.2f s" % r["measured"] if r["measured"] is not None else \
+                "> %d s" % r["cap"]
+        bound = "%d s" % w["bound"]
+        ratio = "%.2f" % (w["measured"] / w["bound"]) if w["measured"] is not None else "-"
+        how = w["error"] or w["how"]
+        without = show(wo) + ("" if wo["measured"] is None else " " + wo["how"])
+        print(fmt % (SCENARIOS[s], p, bound, show(w), ratio, without, how))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    one = sub.add_parser("run")
+    one.add_argument("scenario", choices=list(SCENARIOS))
+    one.add_argument("program")
+    one.add_argument("--without", action="store_true", help="run without kashim")
+    one.add_argument("--cap", type=float, default=CAP)
+    rep = sub.add_parser("report")
+    rep.add_argument("--json", action="store_true")
+    rep.add_argument("--jobs", type=int, default=6)
+    rep.add_argument("--cap", type=float, default=CAP)
+    args = ap.parse_args()
+    if args.cmd == "run":
+        run_one(args)
+    else:
+        report(args)
+
+
+if __name__ == "__main__":
+    main()
