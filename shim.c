@@ -369,13 +369,23 @@ out:
 	errno = saved;
 }
 
-static void kashim_after_accept(int listener, int fd, const struct kashim_config *cfg,
+/* False when an address the program passed or got back says the socket
+ * cannot be TCP: an AF_UNIX connect() or accept() costs no system call. */
+static bool kashim_maybe_inet(const struct sockaddr *addr, socklen_t len)
+{
+	if (!addr || len < (socklen_t)sizeof addr->sa_family)
+		return true;
+	return addr->sa_family == AF_INET || addr->sa_family == AF_INET6;
+}
+
+static void kashim_after_accept(int listener, int fd, const struct sockaddr *addr,
+				const socklen_t *len, const struct kashim_config *cfg,
 				const char *where)
 {
 	if (fd < 0)
 		return;
 	kashim_note_app_off(fd, false);
-	if (!cfg->enabled)
+	if (!cfg->enabled || (len && !kashim_maybe_inet(addr, *len)))
 		return;
 	if (kashim_app_turned_off(listener)) {
 		kashim_debug_left(fd, cfg, where,
@@ -410,7 +420,7 @@ KASHIM_API int connect(int fd, const struct sockaddr *addr, socklen_t len)
 	connect_fn *next = KASHIM_NEXT(connect);
 
 	/* Before the real call, so the user timeout also bounds the handshake. */
-	if (cfg->enabled && !kashim_app_turned_off(fd))
+	if (cfg->enabled && kashim_maybe_inet(addr, len) && !kashim_app_turned_off(fd))
 		kashim_adopt(fd, cfg, "connect");
 	if (next)
 		return next(fd, addr, len);
@@ -425,7 +435,7 @@ KASHIM_API int accept(int listener, struct sockaddr *addr, socklen_t *len)
 	int fd = next ? next(listener, addr, len)
 		      : (int)syscall(SYS_accept4, listener, addr, len, 0);
 
-	kashim_after_accept(listener, fd, cfg, "accept");
+	kashim_after_accept(listener, fd, addr, len, cfg, "accept");
 	return fd;
 }
 
@@ -437,7 +447,7 @@ KASHIM_API int accept4(int listener, struct sockaddr *addr, socklen_t *len, int 
 	int fd = next ? next(listener, addr, len, flags)
 		      : (int)syscall(SYS_accept4, listener, addr, len, flags);
 
-	kashim_after_accept(listener, fd, cfg, "accept4");
+	kashim_after_accept(listener, fd, addr, len, cfg, "accept4");
 	return fd;
 }
 

@@ -1,0 +1,78 @@
+# The system calls kashim adds, counted with strace: a count does not drift
+# the way timings do on a shared machine.
+. "$(dirname "$0")/lib.sh"
+
+# count_calls SCRIPT: run python3 SCRIPT under kashim and strace; print the
+# number of getsockopt and setsockopt calls made on the fds SCRIPT names
+# (it prints "fd N" lines), as "get=G set=S".
+traced() {
+	strace -f -qq -o "$TMP/trace" -e trace=getsockopt,setsockopt \
+		env LD_PRELOAD="$LIB" "$PY" -c "$1" > "$TMP/fds"
+}
+
+calls_on() {
+	local fd=$1 kind=$2
+	grep -cE "^[0-9]+ +$kind\($fd," "$TMP/trace"
+}
+
+test_tcp_socket_costs_one_call_per_option() {
+	need_cmd strace || return
+	traced 'import socket
+s = socket.socket()
+print(s.fileno())'
+	local fd set get
+	fd=$(cat "$TMP/fds")
+	set=$(calls_on "$fd" setsockopt) get=$(calls_on "$fd" getsockopt)
+	if [ "$set" -eq 5 ] && [ "$get" -eq 0 ]; then
+		ok "socket(): 5 setsockopt, no getsockopt"
+	else
+		fail "socket(): $set setsockopt, $get getsockopt"
+	fi
+}
+
+test_connect_and_accept_cost_one_call() {
+	need_cmd strace || return
+	traced 'import socket
+l = socket.create_server(("127.0.0.1", 0))
+c = socket.create_connection(l.getsockname())
+a, _ = l.accept()
+print(c.fileno(), a.fileno())'
+	local c a
+	read -r c a < "$TMP/fds"
+	if [ "$(calls_on "$c" getsockopt)" -eq 1 ] && [ "$(calls_on "$a" getsockopt)" -eq 1 ] &&
+		[ "$(calls_on "$a" setsockopt)" -eq 0 ]; then
+		ok "connect(): 1 getsockopt; accept(): 1 getsockopt, options inherited"
+	else
+		fail "connect fd $c / accept fd $a: $(grep -E "\(($c|$a)," "$TMP/trace" | tr '\n' ';')"
+	fi
+}
+
+test_unix_costs_nothing_udp_connect_two_reads() {
+	need_cmd strace || return
+	traced "import socket, os
+p = '$TMP/sock'
+l = socket.socket(socket.AF_UNIX); l.bind(p); l.listen()
+c = socket.socket(socket.AF_UNIX); c.connect(p)
+a, _ = l.accept()
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+print(l.fileno(), c.fileno(), a.fileno(), u.fileno())
+u.connect(('127.0.0.1', 9))"
+	local l c a u n=0
+	read -r l c a u < "$TMP/fds"
+	for fd in "$l" "$c" "$a"; do
+		n=$((n + $(calls_on "$fd" getsockopt) + $(calls_on "$fd" setsockopt)))
+	done
+	if [ "$n" -eq 0 ]; then
+		ok "AF_UNIX socket, connect and accept: no added call"
+	else
+		fail "AF_UNIX: $n calls: $(tr '\n' ';' < "$TMP/trace")"
+	fi
+	# SO_KEEPALIVE, then a TCP-level read that a UDP socket refuses.
+	if [ "$(calls_on "$u" getsockopt)" -eq 2 ] && [ "$(calls_on "$u" setsockopt)" -eq 0 ]; then
+		ok "UDP connect(): 2 getsockopt, nothing set"
+	else
+		fail "UDP: $(grep -E "\($u," "$TMP/trace" | tr '\n' ';')"
+	fi
+}
+
+run_tests
