@@ -8,12 +8,24 @@ KCFLAGS := -std=gnu11 $(WARN) $(HARDEN) $(CFLAGS)
 SHLIB_FLAGS := -fPIC -fvisibility=hidden
 LDHARDEN := -Wl,-z,relro,-z,now -Wl,--as-needed
 
+VERSION := 0.1.0
+PREFIX  ?= /usr/local
+LIBDIR  ?= $(PREFIX)/lib
+BINDIR  ?= $(PREFIX)/bin
+MANDIR  ?= $(PREFIX)/share/man
+
 LIB := libkashim.so
+CLI := kashim
+CLI_SRC := cli/kashim.c cli/inspect.c cli/doctor.c config.c
 TEST_BINS := tests/test_config tests/probe tests/sockpeek tests/libearly.so
 
-.PHONY: all check demo detect-report clean
+.PHONY: all check demo detect-report install uninstall clean
 
-all: $(LIB)
+all: $(LIB) $(CLI)
+
+$(CLI): $(CLI_SRC) cli/cli.h config.h
+	$(CC) $(KCFLAGS) -DKASHIM_VERSION='"$(VERSION)"' -DKASHIM_LIBDIR='"$(LIBDIR)"' \
+		-o $@ $(CLI_SRC) $(LDHARDEN)
 
 $(LIB): shim.c config.c config.h
 	$(CC) $(KCFLAGS) $(SHLIB_FLAGS) -shared -o $@ shim.c config.c \
@@ -31,7 +43,7 @@ tests/sockpeek: tests/sockpeek.c
 tests/libearly.so: tests/early.c
 	$(CC) $(KCFLAGS) -fPIC -shared -o $@ tests/early.c
 
-check: $(LIB) $(TEST_BINS)
+check: $(LIB) $(CLI) $(TEST_BINS)
 	@bash tests/run
 
 demo: $(LIB) tests/sockpeek
@@ -41,5 +53,16 @@ demo: $(LIB) tests/sockpeek
 detect-report: $(LIB) tests/sockpeek
 	@python3 tests/deadpeer.py report
 
+install: $(LIB) $(CLI)
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man7
+	install -m 0644 $(LIB) $(DESTDIR)$(LIBDIR)/$(LIB)
+	install -m 0755 $(CLI) $(DESTDIR)$(BINDIR)/$(CLI)
+	install -m 0644 man/kashim.1 $(DESTDIR)$(MANDIR)/man1/kashim.1
+	install -m 0644 man/libkashim.7 $(DESTDIR)$(MANDIR)/man7/libkashim.7
+
+uninstall:
+	rm -f $(DESTDIR)$(LIBDIR)/$(LIB) $(DESTDIR)$(BINDIR)/$(CLI) \
+		$(DESTDIR)$(MANDIR)/man1/kashim.1 $(DESTDIR)$(MANDIR)/man7/libkashim.7
+
 clean:
-	rm -f $(LIB) $(TEST_BINS)
+	rm -f $(LIB) $(CLI) $(TEST_BINS)

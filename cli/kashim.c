@@ -1,0 +1,485 @@
+/* kashim: run programs with libkashim.so, check a configuration, inspect a
+ * running process, tell whether a program can be reached.  Values are
+ * validated by config.c, the same parser the library uses. */
+#define _GNU_SOURCE
+#include "cli.h"
+#include "../config.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifndef KASHIM_VERSION
+#define KASHIM_VERSION "0.0.0"
+#endif
+#ifndef KASHIM_LIBDIR
+#define KASHIM_LIBDIR "/usr/local/lib"
+#endif
+
+extern char **environ;
+
+static const char main_usage[] =
+	"usage: kashim COMMAND [ARGS...]\n"
+	"\n"
+	"TCP keepalive for unmodified programs, by LD_PRELOAD of libkashim.so.\n"
+	"\n"
+	"commands:\n"
+	"  run [OPTIONS] [--] PROGRAM [ARGS...]  run PROGRAM with kashim\n"
+	"  check [--env-file FILE]               validate a configuration, show its effect\n"
+	"  inspect [--json] PID                  keepalive state of a process's TCP sockets\n"
+	"  doctor PROGRAM                        can kashim reach PROGRAM at all?\n"
+	"  dropin [OPTIONS]                      print a systemd drop-in that enables kashim\n"
+	"\n"
+	"kashim COMMAND --help tells more; kashim --version prints the version.\n"
+	"Exit status: 0 success, 1 a problem found, 2 usage; kashim run returns the\n"
+	"program's own status, or 125 (kashim failed), 126 (cannot execute), 127 (not found).\n";
+
+static const char settings_usage[] =
+	"  --idle D            idle time before the first probe (KASHIM_IDLE), 1s..32767s\n"
+	"  --interval D        time between probes (KASHIM_INTERVAL), 1s..32767s\n"
+	"  --count N           unanswered probes before the drop (KASHIM_COUNT), 1..127\n"
+	"  --user-timeout V    auto, off, or 1ms..2147483647ms (KASHIM_USER_TIMEOUT)\n"
+	"  --debug             one line on stderr per decision (KASHIM_DEBUG=1)\n"
+	"  --library PATH      the libkashim.so to use (default: found beside this\n"
+	"                      command, or in " KASHIM_LIBDIR ")\n"
+	"Durations: 45, 45s, 2m, 1h (and 1500ms for the user timeout).\n";
+
+/* Settings given as options, in the order given. */
+struct settings {
+	const char *name[8];
+	const char *value[8];
+	int n;
+	const char *library;
+};
+
+static void report_stderr(void *ctx, const char *line, size_t len)
+{
+	(void)ctx;
+	fwrite(line, 1, len, stderr);
+}
+
+/* Parses the settings options from argv[*i]; stops at the first other
+ * argument.  Returns false (message given) on a malformed option. */
+static bool parse_settings(int argc, char **argv, int *i, struct settings *s, bool *help,
+			   bool *force)
+{
+	static const struct { const char *opt, *var; } map[] = {
+		{ "--idle", "KASHIM_IDLE" }, { "--interval", "KASHIM_INTERVAL" },
+		{ "--count", "KASHIM_COUNT" }, { "--user-timeout", "KASHIM_USER_TIMEOUT" },
+	};
+
+	for (; *i < argc; (*i)++) {
+		const char *a = argv[*i];
+		size_t k, len;
+		bool matched = false;
+
+		if (!strcmp(a, "--")) {
+			(*i)++;
+			return true;
+		}
+		if (a[0] != '-')
+			return true;
+		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+			*help = true;
+			return true;
+		}
+		if (!strcmp(a, "--debug")) {
+			s->name[s->n] = "KASHIM_DEBUG";
+			s->value[s->n++] = "1";
+			continue;
+		}
+		if (force && !strcmp(a, "--force")) {
+			*force = true;
+			continue;
+		}
+		for (k = 0; k < sizeof map / sizeof map[0] + 1 && !matched; k++) {
+			const char *opt = k < sizeof map / sizeof map[0] ? map[k].opt : "--library";
+			const char *value;
+			len = strlen(opt);
+			if (strncmp(a, opt, len) || (a[len] != 0 && a[len] != '='))
+				continue;
+			if (a[len] == '=') {
+				value = a + len + 1;
+			} else if (*i + 1 < argc) {
+				value = argv[++*i];
+			} else {
+				fprintf(stderr, "kashim: %s needs a value\n", opt);
+				return false;
+			}
+			if (k == sizeof map / sizeof map[0]) {
+				s->library = value;
+			} else if (s->n < 8) {
+				s->name[s->n] = map[k].var;
+				s->value[s->n++] = value;
+			}
+			matched = true;
+		}
+		if (!matched) {
+			fprintf(stderr, "kashim: unknown option %s\n", a);
+			return false;
+		}
+	}
+	return true;
+}
+
+/* Validates the option values with the library's own parser; the messages
+ * name the variable each option sets. */
+static bool settings_valid(const struct settings *s)
+{
+	char *env[9], buf[8][256];
+	struct kashim_config cfg;
+	int k;
+
+	for (k = 0; k < s->n; k++) {
+		snprintf(buf[k], sizeof buf[k], "%s=%s", s->name[k], s->value[k]);
+		env[k] = buf[k];
+	}
+	env[s->n] = NULL;
+	return kashim_config_load(&cfg, env, false, report_stderr, NULL) == 0;
+}
+
+static bool usable(const char *path, char *out, size_t size)
+{
+	char real[PATH_MAX];
+
+	if (!realpath(path, real) || access(real, R_OK) != 0)
+		return false;
+	snprintf(out, size, "%s", real);
+	return true;
+}
+
+/* The library beside this command in a build tree, else the installed one. */
+static bool find_library(const struct settings *s, char *out, size_t size)
+{
+	char exe[PATH_MAX], path[PATH_MAX + 32];
+	ssize_t n;
+
+	if (s->library)
+		return usable(s->library, out, size);
+	n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	if (n > 0) {
+		exe[n] = 0;
+		snprintf(path, sizeof path, "%s/libkashim.so", dirname(exe));
+		if (usable(path, out, size))
+			return true;
+		snprintf(path, sizeof path, "%s/../lib/libkashim.so", exe);
+		if (usable(path, out, size))
+			return true;
+	}
+	return usable(KASHIM_LIBDIR "/libkashim.so", out, size);
+}
+
+/* LD_PRELOAD with lib appended, unless a libkashim.so is already there. */
+static char *preload_with(const char *lib)
+{
+	const char *old = getenv("LD_PRELOAD");
+	const char *p;
+	char *out;
+	size_t len;
+
+	if (!old || !*old)
+		return strdup(lib);
+	for (p = old; *p;) {
+		size_t n = strcspn(p, ": ");
+		if (n >= 12 && !strncmp(p + n - 12, "libkashim.so", 12) &&
+		    (n == 12 || p[n - 13] == '/'))
+			return strdup(old);
+		p += n;
+		p += strspn(p, ": ");
+	}
+	len = strlen(old) + strlen(lib) + 2;
+	out = malloc(len);
+	if (out)
+		snprintf(out, len, "%s:%s", old, lib);
+	return out;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+	struct settings s = { 0 };
+	struct doctor_verdict v;
+	bool help = false, force = false;
+	char lib[PATH_MAX];
+	char *preload;
+	int i = 1, k;
+
+	if (!parse_settings(argc, argv, &i, &s, &help, &force))
+		return EXIT_USAGE;
+	if (help) {
+		printf("usage: kashim run [OPTIONS] [--] PROGRAM [ARGS...]\n\n"
+		       "Runs PROGRAM with libkashim.so preloaded (added once to LD_PRELOAD,\n"
+		       "after what is there) and the given settings, by exec: the same pid,\n"
+		       "signals and exit status, fit for a container's PID 1 and for systemd.\n"
+		       "Refuses a program kashim cannot reach (see kashim doctor).\n\n"
+		       "options:\n%s"
+		       "  --force             run PROGRAM even if kashim cannot reach it\n\n"
+		       "Exit status: PROGRAM's own; 2 usage; 125 kashim failed or refused;\n"
+		       "126 PROGRAM cannot be executed; 127 PROGRAM not found.\n",
+		       settings_usage);
+		return EXIT_OK;
+	}
+	if (i >= argc) {
+		fprintf(stderr, "usage: kashim run [OPTIONS] [--] PROGRAM [ARGS...]\n");
+		return EXIT_USAGE;
+	}
+	if (!settings_valid(&s)) {
+		fprintf(stderr, "kashim run: nothing started; correct the option above\n");
+		return EXIT_USAGE;
+	}
+	if (!doctor_examine(argv[i], &v)) {
+		fprintf(stderr, "kashim run: %s\n", v.reason);
+		return errno == ENOENT || strstr(v.reason, "not found") ? EXIT_NOT_FOUND
+									: EXIT_CANNOT_EXEC;
+	}
+	if (!v.reachable && !force) {
+		fprintf(stderr, "kashim run: refusing %s: %s (--force runs it anyway)\n", v.path,
+			v.reason);
+		return EXIT_RUN_FAILED;
+	}
+	if (!find_library(&s, lib, sizeof lib)) {
+		fprintf(stderr, "kashim run: cannot find libkashim.so%s%s (use --library PATH)\n",
+			s.library ? " at " : "", s.library ? s.library : "");
+		return EXIT_RUN_FAILED;
+	}
+	preload = preload_with(lib);
+	if (!preload || setenv("LD_PRELOAD", preload, 1) != 0) {
+		perror("kashim run: LD_PRELOAD");
+		return EXIT_RUN_FAILED;
+	}
+	for (k = 0; k < s.n; k++)
+		if (setenv(s.name[k], s.value[k], 1) != 0) {
+			perror("kashim run: setenv");
+			return EXIT_RUN_FAILED;
+		}
+	execvp(argv[i], argv + i);
+	fprintf(stderr, "kashim run: %s: %s\n", argv[i], strerror(errno));
+	return errno == ENOENT ? EXIT_NOT_FOUND : EXIT_CANNOT_EXEC;
+}
+
+/* ---- check ---------------------------------------------------------- */
+
+struct env_file {
+	char **vars;
+	size_t n;
+	unsigned problems;
+};
+
+static bool valid_key(const char *s, size_t len)
+{
+	size_t i;
+
+	if (!len || (s[0] >= '0' && s[0] <= '9'))
+		return false;
+	for (i = 0; i < len; i++)
+		if (!(s[i] == '_' || (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' && s[i] <= 'z') ||
+		      (s[i] >= '0' && s[i] <= '9')))
+			return false;
+	return true;
+}
+
+/* KEY=VALUE lines as systemd's EnvironmentFile= and docker's --env-file
+ * take them: blank lines and #/; comments skipped, matching quotes around
+ * the value removed. */
+static bool read_env_file(const char *path, struct env_file *out)
+{
+	FILE *f = fopen(path, "re");
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t len;
+	unsigned lineno = 0;
+
+	memset(out, 0, sizeof *out);
+	if (!f) {
+		fprintf(stderr, "kashim: cannot read %s: %s\n", path, strerror(errno));
+		return false;
+	}
+	out->vars = calloc(1, sizeof *out->vars);
+	while (out->vars && (len = getline(&line, &cap, f)) >= 0) {
+		char *s = line, *eq, *value, **grown;
+		size_t vlen;
+
+		lineno++;
+		while (len > 0 && (s[len - 1] == '\n' || s[len - 1] == '\r'))
+			s[--len] = 0;
+		s += strspn(s, " \t");
+		if (!*s || *s == '#' || *s == ';')
+			continue;
+		eq = strchr(s, '=');
+		if (!eq || !valid_key(s, (size_t)(eq - s))) {
+			fprintf(stderr, "kashim: %s:%u: not a KEY=VALUE line\n", path, lineno);
+			out->problems++;
+			continue;
+		}
+		value = eq + 1;
+		vlen = strlen(value);
+		if (vlen >= 2 && (value[0] == '"' || value[0] == '\'') && value[vlen - 1] == value[0]) {
+			memmove(value, value + 1, vlen - 2);
+			value[vlen - 2] = 0;
+		}
+		grown = realloc(out->vars, (out->n + 2) * sizeof *grown);
+		if (!grown)
+			break;
+		out->vars = grown;
+		out->vars[out->n++] = strdup(s);
+		out->vars[out->n] = NULL;
+	}
+	free(line);
+	fclose(f);
+	return out->vars != NULL;
+}
+
+static void show_settings(const struct kashim_config *c)
+{
+	unsigned long idle_bound = (unsigned long)c->idle_s +
+				   (unsigned long)c->interval_s * (unsigned long)c->count;
+
+	printf("KASHIM               on\n");
+	printf("KASHIM_IDLE          %ds\n", c->idle_s);
+	printf("KASHIM_INTERVAL      %ds\n", c->interval_s);
+	printf("KASHIM_COUNT         %d\n", c->count);
+	if (c->user_timeout_mode == KASHIM_UT_OFF)
+		printf("KASHIM_USER_TIMEOUT  off (the kernel's, normally none)\n");
+	else
+		printf("KASHIM_USER_TIMEOUT  %ums%s\n", c->user_timeout_ms,
+		       c->user_timeout_mode == KASHIM_UT_AUTO ? " (auto: idle + interval x count)" : "");
+	printf("KASHIM_DEBUG         %s\n", c->debug ? "on" : "off");
+	printf("\nworst case to notice a dead peer:\n");
+	if (c->user_timeout_mode == KASHIM_UT_OFF || c->user_timeout_ms / 1000 >= idle_bound)
+		printf("  idle connection:   %lu s (%d s idle + %d probes x %d s)\n", idle_bound,
+		       c->idle_s, c->count, c->interval_s);
+	else
+		printf("  idle connection:   %g s (the user timeout ends it before the last of "
+		       "%d probes)\n", c->user_timeout_ms / 1000.0, c->count);
+	if (c->user_timeout_mode == KASHIM_UT_OFF)
+		printf("  data in flight:    the kernel's retransmission limit (about 15 minutes "
+		       "with net.ipv4.tcp_retries2=15)\n");
+	else
+		printf("  data in flight:    %g s (user timeout, from the first retransmission)\n",
+		       c->user_timeout_ms / 1000.0);
+	printf("  connect() to a host that never answers: %s\n",
+	       c->user_timeout_mode == KASHIM_UT_OFF ? "the kernel's SYN retries (about 130 s)"
+						     : "the user timeout");
+}
+
+static int cmd_check(int argc, char **argv)
+{
+	struct kashim_config cfg;
+	struct env_file file = { 0 };
+	const char *path = NULL;
+	char *const *envp = environ;
+	unsigned problems;
+	int i;
+
+	for (i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			printf("usage: kashim check [--env-file FILE]\n\n"
+			       "Validates the KASHIM_* variables of this environment, or of FILE\n"
+			       "(KEY=VALUE lines, as systemd's EnvironmentFile= and docker's\n"
+			       "--env-file), with the messages the library would give, and shows\n"
+			       "the effective settings and the worst-case time to notice a dead\n"
+			       "peer.  Exit status: 0 all well, 1 a problem, 2 usage.\n");
+			return EXIT_OK;
+		}
+		if (!strcmp(argv[i], "--env-file") && i + 1 < argc)
+			path = argv[++i];
+		else if (!strncmp(argv[i], "--env-file=", 11))
+			path = argv[i] + 11;
+		else {
+			fprintf(stderr, "usage: kashim check [--env-file FILE]\n");
+			return EXIT_USAGE;
+		}
+	}
+	if (path) {
+		if (!read_env_file(path, &file))
+			return EXIT_PROBLEM;
+		envp = file.vars;
+	}
+	problems = kashim_config_load(&cfg, envp, false, report_stderr, NULL) + file.problems;
+	if (!cfg.enabled) {
+		printf("KASHIM               off: kashim does nothing; programs run unchanged\n");
+	} else {
+		show_settings(&cfg);
+	}
+	if (!path) {
+		const char *pre = getenv("LD_PRELOAD");
+		if (!pre || !strstr(pre, "libkashim.so"))
+			printf("\nnote: LD_PRELOAD does not name libkashim.so here; these settings "
+			       "apply where it is preloaded (kashim run does that)\n");
+	}
+	if (problems)
+		fprintf(stderr, "kashim check: %u problem%s\n", problems, problems == 1 ? "" : "s");
+	return problems ? EXIT_PROBLEM : EXIT_OK;
+}
+
+/* ---- dropin --------------------------------------------------------- */
+
+static int cmd_dropin(int argc, char **argv)
+{
+	struct settings s = { 0 };
+	bool help = false;
+	char lib[PATH_MAX];
+	int i = 1, k;
+
+	if (!parse_settings(argc, argv, &i, &s, &help, NULL))
+		return EXIT_USAGE;
+	if (help) {
+		printf("usage: kashim dropin [OPTIONS]\n\n"
+		       "Prints a systemd drop-in that runs a service with kashim:\n\n"
+		       "  mkdir -p /etc/systemd/system/NAME.service.d\n"
+		       "  kashim dropin --idle 30s > /etc/systemd/system/NAME.service.d/kashim.conf\n"
+		       "  systemctl daemon-reload && systemctl restart NAME\n\n"
+		       "options:\n%s", settings_usage);
+		return EXIT_OK;
+	}
+	if (i < argc) {
+		fprintf(stderr, "kashim dropin: unexpected argument %s\n", argv[i]);
+		return EXIT_USAGE;
+	}
+	if (!settings_valid(&s)) {
+		fprintf(stderr, "kashim dropin: nothing written; correct the option above\n");
+		return EXIT_USAGE;
+	}
+	if (!find_library(&s, lib, sizeof lib)) {
+		fprintf(stderr, "kashim dropin: cannot find libkashim.so (use --library PATH)\n");
+		return EXIT_PROBLEM;
+	}
+	printf("# Written by kashim dropin: TCP keepalive for this service.\n"
+	       "# Replaces any LD_PRELOAD the unit sets; add its libraries here if it has some.\n"
+	       "[Service]\n"
+	       "Environment=LD_PRELOAD=%s\n", lib);
+	for (k = 0; k < s.n; k++)
+		printf("Environment=%s=%s\n", s.name[k], s.value[k]);
+	return EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		fputs(main_usage, stderr);
+		return EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+		fputs(main_usage, stdout);
+		return EXIT_OK;
+	}
+	if (!strcmp(argv[1], "--version")) {
+		printf("kashim %s\n", KASHIM_VERSION);
+		return EXIT_OK;
+	}
+	if (!strcmp(argv[1], "run"))
+		return cmd_run(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "check"))
+		return cmd_check(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "inspect"))
+		return cmd_inspect(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "doctor"))
+		return cmd_doctor(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "dropin"))
+		return cmd_dropin(argc - 1, argv + 1);
+	fprintf(stderr, "kashim: unknown command %s\n%s", argv[1], main_usage);
+	return EXIT_USAGE;
+}
