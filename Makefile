@@ -57,11 +57,12 @@ install: $(LIB) $(CLI)
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man7
 	install -m 0644 $(LIB) $(DESTDIR)$(LIBDIR)/$(LIB)
 	install -m 0755 $(CLI) $(DESTDIR)$(BINDIR)/$(CLI)
+	install -m 0755 scripts/kashim-entrypoint $(DESTDIR)$(BINDIR)/kashim-entrypoint
 	install -m 0644 man/kashim.1 $(DESTDIR)$(MANDIR)/man1/kashim.1
 	install -m 0644 man/libkashim.7 $(DESTDIR)$(MANDIR)/man7/libkashim.7
 
 uninstall:
-	rm -f $(DESTDIR)$(LIBDIR)/$(LIB) $(DESTDIR)$(BINDIR)/$(CLI) \
+	rm -f $(DESTDIR)$(LIBDIR)/$(LIB) $(DESTDIR)$(BINDIR)/$(CLI) $(DESTDIR)$(BINDIR)/kashim-entrypoint \
 		$(DESTDIR)$(MANDIR)/man1/kashim.1 $(DESTDIR)$(MANDIR)/man7/libkashim.7
 
 clean:

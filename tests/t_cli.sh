@@ -1,0 +1,319 @@
+# The kashim command: every subcommand and flag, the refusals and the exit
+# statuses, from the build tree and from a `make install` into a DESTDIR.
+. "$(dirname "$0")/lib.sh"
+
+K=$ROOT/kashim
+
+# expect_status WANT WHAT CMD...: CMD's exit status is WANT; its stdout is
+# in $TMP/out and its stderr in $TMP/err.
+expect_status() {
+	local want=$1 what=$2 got
+	shift 2
+	"$@" > "$TMP/out" 2> "$TMP/err"
+	got=$?
+	if [ "$got" -eq "$want" ]; then
+		ok "$what (status $got)"
+	else
+		fail "$what: status $got, want $want; stderr: $(head -c 300 "$TMP/err")"
+	fi
+}
+
+# expect_text FILE WHAT PATTERN: FILE has a line matching the regex.
+expect_text() {
+	if grep -qE -- "$3" "$1"; then ok "$2"; else fail "$2: '$3' not in: $(head -c 400 "$1")"; fi
+}
+
+test_help_and_version() {
+	expect_status 0 "--version" "$K" --version
+	expect_text "$TMP/out" "version line" '^kashim [0-9]+\.[0-9]+\.[0-9]+$'
+	expect_status 0 "--help" "$K" --help
+	expect_text "$TMP/out" "help lists every command" 'inspect .*PID'
+	local c
+	for c in run check inspect doctor dropin; do
+		expect_status 0 "$c --help" "$K" "$c" --help
+		expect_text "$TMP/out" "$c --help is a usage text on stdout" "^usage: kashim $c"
+	done
+	expect_status 2 "no command" "$K"
+	expect_status 2 "an unknown command" "$K" frobnicate
+	expect_text "$TMP/err" "says which command" 'unknown command frobnicate'
+	expect_status 2 "an unknown option" "$K" run --idel 5 true
+}
+
+test_check_environment() {
+	expect_status 0 "check: a good environment" env -i KASHIM_IDLE=5 KASHIM_INTERVAL=6 KASHIM_COUNT=3 "$K" check
+	expect_text "$TMP/out" "effective idle" '^KASHIM_IDLE +5s$'
+	expect_text "$TMP/out" "auto user timeout" '^KASHIM_USER_TIMEOUT +23000ms \(auto'
+	expect_text "$TMP/out" "worst case when idle" 'idle connection: +23 s \(5 s idle \+ 3 probes x 6 s\)'
+	expect_text "$TMP/out" "worst case with data in flight" 'data in flight: +23 s'
+	expect_status 1 "check: a bad value" env -i KASHIM_IDLE=10x "$K" check
+	if [ "$(cat "$TMP/err")" = 'kashim: KASHIM_IDLE="10x" ignored (unexpected characters after the number); accepted: 1s to 32767s, as 45, 45s, 2m or 1h; using the default 15s
+kashim check: 1 problem' ]; then
+		ok "check gives the library's own message, then the count"
+	else
+		fail "check stderr: $(cat "$TMP/err")"
+	fi
+	expect_status 1 "check: an unknown variable" env -i KASHIM_IDEL=5 "$K" check
+	expect_text "$TMP/err" "names the typo" 'KASHIM_IDEL is not a kashim variable'
+	expect_status 0 "check: user timeout off" env -i KASHIM_USER_TIMEOUT=off "$K" check
+	expect_text "$TMP/out" "data in flight falls back to the kernel" 'about 15 minutes'
+	expect_status 0 "check: KASHIM=off" env -i KASHIM=off "$K" check
+	expect_text "$TMP/out" "says kashim is off" '^KASHIM +off'
+}
+
+test_check_env_file() {
+	printf '# a comment\n\nKASHIM_IDLE="40s"\nKASHIM_COUNT=4\nOTHER=x\n' > "$TMP/good.env"
+	expect_status 0 "--env-file: good, with a quoted value" "$K" check --env-file "$TMP/good.env"
+	expect_text "$TMP/out" "reads the file's values" '^KASHIM_IDLE +40s$'
+	printf 'KASHIM_IDLE=40s\nthis is not a setting\nKASHIM_COUNT=0\n' > "$TMP/bad.env"
+	expect_status 1 "--env-file: a malformed line and a bad value" "$K" check --env-file "$TMP/bad.env"
+	expect_text "$TMP/err" "names file and line" "bad.env:2: not a KEY=VALUE line"
+	expect_text "$TMP/err" "and the bad value" 'KASHIM_COUNT="0" ignored \(out of range\)'
+	expect_text "$TMP/err" "counts both" 'kashim check: 2 problems'
+	expect_status 1 "--env-file: unreadable" "$K" check --env-file "$TMP/none.env"
+	expect_text "$TMP/err" "says why" "cannot read .*none.env: No such file"
+}
+
+test_run_sets_environment_and_execs() {
+	expect_status 0 "run: LD_PRELOAD gets the build tree's library" env -u LD_PRELOAD "$K" run printenv LD_PRELOAD
+	if [ "$(cat "$TMP/out")" = "$LIB" ]; then ok "LD_PRELOAD=$LIB"; else fail "LD_PRELOAD=$(cat "$TMP/out")"; fi
+	expect_status 0 "run: keeps an existing LD_PRELOAD" env LD_PRELOAD=/lib/x86_64-linux-gnu/libm.so.6 "$K" run printenv LD_PRELOAD
+	if [ "$(cat "$TMP/out")" = "/lib/x86_64-linux-gnu/libm.so.6:$LIB" ]; then ok "appended once"; else fail "$(cat "$TMP/out")"; fi
+	expect_status 0 "run: does not add the library twice" env LD_PRELOAD="$LIB" "$K" run printenv LD_PRELOAD
+	if [ "$(cat "$TMP/out")" = "$LIB" ]; then ok "not duplicated"; else fail "$(cat "$TMP/out")"; fi
+	expect_status 0 "run: options reach the program's sockets" "$K" run --idle 37 --interval=11 --count 4 --user-timeout 9s -- \
+		"$PY" -c 'import socket; s = socket.socket(); T = socket.IPPROTO_TCP
+print(*(s.getsockopt(T, o) for o in (socket.TCP_KEEPIDLE, socket.TCP_KEEPINTVL, socket.TCP_KEEPCNT, socket.TCP_USER_TIMEOUT)))'
+	if [ "$(cat "$TMP/out")" = "37 11 4 9000" ] && [ ! -s "$TMP/err" ]; then
+		ok "socket has 37 11 4 9000, nothing on stderr"
+	else
+		fail "socket has '$(cat "$TMP/out")', stderr '$(cat "$TMP/err")'"
+	fi
+	expect_status 0 "run --debug" "$K" run --debug "$PY" -c 'import socket; socket.socket()'
+	expect_text "$TMP/err" "debug lines appear" '^kashim\[[0-9]+\]: fd [0-9]+ \(socket\): keepalive set'
+	expect_status 7 "run: the program's exit status comes back" "$K" run sh -c 'exit 7'
+	expect_status 2 "run: a bad option value starts nothing" "$K" run --count 500 touch "$TMP/ran"
+	if [ -e "$TMP/ran" ]; then fail "the program ran"; else ok "the program did not run"; fi
+	expect_text "$TMP/err" "says so" 'kashim run: nothing started'
+	expect_status 127 "run: a program not found" "$K" run no-such-program-kashim
+	printf 'not a program\n' > "$TMP/plain"
+	chmod +x "$TMP/plain"
+	expect_status 125 "run: refuses a file that is not a program" "$K" run "$TMP/plain"
+	chmod -x "$TMP/plain"
+	expect_status 126 "run --force: a file that cannot be executed" "$K" run --force "$TMP/plain"
+	expect_status 125 "run: a library that is not there" "$K" run --library /nonexistent/libkashim.so true
+}
+
+test_run_keeps_pid_and_signals() {
+	bg "$K" run sh -c 'echo $$ > "$0"; exec sleep 30' "$TMP/pid"
+	local pid=$BG i status
+	for i in $(seq 50); do [ -s "$TMP/pid" ] && break; sleep 0.1; done
+	if [ "$(cat "$TMP/pid")" = "$pid" ]; then ok "run execs: the program has kashim's pid"; else fail "pid $(cat "$TMP/pid") != $pid"; fi
+	sleep 0.2
+	kill -TERM "$pid"
+	wait "$pid"
+	status=$?
+	if [ "$status" -eq 143 ]; then ok "SIGTERM reaches the program (status 143)"; else fail "status $status"; fi
+}
+
+test_run_refuses_setuid() {
+	need_root || return
+	cp /usr/bin/true "$TMP/suid-true"
+	chmod u+s "$TMP/suid-true"
+	expect_status 125 "run: refuses a setuid program" "$K" run "$TMP/suid-true"
+	if [ "$(wc -l < "$TMP/err")" -eq 1 ] && grep -q 'refusing .*suid-true: no: setuid' "$TMP/err"; then
+		ok "in one line: $(cat "$TMP/err")"
+	else
+		fail "$(cat "$TMP/err")"
+	fi
+	expect_status 0 "run --force runs it anyway" "$K" run --force "$TMP/suid-true"
+}
+
+test_doctor() {
+	need_cmd cc || return
+	expect_status 0 "doctor: python3" "$K" doctor "$PY"
+	expect_text "$TMP/out" "dynamic, glibc" 'yes: dynamically linked'
+	expect_status 0 "doctor: curl reaches sockets through libcurl" "$K" doctor curl
+	expect_text "$TMP/out" "names the library" 'its library libcurl\.so\.4 calls socket'
+	printf 'int main(void) { return 0; }\n' > "$TMP/s.c"
+	cc -static -o "$TMP/static" "$TMP/s.c" && expect_status 1 "doctor: a static binary" "$K" doctor "$TMP/static"
+	expect_text "$TMP/out" "says static" 'no: statically linked'
+	printf '__attribute__((section(".go.buildinfo"), used)) static const char b[] = "go";\nint main(void) { return 0; }\n' > "$TMP/go.c"
+	cc -o "$TMP/gomark" "$TMP/go.c" && expect_status 1 "doctor: a binary with Go's build-info section (a stand-in for Go)" "$K" doctor "$TMP/gomark"
+	expect_text "$TMP/out" "says Go" 'no: a Go program'
+	printf '#!/bin/sh\nexit 0\n' > "$TMP/script.sh"
+	chmod +x "$TMP/script.sh"
+	expect_status 0 "doctor: a sh script" "$K" doctor "$TMP/script.sh"
+	expect_text "$TMP/out" "judged by its interpreter" 'a script run by /bin/sh: yes'
+	printf '#!/usr/bin/env python3\n' > "$TMP/script.py"
+	expect_status 0 "doctor: an env python3 script" "$K" doctor "$TMP/script.py"
+	expect_text "$TMP/out" "follows env to python3" 'a script run by .*python3.*: yes'
+	printf '#!%s\n' "$TMP/static" > "$TMP/static-script"
+	expect_status 1 "doctor: a script whose interpreter is static" "$K" doctor "$TMP/static-script"
+	printf 'hello\n' > "$TMP/text"
+	expect_status 1 "doctor: a text file" "$K" doctor "$TMP/text"
+	expect_status 1 "doctor: a missing program" "$K" doctor no-such-program-kashim
+	expect_text "$TMP/err" "says not found" 'not found in PATH'
+	expect_status 2 "doctor: no argument" "$K" doctor
+}
+
+test_doctor_setuid_and_capabilities() {
+	need_root || return
+	need_cmd setcap || return
+	cp /usr/bin/true "$TMP/suid"
+	chmod u+s "$TMP/suid"
+	expect_status 1 "doctor: a setuid copy" "$K" doctor "$TMP/suid"
+	expect_text "$TMP/out" "says setuid" 'no: setuid'
+	cp /usr/bin/true "$TMP/sgid"
+	chmod g+s "$TMP/sgid"
+	expect_status 1 "doctor: a setgid copy" "$K" doctor "$TMP/sgid"
+	cp /usr/bin/true "$TMP/caps"
+	setcap cap_net_raw+ep "$TMP/caps"
+	expect_status 1 "doctor: a copy with file capabilities" "$K" doctor "$TMP/caps"
+	expect_text "$TMP/out" "says capabilities" 'file capabilities'
+}
+
+# inspect PID agrees with the independent reader and with ss.
+test_inspect_with_and_without_kashim() {
+	local port server client
+	port=$(free_port)
+	bg "${SHIM[@]}" "$PY" "$HELPERS/hold.py" server 127.0.0.1 "$port"
+	server=$BG
+	wait_listen "$port" || { fail "no server"; return; }
+	bg "$PY" "$HELPERS/hold.py" client 127.0.0.1 "$port"
+	client=$BG
+	expect_socket "$server" "state=ESTABLISHED" "$WANT" "the server's connection (sockpeek)"
+	expect_status 0 "inspect the server" "$K" inspect "$server"
+	expect_text "$TMP/out" "connection: on, 37 s, 11 s, 4, 81000 ms, next probe due" \
+		"^[0-9]+ +ESTABLISHED +127\.0\.0\.1:$port +127\.0\.0\.1:[0-9]+ +on +37s +11s +4 +81000ms in [0-9.]+s \(0 unanswered\)$"
+	expect_text "$TMP/out" "listener: on, no timer" "^[0-9]+ +LISTEN +127\.0\.0\.1:$port .* on +37s +11s +4 +81000ms -$"
+	expect_status 0 "inspect the client without kashim" "$K" inspect "$client"
+	expect_text "$TMP/out" "client: keepalive off, no timer" "^[0-9]+ +ESTABLISHED .*:$port +off .* 0ms -$"
+	expect_status 0 "inspect --json" "$K" inspect --json "$server"
+	"$PY" - "$TMP/out" "$(peek "$server")" "$port" <<'PYEOF' && ok "--json matches the kernel (sockpeek) fd by fd" || fail "--json differs: $(cat "$TMP/out")"
+import json, re, sys
+rows = json.load(open(sys.argv[1]))
+peek = {int(m.group(1)): m.group(0) for m in re.finditer(r"fd=(\d+) .*", sys.argv[2])}
+assert len(rows) == 2, rows
+for r in rows:
+    line = peek[r["fd"]]
+    want = "keepalive=%d idle=%d interval=%d count=%d user_timeout=%d" % (
+        r["keepalive"], r["idle_s"], r["interval_s"], r["count"], r["user_timeout_ms"])
+    assert want in line and ("state=" + r["state"]) in line, (r, line)
+    if r["state"] == "ESTABLISHED":
+        assert r["timer"] == "keepalive" and 0 <= r["next_probe_ms"] <= 37000, r
+PYEOF
+	expect_status 1 "inspect: no such process" "$K" inspect 4194000
+	expect_status 2 "inspect: not a pid" "$K" inspect abc
+}
+
+test_inspect_other_network_namespace() {
+	need_root || return
+	bg unshare -n sh -c "ip link set lo up; exec env LD_PRELOAD=$LIB ${KENV[*]} $PY -c '
+import socket, time
+l = socket.create_server((\"127.0.0.1\", 7001)); c = socket.create_connection((\"127.0.0.1\", 7001)); a, _ = l.accept()
+time.sleep(30)'"
+	local i
+	for i in $(seq 50); do "$K" inspect "$BG" 2> /dev/null | grep -q ESTABLISHED && break; sleep 0.1; done
+	expect_status 0 "inspect a process in another network namespace" "$K" inspect "$BG"
+	if [ "$(grep -cE 'ESTABLISHED .* on +37s .* in [0-9.]+s' "$TMP/out")" -eq 2 ]; then
+		ok "both ends show their next probe (sock_diag asked in that namespace)"
+	else
+		fail "$(cat "$TMP/out")"
+	fi
+}
+
+test_inspect_permission_denied() {
+	need_root || return
+	need_cmd setpriv || return
+	bg sleep 30
+	expect_status 1 "inspect as nobody on root's process" setpriv --reuid=65534 --regid=65534 --clear-groups "$K" inspect "$BG"
+	expect_text "$TMP/err" "a clear message" 'cannot (list|read) .* of pid [0-9]+: Permission denied|Operation not permitted'
+}
+
+test_dropin() {
+	expect_status 0 "dropin" "$K" dropin --idle 30s --count 3
+	if [ "$(cat "$TMP/out" | grep -v '^#')" = "[Service]
+Environment=LD_PRELOAD=$LIB
+Environment=KASHIM_IDLE=30s
+Environment=KASHIM_COUNT=3" ]; then ok "the drop-in text"; else fail "$(cat "$TMP/out")"; fi
+	cp "$TMP/out" "$TMP/dropin.conf"
+	expect_status 2 "dropin: a bad value" "$K" dropin --idle 0
+	need_cmd systemd-analyze || return
+	mkdir -p "$TMP/units/example.service.d"
+	cp "$ROOT/scripts/systemd/example.service" "$ROOT/scripts/systemd/example.socket" "$TMP/units/"
+	cp "$TMP/dropin.conf" "$TMP/units/example.service.d/kashim.conf"
+	(cd "$TMP/units" && SYSTEMD_LOG_LEVEL=debug systemd-analyze verify ./example.service ./example.socket) > "$TMP/verify" 2>&1
+	if [ $? -eq 0 ] && grep -q "Environment: LD_PRELOAD=$LIB" "$TMP/verify" && grep -q 'Environment: KASHIM_IDLE=30s' "$TMP/verify"; then
+		ok "systemd-analyze verify accepts the drop-in and reads its variables"
+	else
+		fail "verify: $(grep -iE 'error|warn|kashim' "$TMP/verify" | head -5)"
+	fi
+	cp "$ROOT/scripts/systemd/kashim.conf" "$TMP/units/example.service.d/kashim.conf"
+	(cd "$TMP/units" && systemd-analyze verify ./example.service) > "$TMP/verify" 2>&1 &&
+		ok "the shipped example drop-in verifies too" || fail "$(cat "$TMP/verify")"
+}
+
+test_install_into_destdir() {
+	local d=$TMP/destdir
+	make -s -C "$ROOT" install DESTDIR="$d" PREFIX=/usr > "$TMP/inst" 2>&1 || { fail "make install: $(cat "$TMP/inst")"; return; }
+	local f missing=""
+	for f in usr/lib/libkashim.so usr/bin/kashim usr/bin/kashim-entrypoint \
+		usr/share/man/man1/kashim.1 usr/share/man/man7/libkashim.7; do
+		[ -e "$d/$f" ] || missing="$missing $f"
+	done
+	if [ -z "$missing" ]; then ok "make install puts all five files in place"; else fail "missing:$missing"; fi
+	expect_status 0 "the installed kashim run finds the installed library" env -u LD_PRELOAD "$d/usr/bin/kashim" run printenv LD_PRELOAD
+	if [ "$(cat "$TMP/out")" = "$d/usr/lib/libkashim.so" ]; then ok "LD_PRELOAD=$(cat "$TMP/out")"; else fail "$(cat "$TMP/out")"; fi
+	expect_status 0 "the installed kashim gives keepalive" "$d/usr/bin/kashim" run --idle 41 "$PY" -c 'import socket; print(socket.socket().getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE))'
+	if [ "$(cat "$TMP/out")" = 41 ]; then ok "idle 41 from the installed library"; else fail "$(cat "$TMP/out")"; fi
+	if need_cmd groff; then
+		for f in "$d/usr/share/man/man1/kashim.1" "$d/usr/share/man/man7/libkashim.7"; do
+			if [ -z "$(groff -man -ww -z "$f" 2>&1)" ]; then ok "$(basename "$f") renders without a warning"; else fail "$(groff -man -ww -z "$f" 2>&1 | head -3)"; fi
+		done
+	fi
+	make -s -C "$ROOT" uninstall DESTDIR="$d" PREFIX=/usr > /dev/null 2>&1
+	if [ -z "$(find "$d" -type f)" ]; then ok "make uninstall removes every file"; else fail "left: $(find "$d" -type f)"; fi
+}
+
+# The container entrypoint, as a runtime uses it: exec'd as PID-keeping
+# wrapper, signals to the program, its status back; in several shells.
+entrypoint_case() {
+	local shell=$1
+	need_cmd "$shell" || return
+	expect_status 0 "$shell: the program runs with kashim" env -u LD_PRELOAD KASHIM_LIB="$LIB" KASHIM_IDLE=29 \
+		"$shell" "$ROOT/scripts/kashim-entrypoint" "$PY" -c 'import os, socket
+print(os.environ["LD_PRELOAD"], "KASHIM_LIB" in os.environ, socket.socket().getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE))'
+	if [ "$(cat "$TMP/out")" = "$LIB False 29" ] && [ ! -s "$TMP/err" ]; then
+		ok "$shell: LD_PRELOAD set, KASHIM_LIB removed, idle 29"
+	else
+		fail "$shell: '$(cat "$TMP/out")' '$(cat "$TMP/err")'"
+	fi
+	expect_status 0 "$shell: an LD_PRELOAD naming kashim is kept" env LD_PRELOAD="$LIB" KASHIM_LIB="$LIB" \
+		"$shell" "$ROOT/scripts/kashim-entrypoint" printenv LD_PRELOAD
+	[ "$(cat "$TMP/out")" = "$LIB" ] && ok "$shell: not added twice" || fail "$(cat "$TMP/out")"
+	expect_status 3 "$shell: the exit status comes back" env KASHIM_LIB="$LIB" "$shell" "$ROOT/scripts/kashim-entrypoint" sh -c 'exit 3'
+	rm -f "$TMP/pid"
+	bg env KASHIM_LIB="$LIB" "$shell" "$ROOT/scripts/kashim-entrypoint" sh -c 'echo $$ > "$0"; exec sleep 30' "$TMP/pid"
+	local pid=$BG i status
+	for i in $(seq 50); do [ -s "$TMP/pid" ] && break; sleep 0.1; done
+	[ "$(cat "$TMP/pid")" = "$pid" ] && ok "$shell: the program keeps the entrypoint's pid" || fail "pid $(cat "$TMP/pid") != $pid"
+	sleep 0.2
+	kill -TERM "$pid"
+	wait "$pid"
+	status=$?
+	[ "$status" -eq 143 ] && ok "$shell: SIGTERM reaches the program" || fail "$shell: status $status"
+	expect_status 125 "$shell: no program given" "$shell" "$ROOT/scripts/kashim-entrypoint"
+}
+
+test_entrypoint_dash() { entrypoint_case dash; }
+test_entrypoint_bash() { entrypoint_case bash; }
+test_entrypoint_busybox() {
+	need_cmd busybox || return
+	mkdir -p "$TMP/bb"
+	ln -s "$(command -v busybox)" "$TMP/bb/busybox-sh"
+	printf '#!/bin/sh\nexec busybox sh "$@"\n' > "$TMP/bb/bbsh"
+	chmod +x "$TMP/bb/bbsh"
+	PATH="$TMP/bb:$PATH" entrypoint_case bbsh
+}
+
+run_tests
