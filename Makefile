@@ -46,7 +46,7 @@ tests/libearly.so: tests/early.c
 check: $(LIB) $(CLI) $(TEST_BINS)
 	@bash tests/run
 
-demo: $(LIB) tests/sockpeek
+demo: $(LIB) $(CLI)
 	@bash scripts/demo
 
 # Every dead-peer scenario with and without kashim, as a table (root).
