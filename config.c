@@ -1,7 +1,14 @@
 /* kashim configuration parsing and validation.  See config.h. */
 #include "config.h"
 
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* ---- line builder ------------------------------------------------------ */
 
@@ -80,6 +87,10 @@ enum verdict {
 	V_RANGE,
 	V_NO_MS,
 	V_WORD,
+	V_RULE,
+	V_TOO_MANY,
+	V_EMPTY_ITEM,
+	V_NOT_IN_FILE,
 };
 
 static const char *const verdict_text[] = {
@@ -91,6 +102,10 @@ static const char *const verdict_text[] = {
 	[V_RANGE] = "out of range",
 	[V_NO_MS] = "the kernel takes whole seconds here, not ms",
 	[V_WORD] = "not a recognised word",
+	[V_RULE] = "not an address, network or port",
+	[V_TOO_MANY] = "more than 32 rules",
+	[V_EMPTY_ITEM] = "an empty item",
+	[V_NOT_IN_FILE] = "only accepted in the environment",
 };
 
 static bool is_digit(char c)
@@ -232,26 +247,254 @@ static enum verdict parse_switch(const char *s, bool *out)
 	return V_WORD;
 }
 
+/* ---- address and port rules (KASHIM_ONLY, KASHIM_SKIP) ---------------- */
+
+static bool parse_port(const char *s, size_t len, unsigned short *out)
+{
+	unsigned long n = 0;
+	size_t i;
+
+	if (!len || len > 5)
+		return false;
+	for (i = 0; i < len; i++) {
+		if (!is_digit(s[i]))
+			return false;
+		n = n * 10 + (unsigned)(s[i] - '0');
+	}
+	if (n < 1 || n > 65535)
+		return false;
+	*out = (unsigned short)n;
+	return true;
+}
+
+/* ":5432" or ":8000-8999" (after the colon) */
+static bool parse_ports(const char *s, size_t len, struct kashim_rule *r)
+{
+	const char *dash = memchr(s, '-', len);
+
+	if (!dash)
+		return parse_port(s, len, &r->port_lo) && (r->port_hi = r->port_lo, true);
+	return parse_port(s, (size_t)(dash - s), &r->port_lo) &&
+	       parse_port(dash + 1, len - (size_t)(dash - s) - 1, &r->port_hi) &&
+	       r->port_lo <= r->port_hi;
+}
+
+/* "10.0.0.0/8", "::1", "fd00::/8" */
+static bool parse_network(const char *s, size_t len, struct kashim_rule *r)
+{
+	char text[64];
+	const char *slash = memchr(s, '/', len);
+	size_t alen = slash ? (size_t)(slash - s) : len;
+	unsigned long bits;
+	int i;
+
+	if (!alen || alen >= sizeof text)
+		return false;
+	memcpy(text, s, alen);
+	text[alen] = 0;
+	if (inet_pton(AF_INET, text, r->addr) == 1)
+		r->family = AF_INET, bits = 32;
+	else if (inet_pton(AF_INET6, text, r->addr) == 1)
+		r->family = AF_INET6, bits = 128;
+	else
+		return false;
+	if (slash) {
+		unsigned long max = bits;
+		size_t plen = len - alen - 1;
+		bits = 0;
+		if (!plen || plen > 3)
+			return false;
+		for (i = 0; i < (int)plen; i++) {
+			if (!is_digit(slash[1 + i]))
+				return false;
+			bits = bits * 10 + (unsigned)(slash[1 + i] - '0');
+		}
+		if (bits > max)
+			return false;
+	}
+	r->prefix = (unsigned char)bits;
+	/* Clear host bits, so 10.1.2.3/8 means 10.0.0.0/8. */
+	for (i = 0; i < 16; i++) {
+		int keep = (int)bits - 8 * i;
+		if (keep <= 0)
+			r->addr[i] = 0;
+		else if (keep < 8)
+			r->addr[i] &= (unsigned char)(0xff << (8 - keep));
+	}
+	return true;
+}
+
+static enum verdict parse_rule(const char *s, size_t len, struct kashim_rule *r)
+{
+	const char *colon;
+
+	memset(r, 0, sizeof *r);
+	r->port_lo = 1;
+	r->port_hi = 65535;
+	if (s[0] == ':')
+		return parse_ports(s + 1, len - 1, r) ? V_OK : V_RULE;
+	if (s[0] == '[') {
+		const char *close = memchr(s, ']', len);
+		if (!close || !parse_network(s + 1, (size_t)(close - s) - 1, r) ||
+		    r->family != AF_INET6)
+			return V_RULE;
+		if ((size_t)(close - s) + 1 == len)
+			return V_OK;
+		if (close[1] != ':')
+			return V_RULE;
+		return parse_ports(close + 2, len - (size_t)(close - s) - 2, r) ? V_OK : V_RULE;
+	}
+	colon = memchr(s, ':', len);
+	if (colon && !memchr(colon + 1, ':', len - (size_t)(colon - s) - 1)) {
+		/* one colon: IPv4 address or network with a port */
+		if (!parse_network(s, (size_t)(colon - s), r) || r->family != AF_INET)
+			return V_RULE;
+		return parse_ports(colon + 1, len - (size_t)(colon - s) - 1, r) ? V_OK : V_RULE;
+	}
+	return parse_network(s, len, r) ? V_OK : V_RULE;
+}
+
+static bool is_space(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+static enum verdict parse_rules(const char *s, struct kashim_rules *out)
+{
+	if (!valid_utf8(s))
+		return V_NOT_UTF8;
+	out->n = 0;
+	for (;;) {
+		size_t len = strcspn(s, ",");
+		const char *item = s;
+		size_t ilen = len;
+		enum verdict v;
+
+		while (ilen && is_space(*item))
+			item++, ilen--;
+		while (ilen && is_space(item[ilen - 1]))
+			ilen--;
+		if (!ilen)
+			return V_EMPTY_ITEM;
+		if (out->n == KASHIM_MAX_RULES)
+			return V_TOO_MANY;
+		v = parse_rule(item, ilen, &out->rule[out->n]);
+		if (v != V_OK)
+			return v;
+		out->n++;
+		if (!s[len])
+			return V_OK;
+		s += len + 1;
+	}
+}
+
+bool kashim_rules_match(const struct kashim_rules *rules, int family,
+			const unsigned char *addr, unsigned port)
+{
+	static const unsigned char mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+	int i;
+
+	if (family == AF_INET6 && !memcmp(addr, mapped, sizeof mapped)) {
+		family = AF_INET; /* ::ffff:a.b.c.d matches IPv4 rules */
+		addr += 12;
+	}
+	for (i = 0; i < rules->n; i++) {
+		const struct kashim_rule *r = &rules->rule[i];
+		unsigned full = r->prefix / 8u, rest = r->prefix % 8u;
+		if (port < r->port_lo || port > r->port_hi)
+			continue;
+		if (!r->family)
+			return true;
+		if (r->family != family || memcmp(addr, r->addr, full))
+			continue;
+		if (rest && ((addr[full] ^ r->addr[full]) & (0xff << (8 - rest))))
+			continue;
+		return true;
+	}
+	return false;
+}
+
+bool kashim_config_covers(const struct kashim_config *cfg, bool server, int family,
+			  const unsigned char *addr, unsigned port)
+{
+	if (cfg->scope == (server ? KASHIM_SCOPE_CLIENT : KASHIM_SCOPE_SERVER))
+		return false;
+	if (cfg->has_only && !kashim_rules_match(&cfg->only, family, addr, port))
+		return false;
+	return !kashim_rules_match(&cfg->skip, family, addr, port);
+}
+
+bool kashim_config_deferred(const struct kashim_config *cfg)
+{
+	return cfg->scope != KASHIM_SCOPE_ALL || cfg->has_only || cfg->skip.n > 0;
+}
+
 /* ---- the variables ----------------------------------------------------- */
 
 enum var_id { VAR_SWITCH, VAR_IDLE, VAR_INTERVAL, VAR_COUNT, VAR_USER_TIMEOUT,
-	      VAR_DEBUG, VAR_COUNT_ };
+	      VAR_DEBUG, VAR_SCOPE, VAR_ONLY, VAR_SKIP, VAR_PROGRAMS, VAR_SKIP_PROGRAMS,
+	      VAR_MODE, VAR_CONFIG, VAR_COUNT_ };
+
+enum kind { K_SWITCH, K_SECONDS, K_COUNT, K_USER_TIMEOUT, K_SCOPE, K_RULES, K_GLOBS,
+	    K_MODE, K_PATH };
 
 struct var {
 	const char *name;
+	const char *key; /* in a configuration file */
+	enum kind kind;
 	const char *accepted;    /* shown after "accepted: " */
 	const char *default_txt; /* shown after "using the default " */
 };
 
+#define DURATION_FORM "1s to 32767s, as 45, 45s, 2m or 1h"
+#define SWITCH_FORM "on/off, 1/0, yes/no, true/false"
+#define RULES_FORM "comma-separated addresses, networks and ports, as 10.0.0.0/8, ::1, :5432, :8000-8999, 10.1.2.3:5432, [fd00::/8]:443"
+#define GLOBS_FORM "comma-separated program names or shell globs, as java,python3*"
+
 static const struct var vars[VAR_COUNT_] = {
-	[VAR_SWITCH] = { "KASHIM", "on/off, 1/0, yes/no, true/false", "on" },
-	[VAR_IDLE] = { "KASHIM_IDLE", "1s to 32767s, as 45, 45s, 2m or 1h", "15s" },
-	[VAR_INTERVAL] = { "KASHIM_INTERVAL", "1s to 32767s, as 45, 45s, 2m or 1h", "15s" },
-	[VAR_COUNT] = { "KASHIM_COUNT", "a whole number from 1 to 127", "9" },
-	[VAR_USER_TIMEOUT] = { "KASHIM_USER_TIMEOUT",
+	[VAR_SWITCH] = { "KASHIM", "kashim", K_SWITCH, SWITCH_FORM, "on" },
+	[VAR_IDLE] = { "KASHIM_IDLE", "idle", K_SECONDS, DURATION_FORM, "15s" },
+	[VAR_INTERVAL] = { "KASHIM_INTERVAL", "interval", K_SECONDS, DURATION_FORM, "15s" },
+	[VAR_COUNT] = { "KASHIM_COUNT", "count", K_COUNT, "a whole number from 1 to 127", "9" },
+	[VAR_USER_TIMEOUT] = { "KASHIM_USER_TIMEOUT", "user_timeout", K_USER_TIMEOUT,
 			       "auto, off, or 1ms to 2147483647ms, as 30, 30s, 1500ms, 2m or 1h",
 			       "auto" },
-	[VAR_DEBUG] = { "KASHIM_DEBUG", "on/off, 1/0, yes/no, true/false", "off" },
+	[VAR_DEBUG] = { "KASHIM_DEBUG", "debug", K_SWITCH, SWITCH_FORM, "off" },
+	[VAR_SCOPE] = { "KASHIM_SCOPE", "scope", K_SCOPE, "all, client or server", "all" },
+	[VAR_ONLY] = { "KASHIM_ONLY", "only", K_RULES, RULES_FORM, "every connection" },
+	[VAR_SKIP] = { "KASHIM_SKIP", "skip", K_RULES, RULES_FORM, "none skipped" },
+	[VAR_PROGRAMS] = { "KASHIM_PROGRAMS", "programs", K_GLOBS, GLOBS_FORM, "every program" },
+	[VAR_SKIP_PROGRAMS] = { "KASHIM_SKIP_PROGRAMS", "skip_programs", K_GLOBS, GLOBS_FORM,
+				"none skipped" },
+	[VAR_MODE] = { "KASHIM_MODE", "mode", K_MODE, "respect or force", "respect" },
+	[VAR_CONFIG] = { "KASHIM_CONFIG", NULL, K_PATH, "the path of a readable file", "none" },
+};
+
+/* The variables of libkeepalive and libdontdie, honoured when the KASHIM_*
+ * equivalent is not set. */
+static const struct {
+	const char *name;
+	enum var_id id;
+	const char *off_word; /* a value meaning "do nothing", for switches */
+} compat[] = {
+	{ "KEEPIDLE", VAR_IDLE, NULL },
+	{ "KEEPINTVL", VAR_INTERVAL, NULL },
+	{ "KEEPCNT", VAR_COUNT, NULL },
+	{ "KEEPALIVE", VAR_SWITCH, "skip" },
+	{ "DD_TCP_KEEPALIVE_TIME", VAR_IDLE, NULL },
+	{ "DD_TCP_KEEPALIVE_INTVL", VAR_INTERVAL, NULL },
+	{ "DD_TCP_KEEPALIVE_PROBES", VAR_COUNT, NULL },
+	{ "DD_USE_KEEPALIVE", VAR_SWITCH, NULL },
+	{ "DD_DEBUG", VAR_DEBUG, NULL },
+};
+#define COMPAT_COUNT (sizeof compat / sizeof compat[0])
+
+/* Settings from one source; set has a bit per var_id. */
+struct layer {
+	unsigned set;
+	struct kashim_config v;
+	bool programs_match, skip_programs_match;
+	const char *label[VAR_COUNT_]; /* where each came from, for messages */
 };
 
 struct reporter {
@@ -269,22 +512,181 @@ static void emit(struct reporter *r, struct kashim_line *l)
 		r->fn(r->ctx, l->buf, len);
 }
 
-static void report_bad_value(struct reporter *r, enum var_id id,
-			     const char *value, enum verdict v)
+static bool globs_match(const char *s, const char *const *names)
+{
+	char glob[256];
+
+	while (*s) {
+		size_t len = strcspn(s, ","), i;
+		const char *item = s;
+		while (len && is_space(*item))
+			item++, len--;
+		i = len;
+		while (i && is_space(item[i - 1]))
+			i--;
+		if (i && i < sizeof glob && names) {
+			const char *const *n;
+			memcpy(glob, item, i);
+			glob[i] = 0;
+			for (n = names; *n; n++)
+				if (fnmatch(glob, *n, 0) == 0)
+					return true;
+		}
+		s = item + len;
+		if (*s == ',')
+			s++;
+	}
+	return false;
+}
+
+static enum verdict parse_globs(const char *s)
+{
+	const char *p;
+
+	if (!valid_utf8(s))
+		return V_NOT_UTF8;
+	for (p = s;; p++) {
+		const char *end = strchr(p, ',');
+		const char *q = p;
+		while (q < (end ? end : p + strlen(p)) && is_space(*q))
+			q++;
+		if (q == (end ? end : p + strlen(p)))
+			return V_EMPTY_ITEM;
+		if (!end)
+			return V_OK;
+		p = end;
+	}
+}
+
+static enum verdict parse_word(const char *s, const char *const *words, int n, int *out)
+{
+	int i;
+
+	if (!valid_utf8(s))
+		return V_NOT_UTF8;
+	for (i = 0; i < n; i++)
+		if (ascii_equal_nocase(s, words[i])) {
+			*out = i;
+			return V_OK;
+		}
+	return V_WORD;
+}
+
+/* Parses value as variable id into the layer. */
+static enum verdict parse_into(enum var_id id, const char *value, struct layer *l,
+			       const char *const *program_names)
+{
+	static const char *const scopes[] = { "all", "client", "server" };
+	static const char *const modes[] = { "respect", "force" };
+	unsigned long long n;
+	enum verdict v = V_OK;
+	int word;
+
+	switch (vars[id].kind) {
+	case K_SWITCH:
+		v = parse_switch(value, id == VAR_SWITCH ? &l->v.enabled : &l->v.debug);
+		break;
+	case K_SECONDS:
+		v = parse_duration_ms(value, false, KASHIM_SECONDS_MIN * 1000ULL,
+				      KASHIM_SECONDS_MAX * 1000ULL, &n);
+		if (v == V_OK)
+			*(id == VAR_IDLE ? &l->v.idle_s : &l->v.interval_s) = (int)(n / 1000);
+		break;
+	case K_COUNT:
+		v = parse_count(value, &n);
+		if (v == V_OK)
+			l->v.count = (int)n;
+		break;
+	case K_USER_TIMEOUT:
+		if (ascii_equal_nocase(value, "auto")) {
+			l->v.user_timeout_mode = KASHIM_UT_AUTO;
+		} else if (ascii_equal_nocase(value, "off")) {
+			l->v.user_timeout_mode = KASHIM_UT_OFF;
+		} else {
+			v = parse_duration_ms(value, true, KASHIM_USER_TIMEOUT_MIN_MS,
+					      KASHIM_USER_TIMEOUT_MAX_MS, &n);
+			if (v == V_OK) {
+				l->v.user_timeout_mode = KASHIM_UT_FIXED;
+				l->v.user_timeout_ms = (unsigned)n;
+			}
+		}
+		break;
+	case K_SCOPE:
+		v = parse_word(value, scopes, 3, &word);
+		if (v == V_OK)
+			l->v.scope = (enum kashim_scope)word;
+		break;
+	case K_MODE:
+		v = parse_word(value, modes, 2, &word);
+		if (v == V_OK)
+			l->v.mode = (enum kashim_mode)word;
+		break;
+	case K_RULES:
+		v = parse_rules(value, id == VAR_ONLY ? &l->v.only : &l->v.skip);
+		break;
+	case K_GLOBS:
+		v = parse_globs(value);
+		if (v == V_OK)
+			*(id == VAR_PROGRAMS ? &l->programs_match : &l->skip_programs_match) =
+				globs_match(value, program_names);
+		break;
+	case K_PATH:
+		break;
+	}
+	if (v == V_OK)
+		l->set |= 1u << id;
+	return v;
+}
+
+/* Copies the settings src has onto dst. */
+static void layer_apply(struct layer *dst, const struct layer *src)
+{
+	int id;
+
+	for (id = 0; id < VAR_COUNT_; id++) {
+		if (!(src->set & (1u << id)))
+			continue;
+		dst->set |= 1u << id;
+		dst->label[id] = src->label[id];
+		switch (id) {
+		case VAR_SWITCH: dst->v.enabled = src->v.enabled; break;
+		case VAR_DEBUG: dst->v.debug = src->v.debug; break;
+		case VAR_IDLE: dst->v.idle_s = src->v.idle_s; break;
+		case VAR_INTERVAL: dst->v.interval_s = src->v.interval_s; break;
+		case VAR_COUNT: dst->v.count = src->v.count; break;
+		case VAR_USER_TIMEOUT:
+			dst->v.user_timeout_mode = src->v.user_timeout_mode;
+			dst->v.user_timeout_ms = src->v.user_timeout_ms;
+			break;
+		case VAR_SCOPE: dst->v.scope = src->v.scope; break;
+		case VAR_MODE: dst->v.mode = src->v.mode; break;
+		case VAR_ONLY: dst->v.only = src->v.only; break;
+		case VAR_SKIP: dst->v.skip = src->v.skip; break;
+		case VAR_PROGRAMS: dst->programs_match = src->programs_match; break;
+		case VAR_SKIP_PROGRAMS: dst->skip_programs_match = src->skip_programs_match; break;
+		}
+	}
+}
+
+/* "kashim: WHERE=VALUE ignored (WHY); accepted: FORM; FALLBACK" */
+static void report_bad(struct reporter *r, const char *where, enum var_id id, const char *value,
+		       enum verdict v, const char *fallback)
 {
 	struct kashim_line l;
 
 	kashim_line_start(&l);
 	kashim_line_put(&l, "kashim: ");
-	kashim_line_put(&l, vars[id].name);
+	kashim_line_put(&l, where);
 	kashim_line_put(&l, "=");
 	kashim_line_put_value(&l, value);
 	kashim_line_put(&l, " ignored (");
 	kashim_line_put(&l, verdict_text[v]);
 	kashim_line_put(&l, "); accepted: ");
 	kashim_line_put(&l, vars[id].accepted);
-	kashim_line_put(&l, "; using the default ");
-	kashim_line_put(&l, vars[id].default_txt);
+	if (fallback) {
+		kashim_line_put(&l, "; ");
+		kashim_line_put(&l, fallback);
+	}
 	emit(r, &l);
 }
 
@@ -315,23 +717,35 @@ static size_t edit_distance(const char *a, size_t la, const char *b)
 	return row[lb];
 }
 
-static void report_unknown(struct reporter *r, const char *name, size_t len)
+/* The closest known name (variable or file key) within two edits, or -1. */
+static int closest(const char *name, size_t len, bool file_key)
 {
-	struct kashim_line l;
-	char shown[48];
-	size_t n = len < sizeof shown - 1 ? len : sizeof shown - 1;
 	int id, best = -1;
-	size_t best_d = 3; /* suggest only at distance 1 or 2 */
+	size_t best_d = 3;
 
-	memcpy(shown, name, n);
-	shown[n] = 0;
 	for (id = 0; id < VAR_COUNT_; id++) {
-		size_t d = edit_distance(name, len, vars[id].name);
+		const char *known = file_key ? vars[id].key : vars[id].name;
+		size_t d;
+		if (!known)
+			continue;
+		d = edit_distance(name, len, known);
 		if (d < best_d) {
 			best_d = d;
 			best = id;
 		}
 	}
+	return best;
+}
+
+static void report_unknown(struct reporter *r, const char *name, size_t len)
+{
+	struct kashim_line l;
+	char shown[48];
+	size_t n = len < sizeof shown - 1 ? len : sizeof shown - 1;
+	int id, best = closest(name, len, false);
+
+	memcpy(shown, name, n);
+	shown[n] = 0;
 	kashim_line_start(&l);
 	kashim_line_put(&l, "kashim: ");
 	line_put_escaped(&l, shown, sizeof shown - 1);
@@ -359,11 +773,12 @@ static bool ours(const char *entry, size_t name_len)
 	       (name_len == 6 || entry[6] == '_');
 }
 
-/* The first value of each known variable; unknown KASHIM_* names reported. */
-static void collect(char *const *envp, const char *values[VAR_COUNT_],
-		    struct reporter *r)
+/* The first value of each known KASHIM_* variable; unknown names reported
+ * when r is given.  Returns whether any KASHIM_* variable is set at all. */
+static bool collect(char *const *envp, const char *values[VAR_COUNT_], struct reporter *r)
 {
 	char *const *e;
+	bool any = false;
 
 	for (e = envp; *e; e++) {
 		const char *eq = strchr(*e, '=');
@@ -373,11 +788,13 @@ static void collect(char *const *envp, const char *values[VAR_COUNT_],
 		if (!eq)
 			continue;
 		len = (size_t)(eq - *e);
-		if (!ours(*e, len) || eq[1] == 0) /* empty means unset */
+		if (!ours(*e, len))
+			continue;
+		any = true;
+		if (eq[1] == 0) /* empty means unset */
 			continue;
 		for (id = 0; id < VAR_COUNT_; id++)
-			if (strlen(vars[id].name) == len &&
-			    !strncmp(*e, vars[id].name, len))
+			if (strlen(vars[id].name) == len && !strncmp(*e, vars[id].name, len))
 				break;
 		if (id == VAR_COUNT_) {
 			if (r)
@@ -386,64 +803,190 @@ static void collect(char *const *envp, const char *values[VAR_COUNT_],
 			values[id] = eq + 1;
 		}
 	}
+	return any;
 }
 
-static void load_switch(struct reporter *r, enum var_id id, const char *value,
-			bool *out)
+static const char *env_value(char *const *envp, const char *name)
 {
-	enum verdict v;
+	size_t len = strlen(name);
+	char *const *e;
 
-	if (!value)
-		return;
-	v = parse_switch(value, out);
-	if (v != V_OK)
-		report_bad_value(r, id, value, v);
+	for (e = envp; *e; e++)
+		if (!strncmp(*e, name, len) && (*e)[len] == '=')
+			return (*e)[len + 1] ? *e + len + 1 : NULL;
+	return NULL;
 }
 
-static void load_seconds(struct reporter *r, enum var_id id, const char *value,
-			 int *out)
+/* ---- the configuration file ------------------------------------------ */
+
+#define KASHIM_FILE_MAX (64 * 1024)
+
+struct file_text {
+	char *text; /* NUL-terminated, owned */
+	const char *path;
+};
+
+static bool read_file(const char *path, bool quiet_if_missing, struct file_text *f,
+		      struct reporter *r)
 {
-	unsigned long long ms;
-	enum verdict v;
+	struct kashim_line l;
+	ssize_t n, total = 0;
+	int fd, err;
 
-	if (!value)
-		return;
-	v = parse_duration_ms(value, false, KASHIM_SECONDS_MIN * 1000ULL,
-			      KASHIM_SECONDS_MAX * 1000ULL, &ms);
-	if (v == V_OK)
-		*out = (int)(ms / 1000);
-	else
-		report_bad_value(r, id, value, v);
-}
-
-static void load_user_timeout(struct reporter *r, const char *value,
-			      struct kashim_config *cfg)
-{
-	unsigned long long ms;
-	enum verdict v;
-
-	if (!value)
-		return;
-	if (ascii_equal_nocase(value, "auto")) {
-		cfg->user_timeout_mode = KASHIM_UT_AUTO;
-		return;
-	}
-	if (ascii_equal_nocase(value, "off")) {
-		cfg->user_timeout_mode = KASHIM_UT_OFF;
-		return;
-	}
-	v = parse_duration_ms(value, true, KASHIM_USER_TIMEOUT_MIN_MS,
-			      KASHIM_USER_TIMEOUT_MAX_MS, &ms);
-	if (v == V_OK) {
-		cfg->user_timeout_mode = KASHIM_UT_FIXED;
-		cfg->user_timeout_ms = (unsigned)ms;
+	f->text = NULL;
+	f->path = path;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd >= 0) {
+		f->text = malloc(KASHIM_FILE_MAX + 1);
+		while (f->text && total <= KASHIM_FILE_MAX &&
+		       (n = read(fd, f->text + total, (size_t)(KASHIM_FILE_MAX + 1 - total))) > 0)
+			total += n;
+		err = errno;
+		close(fd);
+		if (f->text && total <= KASHIM_FILE_MAX) {
+			f->text[total] = 0;
+			return true;
+		}
+		free(f->text);
+		f->text = NULL;
+		err = f->text ? err : EFBIG;
 	} else {
-		report_bad_value(r, VAR_USER_TIMEOUT, value, v);
+		err = errno;
+		if (quiet_if_missing && err == ENOENT)
+			return false;
+	}
+	kashim_line_start(&l);
+	kashim_line_put(&l, "kashim: cannot read the configuration file ");
+	kashim_line_put_value(&l, path);
+	kashim_line_put(&l, err == EFBIG || total > KASHIM_FILE_MAX ? ": larger than 64 KiB" :
+			err == ENOENT ? ": no such file" : err == EACCES ? ": permission denied" :
+			": unreadable");
+	kashim_line_put(&l, "; it is ignored");
+	emit(r, &l);
+	return false;
+}
+
+static void file_problem(struct reporter *r, const struct file_text *f, unsigned line,
+			 const char *what, const char *detail, size_t detail_len)
+{
+	struct kashim_line l;
+	char shown[48];
+	size_t n = detail_len < sizeof shown - 1 ? detail_len : sizeof shown - 1;
+
+	memcpy(shown, detail, n);
+	shown[n] = 0;
+	kashim_line_start(&l);
+	kashim_line_put(&l, "kashim: ");
+	line_put_escaped(&l, f->path, 200);
+	kashim_line_put(&l, ":");
+	kashim_line_put_uint(&l, line);
+	kashim_line_put(&l, ": ");
+	kashim_line_put(&l, what);
+	if (detail_len) {
+		kashim_line_put(&l, " \"");
+		line_put_escaped(&l, shown, sizeof shown - 1);
+		kashim_line_put(&l, detail_len > n ? "...\"" : "\"");
+	}
+	kashim_line_put(&l, "; line ignored");
+	emit(r, &l);
+}
+
+/* Parses the file into two layers: its global settings, and the settings
+ * of the [program ...] sections that match this program (the last wins).
+ * Every line is checked, matching or not. */
+static void parse_file(struct file_text *f, const char *const *names, struct layer *global,
+		       struct layer *sections, struct reporter *r)
+{
+	static char labels[VAR_COUNT_ * 2][300];
+	char *line = f->text, *next;
+	unsigned lineno = 0;
+	bool in_section = false, section_matches = false;
+
+	for (; line && *line; line = next) {
+		char *end, *eq, *key, *value, where[300];
+		size_t klen;
+		int id;
+		struct layer *into;
+		enum verdict v;
+		struct layer scratch;
+
+		lineno++;
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = 0;
+		end = line + strlen(line);
+		while (end > line && (is_space(end[-1]) || end[-1] == '\r'))
+			*--end = 0;
+		while (is_space(*line))
+			line++;
+		if (!*line || *line == '#')
+			continue;
+		if (*line == '[') {
+			char *name = line + 1;
+			if (end[-1] != ']' || strncmp(name, "program", 7) || !is_space(name[7])) {
+				file_problem(r, f, lineno, "not a [program NAME] section", line,
+					     strlen(line));
+				in_section = true, section_matches = false;
+				continue;
+			}
+			end[-1] = 0;
+			name += 8;
+			while (is_space(*name))
+				name++;
+			in_section = true;
+			section_matches = *name && globs_match(name, names);
+			if (!*name)
+				file_problem(r, f, lineno, "a [program] section needs a name", "", 0);
+			continue;
+		}
+		eq = strchr(line, '=');
+		if (!eq) {
+			file_problem(r, f, lineno, "not a \"key = value\" line", line, strlen(line));
+			continue;
+		}
+		key = line;
+		klen = (size_t)(eq - line);
+		while (klen && is_space(key[klen - 1]))
+			klen--;
+		value = eq + 1;
+		while (is_space(*value))
+			value++;
+		for (id = 0; id < VAR_COUNT_; id++)
+			if (vars[id].key && strlen(vars[id].key) == klen && !strncmp(key, vars[id].key, klen))
+				break;
+		if (id == VAR_COUNT_) {
+			int best = closest(key, klen, true);
+			char what[80];
+			snprintf(what, sizeof what, best >= 0 ? "unknown setting (did you mean %s?)" :
+				 "unknown setting", best >= 0 ? vars[best].key : "");
+			file_problem(r, f, lineno, what, key, klen);
+			continue;
+		}
+		snprintf(where, sizeof where, "%s:%u: %s", f->path, lineno, vars[id].key);
+		into = !in_section ? global : section_matches ? sections : &scratch;
+		memset(&scratch, 0, sizeof scratch);
+		if (!*value) {
+			report_bad(r, where, (enum var_id)id, value, V_NOT_NUMBER, "line ignored");
+			continue;
+		}
+		v = parse_into((enum var_id)id, value, into, names);
+		if (v != V_OK) {
+			report_bad(r, where, (enum var_id)id, value, v, "line ignored");
+			continue;
+		}
+		if (into != &scratch) {
+			char *label = labels[id * 2 + (into == sections)];
+			snprintf(label, sizeof labels[0], "%s:%u", f->path, lineno);
+			into->label[id] = label;
+		}
 	}
 }
+
+/* ---- putting it together ------------------------------------------------ */
 
 void kashim_config_defaults(struct kashim_config *cfg)
 {
+	memset(cfg, 0, sizeof *cfg);
 	cfg->enabled = true;
 	cfg->debug = false;
 	cfg->idle_s = KASHIM_IDLE_DEFAULT_S;
@@ -451,6 +994,8 @@ void kashim_config_defaults(struct kashim_config *cfg)
 	cfg->count = KASHIM_COUNT_DEFAULT;
 	cfg->user_timeout_mode = KASHIM_UT_AUTO;
 	cfg->user_timeout_ms = 0;
+	cfg->scope = KASHIM_SCOPE_ALL;
+	cfg->mode = KASHIM_MODE_RESPECT;
 }
 
 static void resolve_user_timeout(struct kashim_config *cfg)
@@ -472,40 +1017,115 @@ static void resolve_user_timeout(struct kashim_config *cfg)
 	}
 }
 
-unsigned kashim_config_load(struct kashim_config *cfg, char *const *envp,
-			    bool secure, kashim_report_fn *report, void *ctx)
+/* The variables of libkeepalive and libdontdie, as one layer. */
+static void compat_layer(char *const *envp, struct layer *l, struct reporter *r,
+			 const char *const *names)
+{
+	size_t i;
+
+	for (i = 0; i < COMPAT_COUNT; i++) {
+		const char *value = env_value(envp, compat[i].name);
+		enum verdict v;
+		if (!value || (l->set & (1u << compat[i].id)))
+			continue;
+		if (compat[i].off_word && (ascii_equal_nocase(value, compat[i].off_word) ||
+					   ascii_equal_nocase(value, "off"))) {
+			l->v.enabled = false;
+			l->set |= 1u << compat[i].id;
+			l->label[compat[i].id] = compat[i].name;
+			continue;
+		}
+		v = parse_into(compat[i].id, value, l, names);
+		if (v == V_OK)
+			l->label[compat[i].id] = compat[i].name;
+		else
+			report_bad(r, compat[i].name, compat[i].id, value, v, "it is ignored");
+	}
+}
+
+unsigned kashim_config_load_from(struct kashim_config *cfg, const struct kashim_source *src,
+				 kashim_report_fn *report, void *ctx)
 {
 	struct reporter r = { report, ctx, 0 };
 	const char *values[VAR_COUNT_] = { 0 };
+	struct layer merged, file_global, file_sections, compat_l, env_l;
+	struct file_text file = { 0 };
+	char fallback[400];
+	bool any;
+	int id;
 
 	kashim_config_defaults(cfg);
-	if (secure || !envp) {
+	if (src->secure || !src->envp) {
 		resolve_user_timeout(cfg);
 		return 0;
 	}
-	/* KASHIM=off means do nothing at all, so look at it before anything
-	 * else can produce a message. */
-	collect(envp, values, NULL);
-	load_switch(&r, VAR_SWITCH, values[VAR_SWITCH], &cfg->enabled);
-	if (!cfg->enabled)
-		return r.problems;
+	memset(&merged, 0, sizeof merged);
+	merged.v = *cfg;
+	memset(&file_global, 0, sizeof file_global);
+	memset(&file_sections, 0, sizeof file_sections);
+	memset(&compat_l, 0, sizeof compat_l);
+	memset(&env_l, 0, sizeof env_l);
 
-	memset(values, 0, sizeof values);
-	collect(envp, values, &r);
-	load_switch(&r, VAR_DEBUG, values[VAR_DEBUG], &cfg->debug);
-	load_seconds(&r, VAR_IDLE, values[VAR_IDLE], &cfg->idle_s);
-	load_seconds(&r, VAR_INTERVAL, values[VAR_INTERVAL], &cfg->interval_s);
-	if (values[VAR_COUNT]) {
-		unsigned long long n;
-		enum verdict v = parse_count(values[VAR_COUNT], &n);
-		if (v == V_OK)
-			cfg->count = (int)n;
-		else
-			report_bad_value(&r, VAR_COUNT, values[VAR_COUNT], v);
+	/* KASHIM=off in the environment means nothing at all happens, so it
+	 * is looked at before anything can produce a message. */
+	any = collect(src->envp, values, NULL);
+	if (values[VAR_SWITCH] && parse_switch(values[VAR_SWITCH], &env_l.v.enabled) == V_OK &&
+	    !env_l.v.enabled) {
+		cfg->enabled = false;
+		return 0;
 	}
-	load_user_timeout(&r, values[VAR_USER_TIMEOUT], cfg);
+	memset(values, 0, sizeof values);
+	collect(src->envp, values, &r);
+
+	if (values[VAR_CONFIG]) {
+		if (read_file(values[VAR_CONFIG], false, &file, &r))
+			parse_file(&file, src->program_names, &file_global, &file_sections, &r);
+	} else if (!any && src->default_file && read_file(src->default_file, true, &file, &r)) {
+		parse_file(&file, src->program_names, &file_global, &file_sections, &r);
+	}
+	compat_layer(src->envp, &compat_l, &r, src->program_names);
+
+	layer_apply(&merged, &file_global);
+	layer_apply(&merged, &file_sections);
+	layer_apply(&merged, &compat_l);
+	for (id = 0; id < VAR_COUNT_; id++) {
+		enum verdict v;
+		if (!values[id] || id == VAR_CONFIG)
+			continue;
+		v = parse_into((enum var_id)id, values[id], &env_l, src->program_names);
+		if (v == V_OK) {
+			env_l.label[id] = vars[id].name;
+			continue;
+		}
+		if (merged.set & (1u << id))
+			snprintf(fallback, sizeof fallback, "using the value from %s",
+				 merged.label[id]);
+		else
+			snprintf(fallback, sizeof fallback, "using the default %s",
+				 vars[id].default_txt);
+		report_bad(&r, vars[id].name, (enum var_id)id, values[id], v, fallback);
+	}
+	layer_apply(&merged, &env_l);
+	free(file.text);
+
+	*cfg = merged.v;
+	cfg->has_only = (merged.set & (1u << VAR_ONLY)) != 0;
+	if (!cfg->has_only)
+		cfg->only.n = 0;
+	if ((merged.set & (1u << VAR_PROGRAMS)) && !merged.programs_match)
+		cfg->enabled = false;
+	if ((merged.set & (1u << VAR_SKIP_PROGRAMS)) && merged.skip_programs_match)
+		cfg->enabled = false;
 	resolve_user_timeout(cfg);
 	return r.problems;
+}
+
+unsigned kashim_config_load(struct kashim_config *cfg, char *const *envp,
+			    bool secure, kashim_report_fn *report, void *ctx)
+{
+	struct kashim_source src = { envp, NULL, secure, NULL };
+
+	return kashim_config_load_from(cfg, &src, report, ctx);
 }
 
 int kashim_listen_fds(char *const *envp, long pid)

@@ -24,6 +24,32 @@ enum kashim_user_timeout_mode {
 	KASHIM_UT_FIXED, /* the operator's value */
 };
 
+enum kashim_scope {
+	KASHIM_SCOPE_ALL,
+	KASHIM_SCOPE_CLIENT, /* connections the program makes */
+	KASHIM_SCOPE_SERVER, /* connections it accepts */
+};
+
+enum kashim_mode {
+	KASHIM_MODE_RESPECT, /* the program's explicit settings win */
+	KASHIM_MODE_FORCE,   /* kashim's values stand */
+};
+
+/* One KASHIM_ONLY / KASHIM_SKIP rule: an address or network, a port range,
+ * or both.  family 0 matches any address. */
+struct kashim_rule {
+	unsigned char family; /* 0, AF_INET or AF_INET6 */
+	unsigned char prefix; /* network bits */
+	unsigned char addr[16];
+	unsigned short port_lo, port_hi;
+};
+
+#define KASHIM_MAX_RULES 32
+struct kashim_rules {
+	int n;
+	struct kashim_rule rule[KASHIM_MAX_RULES];
+};
+
 struct kashim_config {
 	bool enabled;
 	bool debug;
@@ -32,6 +58,23 @@ struct kashim_config {
 	int count;
 	enum kashim_user_timeout_mode user_timeout_mode;
 	unsigned user_timeout_ms; /* effective value; 0 when the mode is OFF */
+	enum kashim_scope scope;
+	enum kashim_mode mode;
+	bool has_only; /* KASHIM_ONLY given: only matching connections */
+	struct kashim_rules only, skip;
+};
+
+/* Where the configuration comes from, besides defaults. */
+struct kashim_source {
+	char *const *envp;
+	/* The program's names (executable and argv[0] base names), matched
+	 * against KASHIM_PROGRAMS, KASHIM_SKIP_PROGRAMS and [program] sections;
+	 * NULL-terminated, may be NULL. */
+	const char *const *program_names;
+	bool secure; /* setuid/setgid: ignore the environment and files */
+	/* The file read when no KASHIM_* variable is set (the host-wide
+	 * /etc/ld.so.preload case); NULL for none. */
+	const char *default_file;
 };
 
 /* Receives one finished line (ending in '\n') per problem found. */
@@ -46,6 +89,27 @@ void kashim_config_defaults(struct kashim_config *cfg);
  * problems reported. */
 unsigned kashim_config_load(struct kashim_config *cfg, char *const *envp,
 			    bool secure, kashim_report_fn *report, void *ctx);
+
+/* The same, with a configuration file (KASHIM_CONFIG, or default_file) and
+ * program filters.  Precedence, highest first: KASHIM_* variables, the
+ * variables of libkeepalive and libdontdie, the file's matching [program]
+ * sections (the last one wins), the file's global settings, defaults. */
+unsigned kashim_config_load_from(struct kashim_config *cfg, const struct kashim_source *src,
+				 kashim_report_fn *report, void *ctx);
+
+/* Does a connection to or from this address match one of the rules?
+ * addr is 4 (AF_INET) or 16 (AF_INET6) bytes in network order; an
+ * IPv4-mapped IPv6 address matches IPv4 rules.  Async-signal-safe. */
+bool kashim_rules_match(const struct kashim_rules *rules, int family,
+			const unsigned char *addr, unsigned port);
+
+/* Should kashim cover a connection?  (scope, KASHIM_ONLY, KASHIM_SKIP) */
+bool kashim_config_covers(const struct kashim_config *cfg, bool server, int family,
+			  const unsigned char *addr, unsigned port);
+
+/* True when the decision needs the connection's addresses, so it waits
+ * for connect() or accept() instead of being made at socket(). */
+bool kashim_config_deferred(const struct kashim_config *cfg);
 
 /* systemd socket activation: how many inherited listeners start at fd 3,
  * from LISTEN_FDS, when LISTEN_PID is absent or names pid; 0 otherwise. */

@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/auxv.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -49,13 +50,22 @@ enum { KASHIM_UNLOADED, KASHIM_LOADING, KASHIM_READY };
 static int kashim_state = KASHIM_UNLOADED;
 static struct kashim_config kashim_settings_ro; /* written once, then read-only */
 
-/* Descriptors on which the program itself switched SO_KEEPALIVE off: its
- * choice wins, so connect() must not switch it back on, and sockets accepted
- * from such a listener are left alone.  One bit per fd; higher fds are not
- * tracked.  The bit is cleared whenever socket()/accept() hands out the fd. */
+/* Per-descriptor marks, one bit per fd (higher fds are not tracked), cleared
+ * whenever socket()/accept() hands the fd out anew:
+ * - app_off: the program itself switched SO_KEEPALIVE off.  Its choice
+ *   wins, so connect() must not switch it back on, and sockets accepted
+ *   from such a listener are left alone.
+ * - ours: kashim set the options; in force mode the program's later calls
+ *   that would change them are answered with success and not applied. */
 #define KASHIM_TRACKED_FDS (1u << 20)
 #define KASHIM_WORD_BITS (8 * sizeof(unsigned long))
-static unsigned long kashim_app_off[KASHIM_TRACKED_FDS / KASHIM_WORD_BITS];
+struct kashim_marks {
+	unsigned long bits[KASHIM_TRACKED_FDS / KASHIM_WORD_BITS];
+};
+static struct kashim_marks kashim_app_off, kashim_ours;
+
+static const char *kashim_program_names[3];
+static char kashim_exe_name[256];
 
 /* ---- messages ---------------------------------------------------------- */
 
@@ -170,6 +180,8 @@ static void kashim_debug_loaded(const struct kashim_config *cfg)
 }
 
 static void kashim_adopt(int fd, const struct kashim_config *cfg, const char *where);
+static void kashim_adopt_server_side(int fd, const struct kashim_config *cfg,
+				     const char *where);
 
 /* Sockets the program holds before main(): an inetd-style connection on
  * stdin/stdout/stderr and systemd's socket-activated listeners. */
@@ -178,9 +190,27 @@ static void kashim_adopt_inherited(const struct kashim_config *cfg)
 	int fd, n = kashim_listen_fds(environ, (long)getpid());
 
 	for (fd = 0; fd <= 2; fd++)
-		kashim_adopt(fd, cfg, "inherited");
-	for (fd = 3; fd < 3 + n; fd++)
+		kashim_adopt_server_side(fd, cfg, "inherited");
+	/* With filters, connections are judged one by one at accept(). */
+	for (fd = 3; fd < 3 + n && !kashim_config_deferred(cfg); fd++)
 		kashim_adopt(fd, cfg, "LISTEN_FDS");
+}
+
+/* The configuration for this program: the environment, the configuration
+ * file, and the program's names for the program filters. */
+static void kashim_load_config(struct kashim_config *cfg, bool secure, kashim_report_fn *report)
+{
+	struct kashim_source src = { environ, kashim_program_names, secure, "/etc/kashim.conf" };
+	ssize_t n = readlink("/proc/self/exe", kashim_exe_name, sizeof kashim_exe_name - 1);
+	const char *base;
+
+	if (n > 0) {
+		kashim_exe_name[n] = 0;
+		base = strrchr(kashim_exe_name, '/');
+		kashim_program_names[0] = base ? base + 1 : kashim_exe_name;
+	}
+	kashim_program_names[n > 0 ? 1 : 0] = program_invocation_short_name;
+	kashim_config_load_from(cfg, &src, report, NULL);
 }
 
 /* Resolves the next definitions and reads the configuration, once.  A call
@@ -199,11 +229,10 @@ static const struct kashim_config *kashim_load(struct kashim_config *scratch)
 		errno = saved;
 		if (expected == KASHIM_READY)
 			return &kashim_settings_ro;
-		kashim_config_load(scratch, environ, secure, NULL, NULL);
+		kashim_load_config(scratch, secure, NULL);
 		return scratch;
 	}
-	kashim_config_load(&kashim_settings_ro, environ, secure,
-			   kashim_write_stderr, NULL);
+	kashim_load_config(&kashim_settings_ro, secure, kashim_write_stderr);
 	if (kashim_settings_ro.enabled && kashim_settings_ro.debug)
 		kashim_debug_loaded(&kashim_settings_ro);
 	__atomic_store_n(&kashim_state, KASHIM_READY, __ATOMIC_RELEASE);
@@ -229,31 +258,33 @@ __attribute__((constructor)) static void kashim_constructor(void)
 
 /* ---- the per-socket work ----------------------------------------------- */
 
-static bool kashim_fd_tracked(int fd)
+static bool kashim_marked(const struct kashim_marks *m, int fd)
 {
-	return fd >= 0 && (unsigned)fd < KASHIM_TRACKED_FDS;
-}
-
-static bool kashim_app_turned_off(int fd)
-{
-	if (!kashim_fd_tracked(fd))
+	if (fd < 0 || (unsigned)fd >= KASHIM_TRACKED_FDS)
 		return false;
-	return (__atomic_load_n(&kashim_app_off[(unsigned)fd / KASHIM_WORD_BITS],
-				__ATOMIC_RELAXED) >> ((unsigned)fd % KASHIM_WORD_BITS)) & 1;
+	return (__atomic_load_n(&m->bits[(unsigned)fd / KASHIM_WORD_BITS], __ATOMIC_RELAXED) >>
+		((unsigned)fd % KASHIM_WORD_BITS)) & 1;
 }
 
-static void kashim_note_app_off(int fd, bool off)
+static void kashim_mark(struct kashim_marks *m, int fd, bool on)
 {
 	unsigned long *word, bit;
 
-	if (!kashim_fd_tracked(fd))
+	if (fd < 0 || (unsigned)fd >= KASHIM_TRACKED_FDS)
 		return;
-	word = &kashim_app_off[(unsigned)fd / KASHIM_WORD_BITS];
+	word = &m->bits[(unsigned)fd / KASHIM_WORD_BITS];
 	bit = 1UL << ((unsigned)fd % KASHIM_WORD_BITS);
-	if (off)
+	if (on)
 		__atomic_fetch_or(word, bit, __ATOMIC_RELAXED);
 	else if (__atomic_load_n(word, __ATOMIC_RELAXED) & bit)
 		__atomic_fetch_and(word, ~bit, __ATOMIC_RELAXED);
+}
+
+/* A descriptor handed out anew carries no marks from an earlier use. */
+static void kashim_fresh_fd(int fd)
+{
+	kashim_mark(&kashim_app_off, fd, false);
+	kashim_mark(&kashim_ours, fd, false);
 }
 
 static bool kashim_is_tcp(int domain, int type, int protocol)
@@ -293,6 +324,7 @@ static void kashim_apply(int fd, const struct kashim_config *cfg, const char *wh
 
 	if (cfg->user_timeout_mode == KASHIM_UT_OFF)
 		steps--;
+	kashim_mark(&kashim_ours, fd, true);
 	for (i = 0; i < steps; i++) {
 		const struct kashim_step *s = &kashim_steps[i];
 		if (kashim_real_setsockopt(fd, s->level, s->name, &values[i],
@@ -354,7 +386,7 @@ static void kashim_adopt(int fd, const struct kashim_config *cfg, const char *wh
 	if (getsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, &len) != 0)
 		goto out; /* closed, or not a socket */
 	len = sizeof idle;
-	if (on) {
+	if (on && cfg->mode != KASHIM_MODE_FORCE) {
 		/* The common case for accepted sockets, which inherit the
 		 * listener's options: one system call and done. */
 		if (cfg->debug && getsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, &len) == 0)
@@ -378,21 +410,60 @@ static bool kashim_maybe_inet(const struct sockaddr *addr, socklen_t len)
 	return addr->sa_family == AF_INET || addr->sa_family == AF_INET6;
 }
 
+/* With KASHIM_SCOPE, KASHIM_ONLY or KASHIM_SKIP, is this connection
+ * covered?  addr is the remote end of a connection the program makes, the
+ * local end of one it accepts. */
+static bool kashim_covers(const struct kashim_config *cfg, bool server,
+			  const struct sockaddr *addr, socklen_t len)
+{
+	if (addr->sa_family == AF_INET && len >= (socklen_t)sizeof(struct sockaddr_in)) {
+		const struct sockaddr_in *a = (const void *)addr;
+		return kashim_config_covers(cfg, server, AF_INET,
+					    (const unsigned char *)&a->sin_addr, ntohs(a->sin_port));
+	}
+	if (addr->sa_family == AF_INET6 && len >= (socklen_t)sizeof(struct sockaddr_in6)) {
+		const struct sockaddr_in6 *a = (const void *)addr;
+		return kashim_config_covers(cfg, server, AF_INET6, a->sin6_addr.s6_addr,
+					    ntohs(a->sin6_port));
+	}
+	return false;
+}
+
+/* An accepted (or inherited, inetd-style) connection, judged by its local
+ * address when filters are in force. */
+static void kashim_adopt_server_side(int fd, const struct kashim_config *cfg, const char *where)
+{
+	struct sockaddr_storage local;
+	socklen_t len = sizeof local;
+	int saved = errno;
+
+	if (kashim_config_deferred(cfg)) {
+		if (getsockname(fd, (struct sockaddr *)&local, &len) != 0 ||
+		    !kashim_covers(cfg, true, (struct sockaddr *)&local, len)) {
+			errno = saved;
+			kashim_debug_left(fd, cfg, where, "not covered by KASHIM_SCOPE/ONLY/SKIP");
+			return;
+		}
+		errno = saved;
+	}
+	kashim_adopt(fd, cfg, where);
+}
+
 static void kashim_after_accept(int listener, int fd, const struct sockaddr *addr,
 				const socklen_t *len, const struct kashim_config *cfg,
 				const char *where)
 {
 	if (fd < 0)
 		return;
-	kashim_note_app_off(fd, false);
+	kashim_fresh_fd(fd);
 	if (!cfg->enabled || (len && !kashim_maybe_inet(addr, *len)))
 		return;
-	if (kashim_app_turned_off(listener)) {
+	if (cfg->mode != KASHIM_MODE_FORCE && kashim_marked(&kashim_app_off, listener)) {
 		kashim_debug_left(fd, cfg, where,
 				  "the program turned keepalive off on the listener, left as it is");
 		return;
 	}
-	kashim_adopt(fd, cfg, where);
+	kashim_adopt_server_side(fd, cfg, where);
 }
 
 /* ---- the interposed calls ---------------------------------------------- */
@@ -406,8 +477,10 @@ KASHIM_API int socket(int domain, int type, int protocol)
 		      : (int)syscall(SYS_socket, domain, type, protocol);
 
 	if (fd >= 0) {
-		kashim_note_app_off(fd, false);
-		if (cfg->enabled && kashim_is_tcp(domain, type, protocol))
+		kashim_fresh_fd(fd);
+		/* With filters the decision waits for connect() or accept(). */
+		if (cfg->enabled && kashim_is_tcp(domain, type, protocol) &&
+		    !kashim_config_deferred(cfg))
 			kashim_apply(fd, cfg, "socket");
 	}
 	return fd;
@@ -420,8 +493,13 @@ KASHIM_API int connect(int fd, const struct sockaddr *addr, socklen_t len)
 	connect_fn *next = KASHIM_NEXT(connect);
 
 	/* Before the real call, so the user timeout also bounds the handshake. */
-	if (cfg->enabled && kashim_maybe_inet(addr, len) && !kashim_app_turned_off(fd))
-		kashim_adopt(fd, cfg, "connect");
+	if (cfg->enabled && kashim_maybe_inet(addr, len) &&
+	    (cfg->mode == KASHIM_MODE_FORCE || !kashim_marked(&kashim_app_off, fd))) {
+		if (!kashim_config_deferred(cfg) || (addr && kashim_covers(cfg, false, addr, len)))
+			kashim_adopt(fd, cfg, "connect");
+		else
+			kashim_debug_left(fd, cfg, "connect", "not covered by KASHIM_SCOPE/ONLY/SKIP");
+	}
 	if (next)
 		return next(fd, addr, len);
 	return (int)syscall(SYS_connect, fd, addr, len);
@@ -451,19 +529,45 @@ KASHIM_API int accept4(int listener, struct sockaddr *addr, socklen_t *len, int 
 	return fd;
 }
 
-/* Watches only for the program switching keepalive off or on, so its
- * explicit choice is respected later; everything else passes straight on. */
+/* In force mode, a call that would undo kashim's settings on a socket it
+ * configured: switching keepalive off, or setting one of the timers. */
+static bool kashim_would_undo(const struct kashim_config *cfg, int level, int name,
+			      const void *val, socklen_t len)
+{
+	int v;
+
+	if (level == SOL_SOCKET && name == SO_KEEPALIVE) {
+		if (!val || len < (socklen_t)sizeof v)
+			return false;
+		__builtin_memcpy(&v, val, sizeof v);
+		return v == 0;
+	}
+	if (level != IPPROTO_TCP)
+		return false;
+	return name == TCP_KEEPIDLE || name == TCP_KEEPINTVL || name == TCP_KEEPCNT ||
+	       (name == TCP_USER_TIMEOUT && cfg->user_timeout_mode != KASHIM_UT_OFF);
+}
+
+/* Watches the program switching keepalive off or on, so its explicit
+ * choice is respected later; in force mode, refuses (with success) what
+ * would undo kashim's settings.  Everything else passes straight on. */
 KASHIM_API int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 {
 	struct kashim_config scratch;
+	const struct kashim_config *cfg = kashim_settings(&scratch);
 	int rc, on;
 
-	(void)kashim_settings(&scratch);
+	if (cfg->enabled && cfg->mode == KASHIM_MODE_FORCE && kashim_marked(&kashim_ours, fd) &&
+	    kashim_would_undo(cfg, level, name, val, len)) {
+		kashim_debug_left(fd, cfg, "setsockopt",
+				  "KASHIM_MODE=force: the program's keepalive change not applied");
+		return 0;
+	}
 	rc = kashim_real_setsockopt(fd, level, name, val, len);
 	if (rc == 0 && level == SOL_SOCKET && name == SO_KEEPALIVE &&
 	    val && len >= (socklen_t)sizeof on) {
 		__builtin_memcpy(&on, val, sizeof on);
-		kashim_note_app_off(fd, on == 0);
+		kashim_mark(&kashim_app_off, fd, on == 0);
 	}
 	return rc;
 }

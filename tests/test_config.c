@@ -224,7 +224,9 @@ static const struct bad_case bad[] = {
 	  "kashim: KASHIM_IDEL is not a kashim variable, ignored (did you mean KASHIM_IDLE?)\n" },
 	{ "KASHIM_FOO=1",
 	  "kashim: KASHIM_FOO is not a kashim variable, ignored (known: KASHIM, KASHIM_IDLE, "
-	  "KASHIM_INTERVAL, KASHIM_COUNT, KASHIM_USER_TIMEOUT, KASHIM_DEBUG)\n" },
+	  "KASHIM_INTERVAL, KASHIM_COUNT, KASHIM_USER_TIMEOUT, KASHIM_DEBUG, KASHIM_SCOPE, "
+	  "KASHIM_ONLY, KASHIM_SKIP, KASHIM_PROGRAMS, KASHIM_SKIP_PROGRAMS, KASHIM_MODE, "
+	  "KASHIM_CONFIG)\n" },
 	{ "KASHIM_idle=30", NULL },
 };
 
