@@ -331,7 +331,7 @@ static enum verdict parse_rule(const char *s, size_t len, struct kashim_rule *r)
 	memset(r, 0, sizeof *r);
 	r->port_lo = 1;
 	r->port_hi = 65535;
-	if (s[0] == ':')
+	if (s[0] == ':' && (len < 2 || s[1] != ':')) /* ":5432", not "::1" */
 		return parse_ports(s + 1, len - 1, r) ? V_OK : V_RULE;
 	if (s[0] == '[') {
 		const char *close = memchr(s, ']', len);
@@ -461,13 +461,13 @@ static const struct var vars[VAR_COUNT_] = {
 			       "auto" },
 	[VAR_DEBUG] = { "KASHIM_DEBUG", "debug", K_SWITCH, SWITCH_FORM, "off" },
 	[VAR_SCOPE] = { "KASHIM_SCOPE", "scope", K_SCOPE, "all, client or server", "all" },
-	[VAR_ONLY] = { "KASHIM_ONLY", "only", K_RULES, RULES_FORM, "every connection" },
-	[VAR_SKIP] = { "KASHIM_SKIP", "skip", K_RULES, RULES_FORM, "none skipped" },
-	[VAR_PROGRAMS] = { "KASHIM_PROGRAMS", "programs", K_GLOBS, GLOBS_FORM, "every program" },
+	[VAR_ONLY] = { "KASHIM_ONLY", "only", K_RULES, RULES_FORM, "(none: every connection)" },
+	[VAR_SKIP] = { "KASHIM_SKIP", "skip", K_RULES, RULES_FORM, "(none)" },
+	[VAR_PROGRAMS] = { "KASHIM_PROGRAMS", "programs", K_GLOBS, GLOBS_FORM, "(none: every program)" },
 	[VAR_SKIP_PROGRAMS] = { "KASHIM_SKIP_PROGRAMS", "skip_programs", K_GLOBS, GLOBS_FORM,
-				"none skipped" },
+				"(none)" },
 	[VAR_MODE] = { "KASHIM_MODE", "mode", K_MODE, "respect or force", "respect" },
-	[VAR_CONFIG] = { "KASHIM_CONFIG", NULL, K_PATH, "the path of a readable file", "none" },
+	[VAR_CONFIG] = { "KASHIM_CONFIG", NULL, K_PATH, "the path of a readable file", "(none)" },
 };
 
 /* The variables of libkeepalive and libdontdie, honoured when the KASHIM_*
@@ -867,7 +867,8 @@ static bool read_file(const char *path, bool quiet_if_missing, struct file_text 
 }
 
 static void file_problem(struct reporter *r, const struct file_text *f, unsigned line,
-			 const char *what, const char *detail, size_t detail_len)
+			 const char *what, const char *detail, size_t detail_len,
+			 const char *suggestion)
 {
 	struct kashim_line l;
 	char shown[48];
@@ -886,6 +887,11 @@ static void file_problem(struct reporter *r, const struct file_text *f, unsigned
 		kashim_line_put(&l, " \"");
 		line_put_escaped(&l, shown, sizeof shown - 1);
 		kashim_line_put(&l, detail_len > n ? "...\"" : "\"");
+	}
+	if (suggestion) {
+		kashim_line_put(&l, " (did you mean ");
+		kashim_line_put(&l, suggestion);
+		kashim_line_put(&l, "?)");
 	}
 	kashim_line_put(&l, "; line ignored");
 	emit(r, &l);
@@ -925,7 +931,7 @@ static void parse_file(struct file_text *f, const char *const *names, struct lay
 			char *name = line + 1;
 			if (end[-1] != ']' || strncmp(name, "program", 7) || !is_space(name[7])) {
 				file_problem(r, f, lineno, "not a [program NAME] section", line,
-					     strlen(line));
+					     strlen(line), NULL);
 				in_section = true, section_matches = false;
 				continue;
 			}
@@ -936,12 +942,14 @@ static void parse_file(struct file_text *f, const char *const *names, struct lay
 			in_section = true;
 			section_matches = *name && globs_match(name, names);
 			if (!*name)
-				file_problem(r, f, lineno, "a [program] section needs a name", "", 0);
+				file_problem(r, f, lineno, "a [program] section needs a name", "", 0,
+					     NULL);
 			continue;
 		}
 		eq = strchr(line, '=');
 		if (!eq) {
-			file_problem(r, f, lineno, "not a \"key = value\" line", line, strlen(line));
+			file_problem(r, f, lineno, "not a \"key = value\" line", line, strlen(line),
+				     NULL);
 			continue;
 		}
 		key = line;
@@ -956,10 +964,8 @@ static void parse_file(struct file_text *f, const char *const *names, struct lay
 				break;
 		if (id == VAR_COUNT_) {
 			int best = closest(key, klen, true);
-			char what[80];
-			snprintf(what, sizeof what, best >= 0 ? "unknown setting (did you mean %s?)" :
-				 "unknown setting", best >= 0 ? vars[best].key : "");
-			file_problem(r, f, lineno, what, key, klen);
+			file_problem(r, f, lineno, "unknown setting", key, klen,
+				     best >= 0 ? vars[best].key : NULL);
 			continue;
 		}
 		snprintf(where, sizeof where, "%s:%u: %s", f->path, lineno, vars[id].key);
@@ -1112,6 +1118,7 @@ unsigned kashim_config_load_from(struct kashim_config *cfg, const struct kashim_
 	cfg->has_only = (merged.set & (1u << VAR_ONLY)) != 0;
 	if (!cfg->has_only)
 		cfg->only.n = 0;
+	cfg->program_filtered = (merged.set & (1u << VAR_PROGRAMS | 1u << VAR_SKIP_PROGRAMS)) != 0;
 	if ((merged.set & (1u << VAR_PROGRAMS)) && !merged.programs_match)
 		cfg->enabled = false;
 	if ((merged.set & (1u << VAR_SKIP_PROGRAMS)) && merged.skip_programs_match)

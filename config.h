@@ -61,6 +61,7 @@ struct kashim_config {
 	enum kashim_scope scope;
 	enum kashim_mode mode;
 	bool has_only; /* KASHIM_ONLY given: only matching connections */
+	bool program_filtered; /* KASHIM_PROGRAMS or KASHIM_SKIP_PROGRAMS given */
 	struct kashim_rules only, skip;
 };
 

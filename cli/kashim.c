@@ -5,6 +5,7 @@
 #include "cli.h"
 #include "../config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <libgen.h>
 #include <limits.h>
@@ -332,6 +333,27 @@ static bool read_env_file(const char *path, struct env_file *out)
 	return out->vars != NULL;
 }
 
+static void show_rules(const char *name, const struct kashim_rules *rules)
+{
+	int i;
+
+	printf("%-20s ", name);
+	for (i = 0; i < rules->n; i++) {
+		const struct kashim_rule *r = &rules->rule[i];
+		char host[INET6_ADDRSTRLEN];
+		bool any_port = r->port_lo == 1 && r->port_hi == 65535;
+		if (r->family) {
+			inet_ntop(r->family, r->addr, host, sizeof host);
+			printf(r->family == AF_INET6 && !any_port ? "[%s/%u]" : "%s/%u", host,
+			       r->prefix);
+		}
+		if (!any_port)
+			printf(r->port_lo == r->port_hi ? ":%u" : ":%u-%u", r->port_lo, r->port_hi);
+		printf(i + 1 < rules->n ? "," : "");
+	}
+	printf("\n");
+}
+
 static void show_settings(const struct kashim_config *c)
 {
 	unsigned long idle_bound = (unsigned long)c->idle_s +
@@ -347,6 +369,13 @@ static void show_settings(const struct kashim_config *c)
 		printf("KASHIM_USER_TIMEOUT  %ums%s\n", c->user_timeout_ms,
 		       c->user_timeout_mode == KASHIM_UT_AUTO ? " (auto: idle + interval x count)" : "");
 	printf("KASHIM_DEBUG         %s\n", c->debug ? "on" : "off");
+	printf("KASHIM_SCOPE         %s\n", c->scope == KASHIM_SCOPE_CLIENT ? "client" :
+	       c->scope == KASHIM_SCOPE_SERVER ? "server" : "all");
+	if (c->has_only)
+		show_rules("KASHIM_ONLY", &c->only);
+	if (c->skip.n)
+		show_rules("KASHIM_SKIP", &c->skip);
+	printf("KASHIM_MODE          %s\n", c->mode == KASHIM_MODE_FORCE ? "force" : "respect");
 	printf("\nworst case to notice a dead peer:\n");
 	if (c->user_timeout_mode == KASHIM_UT_OFF || c->user_timeout_ms / 1000 >= idle_bound)
 		printf("  idle connection:   %lu s (%d s idle + %d probes x %d s)\n", idle_bound,
@@ -369,27 +398,35 @@ static int cmd_check(int argc, char **argv)
 {
 	struct kashim_config cfg;
 	struct env_file file = { 0 };
-	const char *path = NULL;
+	const char *path = NULL, *names[2] = { NULL, NULL };
 	char *const *envp = environ;
+	struct kashim_source src;
 	unsigned problems;
 	int i;
 
 	for (i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-			printf("usage: kashim check [--env-file FILE]\n\n"
+			printf("usage: kashim check [--env-file FILE] [--program NAME]\n\n"
 			       "Validates the KASHIM_* variables of this environment, or of FILE\n"
 			       "(KEY=VALUE lines, as systemd's EnvironmentFile= and docker's\n"
-			       "--env-file), with the messages the library would give, and shows\n"
-			       "the effective settings and the worst-case time to notice a dead\n"
-			       "peer.  Exit status: 0 all well, 1 a problem, 2 usage.\n");
+			       "--env-file), and the configuration file they name (KASHIM_CONFIG,\n"
+			       "or /etc/kashim.conf when no KASHIM_* variable is set), with the\n"
+			       "messages the library would give; shows the effective settings and\n"
+			       "the worst-case time to notice a dead peer.  --program NAME shows\n"
+			       "them for the program NAME ([program] sections, KASHIM_PROGRAMS).\n"
+			       "Exit status: 0 all well, 1 a problem, 2 usage.\n");
 			return EXIT_OK;
 		}
-		if (!strcmp(argv[i], "--env-file") && i + 1 < argc)
+		if (!strcmp(argv[i], "--program") && i + 1 < argc)
+			names[0] = argv[++i];
+		else if (!strncmp(argv[i], "--program=", 10))
+			names[0] = argv[i] + 10;
+		else if (!strcmp(argv[i], "--env-file") && i + 1 < argc)
 			path = argv[++i];
 		else if (!strncmp(argv[i], "--env-file=", 11))
 			path = argv[i] + 11;
 		else {
-			fprintf(stderr, "usage: kashim check [--env-file FILE]\n");
+			fprintf(stderr, "usage: kashim check [--env-file FILE] [--program NAME]\n");
 			return EXIT_USAGE;
 		}
 	}
@@ -398,9 +435,18 @@ static int cmd_check(int argc, char **argv)
 			return EXIT_PROBLEM;
 		envp = file.vars;
 	}
-	problems = kashim_config_load(&cfg, envp, false, report_stderr, NULL) + file.problems;
+	src = (struct kashim_source){ envp, names, false, "/etc/kashim.conf" };
+	problems = kashim_config_load_from(&cfg, &src, report_stderr, NULL) + file.problems;
+	if (cfg.program_filtered && !names[0]) {
+		printf("note: KASHIM_PROGRAMS or KASHIM_SKIP_PROGRAMS decide per program: add "
+		       "--program NAME to see one\n");
+		names[0] = "";
+	}
+	if (names[0])
+		printf("program              %s\n", names[0]);
 	if (!cfg.enabled) {
-		printf("KASHIM               off: kashim does nothing; programs run unchanged\n");
+		printf("KASHIM               off: kashim does nothing%s; programs run unchanged\n",
+		       cfg.program_filtered && names[0] ? " for this program" : "");
 	} else {
 		show_settings(&cfg);
 	}

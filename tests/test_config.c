@@ -2,7 +2,10 @@
  * "ok - NAME" or "not ok - NAME: why" line per check. */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -352,8 +355,307 @@ static void test_line(void)
 	      "line builder cuts an overlong line and still ends it", "overflow");
 }
 
+
+/* ---- issue 5: rules, scope, mode, programs, file, compatibility ---- */
+
+static bool match4(const struct kashim_rules *r, const char *ip, unsigned port)
+{
+	unsigned char a[16];
+
+	inet_pton(AF_INET, ip, a);
+	return kashim_rules_match(r, AF_INET, a, port);
+}
+
+static bool match6(const struct kashim_rules *r, const char *ip, unsigned port)
+{
+	unsigned char a[16];
+
+	inet_pton(AF_INET6, ip, a);
+	return kashim_rules_match(r, AF_INET6, a, port);
+}
+
+static void test_rules(void)
+{
+	struct kashim_config cfg;
+	char detail[KASHIM_LINE_MAX + 64];
+
+	load(&cfg, "KASHIM_ONLY=10.0.0.0/8, ::1 ,fd00::/8,:5432,:8000-8999,10.1.2.3:5432,[fd00::/8]:443,[::1]:80,192.168.1.7/8",
+	     NULL, NULL);
+	snprintf(detail, sizeof detail, "%u reports, n=%d: %s", nreports, cfg.only.n,
+		 nreports ? reports[0] : "");
+	check(nreports == 0 && cfg.has_only && cfg.only.n == 9, "every rule form parses", detail);
+	check(match4(&cfg.only, "10.200.1.1", 22) && !match4(&cfg.only, "11.0.0.1", 22),
+	      "10.0.0.0/8 matches inside, not outside", "wrong");
+	check(match4(&cfg.only, "192.1.2.3", 1), "host bits of 192.168.1.7/8 are ignored", "no");
+	check(match6(&cfg.only, "::1", 1234) && match6(&cfg.only, "fd12::5", 9) &&
+	      !match6(&cfg.only, "fe80::1", 9), "IPv6 addresses and networks", "wrong");
+	check(match4(&cfg.only, "8.8.8.8", 5432) && match6(&cfg.only, "2001:db8::1", 8500) &&
+	      !match4(&cfg.only, "8.8.8.8", 9000), "port rules match any address", "wrong");
+	check(match6(&cfg.only, "::ffff:10.9.9.9", 1), "an IPv4-mapped address matches IPv4 rules",
+	      "no");
+
+	load(&cfg, "KASHIM_SKIP=10.1.2.3:5432,[fd00::/8]:443", NULL, NULL);
+	check(match4(&cfg.skip, "10.1.2.3", 5432) && !match4(&cfg.skip, "10.1.2.3", 5433) &&
+	      match6(&cfg.skip, "fd00::9", 443) && !match6(&cfg.skip, "fd00::9", 80) &&
+	      !cfg.has_only, "address with port, in both families", "wrong");
+
+	load(&cfg, "KASHIM_ONLY=127.0.0.0/8", "KASHIM_SKIP=127.0.0.2", NULL);
+	{
+		unsigned char a1[4] = { 127, 0, 0, 1 }, a2[4] = { 127, 0, 0, 2 }, b[4] = { 10, 0, 0, 1 };
+		check(kashim_config_covers(&cfg, false, AF_INET, a1, 80) &&
+		      !kashim_config_covers(&cfg, false, AF_INET, a2, 80) &&
+		      !kashim_config_covers(&cfg, true, AF_INET, b, 80) && kashim_config_deferred(&cfg),
+		      "SKIP wins over ONLY; outside ONLY is not covered", "wrong");
+	}
+	load(&cfg, "KASHIM_SCOPE=client", NULL, NULL);
+	{
+		unsigned char a[4] = { 127, 0, 0, 1 };
+		check(kashim_config_covers(&cfg, false, AF_INET, a, 1) &&
+		      !kashim_config_covers(&cfg, true, AF_INET, a, 1) && kashim_config_deferred(&cfg),
+		      "scope client covers connections made, not accepted", "wrong");
+	}
+	load(&cfg, "KASHIM_SCOPE=SERVER", "KASHIM_MODE=Force", NULL);
+	check(nreports == 0 && cfg.scope == KASHIM_SCOPE_SERVER && cfg.mode == KASHIM_MODE_FORCE,
+	      "scope and mode words, any case", "wrong");
+	load(&cfg, NULL, NULL, NULL);
+	check(!kashim_config_deferred(&cfg) && cfg.mode == KASHIM_MODE_RESPECT,
+	      "without filters nothing is deferred", "deferred");
+}
+
+static const char *const bad_policy[] = {
+	"KASHIM_ONLY=10.0.0.0/33", "KASHIM_ONLY=:0", "KASHIM_ONLY=:70000", "KASHIM_ONLY=:9-8",
+	"KASHIM_ONLY=[::1", "KASHIM_ONLY=1.2.3", "KASHIM_ONLY=a,,b", "KASHIM_ONLY=10.0.0.1,",
+	"KASHIM_SKIP=[10.0.0.1]:80", "KASHIM_SKIP=host.example", "KASHIM_SKIP=::1/129",
+	"KASHIM_SKIP=10.0.0.1:80:90", "KASHIM_SKIP=:80x", "KASHIM_SKIP=\xff",
+	"KASHIM_SCOPE=both", "KASHIM_SCOPE=", "KASHIM_MODE=forced", "KASHIM_PROGRAMS=java,,x",
+	"KASHIM_SKIP_PROGRAMS=,",
+};
+
+static void test_bad_policy(void)
+{
+	size_t i;
+	char name[160];
+	struct kashim_config cfg;
+	char many[40 * 12 + 32] = "KASHIM_SKIP=";
+
+	for (i = 0; i < sizeof bad_policy / sizeof bad_policy[0]; i++) {
+		const char *eq = strchr(bad_policy[i], '=');
+		load(&cfg, bad_policy[i], NULL, NULL);
+		snprintf(name, sizeof name, "rejects %s with one line", bad_policy[i]);
+		if (!eq[1]) { /* empty means unset: no line */
+			check(nreports == 0 && cfg.scope == KASHIM_SCOPE_ALL, name, "reported");
+			continue;
+		}
+		check(nreports == 1 && !strncmp(reports[0], "kashim: ", 8) &&
+		      !cfg.has_only && cfg.skip.n == 0 && cfg.scope == KASHIM_SCOPE_ALL &&
+		      cfg.mode == KASHIM_MODE_RESPECT && cfg.enabled,
+		      name, nreports ? reports[0] : "no line");
+	}
+	for (i = 0; i < 33; i++)
+		snprintf(many + strlen(many), sizeof many - strlen(many), "%s:%zu", i ? "," : "", i + 1);
+	load(&cfg, many, NULL, NULL);
+	check(nreports == 1 && strstr(reports[0], "(more than 32 rules)") && cfg.skip.n == 0,
+	      "33 rules are too many", nreports ? reports[0] : "none");
+}
+
+static unsigned load_prog(struct kashim_config *cfg, const char *name, char **env)
+{
+	const char *names[] = { name, NULL };
+	struct kashim_source src = { env, names, false, NULL };
+
+	nreports = 0;
+	return kashim_config_load_from(cfg, &src, collect, NULL);
+}
+
+static void test_programs(void)
+{
+	struct kashim_config cfg;
+	char *only_java[] = { "KASHIM_PROGRAMS=java, python3*", NULL };
+	char *skip_sshd[] = { "KASHIM_SKIP_PROGRAMS=sshd,nginx", NULL };
+	char *both[] = { "KASHIM_PROGRAMS=python*", "KASHIM_SKIP_PROGRAMS=python2*", NULL };
+
+	load_prog(&cfg, "java", only_java);
+	check(cfg.enabled && cfg.program_filtered, "KASHIM_PROGRAMS names this program", "off");
+	load_prog(&cfg, "python3.11", only_java);
+	check(cfg.enabled, "a glob matches python3.11", "off");
+	load_prog(&cfg, "curl", only_java);
+	check(!cfg.enabled, "a program not named is left alone", "on");
+	load_prog(&cfg, "sshd", skip_sshd);
+	check(!cfg.enabled, "KASHIM_SKIP_PROGRAMS leaves sshd alone", "on");
+	load_prog(&cfg, "redis-server", skip_sshd);
+	check(cfg.enabled, "and covers the others", "off");
+	load_prog(&cfg, "python2.7", both);
+	check(!cfg.enabled, "SKIP_PROGRAMS wins over PROGRAMS", "on");
+}
+
+static char tmpdir[] = "/tmp/kashim-test-XXXXXX";
+
+static const char *write_file(const char *name, const char *text)
+{
+	static char path[4][300];
+	static int next;
+	char *p = path[next++ % 4];
+	FILE *f;
+
+	snprintf(p, sizeof path[0], "%s/%s", tmpdir, name);
+	f = fopen(p, "w");
+	fputs(text, f);
+	fclose(f);
+	return p;
+}
+
+static void test_file(void)
+{
+	struct kashim_config cfg;
+	char envbuf[400], envbuf2[400];
+	const char *path = write_file("k.conf",
+		"# global\n"
+		"idle = 40s\n"
+		"  interval=7   \n"
+		"skip = 127.0.0.0/8\n"
+		"\n"
+		"[program java]\n"
+		"idle = 10\n"
+		"mode = force\n"
+		"[program j*]\n"
+		"count = 4\n"
+		"[program python3*]\n"
+		"idle = 20\n");
+	char *env[3] = { envbuf, NULL, NULL };
+
+	snprintf(envbuf, sizeof envbuf, "KASHIM_CONFIG=%s", path);
+	load_prog(&cfg, "python3", env);
+	check(nreports == 0 && cfg.idle_s == 20 && cfg.interval_s == 7 && cfg.count == 9 &&
+	      cfg.skip.n == 1 && cfg.mode == KASHIM_MODE_RESPECT,
+	      "file: global settings, then the matching section", nreports ? reports[0] : "values");
+	load_prog(&cfg, "java", env);
+	check(cfg.idle_s == 10 && cfg.count == 4 && cfg.mode == KASHIM_MODE_FORCE,
+	      "file: every matching section applies, the later one last", "values");
+	load_prog(&cfg, "curl", env);
+	check(cfg.idle_s == 40 && cfg.count == 9, "file: a program without a section gets the global ones",
+	      "values");
+	env[1] = "KASHIM_IDLE=33";
+	load_prog(&cfg, "java", env);
+	check(cfg.idle_s == 33 && cfg.count == 4, "the environment overrides the file", "values");
+	env[1] = "KASHIM_IDLE=bad";
+	load_prog(&cfg, "java", env);
+	snprintf(envbuf2, sizeof envbuf2, "using the value from %s:7\n", path);
+	check(nreports == 1 && cfg.idle_s == 10 && strstr(reports[0], envbuf2),
+	      "a bad variable falls back to the file's value, and says so", reports[0]);
+	env[1] = "KEEPIDLE=55";
+	load_prog(&cfg, "java", env);
+	check(cfg.idle_s == 55, "libkeepalive's variable overrides the file", "values");
+	env[1] = NULL;
+
+	path = write_file("bad.conf",
+		"idle = 10x\n"
+		"idel = 5\n"
+		"just words\n"
+		"[section]\n"
+		"[program]\n"
+		"config = /x\n"
+		"count = 3\n"
+		"[program other]\n"
+		"interval = 0\n");
+	snprintf(envbuf, sizeof envbuf, "KASHIM_CONFIG=%s", path);
+	load_prog(&cfg, "python3", env);
+	check(nreports == 7 && cfg.idle_s == 15 && cfg.count == 9,
+	      "file: seven bad lines, seven messages, the good line in a broken section unused",
+	      nreports ? reports[nreports > 7 ? 7 : nreports - 1] : "none");
+	snprintf(envbuf2, sizeof envbuf2, "kashim: %s:1: idle=\"10x\" ignored (unexpected characters "
+		 "after the number); accepted: 1s to 32767s, as 45, 45s, 2m or 1h; line ignored\n", path);
+	check(!strcmp(reports[0], envbuf2), "file message: file, line, key, value, form", reports[0]);
+	snprintf(envbuf2, sizeof envbuf2, "kashim: %s:2: unknown setting \"idel\" (did you mean idle?); "
+		 "line ignored\n", path);
+	check(!strcmp(reports[1], envbuf2), "an unknown key gets a suggestion", reports[1]);
+	check(strstr(reports[6], ":9: interval=\"0\" ignored (out of range)") != NULL,
+	      "a section that does not match is still checked", reports[6]);
+
+	snprintf(envbuf, sizeof envbuf, "KASHIM_CONFIG=%s/missing.conf", tmpdir);
+	load_prog(&cfg, "python3", env);
+	check(nreports == 1 && strstr(reports[0], "cannot read the configuration file") &&
+	      strstr(reports[0], ": no such file; it is ignored") && cfg.enabled && cfg.idle_s == 15,
+	      "an unreadable file: one message, defaults, kashim on", nreports ? reports[0] : "none");
+}
+
+static void test_default_file(void)
+{
+	struct kashim_config cfg;
+	const char *path = write_file("etc-kashim.conf", "idle = 77\n");
+	const char *names[] = { "x", NULL };
+	char *none[] = { "PATH=/bin", NULL };
+	char *some[] = { "KASHIM_COUNT=3", NULL };
+	char *mixed[] = { "KEEPCNT=3", NULL };
+	struct kashim_source src = { none, names, false, path };
+	char big[70 * 1024];
+	FILE *f;
+
+	nreports = 0;
+	kashim_config_load_from(&cfg, &src, collect, NULL);
+	check(cfg.idle_s == 77, "the default file applies when no KASHIM_* variable is set", "not read");
+	src.envp = some;
+	kashim_config_load_from(&cfg, &src, collect, NULL);
+	check(cfg.idle_s == 15 && cfg.count == 3, "and not when one is", "read");
+	src.envp = mixed;
+	kashim_config_load_from(&cfg, &src, collect, NULL);
+	check(cfg.idle_s == 77 && cfg.count == 3, "compatibility variables still combine with it",
+	      "wrong");
+	src.envp = none;
+	src.default_file = "/nonexistent/kashim.conf";
+	nreports = 0;
+	kashim_config_load_from(&cfg, &src, collect, NULL);
+	check(nreports == 0 && cfg.idle_s == 15, "a missing default file is not a problem", "reported");
+	memset(big, '#', sizeof big);
+	f = fopen(path, "w");
+	fwrite(big, 1, sizeof big, f);
+	fclose(f);
+	src.default_file = path;
+	kashim_config_load_from(&cfg, &src, collect, NULL);
+	check(nreports == 1 && strstr(reports[0], "larger than 64 KiB"), "a 70 KiB file is refused",
+	      nreports ? reports[0] : "none");
+}
+
+static void test_compat(void)
+{
+	struct kashim_config cfg;
+
+	load(&cfg, "KEEPIDLE=33", "KEEPINTVL=4", "KEEPCNT=5");
+	check(nreports == 0 && cfg.idle_s == 33 && cfg.interval_s == 4 && cfg.count == 5,
+	      "libkeepalive's KEEPIDLE, KEEPINTVL, KEEPCNT", "values");
+	load(&cfg, "DD_TCP_KEEPALIVE_TIME=44", "DD_TCP_KEEPALIVE_INTVL=6", "DD_TCP_KEEPALIVE_PROBES=2");
+	check(nreports == 0 && cfg.idle_s == 44 && cfg.interval_s == 6 && cfg.count == 2,
+	      "libdontdie's DD_TCP_KEEPALIVE_*", "values");
+	load(&cfg, "KEEPIDLE=33", "KASHIM_IDLE=20", "DD_TCP_KEEPALIVE_TIME=44");
+	check(cfg.idle_s == 20, "KASHIM_IDLE wins over both", "values");
+	load(&cfg, "KEEPALIVE=skip", NULL, NULL);
+	check(!cfg.enabled, "KEEPALIVE=skip leaves sockets alone", "on");
+	load(&cfg, "KEEPALIVE=off", NULL, NULL);
+	check(!cfg.enabled, "KEEPALIVE=off too", "on");
+	load(&cfg, "DD_USE_KEEPALIVE=0", NULL, NULL);
+	check(!cfg.enabled, "DD_USE_KEEPALIVE=0", "on");
+	load(&cfg, "DD_DEBUG=1", NULL, NULL);
+	check(cfg.debug && nreports == 0, "DD_DEBUG=1", "off");
+	load(&cfg, "KEEPALIVE=skip", "KASHIM=on", NULL);
+	check(cfg.enabled, "KASHIM=on wins over KEEPALIVE=skip", "off");
+	load(&cfg, "KEEPIDLE=abc", "KEEPCNT=500", NULL);
+	check(nreports == 2 && !strcmp(reports[0],
+	      "kashim: KEEPIDLE=\"abc\" ignored (not a number); accepted: 1s to 32767s, as 45, 45s, "
+	      "2m or 1h; it is ignored\n") && cfg.idle_s == 15 && cfg.count == 9,
+	      "libkeepalive values are validated like ours", reports[0]);
+}
+
 int main(void)
 {
+	if (!mkdtemp(tmpdir)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	test_rules();
+	test_bad_policy();
+	test_programs();
+	test_file();
+	test_default_file();
+	test_compat();
 	test_defaults_and_auto();
 	test_good();
 	test_switches();
@@ -362,5 +664,11 @@ int main(void)
 	test_secure();
 	test_listen_fds();
 	test_line();
+	{
+		char cmd[64];
+		snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+		if (system(cmd) != 0)
+			failures++;
+	}
 	return failures ? 1 : 0;
 }
