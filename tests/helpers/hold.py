@@ -10,6 +10,7 @@
   hold.py client-close HOST PORT connect, close at once, then exit
   hold.py connect HOST PORT      a blocking connect() with no timeout
   hold.py http-read HOST PORT PATH  GET PATH and read the body steadily
+  hold.py clients - - HOST:PORT...  connect to each ([v6]:port for IPv6), hold
 
 The reading modes print one line saying how the wait ended, e.g.
 "error TimeoutError [Errno 110] Connection timed out".  Every mode exits
@@ -18,7 +19,20 @@ import socket
 import sys
 import time
 
-mode, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+mode = sys.argv[1]
+if mode == "clients":
+    held = []
+    for target in sys.argv[4:]:
+        h, _, p = target.rpartition(":")
+        h = h.strip("[]")
+        fam = socket.AF_INET6 if ":" in h else socket.AF_INET
+        s = socket.socket(fam, socket.SOCK_STREAM)
+        s.connect((h, int(p)))
+        held.append(s)
+    print("connected", flush=True)
+    time.sleep(600)
+    sys.exit(0)
+host, port = sys.argv[2], int(sys.argv[3])
 family = socket.AF_INET6 if ":" in host else socket.AF_INET
 deadline = time.monotonic() + 600
 
