@@ -73,6 +73,21 @@ test_check_env_file() {
 	expect_text "$TMP/err" "says why" "cannot read .*none.env: No such file"
 }
 
+test_check_config_file_per_program() {
+	printf 'idle = 40s\nskip = 127.0.0.0/8\n[program java]\nidle = 10s\nmode = force\n' > "$TMP/k.conf"
+	expect_status 0 "check --program java with KASHIM_CONFIG" env -i KASHIM_CONFIG="$TMP/k.conf" "$K" check --program java
+	expect_text "$TMP/out" "the section's idle" '^KASHIM_IDLE +10s$'
+	expect_text "$TMP/out" "the section's mode" '^KASHIM_MODE +force$'
+	expect_text "$TMP/out" "the global skip rule" '^KASHIM_SKIP +127\.0\.0\.0/8$'
+	expect_status 0 "check --program curl" env -i KASHIM_CONFIG="$TMP/k.conf" "$K" check --program curl
+	expect_text "$TMP/out" "the global idle" '^KASHIM_IDLE +40s$'
+	expect_status 0 "check with KASHIM_PROGRAMS" env -i KASHIM_PROGRAMS=java "$K" check --program python3
+	expect_text "$TMP/out" "python3 is not covered" '^KASHIM +off: kashim does nothing for this program'
+	printf 'idle = 40s\n[program java]\nidel = 3\n' > "$TMP/bad.conf"
+	expect_status 1 "check: a bad line in a section" env -i KASHIM_CONFIG="$TMP/bad.conf" "$K" check
+	expect_text "$TMP/err" "file and line" "bad.conf:3: unknown setting \"idel\" \(did you mean idle\?\)"
+}
+
 test_run_sets_environment_and_execs() {
 	expect_status 0 "run: LD_PRELOAD gets the build tree's library" env -u LD_PRELOAD "$K" run printenv LD_PRELOAD
 	if [ "$(cat "$TMP/out")" = "$LIB" ]; then ok "LD_PRELOAD=$LIB"; else fail "LD_PRELOAD=$(cat "$TMP/out")"; fi
