@@ -463,6 +463,10 @@ static void kashim_after_accept(int listener, int fd, const struct sockaddr *add
 				  "the program turned keepalive off on the listener, left as it is");
 		return;
 	}
+	/* Even from a listener kashim configured, whose options the kernel
+	 * copies to the sockets it accepts, one getsockopt looks: the fd number
+	 * may since have been reused by a listener from elsewhere (systemd, a
+	 * parent), and close() is not watched. */
 	kashim_adopt_server_side(fd, cfg, where);
 }
 
@@ -492,10 +496,16 @@ KASHIM_API int connect(int fd, const struct sockaddr *addr, socklen_t len)
 	const struct kashim_config *cfg = kashim_settings(&scratch);
 	connect_fn *next = KASHIM_NEXT(connect);
 
-	/* Before the real call, so the user timeout also bounds the handshake. */
+	/* Before the real call, so the user timeout also bounds the handshake.
+	 * A socket kashim configured at socket() needs no second look (an
+	 * unconnected socket from elsewhere reusing its fd number would be
+	 * missed: rare, and then left as the kernel made it). */
 	if (cfg->enabled && kashim_maybe_inet(addr, len) &&
 	    (cfg->mode == KASHIM_MODE_FORCE || !kashim_marked(&kashim_app_off, fd))) {
-		if (!kashim_config_deferred(cfg) || (addr && kashim_covers(cfg, false, addr, len)))
+		if (!kashim_config_deferred(cfg) && kashim_marked(&kashim_ours, fd))
+			kashim_debug_left(fd, cfg, "connect", "configured at socket()");
+		else if (!kashim_config_deferred(cfg) ||
+			 (addr && kashim_covers(cfg, false, addr, len)))
 			kashim_adopt(fd, cfg, "connect");
 		else
 			kashim_debug_left(fd, cfg, "connect", "not covered by KASHIM_SCOPE/ONLY/SKIP");

@@ -110,7 +110,7 @@ import socket
 l = socket.create_server(("127.0.0.1", 0))
 c = socket.create_connection(l.getsockname())
 a, _ = l.accept()' 2> "$TMP/err"
-	if grep -qE '^kashim\[[0-9]+\]: fd [0-9]+ \(connect\): keepalive already on, left as it is$' "$TMP/err" &&
+	if grep -qE '^kashim\[[0-9]+\]: fd [0-9]+ \(connect\): configured at socket\(\)$' "$TMP/err" &&
 		grep -qE '^kashim\[[0-9]+\]: fd [0-9]+ \(accept4?\): keepalive already on, left as it is$' "$TMP/err"; then
 		ok "debug says why connect() and accept() left a socket alone"
 	else
