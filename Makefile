@@ -19,7 +19,7 @@ CLI := kashim
 CLI_SRC := cli/kashim.c cli/inspect.c cli/doctor.c config.c
 TEST_BINS := tests/test_config tests/probe tests/sockpeek tests/libearly.so
 
-.PHONY: all check demo detect-report install uninstall clean
+.PHONY: all check demo bench detect-report install uninstall clean
 
 all: $(LIB) $(CLI)
 
@@ -49,6 +49,16 @@ check: $(LIB) $(CLI) $(TEST_BINS)
 demo: $(LIB) $(CLI)
 	@bash scripts/demo
 
+bench/bench: bench/bench.c
+	$(CC) $(KCFLAGS) -o $@ bench/bench.c -ldl
+
+bench/countalloc.so: bench/countalloc.c
+	$(CC) -O2 -fPIC -shared -o $@ bench/countalloc.c
+
+# What kashim costs against the hand-set floor (see bench/run.py).
+bench: $(LIB) bench/bench bench/countalloc.so
+	@python3 bench/run.py
+
 # Every dead-peer scenario with and without kashim, as a table (root).
 detect-report: $(LIB) tests/sockpeek
 	@python3 tests/deadpeer.py report
@@ -66,4 +76,4 @@ uninstall:
 		$(DESTDIR)$(MANDIR)/man1/kashim.1 $(DESTDIR)$(MANDIR)/man7/libkashim.7
 
 clean:
-	rm -f $(LIB) $(CLI) $(TEST_BINS)
+	rm -f $(LIB) $(CLI) $(TEST_BINS) bench/bench bench/countalloc.so

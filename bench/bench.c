@@ -1,0 +1,113 @@
+/* bench WHAT MODE ITERATIONS: time one kind of socket work, nanoseconds
+ * per operation on stdout.
+ *   WHAT  socket   socket() + close()
+ *         connect  socket(), connect() to a loopback listener, accept(),
+ *                  close() both (with SO_LINGER 0: no TIME_WAIT pile-up)
+ *         rss      make and close ITERATIONS sockets, print VmRSS in kB
+ *   MODE  none     the program sets nothing
+ *         floor    the program sets the five options kashim sets, itself:
+ *                  the least any keepalive shim can cost
+ * Heap allocations made during the loop are counted when countalloc.so is
+ * preloaded, and printed as a second number. */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <dlfcn.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static void set_floor(int fd)
+{
+	static const int opts[][3] = {
+		{ SOL_SOCKET, SO_KEEPALIVE, 1 }, { IPPROTO_TCP, TCP_KEEPIDLE, 15 },
+		{ IPPROTO_TCP, TCP_KEEPINTVL, 15 }, { IPPROTO_TCP, TCP_KEEPCNT, 9 },
+		{ IPPROTO_TCP, TCP_USER_TIMEOUT, 150000 },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof opts / sizeof opts[0]; i++)
+		setsockopt(fd, opts[i][0], opts[i][1], &opts[i][2], sizeof opts[i][2]);
+}
+
+static double now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e9 + ts.tv_nsec;
+}
+
+static unsigned long allocations(void)
+{
+	unsigned long *count = dlsym(RTLD_DEFAULT, "countalloc_total");
+
+	return count ? __atomic_load_n(count, __ATOMIC_RELAXED) : 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct sockaddr_in addr = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof addr;
+	struct linger linger = { 1, 0 };
+	int floor, listener = -1;
+	long i, n;
+	unsigned long before;
+	double start;
+
+	if (argc != 4) {
+		fprintf(stderr, "usage: bench socket|connect|rss none|floor ITERATIONS\n");
+		return 2;
+	}
+	floor = !strcmp(argv[2], "floor");
+	n = atol(argv[3]);
+	if (!strcmp(argv[1], "connect")) {
+		listener = socket(AF_INET, SOCK_STREAM, 0);
+		if (floor)
+			set_floor(listener);
+		if (bind(listener, (struct sockaddr *)&addr, sizeof addr) != 0 ||
+		    listen(listener, 128) != 0 ||
+		    getsockname(listener, (struct sockaddr *)&addr, &len) != 0) {
+			perror("bench: listener");
+			return 1;
+		}
+	}
+	before = allocations();
+	start = now_ns();
+	for (i = 0; i < n; i++) {
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+		if (fd < 0) {
+			perror("bench: socket");
+			return 1;
+		}
+		if (floor)
+			set_floor(fd);
+		if (listener >= 0) {
+			int a;
+			setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, sizeof linger);
+			if (connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0 ||
+			    (a = accept(listener, NULL, NULL)) < 0) {
+				perror("bench: connect/accept");
+				return 1;
+			}
+			close(a);
+		}
+		close(fd);
+	}
+	if (!strcmp(argv[1], "rss")) {
+		char line[256];
+		FILE *f = fopen("/proc/self/status", "r");
+		while (f && fgets(line, sizeof line, f))
+			if (!strncmp(line, "VmRSS:", 6))
+				printf("%ld %lu\n", atol(line + 6), allocations() - before);
+		if (f)
+			fclose(f);
+		return 0;
+	}
+	printf("%.1f %lu\n", (now_ns() - start) / (double)n, allocations() - before);
+	return 0;
+}

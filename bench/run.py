@@ -1,0 +1,201 @@
+#!/usr/bin/env python3
+"""make bench: what kashim costs, measured against the floor.
+
+The floor is the program setting the same five options itself: no shim can
+do less.  Variants run alternately in the same session, many rounds; the
+table quotes medians of per-round ratios, so a machine that slows down for
+a while slows every variant of that round alike.  Counts (system calls,
+allocations) do not drift and are exact."""
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LIB = os.path.join(ROOT, "libkashim.so")
+BENCH = os.path.join(ROOT, "bench", "bench")
+COUNT = os.path.join(ROOT, "bench", "countalloc.so")
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "15"))
+
+VARIANTS = {  # name: (preload, mode)
+    "none": ("", "none"),
+    "floor": ("", "floor"),
+    "kashim": (LIB, "none"),
+}
+
+
+def run_bench(what, variant, n, count_allocs=False):
+    preload, mode = VARIANTS[variant]
+    env = dict(os.environ)
+    env["LD_PRELOAD"] = " ".join(p for p in (COUNT if count_allocs else "", preload) if p)
+    out = subprocess.run([BENCH, what, mode, str(n)], env=env, capture_output=True,
+                         text=True, check=True).stdout.split()
+    return float(out[0]), int(out[1])
+
+
+def timing(what, n):
+    """Per-operation times and the medians of per-round ratios."""
+    times = {v: [] for v in VARIANTS}
+    ratios = {"kashim/floor": [], "kashim/none": [], "floor/none": []}
+    order = list(VARIANTS)
+    for r in range(ROUNDS):
+        rnd = {}
+        for v in order[r % 3:] + order[:r % 3]:  # rotate who goes first
+            rnd[v] = run_bench(what, v, n)[0]
+            times[v].append(rnd[v])
+        for key in ratios:
+            a, b = key.split("/")
+            ratios[key].append(rnd[a] / rnd[b])
+    return ({v: statistics.median(t) for v, t in times.items()},
+            {k: statistics.median(x) for k, x in ratios.items()})
+
+
+def strace_counts(what, variant, n):
+    preload, mode = VARIANTS[variant]
+    env = dict(os.environ, LD_PRELOAD=preload)
+    with tempfile.NamedTemporaryFile("r") as out:
+        subprocess.run(["strace", "-f", "-qq", "-c", "-o", out.name, "-e",
+                        "trace=setsockopt,getsockopt", BENCH, what, mode, str(n)],
+                       env=env, capture_output=True, check=True)
+        text = out.read()
+    counts = {}
+    for name in ("setsockopt", "getsockopt"):
+        m = re.search(r"^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?%s$" % name, text, re.M)
+        counts[name] = int(m.group(1)) if m else 0
+    return counts
+
+
+def instructions(what, variant, n):
+    """User-space instructions executed, counted by callgrind (the kernel's
+    work is not included: the system calls are counted separately)."""
+    preload, mode = VARIANTS[variant]
+    env = dict(os.environ, LD_PRELOAD=preload)
+    r = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
+                        BENCH, what, mode, str(n)], env=env, capture_output=True, text=True)
+    return int(re.search(r"Collected : (\d+)", r.stderr).group(1))
+
+
+def instructions_per_op(what, variant):
+    return (instructions(what, variant, 2000) - instructions(what, variant, 1000)) / 1000
+
+
+def syscalls(what, variant):
+    """setsockopt and getsockopt calls per operation, counted by strace: the
+    difference between 2000 and 1000 operations, so one-time work (load,
+    the listener) drops out.  The benchmark's own SO_LINGER per connection
+    is subtracted."""
+    a, b = strace_counts(what, variant, 1000), strace_counts(what, variant, 2000)
+    linger = 1 if what == "connect" else 0
+    return ((b["setsockopt"] - a["setsockopt"]) / 1000 - linger,
+            (b["getsockopt"] - a["getsockopt"]) / 1000)
+
+
+def nginx_rps(tmp, port, kashim, seconds=5):
+    conf = os.path.join(tmp, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write("""worker_processes 1; daemon off; error_log stderr crit;
+pid %(t)s/nginx.pid; events { worker_connections 1024; }
+http { access_log off; client_body_temp_path %(t)s/b; proxy_temp_path %(t)s/p;
+  fastcgi_temp_path %(t)s/f; uwsgi_temp_path %(t)s/u; scgi_temp_path %(t)s/s;
+  keepalive_timeout 0;
+  server { listen 127.0.0.1:%(port)d; location / { return 200 "ok\\n"; } } }
+""" % {"t": tmp, "port": port})
+    env = dict(os.environ)
+    env.pop("LD_PRELOAD", None)
+    if kashim:
+        env["LD_PRELOAD"] = LIB
+    nginx = subprocess.Popen(["nginx", "-p", tmp, "-c", conf], env=env, start_new_session=True)
+    try:
+        for _ in range(100):
+            if subprocess.run(["ss", "-Htln", "sport = :%d" % port],
+                              capture_output=True, text=True).stdout.strip():
+                break
+            time.sleep(0.05)
+        out = subprocess.run(["wrk", "-t1", "-c32", "-d%ds" % seconds, "-H",
+                              "Connection: close", "http://127.0.0.1:%d/" % port],
+                             capture_output=True, text=True, timeout=seconds + 30).stdout
+        return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    finally:
+        os.killpg(nginx.pid, signal.SIGKILL)  # the master and its worker
+        nginx.wait()
+        for _ in range(100):  # the worker is gone once the port is free
+            if not subprocess.run(["ss", "-Htln", "sport = :%d" % port],
+                                  capture_output=True, text=True).stdout.strip():
+                break
+            time.sleep(0.05)
+
+
+def main():
+    for tool in ("strace",):
+        if not shutil.which(tool):
+            sys.exit("bench: %s is needed" % tool)
+    print("kashim benchmark: %d alternating rounds per figure; medians" % ROUNDS)
+    print()
+    print("| per operation | no keepalive | hand-set floor | kashim | kashim/floor | kashim/none |")
+    print("|---|---|---|---|---|---|")
+    for what, n, label in (("socket", 100000, "socket() + close()"),
+                           ("connect", 10000, "connect + accept on loopback")):
+        t, r = timing(what, n)
+        print("| %s | %.0f ns | %.0f ns | %.0f ns | %.3f | %.3f |" % (
+            label, t["none"], t["floor"], t["kashim"], r["kashim/floor"], r["kashim/none"]))
+    print()
+    print("| system calls per operation (strace -c: 2000 ops minus 1000) | hand-set floor | kashim |")
+    print("|---|---|---|")
+    for what, label in (("socket", "socket(): setsockopt / getsockopt"),
+                        ("connect", "connection (connect + accept): setsockopt / getsockopt")):
+        fs, fg = syscalls(what, "floor")
+        ks, kg = syscalls(what, "kashim")
+        print("| %s | %g / %g | %g / %g |" % (label, fs, fg, ks, kg))
+    if shutil.which("valgrind"):
+        print()
+        print("| user-space instructions per operation (callgrind: 2000 ops minus 1000) | no keepalive | hand-set floor | kashim | kashim - floor |")
+        print("|---|---|---|---|---|")
+        for what, label in (("socket", "socket() + close()"),
+                            ("connect", "connect + accept on loopback")):
+            i = {v: instructions_per_op(what, v) for v in VARIANTS}
+            print("| %s | %.0f | %.0f | %.0f | %+.0f |" % (label, i["none"], i["floor"],
+                                                        i["kashim"], i["kashim"] - i["floor"]))
+    print()
+    _, none_allocs = run_bench("connect", "none", 2000, count_allocs=True)
+    _, kashim_allocs = run_bench("connect", "kashim", 2000, count_allocs=True)
+    rss_none = statistics.median(run_bench("rss", "none", 1000)[0] for _ in range(5))
+    rss_kashim = statistics.median(run_bench("rss", "kashim", 1000)[0] for _ in range(5))
+    print("| memory | without kashim | with kashim |")
+    print("|---|---|---|")
+    print("| heap allocations during 2000 connections (after load) | %d | %d |"
+          % (none_allocs, kashim_allocs))
+    print("| resident size after 1000 sockets | %d kB | %d kB (%+d kB) |"
+          % (rss_none, rss_kashim, rss_kashim - rss_none))
+    if shutil.which("nginx") and shutil.which("wrk"):
+        tmp = tempfile.mkdtemp(prefix="kashim-bench.")
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        rounds = int(os.environ.get("BENCH_NGINX_ROUNDS", "5"))
+        with_k, without, ratios = [], [], []
+        try:
+            for r in range(rounds):
+                pair = [True, False] if r % 2 else [False, True]
+                got = {k: nginx_rps(tmp, port, k) for k in pair}
+                with_k.append(got[True])
+                without.append(got[False])
+                ratios.append(got[True] / got[False])
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        print()
+        print("| nginx, `Connection: close`, wrk -t1 -c32, %d x 5 s | without kashim | with kashim | ratio |" % rounds)
+        print("|---|---|---|---|")
+        print("| requests/s (median) | %.0f | %.0f | %.3f |" % (
+            statistics.median(without), statistics.median(with_k), statistics.median(ratios)))
+    else:
+        print("\n(nginx or wrk missing: no server figure)")
+
+
+if __name__ == "__main__":
+    main()
