@@ -1078,6 +1078,7 @@ unsigned kashim_config_load_from(struct kashim_config *cfg, const struct kashim_
 	if (values[VAR_SWITCH] && parse_switch(values[VAR_SWITCH], &env_l.v.enabled) == V_OK &&
 	    !env_l.v.enabled) {
 		cfg->enabled = false;
+		resolve_user_timeout(cfg); /* consistent, even though unused */
 		return 0;
 	}
 	memset(values, 0, sizeof values);
