@@ -17,7 +17,8 @@ MANDIR  ?= $(PREFIX)/share/man
 LIB := libkashim.so
 CLI := kashim
 CLI_SRC := cli/kashim.c cli/inspect.c cli/doctor.c config.c
-TEST_BINS := tests/test_config tests/probe tests/sockpeek tests/libearly.so
+TEST_BINS := tests/test_config tests/probe tests/sockpeek tests/libearly.so tests/libwrap.so \
+             tests/libfailbig.so
 
 .PHONY: all check demo bench detect-report install uninstall clean
 
@@ -42,6 +43,12 @@ tests/sockpeek: tests/sockpeek.c
 
 tests/libearly.so: tests/early.c
 	$(CC) $(KCFLAGS) -fPIC -shared -o $@ tests/early.c
+
+tests/libwrap.so: tests/wrap.c
+	$(CC) $(KCFLAGS) -fPIC -shared -o $@ tests/wrap.c -ldl
+
+tests/libfailbig.so: tests/failbig.c
+	$(CC) $(KCFLAGS) -fPIC -shared -o $@ tests/failbig.c
 
 check: $(LIB) $(CLI) $(TEST_BINS)
 	@bash tests/run

@@ -830,7 +830,7 @@ static bool read_file(const char *path, bool quiet_if_missing, struct file_text 
 		      struct reporter *r)
 {
 	struct kashim_line l;
-	ssize_t n, total = 0;
+	ssize_t n = 0, total = 0;
 	int fd, err;
 
 	f->text = NULL;
@@ -838,18 +838,21 @@ static bool read_file(const char *path, bool quiet_if_missing, struct file_text 
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd >= 0) {
 		f->text = malloc(KASHIM_FILE_MAX + 1);
+		err = f->text ? 0 : ENOMEM;
 		while (f->text && total <= KASHIM_FILE_MAX &&
 		       (n = read(fd, f->text + total, (size_t)(KASHIM_FILE_MAX + 1 - total))) > 0)
 			total += n;
-		err = errno;
+		if (f->text && n < 0)
+			err = errno;
 		close(fd);
-		if (f->text && total <= KASHIM_FILE_MAX) {
+		if (f->text && !err && total <= KASHIM_FILE_MAX) {
 			f->text[total] = 0;
 			return true;
 		}
+		if (!err)
+			err = EFBIG;
 		free(f->text);
 		f->text = NULL;
-		err = f->text ? err : EFBIG;
 	} else {
 		err = errno;
 		if (quiet_if_missing && err == ENOENT)
@@ -858,9 +861,10 @@ static bool read_file(const char *path, bool quiet_if_missing, struct file_text 
 	kashim_line_start(&l);
 	kashim_line_put(&l, "kashim: cannot read the configuration file ");
 	kashim_line_put_value(&l, path);
-	kashim_line_put(&l, err == EFBIG || total > KASHIM_FILE_MAX ? ": larger than 64 KiB" :
+	kashim_line_put(&l, err == EFBIG ? ": larger than 64 KiB" :
+			err == ENOMEM ? ": out of memory" :
 			err == ENOENT ? ": no such file" : err == EACCES ? ": permission denied" :
-			": unreadable");
+			err == EISDIR ? ": a directory" : ": unreadable");
 	kashim_line_put(&l, "; it is ignored");
 	emit(r, &l);
 	return false;

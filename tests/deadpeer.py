@@ -27,7 +27,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LIB = os.path.join(ROOT, "libkashim.so")
+LIB = os.environ.get("TEST_LIB") or os.path.join(ROOT, "libkashim.so")
 HOLD = os.path.join(ROOT, "tests", "helpers", "hold.py")
 PEEK = os.path.join(ROOT, "tests", "sockpeek")
 PY = "/usr/bin/python3"

@@ -3,7 +3,7 @@
 # starts with bg are killed when it ends, pass or fail.
 set -u
 ROOT=${TESTS_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
-LIB=$ROOT/libkashim.so
+LIB=${TEST_LIB:-$ROOT/libkashim.so} # TEST_LIB: an instrumented build
 PROBE=$ROOT/tests/probe
 PEEK=$ROOT/tests/sockpeek
 PY=/usr/bin/python3

@@ -21,6 +21,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <linux/netlink.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <signal.h>
+#include <stddef.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/time.h>
 
 #ifndef IPPROTO_MPTCP
 #define IPPROTO_MPTCP 262
@@ -447,6 +454,254 @@ static void case_untouched(void)
 	close(lfd);
 }
 
+/* 16 threads x 2000 sockets: TCP and UDP, connections accepted, the
+ * program switching keepalive off and on (the per-fd marks). */
+static void *stress_main(void *arg)
+{
+	struct worker *w = arg;
+	int i, zero = 0, one = 1;
+
+	for (i = 0; i < w->sockets; i++) {
+		int fd = socket(i % 2 ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0 || *mismatch(fd, 1, &want))
+			w->bad++;
+		if (i % 7 == 0) {
+			setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &zero, sizeof zero);
+			setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+		}
+		if (i % 25 == 0 && i % 2) {
+			int a;
+			connect_to(fd, w->lfd);
+			a = accept4(w->lfd, NULL, NULL, SOCK_CLOEXEC);
+			if (a < 0 || *mismatch(a, 1, &want))
+				w->bad++;
+			close(a);
+		}
+		close(fd);
+	}
+	return NULL;
+}
+
+static void case_stress(void)
+{
+	enum { THREADS = 16, PER_THREAD = 2000 };
+	pthread_t t[THREADS];
+	struct worker w[THREADS];
+	int i, bad = 0, lfd = listener(AF_INET, 0);
+	char detail[64];
+
+	for (i = 0; i < THREADS; i++) {
+		w[i] = (struct worker){ lfd, PER_THREAD, 0 };
+		pthread_create(&t[i], NULL, stress_main, &w[i]);
+	}
+	for (i = 0; i < THREADS; i++) {
+		pthread_join(t[i], NULL);
+		bad += w[i].bad;
+	}
+	snprintf(detail, sizeof detail, "%d of %d wrong", bad, THREADS * PER_THREAD);
+	report(bad == 0, "16 threads x 2000 sockets, connections and keepalive toggles", detail);
+	close(lfd);
+}
+
+/* A signal handler makes sockets while the interrupted code is inside
+ * socket() itself, thousands of times. */
+static volatile sig_atomic_t handler_runs, handler_bad;
+
+static void on_alarm(int sig)
+{
+	int saved = errno, fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	(void)sig;
+	handler_runs++;
+	if (fd < 0 || *mismatch(fd, 1, &want))
+		handler_bad++;
+	close(fd);
+	errno = saved;
+}
+
+static void case_signals(void)
+{
+	struct sigaction sa = { .sa_handler = on_alarm, .sa_flags = SA_RESTART };
+	struct itimerval every = { { 0, 50 }, { 0, 50 } }, stop = { { 0, 0 }, { 0, 0 } };
+	int i, bad = 0;
+	char detail[96];
+
+	sigaction(SIGALRM, &sa, NULL);
+	setitimer(ITIMER_REAL, &every, NULL);
+	for (i = 0; i < 50000; i++) {
+		int fd = socket(AF_INET6, SOCK_STREAM, 0);
+		if (fd < 0 || *mismatch(fd, 1, &want))
+			bad++;
+		close(fd);
+	}
+	setitimer(ITIMER_REAL, &stop, NULL);
+	snprintf(detail, sizeof detail, "%d main / %d handler sockets wrong, %d handler runs",
+		 bad, (int)handler_bad, (int)handler_runs);
+	report(bad == 0 && handler_bad == 0 && handler_runs > 100,
+	       "signal handlers making sockets in the middle of socket()", detail);
+	printf("# %d signal-handler sockets\n", (int)handler_runs);
+}
+
+/* The highest descriptors the limit allows: above 65535 where the hard
+ * limit can be raised that far (it needs CAP_SYS_RESOURCE past the current
+ * hard limit), and above the 2^20 descriptors kashim keeps marks for. */
+static void case_highfd(void)
+{
+	struct rlimit rl;
+	int fd, lfd, i, base, top, v = 0;
+	char what[96];
+
+	getrlimit(RLIMIT_NOFILE, &rl);
+	rl.rlim_cur = rl.rlim_max = 1100000;
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+		rl.rlim_cur = rl.rlim_max = 70000;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+			getrlimit(RLIMIT_NOFILE, &rl);
+			rl.rlim_cur = rl.rlim_max;
+			setrlimit(RLIMIT_NOFILE, &rl);
+			printf("# RLIMIT_NOFILE cannot be raised here (no CAP_SYS_RESOURCE): "
+			       "testing up to %lu\n", (unsigned long)rl.rlim_max);
+		}
+	}
+	top = (int)(rl.rlim_cur > 66100 ? 66000 : rl.rlim_cur - 100);
+	base = open("/dev/null", O_RDONLY);
+	for (i = base + 1; i < top; i++)
+		if (fcntl(base, F_DUPFD, i) < 0)
+			break;
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	snprintf(what, sizeof what, "socket() at fd %d (limit %lu) is configured", fd,
+		 (unsigned long)rl.rlim_cur);
+	report(fd >= top - 1, "socket() gets one of the highest descriptors", "low fd");
+	expect_configured(fd, what);
+	lfd = listener(AF_INET, 0);
+	accept_check(lfd, 1, 1, "accept4() at the highest descriptors");
+	if (rl.rlim_cur > 1049000) {
+		int high = (int)syscall(SYS_socket, AF_INET, SOCK_STREAM, 0);
+		dup2(high, 1049000);
+		close(high);
+		setsockopt(1049000, SOL_SOCKET, SO_KEEPALIVE, &v, sizeof v);
+		connect_to(1049000, lfd);
+		report(opt(1049000, SOL_SOCKET, SO_KEEPALIVE) == 1,
+		       "fd 1049000 (past the tracked marks): connect() configures it", "off");
+	}
+	for (i = base; i < top; i++)
+		close(i);
+	close(fd);
+	close(lfd);
+}
+
+static void case_forkstorm(const char *self)
+{
+	int i, bad = 0, status;
+	pid_t pids[64];
+
+	for (i = 0; i < 64; i++) {
+		pids[i] = fork();
+		if (pids[i] == 0) {
+			int k, wrong = 0;
+			for (k = 0; k < 50; k++) {
+				int fd = socket(AF_INET, SOCK_STREAM, 0);
+				wrong += fd < 0 || *mismatch(fd, 1, &want);
+				close(fd);
+			}
+			_exit(wrong ? 1 : 0);
+		}
+	}
+	for (i = 0; i < 64; i++) {
+		waitpid(pids[i], &status, 0);
+		bad += !WIFEXITED(status) || WEXITSTATUS(status) != 0;
+	}
+	report(bad == 0, "64 forked children x 50 sockets", "a child saw wrong values");
+
+	/* An exec chain: each link execs the next, the last checks. */
+	{
+		char depth[8], *args[] = { (char *)self, "chain", depth, "11", "4", "81000", NULL };
+		pid_t pid = fork();
+		if (pid == 0) {
+			snprintf(depth, sizeof depth, "%d", want.idle);
+			execv(self, args);
+			_exit(127);
+		}
+		waitpid(pid, &status, 0);
+		report(WIFEXITED(status) && WEXITSTATUS(status) == 0, "an exec chain of 10 programs",
+		       "the end of the chain saw wrong values");
+	}
+}
+
+/* probe chain N ...: exec itself until N reaches 0, then check a socket. */
+static int case_chain(const char *self, char **argv)
+{
+	int left = atoi(argv[2]) - 1;
+	char next[16];
+	char *args[] = { (char *)self, "chain", next, argv[3], argv[4], argv[5], NULL };
+	int fd;
+
+	if (left > 27) /* started with the idle value: run 10 links */
+		left = 10;
+	if (left > 0) {
+		snprintf(next, sizeof next, "%d", left);
+		execv(self, args);
+		return 127;
+	}
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	want = (struct expect){ 37, 11, 4, 81000 };
+	return *mismatch(fd, 1, &want) ? 1 : 0;
+}
+
+static void case_vfork(const char *self, char **argv)
+{
+	char *args[] = { (char *)self, "tcp", argv[2], argv[3], argv[4], argv[5], NULL };
+	int status, devnull = open("/dev/null", O_WRONLY), saved = dup(1);
+	pid_t pid;
+
+	dup2(devnull, 1);
+	pid = vfork();
+	if (pid == 0) {
+		execv(self, args);
+		_exit(127);
+	}
+	dup2(saved, 1);
+	waitpid(pid, &status, 0);
+	report(WIFEXITED(status) && WEXITSTATUS(status) == 0, "a child started by vfork+exec",
+	       "its sockets were wrong");
+}
+
+/* A seccomp filter makes setsockopt fail with EPERM: the program's
+ * socket() still succeeds, errno is untouched, the socket is plain. */
+static void case_seccomp(void)
+{
+	struct sock_filter filter[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_setsockopt, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { sizeof filter / sizeof filter[0], filter };
+	int fd, lfd, c, a;
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+	    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0) {
+		printf("skip - probe seccomp: cannot install a filter (errno %d)\n", errno);
+		return;
+	}
+	errno = EXDEV;
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	report(fd >= 0 && errno == EXDEV, "socket() succeeds, errno untouched, though setsockopt fails",
+	       "failed or errno changed");
+	report(opt(fd, SOL_SOCKET, SO_KEEPALIVE) == 0, "the socket is left as the kernel made it", "on");
+	lfd = listener(AF_INET, 0);
+	c = socket(AF_INET, SOCK_STREAM, 0);
+	errno = EXDEV;
+	report(connect_to(c, lfd) == 0 && errno == EXDEV, "connect() succeeds, errno untouched",
+	       "failed");
+	a = accept(lfd, NULL, NULL);
+	report(a >= 0 && errno == EXDEV, "accept() succeeds, errno untouched", "failed");
+	close(a);
+	close(c);
+	close(lfd);
+	close(fd);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 6) {
@@ -473,6 +728,20 @@ int main(int argc, char **argv)
 		case_mptcp();
 	else if (!strcmp(case_name, "untouched"))
 		case_untouched();
+	else if (!strcmp(case_name, "stress"))
+		case_stress();
+	else if (!strcmp(case_name, "signals"))
+		case_signals();
+	else if (!strcmp(case_name, "highfd"))
+		case_highfd();
+	else if (!strcmp(case_name, "forkstorm"))
+		case_forkstorm("/proc/self/exe");
+	else if (!strcmp(case_name, "chain"))
+		return case_chain("/proc/self/exe", argv);
+	else if (!strcmp(case_name, "vfork"))
+		case_vfork("/proc/self/exe", argv);
+	else if (!strcmp(case_name, "seccomp"))
+		case_seccomp();
 	else {
 		fprintf(stderr, "probe: unknown case %s\n", case_name);
 		return 2;
