@@ -20,7 +20,7 @@ CLI_SRC := cli/kashim.c cli/inspect.c cli/doctor.c config.c
 TEST_BINS := tests/test_config tests/probe tests/sockpeek tests/libearly.so tests/libwrap.so \
              tests/libfailbig.so
 
-.PHONY: all check demo bench detect-report install uninstall clean
+.PHONY: all check demo bench musl detect-report install uninstall clean
 
 all: $(LIB) $(CLI)
 
@@ -62,6 +62,23 @@ bench/bench: bench/bench.c
 bench/countalloc.so: bench/countalloc.c
 	$(CC) -O2 -fPIC -shared -o $@ bench/countalloc.c
 
+# The library for musl programs (Alpine containers): musl-gcc from Debian's
+# musl-tools.  Only the kernel's own headers are added to musl's.
+MUSL_INC := tests/musl-include
+$(MUSL_INC):
+	mkdir -p $@
+	ln -sfn /usr/include/linux $@/linux
+	ln -sfn /usr/include/asm-generic $@/asm-generic
+	ln -sfn /usr/include/$$(gcc -print-multiarch)/asm $@/asm
+
+libkashim-musl.so: shim.c config.c config.h
+	musl-gcc -std=gnu11 $(WARN) -O2 -g $(SHLIB_FLAGS) -shared -o $@ shim.c config.c -Wl,-z,relro,-z,now
+
+tests/probe-musl: tests/probe.c | $(MUSL_INC)
+	musl-gcc -std=gnu11 -O2 -I$(MUSL_INC) -o $@ tests/probe.c -pthread
+
+musl: libkashim-musl.so tests/probe-musl
+
 # What kashim costs against the hand-set floor (see bench/run.py).
 bench: $(LIB) bench/bench bench/countalloc.so
 	@python3 bench/run.py
@@ -73,14 +90,16 @@ detect-report: $(LIB) tests/sockpeek
 install: $(LIB) $(CLI)
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man7
 	install -m 0644 $(LIB) $(DESTDIR)$(LIBDIR)/$(LIB)
+	if [ -f libkashim-musl.so ]; then install -m 0644 libkashim-musl.so $(DESTDIR)$(LIBDIR)/; fi
 	install -m 0755 $(CLI) $(DESTDIR)$(BINDIR)/$(CLI)
 	install -m 0755 scripts/kashim-entrypoint $(DESTDIR)$(BINDIR)/kashim-entrypoint
 	install -m 0644 man/kashim.1 $(DESTDIR)$(MANDIR)/man1/kashim.1
 	install -m 0644 man/libkashim.7 $(DESTDIR)$(MANDIR)/man7/libkashim.7
 
 uninstall:
-	rm -f $(DESTDIR)$(LIBDIR)/$(LIB) $(DESTDIR)$(BINDIR)/$(CLI) $(DESTDIR)$(BINDIR)/kashim-entrypoint \
+	rm -f $(DESTDIR)$(LIBDIR)/$(LIB) $(DESTDIR)$(LIBDIR)/libkashim-musl.so $(DESTDIR)$(BINDIR)/$(CLI) $(DESTDIR)$(BINDIR)/kashim-entrypoint \
 		$(DESTDIR)$(MANDIR)/man1/kashim.1 $(DESTDIR)$(MANDIR)/man7/libkashim.7
 
 clean:
-	rm -f $(LIB) $(CLI) $(TEST_BINS) bench/bench bench/countalloc.so
+	rm -f $(LIB) $(CLI) $(TEST_BINS) bench/bench bench/countalloc.so libkashim-musl.so tests/probe-musl
+	rm -rf $(MUSL_INC)

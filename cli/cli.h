@@ -17,6 +17,7 @@ enum {
 
 struct doctor_verdict {
 	bool reachable;
+	bool musl;          /* linked against musl: needs libkashim-musl.so */
 	char path[4096];    /* the file examined (after PATH search) */
 	char reason[8192];  /* one sentence: why, and what to do instead */
 };

@@ -231,8 +231,9 @@ static bool examine_elf(struct doctor_verdict *v, const struct elf_file *f)
 		return true;
 	}
 	if (strstr(interp, "ld-musl")) {
-		verdict(v, false, "no, not with this library: linked against musl (%s); it "
-			"needs a musl build of libkashim.so", interp);
+		v->musl = true;
+		verdict(v, true, "yes, with the musl build libkashim-musl.so (make musl): linked "
+			"against musl (%s); the glibc libkashim.so cannot load into it", interp);
 		return true;
 	}
 	if (imports_socket_calls(f)) {

@@ -153,8 +153,10 @@ static bool usable(const char *path, char *out, size_t size)
 	return true;
 }
 
-/* The library beside this command in a build tree, else the installed one. */
-static bool find_library(const struct settings *s, char *out, size_t size)
+/* The library (NAME: libkashim.so, or libkashim-musl.so for musl
+ * programs) beside this command in a build tree, else the installed one. */
+static bool find_named_library(const struct settings *s, const char *name, char *out,
+			       size_t size)
 {
 	char exe[PATH_MAX], path[PATH_MAX + 32];
 	ssize_t n;
@@ -164,14 +166,20 @@ static bool find_library(const struct settings *s, char *out, size_t size)
 	n = readlink("/proc/self/exe", exe, sizeof exe - 1);
 	if (n > 0) {
 		exe[n] = 0;
-		snprintf(path, sizeof path, "%s/libkashim.so", dirname(exe));
+		snprintf(path, sizeof path, "%s/%s", dirname(exe), name);
 		if (usable(path, out, size))
 			return true;
-		snprintf(path, sizeof path, "%s/../lib/libkashim.so", exe);
+		snprintf(path, sizeof path, "%s/../lib/%s", exe, name);
 		if (usable(path, out, size))
 			return true;
 	}
-	return usable(KASHIM_LIBDIR "/libkashim.so", out, size);
+	snprintf(path, sizeof path, "%s/%s", KASHIM_LIBDIR, name);
+	return usable(path, out, size);
+}
+
+static bool find_library(const struct settings *s, char *out, size_t size)
+{
+	return find_named_library(s, "libkashim.so", out, size);
 }
 
 /* LD_PRELOAD with lib appended, unless a libkashim.so is already there. */
@@ -241,8 +249,9 @@ static int cmd_run(int argc, char **argv)
 			v.reason);
 		return EXIT_RUN_FAILED;
 	}
-	if (!find_library(&s, lib, sizeof lib)) {
-		fprintf(stderr, "kashim run: cannot find libkashim.so%s%s (use --library PATH)\n",
+	if (!find_named_library(&s, v.musl ? "libkashim-musl.so" : "libkashim.so", lib, sizeof lib)) {
+		fprintf(stderr, "kashim run: cannot find %s%s%s (use --library PATH)\n",
+			v.musl ? "libkashim-musl.so, the build for musl programs" : "libkashim.so",
 			s.library ? " at " : "", s.library ? s.library : "");
 		return EXIT_RUN_FAILED;
 	}

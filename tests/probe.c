@@ -702,6 +702,21 @@ static void case_seccomp(void)
 	close(fd);
 }
 
+/* Holds a listener, a connection and its accepted end open for 30 s, for
+ * reading from outside (sockpeek, kashim inspect). */
+static void case_hold(void)
+{
+	int lfd = listener(AF_INET, 0), c = socket(AF_INET, SOCK_STREAM, 0), a;
+
+	connect_to(c, lfd);
+	a = accept(lfd, NULL, NULL);
+	report(a >= 0, "holding a connection", "accept failed");
+	sleep(30);
+	close(a);
+	close(c);
+	close(lfd);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 6) {
@@ -742,6 +757,8 @@ int main(int argc, char **argv)
 		case_vfork("/proc/self/exe", argv);
 	else if (!strcmp(case_name, "seccomp"))
 		case_seccomp();
+	else if (!strcmp(case_name, "hold"))
+		case_hold();
 	else {
 		fprintf(stderr, "probe: unknown case %s\n", case_name);
 		return 2;
