@@ -1128,6 +1128,7 @@ unsigned kashim_config_load_from(struct kashim_config *cfg, const struct kashim_
 		cfg->enabled = false;
 	if ((merged.set & (1u << VAR_SKIP_PROGRAMS)) && merged.skip_programs_match)
 		cfg->enabled = false;
+	cfg->deferred = kashim_config_deferred(cfg);
 	resolve_user_timeout(cfg);
 	return r.problems;
 }

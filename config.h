@@ -62,6 +62,7 @@ struct kashim_config {
 	enum kashim_mode mode;
 	bool has_only; /* KASHIM_ONLY given: only matching connections */
 	bool program_filtered; /* KASHIM_PROGRAMS or KASHIM_SKIP_PROGRAMS given */
+	bool deferred;         /* kashim_config_deferred(), computed once */
 	struct kashim_rules only, skip;
 };
 

@@ -192,7 +192,7 @@ static void kashim_adopt_inherited(const struct kashim_config *cfg)
 	for (fd = 0; fd <= 2; fd++)
 		kashim_adopt_server_side(fd, cfg, "inherited");
 	/* With filters, connections are judged one by one at accept(). */
-	for (fd = 3; fd < 3 + n && !kashim_config_deferred(cfg); fd++)
+	for (fd = 3; fd < 3 + n && !cfg->deferred; fd++)
 		kashim_adopt(fd, cfg, "LISTEN_FDS");
 }
 
@@ -258,7 +258,7 @@ __attribute__((constructor)) static void kashim_constructor(void)
 
 /* ---- the per-socket work ----------------------------------------------- */
 
-static bool kashim_marked(const struct kashim_marks *m, int fd)
+static inline bool kashim_marked(const struct kashim_marks *m, int fd)
 {
 	if (fd < 0 || (unsigned)fd >= KASHIM_TRACKED_FDS)
 		return false;
@@ -266,7 +266,7 @@ static bool kashim_marked(const struct kashim_marks *m, int fd)
 		((unsigned)fd % KASHIM_WORD_BITS)) & 1;
 }
 
-static void kashim_mark(struct kashim_marks *m, int fd, bool on)
+static inline void kashim_mark(struct kashim_marks *m, int fd, bool on)
 {
 	unsigned long *word, bit;
 
@@ -281,10 +281,12 @@ static void kashim_mark(struct kashim_marks *m, int fd, bool on)
 }
 
 /* A descriptor handed out anew carries no marks from an earlier use. */
-static void kashim_fresh_fd(int fd)
+static inline void kashim_fresh_fd(int fd)
 {
-	kashim_mark(&kashim_app_off, fd, false);
-	kashim_mark(&kashim_ours, fd, false);
+	if (kashim_marked(&kashim_app_off, fd))
+		kashim_mark(&kashim_app_off, fd, false);
+	if (kashim_marked(&kashim_ours, fd))
+		kashim_mark(&kashim_ours, fd, false);
 }
 
 static bool kashim_is_tcp(int domain, int type, int protocol)
@@ -319,6 +321,7 @@ static void kashim_apply(int fd, const struct kashim_config *cfg, const char *wh
 	int values[] = { 1, cfg->idle_s, cfg->interval_s, cfg->count,
 			 (int)cfg->user_timeout_ms };
 	size_t steps = sizeof kashim_steps / sizeof kashim_steps[0], i;
+	setsockopt_fn *next = KASHIM_NEXT(setsockopt);
 	bool all = true;
 	struct kashim_line l;
 
@@ -327,8 +330,9 @@ static void kashim_apply(int fd, const struct kashim_config *cfg, const char *wh
 	kashim_mark(&kashim_ours, fd, true);
 	for (i = 0; i < steps; i++) {
 		const struct kashim_step *s = &kashim_steps[i];
-		if (kashim_real_setsockopt(fd, s->level, s->name, &values[i],
-					   sizeof values[i]) == 0)
+		if ((next ? next(fd, s->level, s->name, &values[i], sizeof values[i])
+			  : kashim_real_setsockopt(fd, s->level, s->name, &values[i],
+						   sizeof values[i])) == 0)
 			continue;
 		all = false;
 		if (cfg->debug) {
@@ -437,7 +441,7 @@ static void kashim_adopt_server_side(int fd, const struct kashim_config *cfg, co
 	socklen_t len = sizeof local;
 	int saved = errno;
 
-	if (kashim_config_deferred(cfg)) {
+	if (cfg->deferred) {
 		if (getsockname(fd, (struct sockaddr *)&local, &len) != 0 ||
 		    !kashim_covers(cfg, true, (struct sockaddr *)&local, len)) {
 			errno = saved;
@@ -484,7 +488,7 @@ KASHIM_API int socket(int domain, int type, int protocol)
 		kashim_fresh_fd(fd);
 		/* With filters the decision waits for connect() or accept(). */
 		if (cfg->enabled && kashim_is_tcp(domain, type, protocol) &&
-		    !kashim_config_deferred(cfg))
+		    !cfg->deferred)
 			kashim_apply(fd, cfg, "socket");
 	}
 	return fd;
@@ -502,9 +506,9 @@ KASHIM_API int connect(int fd, const struct sockaddr *addr, socklen_t len)
 	 * missed: rare, and then left as the kernel made it). */
 	if (cfg->enabled && kashim_maybe_inet(addr, len) &&
 	    (cfg->mode == KASHIM_MODE_FORCE || !kashim_marked(&kashim_app_off, fd))) {
-		if (!kashim_config_deferred(cfg) && kashim_marked(&kashim_ours, fd))
+		if (!cfg->deferred && kashim_marked(&kashim_ours, fd))
 			kashim_debug_left(fd, cfg, "connect", "configured at socket()");
-		else if (!kashim_config_deferred(cfg) ||
+		else if (!cfg->deferred ||
 			 (addr && kashim_covers(cfg, false, addr, len)))
 			kashim_adopt(fd, cfg, "connect");
 		else
