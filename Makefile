@@ -20,7 +20,7 @@ CLI_SRC := cli/kashim.c cli/inspect.c cli/doctor.c config.c
 TEST_BINS := tests/test_config tests/probe tests/sockpeek tests/libearly.so tests/libwrap.so \
              tests/libfailbig.so
 
-.PHONY: all check demo bench musl detect-report install uninstall clean
+.PHONY: all check demo bench musl fuzz detect-report install uninstall clean
 
 all: $(LIB) $(CLI)
 
@@ -83,6 +83,18 @@ musl: libkashim-musl.so tests/probe-musl
 bench: $(LIB) bench/bench bench/countalloc.so
 	@python3 bench/run.py
 
+# A longer fuzzing run than make check's 20 s; new inputs that reach new
+# code are merged into tests/fuzz/corpus.  FUZZ_SECONDS=300 by default.
+FUZZ_SECONDS ?= 300
+tests/fuzz/fuzz_config: tests/fuzz/fuzz_config.c config.c config.h
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -I. \
+		-o $@ tests/fuzz/fuzz_config.c config.c
+
+fuzz: tests/fuzz/fuzz_config
+	@d=$$(mktemp -d) && ./tests/fuzz/fuzz_config -max_total_time=$(FUZZ_SECONDS) \
+		-print_final_stats=1 $$d tests/fuzz/corpus && \
+		./tests/fuzz/fuzz_config -merge=1 tests/fuzz/corpus $$d; rm -rf $$d
+
 # Every dead-peer scenario with and without kashim, as a table (root).
 detect-report: $(LIB) tests/sockpeek
 	@python3 tests/deadpeer.py report
@@ -101,5 +113,6 @@ uninstall:
 		$(DESTDIR)$(MANDIR)/man1/kashim.1 $(DESTDIR)$(MANDIR)/man7/libkashim.7
 
 clean:
-	rm -f $(LIB) $(CLI) $(TEST_BINS) bench/bench bench/countalloc.so libkashim-musl.so tests/probe-musl
+	rm -f $(LIB) $(CLI) $(TEST_BINS) bench/bench bench/countalloc.so libkashim-musl.so tests/probe-musl \
+		tests/fuzz/fuzz_config
 	rm -rf $(MUSL_INC)
