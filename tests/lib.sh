@@ -98,6 +98,17 @@ expect_socket() {
 	fi
 }
 
+# probe_case CASE: the C probe under kashim with the test configuration;
+# it prints its own ok/not ok lines, and kashim must write nothing.
+probe_case() {
+	"${SHIM[@]}" "$PROBE" "$1" 37 11 4 81000 2> "$TMP/err"
+	if [ -s "$TMP/err" ]; then
+		fail "the shim wrote to stderr with a good configuration: $(head -c 300 "$TMP/err")"
+	else
+		ok "nothing on stderr"
+	fi
+}
+
 # pids_of_children PID: the direct children of PID.
 children() { pgrep -P "$1"; }
 

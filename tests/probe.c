@@ -12,6 +12,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -340,26 +341,36 @@ static void case_connect(void)
 	close(lfd);
 }
 
+/* Threads making sockets at once: each makes `sockets` TCP sockets (and as
+ * many UDP ones if udp), connects every accept_every-th one to the shared
+ * listener, and switches keepalive off and on again on every 7th if toggle. */
 struct worker {
-	int lfd;
-	int sockets;
+	int lfd, sockets, accept_every;
+	bool udp, toggle;
 	int bad;
 };
 
-static void *thread_main(void *arg)
+static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
-	int i;
+	int i, zero = 0, one = 1;
 
 	for (i = 0; i < w->sockets; i++) {
 		int fd = socket(i % 2 ? AF_INET : AF_INET6,
 				SOCK_STREAM | (i % 3 ? SOCK_CLOEXEC : 0), 0);
-		int u = socket(AF_INET, SOCK_DGRAM, 0);
 		if (fd < 0 || *mismatch(fd, 1, &want))
 			w->bad++;
-		if (u < 0 || opt(u, SOL_SOCKET, SO_KEEPALIVE) != 0)
-			w->bad++;
-		if (i % 10 == 0 && fd >= 0 && i % 2) {
+		if (w->udp) {
+			int u = socket(AF_INET, SOCK_DGRAM, 0);
+			if (u < 0 || opt(u, SOL_SOCKET, SO_KEEPALIVE) != 0)
+				w->bad++;
+			close(u);
+		}
+		if (w->toggle && i % 7 == 0) {
+			setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &zero, sizeof zero);
+			setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+		}
+		if (i % w->accept_every == 0 && fd >= 0 && i % 2) {
 			int a;
 			connect_to(fd, w->lfd);
 			a = accept4(w->lfd, NULL, NULL, SOCK_CLOEXEC);
@@ -368,30 +379,41 @@ static void *thread_main(void *arg)
 			close(a);
 		}
 		close(fd);
-		close(u);
 	}
 	return NULL;
 }
 
-static void case_threads(void)
+static void run_threads(int threads, struct worker proto, const char *what)
 {
-	enum { THREADS = 8, PER_THREAD = 400 };
-	pthread_t t[THREADS];
-	struct worker w[THREADS];
-	int i, bad = 0, lfd = listener(AF_INET, 0);
+	pthread_t t[16];
+	struct worker w[16];
+	int i, bad = 0;
 	char detail[64];
 
-	for (i = 0; i < THREADS; i++) {
-		w[i] = (struct worker){ lfd, PER_THREAD, 0 };
-		pthread_create(&t[i], NULL, thread_main, &w[i]);
+	proto.lfd = listener(AF_INET, 0);
+	for (i = 0; i < threads && i < 16; i++) {
+		w[i] = proto;
+		pthread_create(&t[i], NULL, worker_main, &w[i]);
 	}
-	for (i = 0; i < THREADS; i++) {
+	for (i = 0; i < threads && i < 16; i++) {
 		pthread_join(t[i], NULL);
 		bad += w[i].bad;
 	}
-	snprintf(detail, sizeof detail, "%d of %d sockets wrong", bad, THREADS * PER_THREAD);
-	report(bad == 0, "8 threads x 400 TCP+UDP sockets at once, every one right", detail);
-	close(lfd);
+	snprintf(detail, sizeof detail, "%d of %d sockets wrong", bad, threads * proto.sockets);
+	report(bad == 0, what, detail);
+	close(proto.lfd);
+}
+
+static void case_threads(void)
+{
+	run_threads(8, (struct worker){ .sockets = 400, .accept_every = 10, .udp = true },
+		    "8 threads x 400 TCP+UDP sockets at once, every one right");
+}
+
+static void case_stress(void)
+{
+	run_threads(16, (struct worker){ .sockets = 2000, .accept_every = 25, .toggle = true },
+		    "16 threads x 2000 sockets, connections and keepalive toggles");
 }
 
 static void case_fork(const char *self, char **argv)
@@ -451,55 +473,6 @@ static void case_untouched(void)
 	       "connect() and accept() leave keepalive off", "turned on");
 	close(a);
 	close(fd);
-	close(lfd);
-}
-
-/* 16 threads x 2000 sockets: TCP and UDP, connections accepted, the
- * program switching keepalive off and on (the per-fd marks). */
-static void *stress_main(void *arg)
-{
-	struct worker *w = arg;
-	int i, zero = 0, one = 1;
-
-	for (i = 0; i < w->sockets; i++) {
-		int fd = socket(i % 2 ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (fd < 0 || *mismatch(fd, 1, &want))
-			w->bad++;
-		if (i % 7 == 0) {
-			setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &zero, sizeof zero);
-			setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
-		}
-		if (i % 25 == 0 && i % 2) {
-			int a;
-			connect_to(fd, w->lfd);
-			a = accept4(w->lfd, NULL, NULL, SOCK_CLOEXEC);
-			if (a < 0 || *mismatch(a, 1, &want))
-				w->bad++;
-			close(a);
-		}
-		close(fd);
-	}
-	return NULL;
-}
-
-static void case_stress(void)
-{
-	enum { THREADS = 16, PER_THREAD = 2000 };
-	pthread_t t[THREADS];
-	struct worker w[THREADS];
-	int i, bad = 0, lfd = listener(AF_INET, 0);
-	char detail[64];
-
-	for (i = 0; i < THREADS; i++) {
-		w[i] = (struct worker){ lfd, PER_THREAD, 0 };
-		pthread_create(&t[i], NULL, stress_main, &w[i]);
-	}
-	for (i = 0; i < THREADS; i++) {
-		pthread_join(t[i], NULL);
-		bad += w[i].bad;
-	}
-	snprintf(detail, sizeof detail, "%d of %d wrong", bad, THREADS * PER_THREAD);
-	report(bad == 0, "16 threads x 2000 sockets, connections and keepalive toggles", detail);
 	close(lfd);
 }
 

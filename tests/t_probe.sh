@@ -1,17 +1,6 @@
 # Layer 2: a C probe under LD_PRELOAD reads every option back with getsockopt.
 . "$(dirname "$0")/lib.sh"
 
-# probe_case CASE: run the probe under the shim with the test configuration;
-# it prints its own ok/not ok lines, and the shim must write nothing.
-probe_case() {
-	"${SHIM[@]}" "$PROBE" "$1" 37 11 4 81000 2> "$TMP/err"
-	if [ -s "$TMP/err" ]; then
-		fail "the shim wrote to stderr with a good configuration: $(head -c 300 "$TMP/err")"
-	else
-		ok "nothing on stderr"
-	fi
-}
-
 test_tcp_sockets() { probe_case tcp; }
 test_non_tcp_untouched() { probe_case nontcp; }
 test_errno_and_return_values() { probe_case errno; }

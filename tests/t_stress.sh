@@ -4,10 +4,6 @@
 # pressure at load.
 . "$(dirname "$0")/lib.sh"
 
-probe_case() {
-	"${SHIM[@]}" "$PROBE" "$1" 37 11 4 81000 2> "$TMP/err"
-	if [ -s "$TMP/err" ]; then fail "stderr: $(head -c 300 "$TMP/err")"; fi
-}
 
 test_sixteen_threads() { probe_case stress; }
 test_signal_handlers_inside_socket() { probe_case signals; }
