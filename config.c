@@ -494,7 +494,8 @@ struct layer {
 	unsigned set;
 	struct kashim_config v;
 	bool programs_match, skip_programs_match;
-	const char *label[VAR_COUNT_]; /* where each came from, for messages */
+	const char *label[VAR_COUNT_]; /* where each came from, for messages: */
+	unsigned line[VAR_COUNT_];     /* a variable's name, or a file and line */
 };
 
 struct reporter {
@@ -648,6 +649,7 @@ static void layer_apply(struct layer *dst, const struct layer *src)
 			continue;
 		dst->set |= 1u << id;
 		dst->label[id] = src->label[id];
+		dst->line[id] = src->line[id];
 		switch (id) {
 		case VAR_SWITCH: dst->v.enabled = src->v.enabled; break;
 		case VAR_DEBUG: dst->v.debug = src->v.debug; break;
@@ -907,7 +909,6 @@ static void file_problem(struct reporter *r, const struct file_text *f, unsigned
 static void parse_file(struct file_text *f, const char *const *names, struct layer *global,
 		       struct layer *sections, struct reporter *r)
 {
-	static char labels[VAR_COUNT_ * 2][300];
 	char *line = f->text, *next;
 	unsigned lineno = 0;
 	bool in_section = false, section_matches = false;
@@ -984,11 +985,8 @@ static void parse_file(struct file_text *f, const char *const *names, struct lay
 			report_bad(r, where, (enum var_id)id, value, v, "line ignored");
 			continue;
 		}
-		if (into != &scratch) {
-			char *label = labels[id * 2 + (into == sections)];
-			snprintf(label, sizeof labels[0], "%s:%u", f->path, lineno);
-			into->label[id] = label;
-		}
+		into->label[id] = f->path;
+		into->line[id] = lineno;
 	}
 }
 
@@ -1108,7 +1106,10 @@ unsigned kashim_config_load_from(struct kashim_config *cfg, const struct kashim_
 			env_l.label[id] = vars[id].name;
 			continue;
 		}
-		if (merged.set & (1u << id))
+		if ((merged.set & (1u << id)) && merged.line[id])
+			snprintf(fallback, sizeof fallback, "using the value from %.300s:%u",
+				 merged.label[id], merged.line[id]);
+		else if (merged.set & (1u << id))
 			snprintf(fallback, sizeof fallback, "using the value from %s",
 				 merged.label[id]);
 		else

@@ -64,8 +64,13 @@ struct kashim_marks {
 };
 static struct kashim_marks kashim_app_off, kashim_ours;
 
-static const char *kashim_program_names[3];
-static char kashim_exe_name[256];
+/* The program's names, for the program filters: written once by the
+ * loader (a concurrent early caller uses its own copy). */
+struct kashim_names {
+	const char *name[3];
+	char exe[256];
+};
+static struct kashim_names kashim_names_ro;
 
 /* ---- messages ---------------------------------------------------------- */
 
@@ -198,18 +203,20 @@ static void kashim_adopt_inherited(const struct kashim_config *cfg)
 
 /* The configuration for this program: the environment, the configuration
  * file, and the program's names for the program filters. */
-static void kashim_load_config(struct kashim_config *cfg, bool secure, kashim_report_fn *report)
+static void kashim_load_config(struct kashim_config *cfg, struct kashim_names *names,
+			       bool secure, kashim_report_fn *report)
 {
-	struct kashim_source src = { environ, kashim_program_names, secure, "/etc/kashim.conf" };
-	ssize_t n = readlink("/proc/self/exe", kashim_exe_name, sizeof kashim_exe_name - 1);
+	struct kashim_source src = { environ, names->name, secure, "/etc/kashim.conf" };
+	ssize_t n = readlink("/proc/self/exe", names->exe, sizeof names->exe - 1);
 	const char *base;
 
+	memset(names->name, 0, sizeof names->name);
 	if (n > 0) {
-		kashim_exe_name[n] = 0;
-		base = strrchr(kashim_exe_name, '/');
-		kashim_program_names[0] = base ? base + 1 : kashim_exe_name;
+		names->exe[n] = 0;
+		base = strrchr(names->exe, '/');
+		names->name[0] = base ? base + 1 : names->exe;
 	}
-	kashim_program_names[n > 0 ? 1 : 0] = program_invocation_short_name;
+	names->name[n > 0 ? 1 : 0] = program_invocation_short_name;
 	kashim_config_load_from(cfg, &src, report, NULL);
 }
 
@@ -229,10 +236,11 @@ static const struct kashim_config *kashim_load(struct kashim_config *scratch)
 		errno = saved;
 		if (expected == KASHIM_READY)
 			return &kashim_settings_ro;
-		kashim_load_config(scratch, secure, NULL);
+		struct kashim_names names; /* not the loader's */
+		kashim_load_config(scratch, &names, secure, NULL);
 		return scratch;
 	}
-	kashim_load_config(&kashim_settings_ro, secure, kashim_write_stderr);
+	kashim_load_config(&kashim_settings_ro, &kashim_names_ro, secure, kashim_write_stderr);
 	if (kashim_settings_ro.enabled && kashim_settings_ro.debug)
 		kashim_debug_loaded(&kashim_settings_ro);
 	__atomic_store_n(&kashim_state, KASHIM_READY, __ATOMIC_RELEASE);
