@@ -359,33 +359,46 @@ static bool is_space(char c)
 	return c == ' ' || c == '\t';
 }
 
+/* The next item of a comma-separated list, without surrounding blanks:
+ * *cursor moves past it and its comma, and is NULL after the last one. */
+static bool list_next(const char **cursor, const char **item, size_t *len)
+{
+	const char *s = *cursor;
+	size_t n;
+
+	if (!s)
+		return false;
+	n = strcspn(s, ",");
+	*item = s;
+	*len = n;
+	while (*len && is_space(**item))
+		(*item)++, (*len)--;
+	while (*len && is_space((*item)[*len - 1]))
+		(*len)--;
+	*cursor = s[n] ? s + n + 1 : NULL;
+	return true;
+}
+
 static enum verdict parse_rules(const char *s, struct kashim_rules *out)
 {
+	const char *item;
+	size_t len;
+
 	if (!valid_utf8(s))
 		return V_NOT_UTF8;
 	out->n = 0;
-	for (;;) {
-		size_t len = strcspn(s, ",");
-		const char *item = s;
-		size_t ilen = len;
+	while (list_next(&s, &item, &len)) {
 		enum verdict v;
-
-		while (ilen && is_space(*item))
-			item++, ilen--;
-		while (ilen && is_space(item[ilen - 1]))
-			ilen--;
-		if (!ilen)
+		if (!len)
 			return V_EMPTY_ITEM;
 		if (out->n == KASHIM_MAX_RULES)
 			return V_TOO_MANY;
-		v = parse_rule(item, ilen, &out->rule[out->n]);
+		v = parse_rule(item, len, &out->rule[out->n]);
 		if (v != V_OK)
 			return v;
 		out->n++;
-		if (!s[len])
-			return V_OK;
-		s += len + 1;
 	}
+	return V_OK;
 }
 
 bool kashim_rules_match(const struct kashim_rules *rules, int family,
@@ -515,48 +528,34 @@ static void emit(struct reporter *r, struct kashim_line *l)
 
 static bool globs_match(const char *s, const char *const *names)
 {
+	const char *item;
 	char glob[256];
+	size_t len;
 
-	while (*s) {
-		size_t len = strcspn(s, ","), i;
-		const char *item = s;
-		while (len && is_space(*item))
-			item++, len--;
-		i = len;
-		while (i && is_space(item[i - 1]))
-			i--;
-		if (i && i < sizeof glob && names) {
-			const char *const *n;
-			memcpy(glob, item, i);
-			glob[i] = 0;
-			for (n = names; *n; n++)
-				if (fnmatch(glob, *n, 0) == 0)
-					return true;
-		}
-		s = item + len;
-		if (*s == ',')
-			s++;
+	while (names && list_next(&s, &item, &len)) {
+		const char *const *n;
+		if (!len || len >= sizeof glob)
+			continue;
+		memcpy(glob, item, len);
+		glob[len] = 0;
+		for (n = names; *n; n++)
+			if (fnmatch(glob, *n, 0) == 0)
+				return true;
 	}
 	return false;
 }
 
 static enum verdict parse_globs(const char *s)
 {
-	const char *p;
+	const char *item;
+	size_t len;
 
 	if (!valid_utf8(s))
 		return V_NOT_UTF8;
-	for (p = s;; p++) {
-		const char *end = strchr(p, ',');
-		const char *q = p;
-		while (q < (end ? end : p + strlen(p)) && is_space(*q))
-			q++;
-		if (q == (end ? end : p + strlen(p)))
+	while (list_next(&s, &item, &len))
+		if (!len)
 			return V_EMPTY_ITEM;
-		if (!end)
-			return V_OK;
-		p = end;
-	}
+	return V_OK;
 }
 
 static enum verdict parse_word(const char *s, const char *const *words, int n, int *out)

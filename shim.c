@@ -152,8 +152,8 @@ static void kashim_resolve_all(void)
 			 __ATOMIC_RELAXED);
 }
 
-static int kashim_real_setsockopt(int fd, int level, int name, const void *val,
-				  socklen_t len)
+static inline int kashim_real_setsockopt(int fd, int level, int name, const void *val,
+					 socklen_t len)
 {
 	setsockopt_fn *next = KASHIM_NEXT(setsockopt);
 
@@ -329,7 +329,6 @@ static void kashim_apply(int fd, const struct kashim_config *cfg, const char *wh
 	int values[] = { 1, cfg->idle_s, cfg->interval_s, cfg->count,
 			 (int)cfg->user_timeout_ms };
 	size_t steps = sizeof kashim_steps / sizeof kashim_steps[0], i;
-	setsockopt_fn *next = KASHIM_NEXT(setsockopt);
 	bool all = true;
 	struct kashim_line l;
 
@@ -338,9 +337,8 @@ static void kashim_apply(int fd, const struct kashim_config *cfg, const char *wh
 	kashim_mark(&kashim_ours, fd, true);
 	for (i = 0; i < steps; i++) {
 		const struct kashim_step *s = &kashim_steps[i];
-		if ((next ? next(fd, s->level, s->name, &values[i], sizeof values[i])
-			  : kashim_real_setsockopt(fd, s->level, s->name, &values[i],
-						   sizeof values[i])) == 0)
+		if (kashim_real_setsockopt(fd, s->level, s->name, &values[i],
+					   sizeof values[i]) == 0)
 			continue;
 		all = false;
 		if (cfg->debug) {
