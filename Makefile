@@ -16,7 +16,7 @@ MANDIR  ?= $(PREFIX)/share/man
 
 LIB := libkashim.so
 CLI := kashim
-CLI_SRC := cli/kashim.c cli/inspect.c cli/doctor.c config.c
+CLI_SRC := cli/kashim.c cli/inspect.c cli/sockread.c cli/audit.c cli/doctor.c config.c
 TEST_BINS := tests/test_config tests/probe tests/sockpeek tests/libearly.so tests/libwrap.so \
              tests/libfailbig.so
 
@@ -24,7 +24,7 @@ TEST_BINS := tests/test_config tests/probe tests/sockpeek tests/libearly.so test
 
 all: $(LIB) $(CLI)
 
-$(CLI): $(CLI_SRC) cli/cli.h config.h
+$(CLI): $(CLI_SRC) cli/cli.h cli/sockread.h config.h
 	$(CC) $(KCFLAGS) -DKASHIM_VERSION='"$(VERSION)"' -DKASHIM_LIBDIR='"$(LIBDIR)"' \
 		-o $@ $(CLI_SRC) $(LDHARDEN)
 

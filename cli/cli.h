@@ -28,5 +28,6 @@ bool doctor_examine(const char *program, struct doctor_verdict *v);
 
 int cmd_doctor(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
+int cmd_audit(int argc, char **argv);
 
 #endif

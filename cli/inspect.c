@@ -1,38 +1,23 @@
 /* kashim inspect PID: the keepalive state of every TCP socket of a running
  * process, read from the kernel.  Options come from getsockopt on a
- * duplicate of each descriptor (pidfd_getfd(2), which needs the right to
- * ptrace the process); the time to the next probe comes from sock_diag
- * netlink, asked in the process's own network namespace. */
+ * duplicate of each descriptor (sockread.c); the time to the next probe
+ * comes from sock_diag netlink, asked in the process's own network
+ * namespace. */
 #define _GNU_SOURCE
 #include "cli.h"
 
-#include <arpa/inet.h>
-#include <dirent.h>
+#include "sockread.h"
+
 #include <errno.h>
-#include <fcntl.h>
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
-
-#ifndef SYS_pidfd_open
-#define SYS_pidfd_open 434
-#endif
-#ifndef SYS_pidfd_getfd
-#define SYS_pidfd_getfd 438
-#endif
-#ifndef IPPROTO_MPTCP
-#define IPPROTO_MPTCP 262
-#endif
 
 /* inet_diag idiag_timer values */
 enum { TIMER_NONE, TIMER_RETRANSMIT, TIMER_KEEPALIVE, TIMER_TIME_WAIT, TIMER_ZERO_WINDOW };
@@ -48,11 +33,6 @@ struct diag_table {
 	struct diag_entry *e;
 	size_t n, cap;
 	bool ok; /* false: no timer information could be had */
-};
-
-static const char *const tcp_states[] = {
-	"?", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT",
-	"CLOSE", "CLOSE_WAIT", "LAST_ACK", "LISTEN", "CLOSING", "NEW_SYN_RECV",
 };
 
 static void diag_add(struct diag_table *t, const struct inet_diag_msg *m)
@@ -99,172 +79,125 @@ static bool diag_dump_family(int nl, int family, struct diag_table *t)
 	}
 }
 
-/* A sock_diag socket in pid's network namespace (entering it needs
- * CAP_SYS_ADMIN when it is not ours), or -1. */
-static int diag_socket(long pid)
+static int by_inode(const void *a, const void *b)
 {
-	char path[64];
-	struct stat mine, theirs;
-	int own = -1, target = -1, nl = -1;
+	unsigned long x = ((const struct diag_entry *)a)->inode;
+	unsigned long y = ((const struct diag_entry *)b)->inode;
 
-	snprintf(path, sizeof path, "/proc/%ld/ns/net", pid);
-	if (stat("/proc/self/ns/net", &mine) != 0 || stat(path, &theirs) != 0)
-		return -1;
-	if (mine.st_ino == theirs.st_ino && mine.st_dev == theirs.st_dev)
-		return socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-	own = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-	target = open(path, O_RDONLY | O_CLOEXEC);
-	if (own >= 0 && target >= 0 && setns(target, CLONE_NEWNET) == 0) {
-		nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-		if (setns(own, CLONE_NEWNET) != 0) {
-			perror("kashim inspect: cannot return to our network namespace");
-			exit(EXIT_PROBLEM);
-		}
-	}
-	if (own >= 0)
-		close(own);
-	if (target >= 0)
-		close(target);
-	return nl;
+	return x < y ? -1 : x > y;
 }
 
-static void diag_load(long pid, struct diag_table *t)
+/* Runs in the target's network namespace (netns_run). */
+static void diag_dump(void *ctx)
 {
-	int nl = diag_socket(pid);
+	struct diag_table *t = ctx;
+	int nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
 
-	memset(t, 0, sizeof *t);
 	if (nl < 0)
 		return;
 	t->ok = diag_dump_family(nl, AF_INET, t) && diag_dump_family(nl, AF_INET6, t);
 	close(nl);
 }
 
+static void diag_load(long pid, struct diag_table *t)
+{
+	memset(t, 0, sizeof *t);
+	netns_run(pid, diag_dump, t);
+	if (t->ok)
+		qsort(t->e, t->n, sizeof *t->e, by_inode);
+}
+
 static const struct diag_entry *diag_find(const struct diag_table *t, unsigned long inode)
 {
-	size_t i;
+	struct diag_entry key = { .inode = inode };
 
-	for (i = 0; i < t->n; i++)
-		if (t->e[i].inode == inode)
-			return &t->e[i];
-	return NULL;
+	return t->n ? bsearch(&key, t->e, t->n, sizeof *t->e, by_inode) : NULL;
 }
 
-static int opt(int fd, int level, int name)
-{
-	int v = -1;
-	socklen_t len = sizeof v;
-
-	return getsockopt(fd, level, name, &v, &len) == 0 ? v : -1;
-}
-
-static void format_addr(const struct sockaddr_storage *ss, char *out, size_t size)
-{
-	char host[INET6_ADDRSTRLEN] = "?";
-
-	if (ss->ss_family == AF_INET) {
-		const struct sockaddr_in *a = (const void *)ss;
-		inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
-		snprintf(out, size, "%s:%u", host, ntohs(a->sin_port));
-	} else if (ss->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *a = (const void *)ss;
-		inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
-		snprintf(out, size, "[%s]:%u", host, ntohs(a->sin6_port));
-	} else {
-		snprintf(out, size, "*");
-	}
-}
-
-struct tcp_row {
-	int fd;
-	const char *state;
-	char local[64], remote[64];
-	int keepalive, idle, interval, count, user_timeout;
-	const struct diag_entry *timer;
-};
-
-/* Fills row from a duplicate of the target's fd; false if not TCP. */
-static bool read_row(int fd, int target_fd, const struct diag_table *diag,
-		     struct tcp_row *row)
-{
-	int family = opt(fd, SOL_SOCKET, SO_DOMAIN), type = opt(fd, SOL_SOCKET, SO_TYPE);
-	int proto = opt(fd, SOL_SOCKET, SO_PROTOCOL);
-	struct sockaddr_storage local = { 0 }, remote = { 0 };
-	socklen_t len = sizeof local;
-	struct tcp_info info;
-	socklen_t ilen = sizeof info;
-	struct stat st;
-
-	if ((family != AF_INET && family != AF_INET6) || type != SOCK_STREAM ||
-	    (proto != IPPROTO_TCP && proto != IPPROTO_MPTCP))
-		return false;
-	memset(row, 0, sizeof *row);
-	row->fd = target_fd;
-	getsockname(fd, (struct sockaddr *)&local, &len);
-	len = sizeof remote;
-	getpeername(fd, (struct sockaddr *)&remote, &len);
-	format_addr(&local, row->local, sizeof row->local);
-	format_addr(&remote, row->remote, sizeof row->remote);
-	memset(&info, 0, sizeof info);
-	getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &ilen);
-	row->state = info.tcpi_state < sizeof tcp_states / sizeof tcp_states[0] ?
-		     tcp_states[info.tcpi_state] : "?";
-	row->keepalive = opt(fd, SOL_SOCKET, SO_KEEPALIVE);
-	row->idle = opt(fd, IPPROTO_TCP, TCP_KEEPIDLE);
-	row->interval = opt(fd, IPPROTO_TCP, TCP_KEEPINTVL);
-	row->count = opt(fd, IPPROTO_TCP, TCP_KEEPCNT);
-	row->user_timeout = opt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT);
-	row->timer = fstat(fd, &st) == 0 ? diag_find(diag, (unsigned long)st.st_ino) : NULL;
-	return true;
-}
-
-static void next_probe_text(const struct tcp_row *r, bool diag_ok, char *out, size_t size)
+static void next_probe_text(const struct diag_entry *timer, bool diag_ok, char *out,
+			    size_t size)
 {
 	if (!diag_ok)
 		snprintf(out, size, "?");
-	else if (!r->timer || r->timer->timer == TIMER_NONE)
+	else if (!timer || timer->timer == TIMER_NONE)
 		snprintf(out, size, "-");
-	else if (r->timer->timer == TIMER_KEEPALIVE)
-		snprintf(out, size, "in %.1fs (%u unanswered)", r->timer->expires_ms / 1000.0,
-			 r->timer->probes);
-	else if (r->timer->timer == TIMER_RETRANSMIT)
+	else if (timer->timer == TIMER_KEEPALIVE)
+		snprintf(out, size, "in %.1fs (%u unanswered)", timer->expires_ms / 1000.0,
+			 timer->probes);
+	else if (timer->timer == TIMER_RETRANSMIT)
 		snprintf(out, size, "retransmitting");
-	else if (r->timer->timer == TIMER_ZERO_WINDOW)
+	else if (timer->timer == TIMER_ZERO_WINDOW)
 		snprintf(out, size, "zero-window probing");
 	else
 		snprintf(out, size, "-");
 }
 
-static void print_text(const struct tcp_row *r, bool diag_ok)
+static void print_text(const struct sock_info *s, const char *local, const char *remote,
+		       const struct diag_entry *timer, bool diag_ok)
 {
+	const char *state = tcp_state_name(s->state);
 	char next[64];
 
-	next_probe_text(r, diag_ok, next, sizeof next);
-	if (r->keepalive == 1)
-		printf("%-4d %-12s %-24s %-24s on  %6ds %6ds %5d %9dms %s\n", r->fd, r->state,
-		       r->local, r->remote, r->idle, r->interval, r->count, r->user_timeout, next);
+	next_probe_text(timer, diag_ok, next, sizeof next);
+	if (s->keepalive == 1)
+		printf("%-4d %-12s %-24s %-24s on  %6ds %6ds %5d %9dms %s\n", s->fd, state,
+		       local, remote, s->idle, s->interval, s->count, s->user_timeout, next);
 	else
-		printf("%-4d %-12s %-24s %-24s off %7s %7s %5s %9dms %s\n", r->fd, r->state,
-		       r->local, r->remote, "-", "-", "-", r->user_timeout, next);
+		printf("%-4d %-12s %-24s %-24s off %7s %7s %5s %9dms %s\n", s->fd, state,
+		       local, remote, "-", "-", "-", s->user_timeout, next);
 }
 
-static void print_json(const struct tcp_row *r, bool diag_ok, bool first)
+static void print_json(const struct sock_info *s, const char *local, const char *remote,
+		       const struct diag_entry *timer, bool diag_ok, bool first)
 {
 	printf("%s\n  {\"fd\": %d, \"state\": \"%s\", \"local\": \"%s\", \"remote\": \"%s\", "
 	       "\"keepalive\": %s, \"idle_s\": %d, \"interval_s\": %d, \"count\": %d, "
 	       "\"user_timeout_ms\": %d, \"timer\": ",
-	       first ? "" : ",", r->fd, r->state, r->local, r->remote,
-	       r->keepalive == 1 ? "true" : "false", r->idle, r->interval, r->count,
-	       r->user_timeout);
+	       first ? "" : ",", s->fd, tcp_state_name(s->state), local, remote,
+	       s->keepalive == 1 ? "true" : "false", s->idle, s->interval, s->count,
+	       s->user_timeout);
 	if (!diag_ok)
 		printf("null, \"next_probe_ms\": null, \"unanswered_probes\": null}");
-	else if (r->timer && r->timer->timer == TIMER_KEEPALIVE)
+	else if (timer && timer->timer == TIMER_KEEPALIVE)
 		printf("\"keepalive\", \"next_probe_ms\": %u, \"unanswered_probes\": %u}",
-		       r->timer->expires_ms, r->timer->probes);
+		       timer->expires_ms, timer->probes);
 	else
 		printf("\"%s\", \"next_probe_ms\": null, \"unanswered_probes\": null}",
-		       !r->timer || r->timer->timer == TIMER_NONE ? "none" :
-		       r->timer->timer == TIMER_RETRANSMIT ? "retransmit" :
-		       r->timer->timer == TIMER_ZERO_WINDOW ? "zero-window" : "other");
+		       !timer || timer->timer == TIMER_NONE ? "none" :
+		       timer->timer == TIMER_RETRANSMIT ? "retransmit" :
+		       timer->timer == TIMER_ZERO_WINDOW ? "zero-window" : "other");
+}
+
+static void print_header(bool json)
+{
+	if (json)
+		printf("[");
+	else
+		printf("%-4s %-12s %-24s %-24s %-3s %7s %7s %5s %11s %s\n", "FD", "STATE", "LOCAL",
+		       "REMOTE", "KA", "IDLE", "INTVL", "COUNT", "USER_TMOUT", "NEXT_PROBE");
+}
+
+struct inspect_ctx {
+	bool json;
+	int rows;
+	struct diag_table diag;
+};
+
+static void inspect_visit(void *ctx, const struct sock_info *s)
+{
+	struct inspect_ctx *c = ctx;
+	const struct diag_entry *timer = diag_find(&c->diag, s->inode);
+	char local[64], remote[64];
+
+	sockaddr_text(&s->local, local, sizeof local);
+	sockaddr_text(&s->remote, remote, sizeof remote);
+	if (c->rows == 0)
+		print_header(c->json);
+	if (c->json)
+		print_json(s, local, remote, timer, c->diag.ok, c->rows == 0);
+	else
+		print_text(s, local, remote, timer, c->diag.ok);
+	c->rows++;
 }
 
 static int usage(FILE *to, int status)
@@ -274,25 +207,54 @@ static int usage(FILE *to, int status)
 		"state, addresses, keepalive on/off, idle, interval, count, user\n"
 		"timeout, and the time to the next keepalive probe.  Works on any\n"
 		"process you may trace (root, or its owner where ptrace is allowed),\n"
-		"started with kashim or not.  Exit status: 0 read, 1 could not read\n"
-		"the process, 2 usage.\n");
+		"started with kashim or not; never signals or stops it.  Exit status:\n"
+		"0 read, 1 could not read the process or it exited while read (what\n"
+		"was read is shown), 2 usage.\n");
 	return status;
+}
+
+/* The one line on stderr for a read that failed or was cut short. */
+static int read_failed(long pid, enum proc_read_status st, int err, int rows)
+{
+	switch (st) {
+	case PROC_READ_OK:
+		return EXIT_OK;
+	case PROC_READ_NO_PROCESS:
+		fprintf(stderr, "kashim inspect: no process %ld (%s)\n", pid,
+			err == EINVAL ? "a thread id, not a process id" : strerror(err));
+		break;
+	case PROC_READ_DENIED:
+		fprintf(stderr, "kashim inspect: cannot read the sockets of pid %ld: %s "
+			"(run as root, or as its owner where kernel.yama.ptrace_scope "
+			"allows)\n", pid, strerror(err));
+		break;
+	case PROC_READ_EXITED:
+		if (rows)
+			fprintf(stderr, "kashim inspect: pid %ld exited while it was read; "
+				"the %d socket(s) shown are those read before\n", pid, rows);
+		else
+			fprintf(stderr, "kashim inspect: pid %ld has exited (a zombie not yet "
+				"reaped, or it exited while it was read): no sockets\n", pid);
+		break;
+	case PROC_READ_KERNEL_THREAD:
+		fprintf(stderr, "kashim inspect: pid %ld is a kernel thread: it has no "
+			"sockets\n", pid);
+		break;
+	}
+	return EXIT_PROBLEM;
 }
 
 int cmd_inspect(int argc, char **argv)
 {
-	bool json = false, first = true;
+	struct inspect_ctx c = { 0 };
+	enum proc_read_status st;
 	const char *pid_arg = NULL;
-	char path[64], link[64], *end;
-	struct diag_table diag;
-	struct dirent *d;
-	DIR *dir;
 	long pid;
-	int i, pidfd, rows = 0;
+	int i, err;
 
 	for (i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--json"))
-			json = true;
+			c.json = true;
 		else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
 			return usage(stdout, EXIT_OK);
 		else if (!pid_arg && argv[i][0] != '-')
@@ -302,70 +264,18 @@ int cmd_inspect(int argc, char **argv)
 	}
 	if (!pid_arg)
 		return usage(stderr, EXIT_USAGE);
-	errno = 0;
-	pid = strtol(pid_arg, &end, 10);
-	if (errno || *end || pid <= 0 || pid > 4194304) {
+	if (!parse_pid(pid_arg, &pid)) {
 		fprintf(stderr, "kashim inspect: \"%s\" is not a process id\n", pid_arg);
 		return EXIT_USAGE;
 	}
-	pidfd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
-	if (pidfd < 0) {
-		fprintf(stderr, "kashim inspect: no process %ld (%s)\n", pid, strerror(errno));
-		return EXIT_PROBLEM;
-	}
-	snprintf(path, sizeof path, "/proc/%ld/fd", pid);
-	dir = opendir(path);
-	if (!dir) {
-		fprintf(stderr, "kashim inspect: cannot list the descriptors of pid %ld: %s "
-			"(run as root or as the process's owner)\n", pid, strerror(errno));
-		return EXIT_PROBLEM;
-	}
-	diag_load(pid, &diag);
-	if (json)
-		printf("[");
-	else
-		printf("%-4s %-12s %-24s %-24s %-3s %7s %7s %5s %11s %s\n", "FD", "STATE", "LOCAL",
-		       "REMOTE", "KA", "IDLE", "INTVL", "COUNT", "USER_TMOUT", "NEXT_PROBE");
-	while ((d = readdir(dir))) {
-		char fdpath[320];
-		struct tcp_row row;
-		ssize_t n;
-		int fd, target;
-
-		if (d->d_name[0] == '.')
-			continue;
-		target = atoi(d->d_name);
-		snprintf(fdpath, sizeof fdpath, "%s/%s", path, d->d_name);
-		n = readlink(fdpath, link, sizeof link - 1);
-		if (n <= 0 || strncmp(link, "socket:", 7))
-			continue;
-		fd = (int)syscall(SYS_pidfd_getfd, pidfd, target, 0);
-		if (fd < 0) {
-			if (errno == EBADF)
-				continue; /* closed meanwhile */
-			fprintf(stderr, "kashim inspect: cannot read the sockets of pid %ld: %s "
-				"(run as root, or as its owner where kernel.yama.ptrace_scope "
-				"allows)\n", pid, strerror(errno));
-			closedir(dir);
-			if (json)
-				printf("]\n");
-			return EXIT_PROBLEM;
-		}
-		if (read_row(fd, target, &diag, &row)) {
-			if (json)
-				print_json(&row, diag.ok, first);
-			else
-				print_text(&row, diag.ok);
-			first = false;
-			rows++;
-		}
-		close(fd);
-	}
-	closedir(dir);
-	if (json)
-		printf("%s]\n", first ? "" : "\n");
-	else if (!rows)
-		printf("(no TCP sockets)\n");
-	free(diag.e);
-	return EXIT_OK;
+	diag_load(pid, &c.diag);
+	st = proc_read_sockets(pid, inspect_visit, &c, &err);
+	/* Sockets read before an exit are shown, with the exit said on stderr. */
+	if (c.json)
+		fputs(c.rows ? "\n]\n" : st == PROC_READ_OK || st == PROC_READ_EXITED ? "[]\n" : "", stdout);
+	else if (!c.rows && st == PROC_READ_OK)
+		fputs("(no TCP sockets)\n", stdout);
+	free(c.diag.e);
+	fflush(stdout);
+	return read_failed(pid, st, err, c.rows);
 }

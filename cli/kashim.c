@@ -32,6 +32,7 @@ static const char main_usage[] =
 	"  run [OPTIONS] [--] PROGRAM [ARGS...]  run PROGRAM with kashim\n"
 	"  check [--env-file FILE]               validate a configuration, show its effect\n"
 	"  inspect [--json] PID                  keepalive state of a process's TCP sockets\n"
+	"  audit [--json|--prometheus]           which programs' connections would miss a dead peer\n"
 	"  doctor PROGRAM                        can kashim reach PROGRAM at all?\n"
 	"  dropin [OPTIONS]                      print a systemd drop-in that enables kashim\n"
 	"\n"
@@ -531,6 +532,8 @@ int main(int argc, char **argv)
 		return cmd_check(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "inspect"))
 		return cmd_inspect(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "audit"))
+		return cmd_audit(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "doctor"))
 		return cmd_doctor(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "dropin"))

@@ -1,0 +1,48 @@
+/* Reading the TCP sockets of a running process from outside it, shared by
+ * kashim inspect (one process) and kashim audit (every process). */
+#ifndef KASHIM_SOCKREAD_H
+#define KASHIM_SOCKREAD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+/* One TCP socket of the target, as the kernel has it. */
+struct sock_info {
+	int fd; /* the descriptor number in the target */
+	unsigned long inode;
+	unsigned char state; /* tcpi_state: TCP_ESTABLISHED, TCP_LISTEN... */
+	struct sockaddr_storage local, remote;
+	int keepalive, idle, interval, count, user_timeout; /* -1: unreadable */
+	unsigned rto_ms;    /* the retransmission timeout before any backoff */
+	unsigned rto_max_ms; /* the cap of its exponential backoff */
+};
+
+enum proc_read_status {
+	PROC_READ_OK,
+	PROC_READ_NO_PROCESS, /* none with that id when the read began */
+	PROC_READ_DENIED,     /* no right to its descriptors (errno in *err) */
+	PROC_READ_EXITED,     /* it exited before or while it was read */
+	PROC_READ_KERNEL_THREAD, /* a kernel thread: it has no descriptors */
+};
+
+typedef void sock_visit_fn(void *ctx, const struct sock_info *s);
+
+/* Calls visit for every TCP socket of pid (getsockopt on a duplicate made
+ * with pidfd_getfd(2)); never signals or stops the process.  Sockets
+ * visited before a failure stay visited: the caller says it was partial. */
+enum proc_read_status proc_read_sockets(long pid, sock_visit_fn *visit, void *ctx, int *err);
+
+/* Runs fn in the network namespace of pid (setns there and back; entering
+ * another needs CAP_SYS_ADMIN).  False when it could not enter it. */
+bool netns_run(long pid, void (*fn)(void *ctx), void *ctx);
+
+/* The device and inode of pid's network namespace, false if unreadable. */
+bool netns_id(long pid, unsigned long long *id);
+
+const char *tcp_state_name(unsigned state);
+void sockaddr_text(const struct sockaddr_storage *ss, char *out, size_t size);
+/* A process id as given on a command line: digits only, 1..4194304. */
+bool parse_pid(const char *s, long *pid);
+
+#endif
