@@ -18,7 +18,7 @@ LIB := libkashim.so
 CLI := kashim
 CLI_SRC := cli/kashim.c cli/inspect.c cli/sockread.c cli/audit.c cli/doctor.c config.c
 TEST_BINS := tests/test_config tests/probe tests/sockpeek tests/libearly.so tests/libwrap.so \
-             tests/libfailbig.so
+             tests/libfailbig.so tests/libexitmid.so
 
 .PHONY: all check demo bench musl fuzz detect-report install uninstall clean
 
@@ -49,6 +49,9 @@ tests/libwrap.so: tests/wrap.c
 
 tests/libfailbig.so: tests/failbig.c
 	$(CC) $(KCFLAGS) -fPIC -shared -o $@ tests/failbig.c
+
+tests/libexitmid.so: tests/exitmid.c
+	$(CC) $(KCFLAGS) -fPIC -shared -o $@ tests/exitmid.c -ldl
 
 check: $(LIB) $(CLI) $(TEST_BINS)
 	@bash tests/run

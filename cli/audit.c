@@ -70,10 +70,10 @@ struct audit {
 	struct netns_retries *netns;
 	size_t nnetns;
 	unsigned read, unreadable, exited, total_connections;
-	/* the process being read */
-	long pid;
-	ssize_t current; /* its program, -1 until its first socket */
-	int retries2;
+	/* the sockets of the process being read, counted once it was read
+	 * whole: a process that exits mid-read has no connections left */
+	struct sock_info *pending;
+	size_t npending, cap_pending;
 };
 
 static void *grow(void *p, size_t *cap, size_t n, size_t size)
@@ -259,23 +259,26 @@ static bool is_connection(unsigned state)
 static void audit_visit(void *ctx, const struct sock_info *s)
 {
 	struct audit *a = ctx;
-	struct program *p;
-	struct connection c;
 
 	if (s->state != TCP_LISTEN && !is_connection(s->state))
 		return; /* unconnected, or already closed: no peer to lose */
-	if (a->current < 0) {
-		a->current = (ssize_t)program_of(a, a->pid);
-		a->retries2 = retries2_of(a, a->pid);
-	}
-	p = &a->programs[a->current];
+	a->pending = grow(a->pending, &a->cap_pending, a->npending, sizeof *a->pending);
+	a->pending[a->npending++] = *s;
+}
+
+static void account(struct audit *a, size_t program, long pid, int retries2,
+		    const struct sock_info *s)
+{
+	struct program *p = &a->programs[program];
+	struct connection c;
+
 	if (s->state == TCP_LISTEN) {
 		p->listeners++;
 		p->listeners_keepalive += s->keepalive == 1;
 		return;
 	}
-	c = (struct connection){ (size_t)a->current, a->pid, *s, a->retries2,
-				 idle_bound_ms(s), busy_bound_ms(s, a->retries2) };
+	c = (struct connection){ program, pid, *s, retries2, idle_bound_ms(s),
+				 busy_bound_ms(s, retries2) };
 	if (!p->connections++)
 		p->worst_idle_ms = p->worst_busy_ms = 0;
 	p->keepalive += s->keepalive == 1;
@@ -293,15 +296,24 @@ static void audit_visit(void *ctx, const struct sock_info *s)
 
 static void audit_process(struct audit *a, long pid)
 {
-	int err;
+	size_t program, i;
+	int err, retries2;
 
-	a->pid = pid;
-	a->current = -1;
+	a->npending = 0;
 	switch (proc_read_sockets(pid, audit_visit, a, &err)) {
-	case PROC_READ_OK: a->read++; break;
+	case PROC_READ_OK:
+		a->read++;
+		if (!a->npending)
+			break;
+		program = program_of(a, pid);
+		retries2 = retries2_of(a, pid);
+		for (i = 0; i < a->npending; i++)
+			account(a, program, pid, retries2, &a->pending[i]);
+		break;
 	case PROC_READ_DENIED: a->unreadable++; break;
 	case PROC_READ_EXITED: a->exited++; break;
 	case PROC_READ_NO_PROCESS: /* gone before we got to it */
+	case PROC_READ_THREAD_ID:
 	case PROC_READ_KERNEL_THREAD: break;
 	}
 }
@@ -350,9 +362,21 @@ static const char *label_of(const struct program *p)
 	return *p->unit ? p->unit : p->cgroup;
 }
 
+/* s for a table row or a message: control characters (a newline in a
+ * cgroup name) become '?', so that one program stays one line. */
+static const char *printable(const char *s, char *out, size_t size)
+{
+	size_t i;
+
+	for (i = 0; s[i] && i + 1 < size; i++)
+		out[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
+	out[i] = 0;
+	return out;
+}
+
 static void print_text(const struct audit *a, int retries2)
 {
-	char pids[40], idle[24], busy[24];
+	char pids[40], idle[24], busy[24], exe[PATH_MAX], label[1024];
 	size_t i;
 	bool any = false;
 
@@ -365,7 +389,8 @@ static void print_text(const struct audit *a, int retries2)
 		pids_text(p, pids, sizeof pids);
 		seconds_text(p->worst_idle_ms, idle, sizeof idle);
 		seconds_text(p->worst_busy_ms, busy, sizeof busy);
-		printf("%-32s %-28s %-16s %5u %9u %12u %10s %10s\n", p->exe, label_of(p), pids,
+		printf("%-32s %-28s %-16s %5u %9u %12u %10s %10s\n",
+		       printable(p->exe, exe, sizeof exe), printable(label_of(p), label, sizeof label), pids,
 		       p->connections, p->keepalive, p->user_timeout, idle, busy);
 	}
 	for (i = 0; i < a->nprograms; i++) {
@@ -377,7 +402,8 @@ static void print_text(const struct audit *a, int retries2)
 			       "PIDS", "LISTENERS", "KEEPALIVE");
 		any = true;
 		pids_text(p, pids, sizeof pids);
-		printf("%-32s %-28s %-16s %9u %9u\n", p->exe, label_of(p), pids, p->listeners,
+		printf("%-32s %-28s %-16s %9u %9u\n", printable(p->exe, exe, sizeof exe),
+		       printable(label_of(p), label, sizeof label), pids, p->listeners,
 		       p->listeners_keepalive);
 	}
 	printf("\n%u processes read, %u TCP connections; net.ipv4.tcp_retries2=%d here", a->read,
@@ -624,7 +650,7 @@ static bool parse_bound(const char *text, double *ms)
 /* Counts the connections whose worst case exceeds max_ms and says so. */
 static unsigned over_bound(const struct audit *a, double max_ms, const char *text)
 {
-	char idle[24], busy[24];
+	char idle[24], busy[24], exe[PATH_MAX], label[1024];
 	unsigned over = 0, n;
 	size_t i;
 
@@ -642,7 +668,8 @@ static unsigned over_bound(const struct audit *a, double max_ms, const char *tex
 		seconds_text(p->worst_idle_ms, idle, sizeof idle);
 		seconds_text(p->worst_busy_ms, busy, sizeof busy);
 		fprintf(stderr, "kashim audit: %s (%s, pid %ld): %u connection(s) over --max-bound "
-			"%s: worst case idle %s, busy %s\n", p->exe, label_of(p), p->pids[0], n,
+			"%s: worst case idle %s, busy %s\n", printable(p->exe, exe, sizeof exe),
+			printable(label_of(p), label, sizeof label), p->pids[0], n,
 			text, idle, busy);
 		over += n;
 	}

@@ -220,8 +220,11 @@ static int read_failed(long pid, enum proc_read_status st, int err, int rows)
 	case PROC_READ_OK:
 		return EXIT_OK;
 	case PROC_READ_NO_PROCESS:
-		fprintf(stderr, "kashim inspect: no process %ld (%s)\n", pid,
-			err == EINVAL ? "a thread id, not a process id" : strerror(err));
+		fprintf(stderr, "kashim inspect: no process %ld (%s)\n", pid, strerror(err));
+		break;
+	case PROC_READ_THREAD_ID:
+		fprintf(stderr, "kashim inspect: no process %ld (a thread id, not a process id: "
+			"see its Tgid in /proc/%ld/status)\n", pid, pid);
 		break;
 	case PROC_READ_DENIED:
 		fprintf(stderr, "kashim inspect: cannot read the sockets of pid %ld: %s "

@@ -171,6 +171,25 @@ static bool is_kernel_thread(long pid)
 	return flags & PF_KTHREAD_FLAG;
 }
 
+/* /proc/ID answers for a thread too, though /proc does not list it; its
+ * Tgid is then its process's id. */
+static bool is_thread_id(long id)
+{
+	char path[64], line[128];
+	long tgid = -1;
+	FILE *f;
+
+	snprintf(path, sizeof path, "/proc/%ld/status", id);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	while (fgets(line, sizeof line, f))
+		if (!strncmp(line, "Tgid:", 5))
+			tgid = strtol(line + 5, NULL, 10);
+	fclose(f);
+	return tgid > 0 && tgid != id;
+}
+
 enum fd_result { FD_DONE, FD_VANISHED, FD_DENIED };
 
 /* Reads descriptor name of the target if it is a TCP socket. */
@@ -219,7 +238,9 @@ enum proc_read_status proc_read_sockets(long pid, sock_visit_fn *visit, void *ct
 	pidfd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
 	if (pidfd < 0) {
 		*err = errno;
-		return errno == EPERM || errno == EACCES ? PROC_READ_DENIED : PROC_READ_NO_PROCESS;
+		if (errno == EPERM || errno == EACCES)
+			return PROC_READ_DENIED;
+		return is_thread_id(pid) ? PROC_READ_THREAD_ID : PROC_READ_NO_PROCESS;
 	}
 	if (exited(pidfd, 0)) {
 		status = PROC_READ_EXITED; /* a zombie */

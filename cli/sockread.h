@@ -21,6 +21,7 @@ struct sock_info {
 enum proc_read_status {
 	PROC_READ_OK,
 	PROC_READ_NO_PROCESS, /* none with that id when the read began */
+	PROC_READ_THREAD_ID,  /* the id of a thread, not of a process */
 	PROC_READ_DENIED,     /* no right to its descriptors (errno in *err) */
 	PROC_READ_EXITED,     /* it exited before or while it was read */
 	PROC_READ_KERNEL_THREAD, /* a kernel thread: it has no descriptors */

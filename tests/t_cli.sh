@@ -4,25 +4,6 @@
 
 K=$ROOT/kashim
 
-# expect_status WANT WHAT CMD...: CMD's exit status is WANT; its stdout is
-# in $TMP/out and its stderr in $TMP/err.
-expect_status() {
-	local want=$1 what=$2 got
-	shift 2
-	"$@" > "$TMP/out" 2> "$TMP/err"
-	got=$?
-	if [ "$got" -eq "$want" ]; then
-		ok "$what (status $got)"
-	else
-		fail "$what: status $got, want $want; stderr: $(head -c 300 "$TMP/err")"
-	fi
-}
-
-# expect_text FILE WHAT PATTERN: FILE has a line matching the regex.
-expect_text() {
-	if grep -qE -- "$3" "$1"; then ok "$2"; else fail "$2: '$3' not in: $(head -c 400 "$1")"; fi
-}
-
 test_help_and_version() {
 	expect_status 0 "--version" "$K" --version
 	expect_text "$TMP/out" "version line" '^kashim [0-9]+\.[0-9]+\.[0-9]+$'

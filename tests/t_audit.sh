@@ -1,0 +1,213 @@
+# kashim audit against real processes whose options are known (covered by
+# kashim, setting their own, none), each in its own cgroup, inside fresh
+# pid and network namespaces (tests/helpers/audit_scene.sh); and kashim
+# inspect on processes that exit mid-read and on pids that are no process.
+. "$(dirname "$0")/lib.sh"
+
+K=$ROOT/kashim
+EXITMID=$ROOT/tests/libexitmid.so
+CHECK=$HELPERS/auditcheck.py
+
+# check WHAT ARGS...: auditcheck.py ARGS passes.
+check() {
+	local what=$1 err
+	shift
+	if err=$("$PY" "$CHECK" "$@" 2>&1); then ok "$what"; else fail "$what: $(echo "$err" | tail -n 3)"; fi
+}
+
+# The cgroup v2 mount point, from mountinfo (the field after " - " is the
+# file system type).
+cgroup2_root() {
+	awk '{ for (i = 1; i <= NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2") { print $5; exit } } }' \
+		/proc/self/mountinfo
+}
+
+# scene_status NAME WANT WHAT: the scene's command NAME exited with WANT.
+scene_status() {
+	local got
+	got=$(cat "$OUT/$1.status" 2> /dev/null)
+	if [ "$got" = "$2" ]; then ok "$3 (status $got)"; else
+		fail "$3: status ${got:-none}, want $2; stderr: $(head -c 300 "$OUT/$1.err" 2> /dev/null)"
+	fi
+}
+
+test_help_and_usage() {
+	expect_status 0 "audit --help" "$K" audit --help
+	expect_text "$TMP/out" "a usage text on stdout" '^usage: kashim audit \[--json \| --prometheus\] \[--max-bound D\]$'
+	expect_status 0 "kashim --help" "$K" --help
+	expect_text "$TMP/out" "lists audit" '^  audit \[--json\|--prometheus\] '
+	expect_status 2 "audit --frobnicate" "$K" audit --frobnicate
+	expect_status 2 "audit --json --prometheus" "$K" audit --json --prometheus
+	expect_text "$TMP/err" "says they are exclusive" '^kashim audit: --json and --prometheus are exclusive$'
+	expect_status 2 "audit --max-bound with no value" "$K" audit --max-bound
+	expect_status 2 "audit --max-bound auto" "$K" audit --max-bound auto
+}
+
+test_model_arithmetic() {
+	check "worst-case arithmetic on hand-computed cases (tcp_model_timeout, backoff, keepalive with a user timeout)" model
+}
+
+# Runs the scene (COVER_WITH chooses how the covered program gets kashim)
+# and checks every output.
+audit_scene_checks() {
+	need_root || return
+	need_cmd unshare setpriv ss || return
+	local cgroot
+	cgroot=$(cgroup2_root)
+	[ -n "$cgroot" ] && [ -w "$cgroot" ] || { skip "no writable cgroup v2 mount"; return; }
+	OUT=$TMP/scene
+	CG=$cgroot/kashim-audit-$$-$RANDOM
+	mkdir -p "$OUT" "$CG"
+	chmod 755 "$TMP" "$OUT"
+	env OUT="$OUT" CG="$CG" K="$K" LIB="$LIB" PY="$PY" HELPERS="$HELPERS" PEEK="$PEEK" \
+		EXITMID="$EXITMID" KENV="${KENV[*]}" RETRIES2=5 \
+		timeout -k 5 120 unshare -pfn --mount-proc --kill-child bash "$HELPERS/audit_scene.sh" \
+		> "$OUT/scene.log" 2>&1 &
+	local scene=$! i
+	BG_PIDS+=("$scene")
+	for i in $(seq 600); do
+		[ -e "$OUT/ready" ] && break
+		kill -0 "$scene" 2> /dev/null || break
+		sleep 0.1
+	done
+	if [ ! -e "$OUT/ready" ]; then
+		fail "the scene did not start: $(tail -n 5 "$OUT/scene.log")"
+	else
+		scene_status audit.txt 0 "audit"
+		check "audit: one row per program and unit, worst first, listeners apart, exact figures" text "$OUT"
+		scene_status audit.json 0 "audit --json"
+		check "audit --json: every connection's options as sockpeek reads them, bounds recomputed, per program" \
+			json "$OUT" "${CG#"$cgroot"}" 5
+		scene_status audit.prom 0 "audit --prometheus"
+		check "audit --prometheus: HELP and TYPE for every gauge, escaped labels, values, +Inf for never" prom "$OUT"
+		if command -v promtool > /dev/null 2>&1; then
+			if promtool check metrics < "$OUT/audit.prom" > "$TMP/lint" 2>&1; then
+				ok "promtool check metrics accepts it"
+			else
+				fail "promtool: $(head -c 300 "$TMP/lint")"
+			fi
+		else
+			skip "promtool is not installed (Debian: prometheus)"
+		fi
+		scene_status max2m_all 1 "--max-bound 2m with connections that never notice"
+		expect_text "$OUT/max2m_all.err" "names the program over the bound" \
+			'none\.service, pid [0-9]+\): 2 connection\(s\) over --max-bound 2m: worst case idle never, busy [0-9.]+s$'
+		scene_status nobody 0 "audit as nobody"
+		check "as nobody: its own process read, the other 5 counted as unreadable" nobody "$OUT"
+		# From outside: the scene's network namespace has its own retries2.
+		expect_status 0 "audit from the host (network namespaces entered)" "$K" audit --json
+		cp "$TMP/out" "$TMP/host.json"
+		"$PY" - "$TMP/host.json" "${CG#"$cgroot"}" <<'PYEOF' && ok "tcp_retries2 read in each process's own network namespace (5 there, not ours)" || fail "$(head -c 300 "$TMP/host.json")"
+import json, sys
+doc = json.load(open(sys.argv[1]))
+socks = [s for p in doc["programs"] if p["cgroup"].startswith(sys.argv[2] + "/") for s in p["sockets"]]
+assert len(socks) == 8 and all(s["tcp_retries2"] == 5 for s in socks), socks
+PYEOF
+	fi
+	touch "$OUT/done"
+	for i in $(seq 300); do
+		[ -e "$OUT/finished" ] && break
+		kill -0 "$scene" 2> /dev/null || break
+		sleep 0.1
+	done
+	scene_status exitmid 0 "audit while a process exits mid-read"
+	check "the exit is counted, the other processes are read" exitmid "$OUT"
+	scene_status max2m_left 0 "--max-bound 2m once only covered connections are left"
+	scene_status max70s_left 1 "--max-bound 70s: the covered 81 s is over it"
+	scene_status max_bad 2 "--max-bound 5x"
+	expect_text "$OUT/max_bad.err" "says the accepted forms" 'is not a duration; accepted: .*45s, 2m, 1h or 1500ms'
+	wait "$scene" 2> /dev/null
+	rmdir "$CG"/*/ "$CG" 2> /dev/null
+	if [ -d "$CG" ]; then fail "cgroup $CG left behind"; else ok "no cgroup left behind"; fi
+}
+
+test_audit_preload() {
+	audit_scene_checks
+}
+
+# A server holding N accepted connections; its pid in $BG.
+server_with() {
+	local port i
+	port=$(free_port)
+	bg "$PY" "$HELPERS/hold.py" server 127.0.0.1 "$port"
+	SERVER=$BG
+	wait_listen "$port" || return 1
+	local targets=()
+	for i in $(seq "$1"); do targets+=("127.0.0.1:$port"); done
+	bg "$PY" "$HELPERS/hold.py" clients - - "${targets[@]}"
+	for i in $(seq 100); do
+		[ "$(peek "$SERVER" | grep -c ESTABLISHED)" -ge "$1" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# issue 9: the process exits after 3 of its 7 sockets are read (the test
+# library kills it right after the 3rd pidfd_getfd and waits for the exit).
+test_inspect_process_exits_mid_read() {
+	server_with 6 || { fail "no server"; return; }
+	expect_status 1 "inspect: the process exits mid-read" \
+		env LD_PRELOAD="$EXITMID" EXITMID_PID="$SERVER" EXITMID_AFTER=3 "$K" inspect "$SERVER"
+	wait "$SERVER" 2> /dev/null # no job notice for the kill
+	expect_text "$TMP/err" "says it exited and that the table is partial" \
+		"^kashim inspect: pid $SERVER exited while it was read; the 3 socket\(s\) shown are those read before$"
+	if [ "$(grep -cE '^[0-9]+ +(LISTEN|ESTABLISHED) ' "$TMP/out")" -eq 3 ]; then
+		ok "the 3 sockets read before the exit are shown"
+	else
+		fail "want 3 rows: $(cat "$TMP/out")"
+	fi
+	server_with 6 || { fail "no server"; return; }
+	expect_status 1 "inspect --json: the process exits mid-read" \
+		env LD_PRELOAD="$EXITMID" EXITMID_PID="$SERVER" EXITMID_AFTER=2 "$K" inspect --json "$SERVER"
+	wait "$SERVER" 2> /dev/null
+	"$PY" -c 'import json, sys; assert len(json.load(open(sys.argv[1]))) == 2' "$TMP/out" \
+		&& ok "--json stays valid JSON with the 2 sockets read" || fail "$(cat "$TMP/out")"
+}
+
+test_inspect_hostile_pids() {
+	local p
+	for p in 0 -1 +5 " 5" 5x 0x10 4194305 99999999999999999999 ""; do
+		expect_status 2 "inspect \"$p\" is not a process id" "$K" inspect "$p"
+	done
+	# a zombie: exited, not reaped by its parent
+	bg "$PY" -c 'import os, time
+pid = os.fork()
+if pid == 0:
+    os._exit(0)
+print(pid, flush=True)
+time.sleep(60)'
+	local i zombie=""
+	for i in $(seq 50); do zombie=$(head -n 1 "$TMP/bg.$BG.log"); [ -n "$zombie" ] && break; sleep 0.1; done
+	for i in $(seq 50); do grep -q '^State:.*Z' "/proc/$zombie/status" 2> /dev/null && break; sleep 0.1; done
+	expect_status 1 "inspect a zombie" "$K" inspect "$zombie"
+	expect_text "$TMP/err" "says it has exited" "pid $zombie has exited \(a zombie"
+	# a thread id is not a process id
+	local tid
+	tid=$(ls "/proc/$BG/task" | grep -vx "$BG" | head -n 1)
+	if [ -z "$tid" ]; then
+		bg "$PY" -c 'import threading, time; threading.Thread(target=time.sleep, args=(60,)).start(); time.sleep(60)'
+		for i in $(seq 50); do tid=$(ls "/proc/$BG/task" | grep -vx "$BG" | head -n 1); [ -n "$tid" ] && break; sleep 0.1; done
+	fi
+	expect_status 1 "inspect a thread id" "$K" inspect "$tid"
+	expect_text "$TMP/err" "says it is a thread" "no process $tid \(a thread id"
+	# a kernel thread, when this pid namespace shows any
+	local kt
+	kt=$("$PY" -c '
+import glob
+for f in glob.glob("/proc/[0-9]*/stat"):
+    try:
+        flags = int(open(f).read().rsplit(")", 1)[1].split()[6])
+    except (OSError, IndexError, ValueError):
+        continue
+    if flags & 0x00200000:  # PF_KTHREAD
+        print(f.split("/")[2])
+        break')
+	if [ -n "$kt" ]; then
+		expect_status 1 "inspect a kernel thread" "$K" inspect "$kt"
+		expect_text "$TMP/err" "says it is a kernel thread" "pid $kt is a kernel thread"
+	else
+		ok "no kernel thread visible in this pid namespace (nothing to inspect)"
+	fi
+}
+
+run_tests
