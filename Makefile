@@ -83,8 +83,9 @@ tests/probe-musl: tests/probe.c | $(MUSL_INC)
 musl: libkashim-musl.so tests/probe-musl
 
 # What kashim costs against the hand-set floor (see bench/run.py).
-bench: $(LIB) bench/bench bench/countalloc.so
+bench: $(LIB) $(CLI) bench/bench bench/countalloc.so
 	@python3 bench/run.py
+	@python3 bench/audit.py
 
 # A longer fuzzing run than make check's 20 s; new inputs that reach new
 # code are merged into tests/fuzz/corpus.  FUZZ_SECONDS=300 by default.
