@@ -10,8 +10,10 @@
  *          the connection at the first probe time (idle + k x interval,
  *          k >= 1) at which the user timeout has passed
  *          (net/ipv4/tcp_timer.c, tcp_keepalive_timer).
- *   busy:  data in flight.  The first retransmission comes one RTO after
- *          the send; from then the user timeout counts, or without one the
+ *   busy:  data in flight.  The first retransmission comes at most two
+ *          RTOs after the send (a tail-loss probe, due within one RTO, then
+ *          the retransmission timeout: tcp_schedule_loss_probe); from then
+ *          the user timeout counts, or without one the
  *          kernel's model of net.ipv4.tcp_retries2 retransmissions
  *          (tcp_model_timeout: 200 ms doubling up to the RTO cap),
  *          checked each time the retransmission timer fires, and that
@@ -132,13 +134,13 @@ static double busy_bound_ms(const struct sock_info *s, int retries2)
 	int i;
 
 	if (s->user_timeout > 0)
-		return rto + s->user_timeout;
+		return 2 * rto + s->user_timeout;
 	limit = model_timeout_ms(retries2 < 0 ? 0 : retries2 > 30 ? 30 : retries2, s->rto_max_ms);
 	for (i = 0; elapsed < limit && i < MODEL_STEPS_MAX; i++) {
 		step = step * 2 < s->rto_max_ms ? step * 2 : s->rto_max_ms;
 		elapsed += step;
 	}
-	return rto + elapsed;
+	return 2 * rto + elapsed;
 }
 
 /* --- reading -------------------------------------------------------- */

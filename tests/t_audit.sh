@@ -121,6 +121,26 @@ PYEOF
 	if [ -d "$CG" ]; then fail "cgroup $CG left behind"; else ok "no cgroup left behind"; fi
 }
 
+# The busy bound against the kernel: a real connection, blackholed with
+# data in flight, must end within the bound audit computed for it (at most
+# 0.5 s late for timer slack, and not sooner than one RTO early: the
+# tail-loss probe the bound allows for comes sooner on loopback).
+test_busy_bound_against_a_blackholed_connection() {
+	need_root || return
+	need_cmd unshare tc ip ss || return
+	local out measured bound rto
+	out=$(timeout -k 5 60 unshare -n "$PY" "$HELPERS/audit_blackhole.py" "$K" "$HELPERS/hold.py" 2>&1)
+	read -r _ measured bound rto <<< "$(echo "$out" | grep '^bound ')"
+	if [ -z "${bound:-}" ]; then
+		fail "no measurement: $(echo "$out" | tail -n 3)"
+	elif "$PY" -c "import sys; m, b, r = map(float, sys.argv[1:]); sys.exit(not b - r / 1000 - 0.35 <= m <= b + 0.5)" \
+		"$measured" "$bound" "$rto"; then
+		ok "blackholed with data in flight: the kernel gave up after ${measured} s; audit's bound ${bound} s (RTO ${rto} ms, tcp_retries2=3)"
+	else
+		fail "the kernel gave up after ${measured} s; audit's bound ${bound} s (RTO ${rto} ms)"
+	fi
+}
+
 test_audit_preload() {
 	audit_scene_checks
 }

@@ -23,7 +23,7 @@ UNITS = ["covered.service", "own.service", "none.service", "clients.service", MI
 NAMES = {"covered.service": "covered", "own.service": "own", "none.service": "none",
          "clients.service": "clients", MINE_UNIT: "mine"}
 # connections, keepalive, user timeout, worst idle, worst busy (BUSY: from
-# each connection's RTO, as read; 81.2 s and 25.4 s at a 200 ms RTO with
+# each connection's RTO, as read; 81.4 s and 25.6 s at a 200 ms RTO with
 # tcp_retries2=5), listeners, listeners with keepalive
 BUSY = "busy"
 EXPECT = {
@@ -62,7 +62,9 @@ def model_timeout(boundary, rto_max):
 
 def busy_bound(rto, rto_max, user_timeout, retries2):
     """Seconds from a send to the kernel's giving up, the peer gone."""
-    first = rto  # the first retransmission; the kernel's clock starts here
+    # the first retransmission, the kernel's clock starts here: a tail-loss
+    # probe (due within one RTO) then the retransmission timeout
+    first = 2 * rto
     if user_timeout:
         return (first + user_timeout) / 1000
     limit = model_timeout(retries2, rto_max)
@@ -93,11 +95,11 @@ def check_model():
     assert model_timeout(15, 120000) == 924600
     assert model_timeout(5, 120000) == 12600
     assert model_timeout(3, 120000) == 3000
-    assert busy_bound(200, 120000, 0, 15) == 1044.6
-    assert busy_bound(300, 120000, 0, 3) == 4.5  # 0.3, then 0.6 + 1.2 + 2.4 >= 3.0
-    assert busy_bound(1000, 120000, 0, 15) == 1 + (2 + 4 + 8 + 16 + 32 + 64) + 7 * 120  # 967 s
-    assert busy_bound(200, 120000, 0, 5) == 25.4
-    assert busy_bound(200, 120000, 81000, 15) == 81.2
+    assert busy_bound(200, 120000, 0, 15) == 1044.8
+    assert busy_bound(300, 120000, 0, 3) == 4.8  # 2 x 0.3, then 0.6 + 1.2 + 2.4 >= 3.0
+    assert busy_bound(1000, 120000, 0, 15) == 2 + (2 + 4 + 8 + 16 + 32 + 64) + 7 * 120  # 968 s
+    assert busy_bound(200, 120000, 0, 5) == 25.6
+    assert busy_bound(200, 120000, 81000, 15) == 81.4
     assert idle_bound(True, 37, 11, 4, 81000) == 81.0
     assert idle_bound(True, 50, 5, 3, 0) == 65.0
     assert idle_bound(True, 30, 10, 3, 5000) == 40.0  # first interval after the first probe
