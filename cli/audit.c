@@ -480,9 +480,10 @@ static void json_program(const struct audit *a, size_t i)
 		printf("%s%ld", k ? ", " : "", p->pids[k]);
 	printf("], \"connections\": %u, \"keepalive\": %u, \"user_timeout\": %u, "
 	       "\"worst_idle_s\": ", p->connections, p->keepalive, p->user_timeout);
-	json_seconds(p->connections ? p->worst_idle_ms : 0);
+	/* without connections there is no worst case: null, as for never */
+	json_seconds(p->connections ? p->worst_idle_ms : INFINITY);
 	printf(", \"worst_busy_s\": ");
-	json_seconds(p->connections ? p->worst_busy_ms : 0);
+	json_seconds(p->connections ? p->worst_busy_ms : INFINITY);
 	printf(", \"listeners\": %u, \"listeners_keepalive\": %u, \"sockets\": [",
 	       p->listeners, p->listeners_keepalive);
 	for (k = 0; k < a->nconns; k++)
@@ -678,6 +679,18 @@ static unsigned over_bound(const struct audit *a, double max_ms, const char *tex
 	return over;
 }
 
+static void audit_free(struct audit *a)
+{
+	size_t i;
+
+	for (i = 0; i < a->nprograms; i++)
+		free(a->programs[i].pids);
+	free(a->programs);
+	free(a->conns);
+	free(a->netns);
+	free(a->pending);
+}
+
 static int usage(FILE *to, int status)
 {
 	fprintf(to, "usage: kashim audit [--json | --prometheus] [--max-bound D]\n\n"
@@ -702,7 +715,7 @@ int cmd_audit(int argc, char **argv)
 	const char *bound_text = NULL;
 	bool json = false, prometheus = false;
 	double max_ms = INFINITY;
-	int i, retries2 = -1;
+	int i, status, retries2 = -1;
 
 	for (i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--json"))
@@ -738,5 +751,7 @@ int cmd_audit(int argc, char **argv)
 	else
 		print_text(&a, retries2);
 	fflush(stdout);
-	return bound_text && over_bound(&a, max_ms, bound_text) ? EXIT_PROBLEM : EXIT_OK;
+	status = bound_text && over_bound(&a, max_ms, bound_text) ? EXIT_PROBLEM : EXIT_OK;
+	audit_free(&a);
+	return status;
 }
