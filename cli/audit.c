@@ -253,16 +253,11 @@ static size_t program_of(struct audit *a, long pid)
 	return i;
 }
 
-static bool is_connection(unsigned state)
-{
-	return state != TCP_LISTEN && state != TCP_CLOSE && state != TCP_TIME_WAIT;
-}
-
 static void audit_visit(void *ctx, const struct sock_info *s)
 {
 	struct audit *a = ctx;
 
-	if (s->state != TCP_LISTEN && !is_connection(s->state))
+	if (s->state == TCP_CLOSE || s->state == TCP_TIME_WAIT)
 		return; /* unconnected, or already closed: no peer to lose */
 	a->pending = grow(a->pending, &a->cap_pending, a->npending, sizeof *a->pending);
 	a->pending[a->npending++] = *s;
@@ -281,8 +276,7 @@ static void account(struct audit *a, size_t program, long pid, int retries2,
 	}
 	c = (struct connection){ program, pid, *s, retries2, idle_bound_ms(s),
 				 busy_bound_ms(s, retries2) };
-	if (!p->connections++)
-		p->worst_idle_ms = p->worst_busy_ms = 0;
+	p->connections++;
 	p->keepalive += s->keepalive == 1;
 	p->user_timeout += s->user_timeout > 0;
 	if (c.idle_ms > p->worst_idle_ms)
