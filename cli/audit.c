@@ -370,14 +370,36 @@ static const char *printable(const char *s, char *out, size_t size)
 	return out;
 }
 
+/* The widths of the program and unit columns: the longest value shown,
+ * so that a long path never shifts the numbers out of their columns. */
+static void column_widths(const struct audit *a, bool listeners, int *wexe, int *wlabel)
+{
+	size_t i;
+
+	*wexe = listeners ? 17 : 7; /* "LISTENING PROGRAM", "PROGRAM" */
+	*wlabel = 11;               /* "UNIT/CGROUP" */
+	for (i = 0; i < a->nprograms; i++) {
+		const struct program *p = &a->programs[i];
+		size_t le = strlen(p->exe), ll = strlen(label_of(p));
+		if (!(listeners ? p->listeners : p->connections))
+			continue;
+		if (le > (size_t)*wexe)
+			*wexe = le > PATH_MAX ? PATH_MAX : (int)le;
+		if (ll > (size_t)*wlabel)
+			*wlabel = ll > 1023 ? 1023 : (int)ll;
+	}
+}
+
 static void print_text(const struct audit *a, int retries2)
 {
 	char pids[40], idle[24], busy[24], exe[PATH_MAX], label[1024];
 	size_t i;
 	bool any = false;
+	int we, wl;
 
-	printf("%-32s %-28s %-16s %5s %9s %12s %10s %10s\n", "PROGRAM", "UNIT/CGROUP", "PIDS",
-	       "CONNS", "KEEPALIVE", "USER_TIMEOUT", "WORST_IDLE", "WORST_BUSY");
+	column_widths(a, false, &we, &wl);
+	printf("%-*s  %-*s  %-16s %5s %9s %12s %10s %10s\n", we, "PROGRAM", wl, "UNIT/CGROUP",
+	       "PIDS", "CONNS", "KEEPALIVE", "USER_TIMEOUT", "WORST_IDLE", "WORST_BUSY");
 	for (i = 0; i < a->nprograms; i++) {
 		const struct program *p = &a->programs[i];
 		if (!p->connections)
@@ -385,21 +407,23 @@ static void print_text(const struct audit *a, int retries2)
 		pids_text(p, pids, sizeof pids);
 		seconds_text(p->worst_idle_ms, idle, sizeof idle);
 		seconds_text(p->worst_busy_ms, busy, sizeof busy);
-		printf("%-32s %-28s %-16s %5u %9u %12u %10s %10s\n",
-		       printable(p->exe, exe, sizeof exe), printable(label_of(p), label, sizeof label), pids,
+		printf("%-*s  %-*s  %-16s %5u %9u %12u %10s %10s\n",
+		       we, printable(p->exe, exe, sizeof exe),
+		       wl, printable(label_of(p), label, sizeof label), pids,
 		       p->connections, p->keepalive, p->user_timeout, idle, busy);
 	}
+	column_widths(a, true, &we, &wl);
 	for (i = 0; i < a->nprograms; i++) {
 		const struct program *p = &a->programs[i];
 		if (!p->listeners)
 			continue;
 		if (!any)
-			printf("\n%-32s %-28s %-16s %9s %9s\n", "LISTENING PROGRAM", "UNIT/CGROUP",
-			       "PIDS", "LISTENERS", "KEEPALIVE");
+			printf("\n%-*s  %-*s  %-16s %9s %9s\n", we, "LISTENING PROGRAM", wl,
+			       "UNIT/CGROUP", "PIDS", "LISTENERS", "KEEPALIVE");
 		any = true;
 		pids_text(p, pids, sizeof pids);
-		printf("%-32s %-28s %-16s %9u %9u\n", printable(p->exe, exe, sizeof exe),
-		       printable(label_of(p), label, sizeof label), pids, p->listeners,
+		printf("%-*s  %-*s  %-16s %9u %9u\n", we, printable(p->exe, exe, sizeof exe),
+		       wl, printable(label_of(p), label, sizeof label), pids, p->listeners,
 		       p->listeners_keepalive);
 	}
 	printf("\n%u processes read, %u TCP connections; net.ipv4.tcp_retries2=%d here", a->read,
