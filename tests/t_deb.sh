@@ -212,6 +212,12 @@ check_musl() {
 	if ldconfig -p | grep -q libkashim-musl; then fail "the musl build is in glibc's loader cache"; else ok "the musl build is not in glibc's loader cache"; fi
 	need_cmd musl-gcc || return
 	make -s -C "$ROOT" tests/probe-musl > "$TMP/musl" 2>&1 || { fail "make tests/probe-musl: $(head -3 "$TMP/musl")"; return; }
+	# A musl program that says what it was given to preload.
+	printf '#include <stdio.h>\n#include <stdlib.h>\nint main(void) { puts(getenv("LD_PRELOAD")); return 0; }\n' |
+		musl-gcc -x c -o "$TMP/preload-musl" - 2> "$TMP/musl"
+	local got
+	got=$(env -u LD_PRELOAD /usr/bin/kashim run "$TMP/preload-musl" 2>&1)
+	if [ "$got" = "$mlib" ]; then ok "kashim run preloads $mlib into a musl program"; else fail "kashim run on a musl program: $got $(cat "$TMP/musl")"; fi
 	env -u LD_PRELOAD KASHIM_DEBUG=1 /usr/bin/kashim run --idle 37 --interval 11 --count 4 \
 		"$ROOT/tests/probe-musl" tcp 37 11 4 81000 > "$TMP/out" 2> "$TMP/err"
 	if [ $? -eq 0 ] && grep -q '^ok' "$TMP/out" && ! grep -q '^not ok' "$TMP/out"; then
@@ -245,12 +251,27 @@ check_purge() {
 	fi
 }
 
+# The other way the package is built: dpkg-buildpackage -b -us -uc in a
+# checkout (a clone of this one), writing to the checkout's parent.
+check_checkout_build() {
+	need_cmd git || return
+	git clone -q "$ROOT" "$TMP/co/kashim" > "$TMP/clone" 2>&1 || { fail "git clone: $(cat "$TMP/clone")"; return; }
+	(cd "$TMP/co/kashim" && env -u MAKEFLAGS -u MAKELEVEL dpkg-buildpackage -b -us -uc) > "$TMP/co.log" 2>&1
+	local built=$TMP/co/${DEB##*/}
+	if [ -f "$built" ] && [ "$(dpkg-deb -c "$built" | awk '{print $6}')" = "$(dpkg-deb -c "$DEB" | awk '{print $6}')" ]; then
+		ok "dpkg-buildpackage -b -us -uc in a checkout builds the same files"
+	else
+		fail "dpkg-buildpackage -b in a checkout: $(tail -n 3 "$TMP/co.log") $(ls "$TMP/co")"
+	fi
+}
+
 test_debian_package() {
 	preconditions || return
 	trap 'purge_package; cleanup' EXIT
 	trap 'exit 143' TERM INT
 	build_package || return
 	check_lintian
+	check_checkout_build
 	check_nothing_runs_on_install
 	install_package || return
 	check_versions
