@@ -265,6 +265,21 @@ check_checkout_build() {
 	fi
 }
 
+# The version's one home is the Makefile: a changelog that disagrees stops
+# the package build, with a message that says so.
+test_changelog_must_agree() {
+	need_cmd dpkg-parsechangelog || return
+	mkdir -p "$TMP/tree"
+	cp -r "$ROOT/Makefile" "$ROOT/debian" "$TMP/tree/"
+	sed -i '1s/(.*)/(9.9.9)/' "$TMP/tree/debian/changelog"
+	(cd "$TMP/tree" && env -u MAKEFLAGS -u MAKELEVEL debian/rules override_dh_auto_configure) > "$TMP/out" 2>&1
+	if [ $? -ne 0 ] && grep -q "debian/changelog says 9.9.9, the Makefile's VERSION is $(make -s -C "$ROOT" version)" "$TMP/out"; then
+		ok "a changelog version other than the Makefile's stops the build"
+	else
+		fail "$(cat "$TMP/out")"
+	fi
+}
+
 test_debian_package() {
 	preconditions || return
 	trap 'purge_package; cleanup' EXIT
