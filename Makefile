@@ -4,13 +4,14 @@ CFLAGS  ?= -O2 -g
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wconversion -Werror=implicit-function-declaration
 HARDEN  := -fno-common -D_FORTIFY_SOURCE=2 -fstack-protector-strong
-KCFLAGS := -std=gnu11 $(WARN) $(HARDEN) $(CFLAGS)
+KCFLAGS := -std=gnu11 $(WARN) $(HARDEN) $(CPPFLAGS) $(CFLAGS)
 SHLIB_FLAGS := -fPIC -fvisibility=hidden
 LDHARDEN := -Wl,-z,relro,-z,now -Wl,--as-needed
 
 VERSION := 0.1.0
 PREFIX  ?= /usr/local
 LIBDIR  ?= $(PREFIX)/lib
+MUSLLIBDIR ?= $(LIBDIR)
 BINDIR  ?= $(PREFIX)/bin
 MANDIR  ?= $(PREFIX)/share/man
 
@@ -20,17 +21,17 @@ CLI_SRC := cli/kashim.c cli/inspect.c cli/sockread.c cli/audit.c cli/doctor.c co
 TEST_BINS := tests/test_config tests/probe tests/sockpeek tests/libearly.so tests/libwrap.so \
              tests/libfailbig.so tests/libexitmid.so
 
-.PHONY: all check demo bench musl fuzz detect-report install uninstall clean
+.PHONY: all check demo bench musl fuzz detect-report install uninstall clean deb version
 
 all: $(LIB) $(CLI)
 
 $(CLI): $(CLI_SRC) cli/cli.h cli/sockread.h config.h
 	$(CC) $(KCFLAGS) -DKASHIM_VERSION='"$(VERSION)"' -DKASHIM_LIBDIR='"$(LIBDIR)"' \
-		-o $@ $(CLI_SRC) $(LDHARDEN)
+		-DKASHIM_MUSL_LIBDIR='"$(MUSLLIBDIR)"' -o $@ $(CLI_SRC) $(LDHARDEN) $(LDFLAGS)
 
 $(LIB): shim.c config.c config.h
-	$(CC) $(KCFLAGS) $(SHLIB_FLAGS) -shared -o $@ shim.c config.c \
-		$(LDHARDEN) -Wl,--no-undefined -ldl
+	$(CC) $(KCFLAGS) $(SHLIB_FLAGS) -shared -Wl,-soname,libkashim.so -o $@ shim.c config.c \
+		$(LDHARDEN) $(LDFLAGS) -Wl,--no-undefined -ldl
 
 tests/test_config: tests/test_config.c config.c config.h
 	$(CC) $(KCFLAGS) -I. -o $@ tests/test_config.c config.c
@@ -75,7 +76,7 @@ $(MUSL_INC):
 	ln -sfn /usr/include/$$(gcc -print-multiarch)/asm $@/asm
 
 libkashim-musl.so: shim.c config.c config.h
-	musl-gcc -std=gnu11 $(WARN) -O2 -g $(SHLIB_FLAGS) -shared -o $@ shim.c config.c -Wl,-z,relro,-z,now
+	musl-gcc -std=gnu11 $(WARN) -O2 -g $(SHLIB_FLAGS) -shared -o $@ shim.c config.c -Wl,-z,relro,-z,now -Wl,--build-id
 
 tests/probe-musl: tests/probe.c | $(MUSL_INC)
 	musl-gcc -std=gnu11 -O2 -I$(MUSL_INC) -o $@ tests/probe.c -pthread
@@ -103,20 +104,37 @@ fuzz: tests/fuzz/fuzz_config
 detect-report: $(LIB) tests/sockpeek
 	@python3 tests/deadpeer.py report
 
+# Man pages and the entrypoint get the version and the library directory
+# of this build, so the installed files agree with `kashim --version`.
+INSTALL_SED := sed -e '1s/"kashim [^"]*"/"kashim $(VERSION)"/' -e 's|/usr/local/lib|$(LIBDIR)|g'
+MANS := man/kashim.1 man/kashim-entrypoint.1 man/libkashim.7
+
 install: $(LIB) $(CLI)
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man7
 	install -m 0644 $(LIB) $(DESTDIR)$(LIBDIR)/$(LIB)
-	if [ -f libkashim-musl.so ]; then install -m 0644 libkashim-musl.so $(DESTDIR)$(LIBDIR)/; fi
+	if [ -f libkashim-musl.so ]; then install -d $(DESTDIR)$(MUSLLIBDIR) && \
+		install -m 0644 libkashim-musl.so $(DESTDIR)$(MUSLLIBDIR)/; fi
 	install -m 0755 $(CLI) $(DESTDIR)$(BINDIR)/$(CLI)
-	install -m 0755 scripts/kashim-entrypoint $(DESTDIR)$(BINDIR)/kashim-entrypoint
-	install -m 0644 man/kashim.1 $(DESTDIR)$(MANDIR)/man1/kashim.1
-	install -m 0644 man/libkashim.7 $(DESTDIR)$(MANDIR)/man7/libkashim.7
+	sed 's|^libdir=.*|libdir=$(LIBDIR)|' scripts/kashim-entrypoint > $(DESTDIR)$(BINDIR)/kashim-entrypoint
+	chmod 0755 $(DESTDIR)$(BINDIR)/kashim-entrypoint
+	for m in $(MANS); do \
+		$(INSTALL_SED) $$m > $(DESTDIR)$(MANDIR)/man$${m##*.}/$${m##*/} || exit 1; \
+		chmod 0644 $(DESTDIR)$(MANDIR)/man$${m##*.}/$${m##*/}; done
 
 uninstall:
-	rm -f $(DESTDIR)$(LIBDIR)/$(LIB) $(DESTDIR)$(LIBDIR)/libkashim-musl.so $(DESTDIR)$(BINDIR)/$(CLI) $(DESTDIR)$(BINDIR)/kashim-entrypoint \
-		$(DESTDIR)$(MANDIR)/man1/kashim.1 $(DESTDIR)$(MANDIR)/man7/libkashim.7
+	rm -f $(DESTDIR)$(LIBDIR)/$(LIB) $(DESTDIR)$(MUSLLIBDIR)/libkashim-musl.so $(DESTDIR)$(BINDIR)/$(CLI) \
+		$(DESTDIR)$(BINDIR)/kashim-entrypoint $(DESTDIR)$(MANDIR)/man1/kashim.1 \
+		$(DESTDIR)$(MANDIR)/man1/kashim-entrypoint.1 $(DESTDIR)$(MANDIR)/man7/libkashim.7
+
+# The Debian package, built by dpkg-buildpackage from a copy of this tree
+# in build/deb (see debian/); the last line is the path of the .deb.
+deb:
+	@bash scripts/deb
+
+version:
+	@echo $(VERSION)
 
 clean:
 	rm -f $(LIB) $(CLI) $(TEST_BINS) bench/bench bench/countalloc.so libkashim-musl.so tests/probe-musl \
 		tests/fuzz/fuzz_config
-	rm -rf $(MUSL_INC)
+	rm -rf $(MUSL_INC) build

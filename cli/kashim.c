@@ -20,6 +20,9 @@
 #ifndef KASHIM_LIBDIR
 #define KASHIM_LIBDIR "/usr/local/lib"
 #endif
+#ifndef KASHIM_MUSL_LIBDIR
+#define KASHIM_MUSL_LIBDIR KASHIM_LIBDIR
+#endif
 
 extern char **environ;
 
@@ -174,7 +177,9 @@ static bool find_named_library(const struct settings *s, const char *name, char 
 		if (usable(path, out, size))
 			return true;
 	}
-	snprintf(path, sizeof path, "%s/%s", KASHIM_LIBDIR, name);
+	/* The Debian package keeps the musl build out of glibc's linker path. */
+	snprintf(path, sizeof path, "%s/%s",
+		 strcmp(name, "libkashim-musl.so") ? KASHIM_LIBDIR : KASHIM_MUSL_LIBDIR, name);
 	return usable(path, out, size);
 }
 
