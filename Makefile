@@ -16,7 +16,7 @@ MANDIR  ?= $(PREFIX)/share/man
 
 LIB := libkashim.so
 CLI := kashim
-CLI_SRC := cli/kashim.c cli/inspect.c cli/doctor.c config.c
+CLI_SRC := cli/kashim.c cli/inspect.c cli/doctor.c cli/files.c config.c
 TEST_BINS := tests/test_config tests/probe tests/sockpeek tests/libearly.so tests/libwrap.so \
              tests/libfailbig.so
 
