@@ -90,10 +90,18 @@ tests/fuzz/fuzz_config: tests/fuzz/fuzz_config.c config.c config.h
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -I. \
 		-o $@ tests/fuzz/fuzz_config.c config.c
 
-fuzz: tests/fuzz/fuzz_config
+# The ELF reader of kashim doctor, its corpus in tests/fuzz/corpus_elf.
+tests/fuzz/fuzz_elf: tests/fuzz/fuzz_elf.c cli/doctor.c cli/files.c cli/cli.h
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -I. \
+		-o $@ tests/fuzz/fuzz_elf.c cli/doctor.c cli/files.c
+
+fuzz: tests/fuzz/fuzz_config tests/fuzz/fuzz_elf
 	@d=$$(mktemp -d) && ./tests/fuzz/fuzz_config -max_total_time=$(FUZZ_SECONDS) \
 		-print_final_stats=1 $$d tests/fuzz/corpus && \
 		./tests/fuzz/fuzz_config -merge=1 tests/fuzz/corpus $$d; rm -rf $$d
+	@d=$$(mktemp -d) && ./tests/fuzz/fuzz_elf -max_total_time=$(FUZZ_SECONDS) -timeout=5 \
+		-print_final_stats=1 $$d tests/fuzz/corpus_elf && \
+		./tests/fuzz/fuzz_elf -merge=1 tests/fuzz/corpus_elf $$d; rm -rf $$d
 
 # Every dead-peer scenario with and without kashim, as a table (root).
 detect-report: $(LIB) tests/sockpeek
@@ -114,5 +122,5 @@ uninstall:
 
 clean:
 	rm -f $(LIB) $(CLI) $(TEST_BINS) bench/bench bench/countalloc.so libkashim-musl.so tests/probe-musl \
-		tests/fuzz/fuzz_config
+		tests/fuzz/fuzz_config tests/fuzz/fuzz_elf
 	rm -rf $(MUSL_INC)

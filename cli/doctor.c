@@ -88,8 +88,10 @@ static const char *string_at(const struct elf_buf *b, const Elf64_Shdr *t, Elf64
 	return memchr(s, 0, t->sh_size - off) ? s : NULL;
 }
 
+/* A file that cannot be judged: nothing else read from it is kept. */
 static bool bad(struct elf_facts *out, enum elf_state state, const char *problem)
 {
+	memset(out, 0, sizeof *out);
 	out->state = state;
 	out->problem = problem;
 	return false;
@@ -300,7 +302,6 @@ static void read_facts_guarded(const struct mapped *m, struct elf_facts *facts)
 	if (sigsetjmp(bus_jump, 1) == 0) {
 		elf_read_facts(m->data, m->size, facts);
 	} else {
-		memset(facts, 0, sizeof *facts);
 		bad(facts, ELF_TRUNCATED, "the file shrank while it was read");
 	}
 	sigaction(SIGBUS, &old, NULL);
@@ -445,14 +446,17 @@ static bool parse_shebang(const char *head, size_t len, bool longer, char *inter
 	const char *end = memchr(head, '\n', len), *p = head + 2, *arg;
 	size_t n;
 
-	if (!end && longer) {
-		*why = "cannot tell: the #! line is longer than the 256 bytes the kernel reads";
-		return false;
-	}
+	bool cut = !end && longer; /* the kernel reads only the first 256 bytes */
+
 	if (!end)
 		end = head + len;
 	p += strspn(p, " \t");
 	n = strcspn(p, " \t\n");
+	if (p + n >= end && cut) {
+		*why = "no: the #! line's interpreter does not end within the 256 bytes the "
+		       "kernel reads, so it refuses to run the script";
+		return false;
+	}
 	if (p + n > end)
 		n = (size_t)(end - p);
 	if (n == 0 || n >= size || memchr(p, 0, n)) {
