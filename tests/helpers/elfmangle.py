@@ -58,7 +58,7 @@ def main():
     if edit == "truncate":
         b = b[:arg]
     elif edit == "phnum":
-        h[11] = arg
+        h[10] = arg
         put_header(b, h)
     elif edit == "shoff-past-eof":
         h[6] = len(b) + 4096
@@ -91,7 +91,7 @@ def main():
             if tag == DT_NEEDED:
                 DYN.pack_into(b, at, tag, 0x7FFFFFFF)
     elif edit == "interp-no-nul":
-        for i in range(h[11]):
+        for i in range(h[10]):
             p = PH.unpack_from(b, h[5] + i * PH.size)
             if p[0] == PT_INTERP:
                 b[p[2] + p[5] - 1] = ord("x")
