@@ -576,7 +576,8 @@ int cmd_doctor(int argc, char **argv)
 		printf("usage: kashim doctor PROGRAM\n\n"
 		       "Says whether LD_PRELOAD (and so kashim) can reach PROGRAM, and why.\n"
 		       "Reads the file; never runs it.  Exit status: 0 reachable, 1 not\n"
-		       "reachable or not readable, 2 usage.\n");
+		       "reachable, not readable, or cannot tell (a truncated or damaged\n"
+		       "file), 2 usage.\n");
 		return EXIT_OK;
 	}
 	if (argc != 2) {
