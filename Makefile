@@ -90,7 +90,8 @@ tests/fuzz/fuzz_config: tests/fuzz/fuzz_config.c config.c config.h
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -I. \
 		-o $@ tests/fuzz/fuzz_config.c config.c
 
-# The ELF reader of kashim doctor, its corpus in tests/fuzz/corpus_elf.
+# The ELF reader of kashim doctor, its corpus in tests/fuzz/corpus_elf (inputs up
+# to 8 KiB, which keeps the corpus small).
 tests/fuzz/fuzz_elf: tests/fuzz/fuzz_elf.c cli/doctor.c cli/files.c cli/cli.h
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -I. \
 		-o $@ tests/fuzz/fuzz_elf.c cli/doctor.c cli/files.c
@@ -99,7 +100,7 @@ fuzz: tests/fuzz/fuzz_config tests/fuzz/fuzz_elf
 	@d=$$(mktemp -d) && ./tests/fuzz/fuzz_config -max_total_time=$(FUZZ_SECONDS) \
 		-print_final_stats=1 $$d tests/fuzz/corpus && \
 		./tests/fuzz/fuzz_config -merge=1 tests/fuzz/corpus $$d; rm -rf $$d
-	@d=$$(mktemp -d) && ./tests/fuzz/fuzz_elf -max_total_time=$(FUZZ_SECONDS) -timeout=5 \
+	@d=$$(mktemp -d) && ./tests/fuzz/fuzz_elf -max_total_time=$(FUZZ_SECONDS) -timeout=5 -max_len=8192 \
 		-print_final_stats=1 $$d tests/fuzz/corpus_elf && \
 		./tests/fuzz/fuzz_elf -merge=1 tests/fuzz/corpus_elf $$d; rm -rf $$d
 

@@ -300,7 +300,7 @@ test_fuzz_the_elf_reader() {
 		-I"$ROOT" -o "$TMP/fuzz" "$ROOT/tests/fuzz/fuzz_elf.c" "$ROOT/cli/doctor.c" "$ROOT/cli/files.c" 2> "$TMP/build.err" ||
 		{ fail "build: $(head -5 "$TMP/build.err")"; return; }
 	# -timeout: an input that takes 5 s is a failure (unbounded work).
-	fuzz_corpus fuzz_elf "$ROOT/tests/fuzz/corpus_elf" -timeout=5 -rss_limit_mb=1024
+	fuzz_corpus fuzz_elf "$ROOT/tests/fuzz/corpus_elf" -timeout=5 -max_len=8192 -rss_limit_mb=1024
 }
 
 run_tests
