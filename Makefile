@@ -17,7 +17,7 @@ MANDIR  ?= $(PREFIX)/share/man
 
 LIB := libkashim.so
 CLI := kashim
-CLI_SRC := cli/kashim.c cli/inspect.c cli/sockread.c cli/audit.c cli/doctor.c config.c
+CLI_SRC := cli/kashim.c cli/inspect.c cli/sockread.c cli/audit.c cli/doctor.c cli/files.c config.c
 TEST_BINS := tests/test_config tests/probe tests/sockpeek tests/libearly.so tests/libwrap.so \
              tests/libfailbig.so tests/libexitmid.so
 
@@ -95,10 +95,19 @@ tests/fuzz/fuzz_config: tests/fuzz/fuzz_config.c config.c config.h
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -I. \
 		-o $@ tests/fuzz/fuzz_config.c config.c
 
-fuzz: tests/fuzz/fuzz_config
+# The ELF reader of kashim doctor, its corpus in tests/fuzz/corpus_elf (inputs up
+# to 8 KiB, which keeps the corpus small).
+tests/fuzz/fuzz_elf: tests/fuzz/fuzz_elf.c cli/doctor.c cli/files.c cli/cli.h
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -I. \
+		-o $@ tests/fuzz/fuzz_elf.c cli/doctor.c cli/files.c
+
+fuzz: tests/fuzz/fuzz_config tests/fuzz/fuzz_elf
 	@d=$$(mktemp -d) && ./tests/fuzz/fuzz_config -max_total_time=$(FUZZ_SECONDS) \
 		-print_final_stats=1 $$d tests/fuzz/corpus && \
 		./tests/fuzz/fuzz_config -merge=1 tests/fuzz/corpus $$d; rm -rf $$d
+	@d=$$(mktemp -d) && ./tests/fuzz/fuzz_elf -max_total_time=$(FUZZ_SECONDS) -timeout=5 -max_len=8192 \
+		-print_final_stats=1 $$d tests/fuzz/corpus_elf && \
+		./tests/fuzz/fuzz_elf -merge=1 tests/fuzz/corpus_elf $$d; rm -rf $$d
 
 # Every dead-peer scenario with and without kashim, as a table (root).
 detect-report: $(LIB) tests/sockpeek
@@ -136,5 +145,5 @@ version:
 
 clean:
 	rm -f $(LIB) $(CLI) $(TEST_BINS) bench/bench bench/countalloc.so libkashim-musl.so tests/probe-musl \
-		tests/fuzz/fuzz_config
+		tests/fuzz/fuzz_config tests/fuzz/fuzz_elf
 	rm -rf $(MUSL_INC) build

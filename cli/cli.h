@@ -4,6 +4,8 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/stat.h>
+#include <sys/types.h>
 
 /* Exit statuses, as documented in kashim(1). */
 enum {
@@ -25,6 +27,27 @@ struct doctor_verdict {
 /* Examines PROGRAM (a path, or a name looked up in PATH) without running
  * it.  Returns false with reason filled when it cannot even be read. */
 bool doctor_examine(const char *program, struct doctor_verdict *v);
+
+/* What doctor reads from an ELF file held in memory (the fuzzer's entry
+ * point): every offset and size is checked against the buffer, and every
+ * loop is bounded.  Strings point into the buffer, NUL-terminated there. */
+enum elf_state { ELF_OK, ELF_TRUNCATED, ELF_MALFORMED, ELF_FOREIGN };
+#define ELF_NEEDED_MAX 64
+struct elf_facts {
+	enum elf_state state;
+	const char *problem;  /* static text: what is truncated or malformed */
+	const char *interp;   /* PT_INTERP; NULL for a static binary */
+	bool go;              /* Go's build-info sections */
+	bool imports_socket;  /* imports socket/connect/accept/accept4 */
+	unsigned n_needed;
+	const char *needed[ELF_NEEDED_MAX]; /* DT_NEEDED */
+};
+void elf_read_facts(const unsigned char *data, size_t size, struct elf_facts *out);
+
+/* files.c: PATH opened without blocking, a regular file only (else -1 and
+ * why, "not a regular file (a FIFO)"); at most max bytes read from it. */
+int open_regular(const char *path, struct stat *st, char *why, size_t why_size);
+ssize_t read_at_most(int fd, void *buf, size_t max, char *why, size_t why_size);
 
 int cmd_doctor(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);

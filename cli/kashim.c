@@ -6,12 +6,14 @@
 #include "../config.h"
 
 #include <arpa/inet.h>
+#include <elf.h>
 #include <errno.h>
 #include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #ifndef KASHIM_VERSION
@@ -53,13 +55,28 @@ static const char settings_usage[] =
 	"                      command, or in " KASHIM_LIBDIR ")\n"
 	"Durations: 45, 45s, 2m, 1h (and 1500ms for the user timeout).\n";
 
-/* Settings given as options, in the order given. */
+/* Settings given as options, one per variable in the order first given;
+ * a repeated option replaces the value (the last one wins). */
 struct settings {
 	const char *name[8];
 	const char *value[8];
 	int n;
 	const char *library;
 };
+
+static void settings_put(struct settings *s, const char *name, const char *value)
+{
+	int k;
+
+	for (k = 0; k < s->n && strcmp(s->name[k], name); k++)
+		;
+	if (k == s->n) {
+		if (s->n == (int)(sizeof s->name / sizeof s->name[0]))
+			return; /* cannot happen: fewer variables than slots */
+		s->name[s->n++] = name;
+	}
+	s->value[k] = value;
+}
 
 static void report_stderr(void *ctx, const char *line, size_t len)
 {
@@ -93,8 +110,7 @@ static bool parse_settings(int argc, char **argv, int *i, struct settings *s, bo
 			return true;
 		}
 		if (!strcmp(a, "--debug")) {
-			s->name[s->n] = "KASHIM_DEBUG";
-			s->value[s->n++] = "1";
+			settings_put(s, "KASHIM_DEBUG", "1");
 			continue;
 		}
 		if (force && !strcmp(a, "--force")) {
@@ -115,12 +131,10 @@ static bool parse_settings(int argc, char **argv, int *i, struct settings *s, bo
 				fprintf(stderr, "kashim: %s needs a value\n", opt);
 				return false;
 			}
-			if (k == sizeof map / sizeof map[0]) {
+			if (k == sizeof map / sizeof map[0])
 				s->library = value;
-			} else if (s->n < 8) {
-				s->name[s->n] = map[k].var;
-				s->value[s->n++] = value;
-			}
+			else
+				settings_put(s, map[k].var, value);
 			matched = true;
 		}
 		if (!matched) {
@@ -147,14 +161,42 @@ static bool settings_valid(const struct settings *s)
 	return kashim_config_load(&cfg, env, false, report_stderr, NULL) == 0;
 }
 
+/* A readable regular file that starts as a 64-bit shared object (a FIFO
+ * there would hang the loader; a directory or text file would be skipped
+ * with the program run without kashim). */
 static bool usable(const char *path, char *out, size_t size)
 {
-	char real[PATH_MAX];
+	char real[PATH_MAX], why[256];
+	unsigned char head[EI_NIDENT + 4];
+	struct stat st;
+	int fd;
+	bool elf;
 
-	if (!realpath(path, real) || access(real, R_OK) != 0)
+	if (!realpath(path, real) || (fd = open_regular(real, &st, why, sizeof why)) < 0)
 		return false;
-	snprintf(out, size, "%s", real);
+	elf = read_at_most(fd, head, sizeof head, why, sizeof why) == (ssize_t)sizeof head &&
+	      !memcmp(head, ELFMAG, SELFMAG) && head[EI_CLASS] == ELFCLASS64 &&
+	      head[EI_NIDENT] == ET_DYN && head[EI_NIDENT + 1] == 0;
+	close(fd);
+	if (!elf)
+		return false;
+	/* The path as given, when absolute and without the loader's separators,
+	 * still works where the resolved one has a space or a colon. */
+	snprintf(out, size, "%s", path[0] == '/' && !path[strcspn(path, ": ")] &&
+		 real[strcspn(real, ": ")] ? path : real);
 	return true;
+}
+
+/* The loader splits LD_PRELOAD at spaces and colons (and systemd's
+ * Environment= would not help): such a path cannot be preloaded. */
+static bool preloadable(const char *lib, const char *cmd)
+{
+	if (!lib[strcspn(lib, ": ")])
+		return true;
+	fprintf(stderr, "kashim %s: cannot preload %s: the loader splits LD_PRELOAD at "
+		"spaces and colons; put the library at a path without them (--library PATH)\n",
+		cmd, lib);
+	return false;
 }
 
 /* The library (NAME: libkashim.so, or libkashim-musl.so for musl
@@ -188,28 +230,57 @@ static bool find_library(const struct settings *s, char *out, size_t size)
 	return find_named_library(s, "libkashim.so", out, size);
 }
 
-/* LD_PRELOAD with lib appended, unless a libkashim.so is already there. */
+/* An LD_PRELOAD entry naming a libkashim.so path that is gone (or is not
+ * a regular file): said, and to be dropped. */
+static bool stale_entry(const char *p, size_t n)
+{
+	char entry[PATH_MAX];
+	struct stat st;
+	int err;
+
+	if (n >= sizeof entry || !memchr(p, '/', n))
+		return false; /* a bare name: the loader searches for it */
+	snprintf(entry, sizeof entry, "%.*s", (int)n, p);
+	err = stat(entry, &st) != 0 ? errno : 0;
+	if (!err && S_ISREG(st.st_mode))
+		return false;
+	fprintf(stderr, "kashim run: dropping %s from LD_PRELOAD: %s\n", entry,
+		err ? strerror(err) : "not a regular file");
+	return true;
+}
+
+/* LD_PRELOAD with lib appended, unless a libkashim.so that is there is
+ * already named.  Entries are split as the loader splits them, at spaces
+ * and colons; one naming a libkashim.so path that is gone (or is not a
+ * regular file) is dropped with a message: it would only make the loader
+ * complain, and must not stop the real one from being added. */
 static char *preload_with(const char *lib)
 {
 	const char *old = getenv("LD_PRELOAD");
 	const char *p;
 	char *out;
-	size_t len;
+	size_t len = 0, cap, n;
+	bool present = false;
 
-	if (!old || !*old)
-		return strdup(lib);
-	for (p = old; *p;) {
-		size_t n = strcspn(p, ": ");
-		if (n >= 12 && !strncmp(p + n - 12, "libkashim.so", 12) &&
-		    (n == 12 || p[n - 13] == '/'))
-			return strdup(old);
-		p += n;
-		p += strspn(p, ": ");
+	if (!old)
+		old = "";
+	cap = strlen(old) + strlen(lib) + 2;
+	out = malloc(cap);
+	if (!out)
+		return NULL;
+	out[0] = 0;
+	for (p = old + strspn(old, ": "); *p; p += n + strspn(p + n, ": ")) {
+		bool ours;
+		n = strcspn(p, ": ");
+		ours = n >= 12 && !strncmp(p + n - 12, "libkashim.so", 12) &&
+		       (n == 12 || p[n - 13] == '/');
+		if (ours && stale_entry(p, n))
+			continue;
+		present |= ours;
+		len += (size_t)snprintf(out + len, cap - len, "%s%.*s", len ? ":" : "", (int)n, p);
 	}
-	len = strlen(old) + strlen(lib) + 2;
-	out = malloc(len);
-	if (out)
-		snprintf(out, len, "%s:%s", old, lib);
+	if (!present)
+		snprintf(out + len, cap - len, "%s%s", len ? ":" : "", lib);
 	return out;
 }
 
@@ -229,7 +300,11 @@ static int cmd_run(int argc, char **argv)
 		       "Runs PROGRAM with libkashim.so preloaded (added once to LD_PRELOAD,\n"
 		       "after what is there) and the given settings, by exec: the same pid,\n"
 		       "signals and exit status, fit for a container's PID 1 and for systemd.\n"
-		       "Refuses a program kashim cannot reach (see kashim doctor).\n\n"
+		       "Refuses a program kashim cannot reach (see kashim doctor), and a\n"
+		       "library path with a space or colon (the loader splits LD_PRELOAD\n"
+		       "at both: use a path without them, a symlink will do).  Drops an\n"
+		       "LD_PRELOAD entry naming a libkashim.so that is gone.  Repeated\n"
+		       "options: the last one wins.\n\n"
 		       "options:\n%s"
 		       "  --force             run PROGRAM even if kashim cannot reach it\n\n"
 		       "Exit status: PROGRAM's own; 2 usage; 125 kashim failed or refused;\n"
@@ -261,6 +336,8 @@ static int cmd_run(int argc, char **argv)
 			s.library ? " at " : "", s.library ? s.library : "");
 		return EXIT_RUN_FAILED;
 	}
+	if (!preloadable(lib, "run"))
+		return EXIT_RUN_FAILED;
 	preload = preload_with(lib);
 	if (!preload || setenv("LD_PRELOAD", preload, 1) != 0) {
 		perror("kashim run: LD_PRELOAD");
@@ -297,34 +374,65 @@ static bool valid_key(const char *s, size_t len)
 	return true;
 }
 
+/* An environment file is a few lines; anything much larger is a mistake
+ * (a device, a log), not a configuration. */
+#define ENV_FILE_MAX (1024 * 1024)
+
+/* The whole of a regular file of at most ENV_FILE_MAX bytes, NUL-ended
+ * (its own NULs are kept: lines holding one are refused), or NULL. */
+static char *slurp_env_file(const char *path, size_t *size)
+{
+	char why[256], *buf;
+	struct stat st;
+	ssize_t len;
+	int fd = open_regular(path, &st, why, sizeof why);
+
+	if (fd < 0) {
+		fprintf(stderr, "kashim: cannot read %s: %s\n", path, why);
+		return NULL;
+	}
+	buf = malloc(ENV_FILE_MAX + 2);
+	len = buf ? read_at_most(fd, buf, ENV_FILE_MAX + 1, why, sizeof why) : -1;
+	close(fd);
+	if (len < 0 || len > ENV_FILE_MAX) {
+		fprintf(stderr, "kashim: cannot read %s: %s\n", path,
+			!buf ? strerror(ENOMEM) : len < 0 ? why : "larger than 1 MiB, not an environment file");
+		free(buf);
+		return NULL;
+	}
+	buf[len] = 0;
+	*size = (size_t)len;
+	return buf;
+}
+
 /* KEY=VALUE lines as systemd's EnvironmentFile= and docker's --env-file
  * take them: blank lines and #/; comments skipped, matching quotes around
  * the value removed. */
 static bool read_env_file(const char *path, struct env_file *out)
 {
-	FILE *f = fopen(path, "re");
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t len;
+	size_t size, start, end;
+	char *text = slurp_env_file(path, &size);
 	unsigned lineno = 0;
 
 	memset(out, 0, sizeof *out);
-	if (!f) {
-		fprintf(stderr, "kashim: cannot read %s: %s\n", path, strerror(errno));
+	if (!text)
 		return false;
-	}
 	out->vars = calloc(1, sizeof *out->vars);
-	while (out->vars && (len = getline(&line, &cap, f)) >= 0) {
-		char *s = line, *eq, *value, **grown;
-		size_t vlen;
+	for (start = 0; out->vars && start < size; start = end + 1) {
+		char *s = text + start, *eq, *value, **grown, *nl = memchr(s, '\n', size - start);
+		size_t len, vlen;
 
+		end = nl ? (size_t)(nl - text) : size;
+		len = end - start;
+		text[end] = 0;
 		lineno++;
-		while (len > 0 && (s[len - 1] == '\n' || s[len - 1] == '\r'))
+		eq = memchr(s, 0, len) ? NULL : s; /* a NUL inside: not a line of text */
+		while (len > 0 && s[len - 1] == '\r')
 			s[--len] = 0;
 		s += strspn(s, " \t");
-		if (!*s || *s == '#' || *s == ';')
+		if (eq && (!*s || *s == '#' || *s == ';'))
 			continue;
-		eq = strchr(s, '=');
+		eq = eq ? strchr(s, '=') : NULL;
 		if (!eq || !valid_key(s, (size_t)(eq - s))) {
 			fprintf(stderr, "kashim: %s:%u: not a KEY=VALUE line\n", path, lineno);
 			out->problems++;
@@ -343,8 +451,7 @@ static bool read_env_file(const char *path, struct env_file *out)
 		out->vars[out->n++] = strdup(s);
 		out->vars[out->n] = NULL;
 	}
-	free(line);
-	fclose(f);
+	free(text);
 	return out->vars != NULL;
 }
 
@@ -478,6 +585,39 @@ static int cmd_check(int argc, char **argv)
 
 /* ---- dropin --------------------------------------------------------- */
 
+/* One Environment= line, as systemd.syntax(7) reads it back: bare when the
+ * value has only plain characters, else double-quoted with backslash
+ * escapes, and % doubled in both (it starts a specifier). */
+static void print_environment(const char *name, const char *value)
+{
+	const unsigned char *p;
+	bool plain = true;
+
+	for (p = (const unsigned char *)value; *p && plain; p++)
+		plain = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+			(*p >= '0' && *p <= '9') || strchr("/._+,:@=-", *p);
+	if (plain) {
+		printf("Environment=%s=%s\n", name, value);
+		return;
+	}
+	printf("Environment=\"%s=", name);
+	for (p = (const unsigned char *)value; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			printf("\\%c", *p);
+		else if (*p == '%')
+			printf("%%%%");
+		else if (*p == '\n')
+			printf("\\n");
+		else if (*p == '\t')
+			printf("\\t");
+		else if (*p < 0x20 || *p == 0x7f)
+			printf("\\x%02x", *p);
+		else
+			putchar(*p);
+	}
+	printf("\"\n");
+}
+
 static int cmd_dropin(int argc, char **argv)
 {
 	struct settings s = { 0 };
@@ -508,12 +648,14 @@ static int cmd_dropin(int argc, char **argv)
 		fprintf(stderr, "kashim dropin: cannot find libkashim.so (use --library PATH)\n");
 		return EXIT_PROBLEM;
 	}
+	if (!preloadable(lib, "dropin"))
+		return EXIT_PROBLEM;
 	printf("# Written by kashim dropin: TCP keepalive for this service.\n"
 	       "# Replaces any LD_PRELOAD the unit sets; add its libraries here if it has some.\n"
-	       "[Service]\n"
-	       "Environment=LD_PRELOAD=%s\n", lib);
+	       "[Service]\n");
+	print_environment("LD_PRELOAD", lib);
 	for (k = 0; k < s.n; k++)
-		printf("Environment=%s=%s\n", s.name[k], s.value[k]);
+		print_environment(s.name[k], s.value[k]);
 	return EXIT_OK;
 }
 

@@ -143,3 +143,22 @@ run_tests() {
 	done
 	return 0 # results are the ok/not ok/skip lines, not the status
 }
+
+# fuzz_corpus LABEL CORPUS [OPTION...]: runs the libFuzzer target built as
+# $TMP/fuzz for FUZZ_SECONDS (20) from CORPUS; it passes with more than
+# 1000 executions and no crash, sanitizer report or (-timeout=) slow input.
+fuzz_corpus() {
+	local label=$1 corpus=$2 rc runs
+	shift 2
+	mkdir -p "$TMP/corpus"
+	(cd "$TMP" && ./fuzz -max_total_time="${FUZZ_SECONDS:-20}" -print_final_stats=1 "$@" \
+		"$TMP/corpus" "$corpus") > "$TMP/fuzz.log" 2>&1
+	rc=$?
+	runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$TMP/fuzz.log")
+	if [ "$rc" -eq 0 ] && [ -n "$runs" ] && [ "$runs" -gt 1000 ]; then
+		ok "libFuzzer: $runs executions in ${FUZZ_SECONDS:-20} s, no crash, no sanitizer report"
+		echo "# $label executions: $runs"
+	else
+		fail "fuzzer status $rc: $(grep -m5 -E 'ERROR|SUMMARY|abort|Test unit|timeout' "$TMP/fuzz.log")"
+	fi
+}
