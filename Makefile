@@ -47,10 +47,10 @@ tests/libearly.so: tests/early.c
 tests/libwrap.so: tests/wrap.c
 	$(CC) $(KCFLAGS) -fPIC -shared -o $@ tests/wrap.c -ldl
 
-tests/hostile: tests/hostile.c
-	$(CC) $(KCFLAGS) -o $@ tests/hostile.c
+tests/hostile: tests/hostile.c tests/stack_depth.h
+	$(CC) $(KCFLAGS) -o $@ tests/hostile.c -pthread -Wl,-z,now
 
-tests/libhostile_load.so: tests/hostile_load.c
+tests/libhostile_load.so: tests/hostile_load.c tests/stack_depth.h
 	$(CC) $(KCFLAGS) -fPIC -shared -o $@ tests/hostile_load.c -pthread -Wl,-z,now
 
 tests/libfailbig.so: tests/failbig.c

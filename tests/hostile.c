@@ -11,7 +11,9 @@
  *   hostile stderr2   fd 2 closed (at start or now): a socket becomes fd 2, then
  *                     more sockets are made under KASHIM_DEBUG; prints what
  *                     the peer of fd 2 received
- *   hostile one       one TCP socket (for stderr and two-copy checks) */
+ *   hostile one       one TCP socket (for stderr and two-copy checks)
+ *   hostile stack     the stack each wrapped call uses on a thread, in
+ *                     bytes, thread start-up included ("thread" alone) */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +25,8 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+#include "stack_depth.h"
 
 #define BAD ((void *)1)
 
@@ -136,6 +140,61 @@ static int stderr2(void)
 	return 0;
 }
 
+static struct sockaddr_in stack_at;
+static int stack_listener, stack_fd;
+
+static void *call_nothing(void *arg) { return arg; }
+static void *call_socket(void *arg)
+{
+	stack_fd = socket(AF_INET, SOCK_STREAM, 0);
+	return arg;
+}
+static void *call_connect(void *arg)
+{
+	connect(stack_fd, (struct sockaddr *)&stack_at, sizeof stack_at);
+	return arg;
+}
+static void *call_accept(void *arg)
+{
+	close(accept(stack_listener, NULL, NULL));
+	return arg;
+}
+static void *call_accept4(void *arg)
+{
+	close(accept4(stack_listener, NULL, NULL, SOCK_CLOEXEC));
+	return arg;
+}
+static void *call_setsockopt(void *arg)
+{
+	set_int(stack_fd, IPPROTO_TCP, TCP_KEEPIDLE, 100);
+	return arg;
+}
+
+static int stack(void)
+{
+	static const struct {
+		const char *name;
+		void *(*fn)(void *);
+	} calls[] = {
+		{ "socket", call_socket }, { "connect", call_connect }, { "accept", call_accept },
+		{ "connect", call_connect }, { "accept4", call_accept4 },
+		{ "setsockopt", call_setsockopt },
+	};
+	size_t base = stack_depth(call_nothing, NULL), i;
+
+	printf("thread %zu\n", base);
+	stack_listener = listener(&stack_at);
+	for (i = 0; i < sizeof calls / sizeof calls[0]; i++) {
+		size_t d;
+		if (calls[i].fn == call_connect)
+			stack_fd = socket(AF_INET, SOCK_STREAM, 0);
+		d = stack_depth(calls[i].fn, NULL);
+		if (calls[i].fn != call_connect || i == 1)
+			printf("%s %zu\n", calls[i].name, d);
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2)
@@ -147,6 +206,8 @@ int main(int argc, char **argv)
 		return reuse();
 	if (!strcmp(argv[1], "stderr2"))
 		return stderr2();
+	if (!strcmp(argv[1], "stack"))
+		return stack();
 	if (!strcmp(argv[1], "one"))
 		return socket(AF_INET, SOCK_STREAM, 0) < 0;
 	return 2;

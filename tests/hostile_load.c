@@ -7,7 +7,9 @@
  * what went wrong otherwise is written to HOSTILE_REPORT, one line:
  *   "threads N sockets, errno changed M times, signals S, last-during-load K"
  * where K is the keepalive flag, after the load, of a socket a thread made
- * while the load was under way (kashim configures those afterwards). */
+ * while the load was under way (kashim configures those afterwards).
+ * With HOSTILE_STACK=FILE instead, the first socket() (the one that loads)
+ * runs on a measured thread, and FILE gets "loader BYTES". */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +23,8 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "stack_depth.h"
 
 #define THREADS 4
 #define ROUNDS 300
@@ -79,6 +83,22 @@ static void *signaller(void *arg)
 	return NULL;
 }
 
+static void *first_socket(void *arg)
+{
+	close(socket(AF_INET, SOCK_STREAM, 0));
+	return arg;
+}
+
+static void measure_loader(const char *path)
+{
+	FILE *out = fopen(path, "w");
+
+	if (out) {
+		fprintf(out, "loader %zu\n", stack_depth(first_socket, NULL));
+		fclose(out);
+	}
+}
+
 __attribute__((constructor)) static void hostile_load(void)
 {
 	static char altstack[4096];
@@ -91,6 +111,8 @@ __attribute__((constructor)) static void hostile_load(void)
 	socklen_t len = sizeof on;
 	char line[200];
 
+	if (getenv("HOSTILE_STACK"))
+		measure_loader(getenv("HOSTILE_STACK"));
 	if (!report)
 		return;
 	main_thread = pthread_self();

@@ -118,6 +118,37 @@ test_small_stacks_during_load() {
 	done
 }
 
+# The stack budget (README, Reliability): each wrapped call at most 512
+# bytes over libc's own call with debug off, 2 KiB with KASHIM_DEBUG; the
+# loader at most 6 KiB over a plain socket().
+test_stack_budget() {
+	local base name d over bad="" line=""
+	"$HOSTILE" stack > "$TMP/plain"
+	base=$(awk '$1 == "socket" {print $2}' "$TMP/plain")
+	for debug in 0 1; do
+		env LD_PRELOAD="$LIB" KASHIM_DEBUG=$debug "$HOSTILE" stack > "$TMP/k" 2> /dev/null
+		while read -r name d; do
+			[ "$name" = thread ] && continue
+			over=$((d - $(awk -v n="$name" '$1 == n {print $2}' "$TMP/plain")))
+			line+=" $name+$over"
+			[ "$over" -le $((debug ? 2048 : 512)) ] || bad+=" $name+$over(debug=$debug)"
+		done < "$TMP/k"
+		line+=" |"
+	done
+	printf '\nidle = 37\n' > "$TMP/k.conf"
+	env LD_PRELOAD="$LIB:$ROOT/tests/libhostile_load.so" HOSTILE_STACK="$TMP/st" KASHIM_CONFIG="$TMP/k.conf" \
+		KASHIM_DEBUG=1 "$HOSTILE" one 2> /dev/null
+	d=$(awk '{print $2}' "$TMP/st" 2> /dev/null)
+	over=$((${d:-99999} - base))
+	line+=" loader+$over"
+	[ "$over" -le 6144 ] || bad+=" loader+$over"
+	if [ -z "$bad" ]; then
+		ok "bytes over libc's own (debug off | on):$line"
+	else
+		fail "over budget:$bad (all:$line)"
+	fi
+}
+
 test_stderr_reused_by_a_socket() {
 	local what
 	for what in "closed at start" "closed by the program"; do
