@@ -71,6 +71,23 @@ test_config_nul_byte() {
 	fi
 }
 
+test_listen_fds_hostile_values() {
+	local v rc bad=""
+	for v in -1 0 4096 99999999999999999999999 3x ""; do
+		timeout 10 env LD_PRELOAD="$LIB" LISTEN_FDS="$v" "${KENV[@]}" "$PROBE" tcp 37 11 4 81000 \
+			> "$TMP/out" 2> "$TMP/err" < /dev/null
+		rc=$?
+		if [ "$rc" -ne 0 ] || [ -s "$TMP/err" ] || grep -q '^not ok' "$TMP/out"; then
+			bad+=" LISTEN_FDS='$v': status $rc $(head -c 100 "$TMP/err")"
+		fi
+	done
+	if [ -z "$bad" ]; then
+		ok "LISTEN_FDS -1, 0, 4096, 10^23, 3x, empty: the program runs, sockets configured"
+	else
+		fail "$bad"
+	fi
+}
+
 # The program gets exactly what libc gives, in every mode.
 calls_case() {
 	local what=$1
