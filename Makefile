@@ -19,7 +19,7 @@ LIB := libkashim.so
 CLI := kashim
 CLI_SRC := cli/kashim.c cli/inspect.c cli/sockread.c cli/audit.c cli/doctor.c cli/files.c config.c
 TEST_BINS := tests/test_config tests/probe tests/sockpeek tests/libearly.so tests/libwrap.so \
-             tests/libfailbig.so tests/libexitmid.so
+             tests/libfailbig.so tests/libexitmid.so tests/hostile tests/libhostile_load.so
 
 .PHONY: all check demo bench musl fuzz detect-report install uninstall clean deb version
 
@@ -47,6 +47,12 @@ tests/libearly.so: tests/early.c
 
 tests/libwrap.so: tests/wrap.c
 	$(CC) $(KCFLAGS) -fPIC -shared -o $@ tests/wrap.c -ldl
+
+tests/hostile: tests/hostile.c tests/stack_depth.h
+	$(CC) $(KCFLAGS) -o $@ tests/hostile.c -pthread -Wl,-z,now
+
+tests/libhostile_load.so: tests/hostile_load.c tests/stack_depth.h
+	$(CC) $(KCFLAGS) -fPIC -shared -o $@ tests/hostile_load.c -pthread -Wl,-z,now
 
 tests/libfailbig.so: tests/failbig.c
 	$(CC) $(KCFLAGS) -fPIC -shared -o $@ tests/failbig.c

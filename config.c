@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* ---- line builder ------------------------------------------------------ */
@@ -70,6 +71,13 @@ void kashim_line_put_value(struct kashim_line *l, const char *v)
 	line_putc(l, '"');
 }
 
+/* The text so far as a C string (line_putc always leaves a byte free). */
+static const char *line_cstr(struct kashim_line *l)
+{
+	l->buf[l->len] = 0;
+	return l->buf;
+}
+
 size_t kashim_line_end(struct kashim_line *l)
 {
 	l->buf[l->len++] = '\n';
@@ -91,6 +99,8 @@ enum verdict {
 	V_TOO_MANY,
 	V_EMPTY_ITEM,
 	V_NOT_IN_FILE,
+	V_GLOB_LONG,
+	V_GLOB_SLASH,
 };
 
 static const char *const verdict_text[] = {
@@ -106,6 +116,8 @@ static const char *const verdict_text[] = {
 	[V_TOO_MANY] = "more than 32 rules",
 	[V_EMPTY_ITEM] = "an empty item",
 	[V_NOT_IN_FILE] = "only accepted in the environment",
+	[V_GLOB_LONG] = "a program name or glob longer than 255 bytes",
+	[V_GLOB_SLASH] = "a program name has no '/' (names are matched, not paths)",
 };
 
 static bool is_digit(char c)
@@ -279,6 +291,13 @@ static bool parse_ports(const char *s, size_t len, struct kashim_rule *r)
 	       r->port_lo <= r->port_hi;
 }
 
+static const unsigned char v4_mapped_prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
+static bool is_v4_mapped(const unsigned char *addr)
+{
+	return !memcmp(addr, v4_mapped_prefix, sizeof v4_mapped_prefix);
+}
+
 /* "10.0.0.0/8", "::1", "fd00::/8" */
 static bool parse_network(const char *s, size_t len, struct kashim_rule *r)
 {
@@ -312,6 +331,14 @@ static bool parse_network(const char *s, size_t len, struct kashim_rule *r)
 		if (bits > max)
 			return false;
 	}
+	/* ::ffff:a.b.c.d is the IPv4 address a.b.c.d: connections are matched
+	 * as IPv4 (kashim_rules_match), so the rule is kept as one. */
+	if (r->family == AF_INET6 && bits >= 96 && is_v4_mapped(r->addr)) {
+		memmove(r->addr, r->addr + 12, 4);
+		memset(r->addr + 4, 0, 12);
+		r->family = AF_INET;
+		bits -= 96;
+	}
 	r->prefix = (unsigned char)bits;
 	/* Clear host bits, so 10.1.2.3/8 means 10.0.0.0/8. */
 	for (i = 0; i < 16; i++) {
@@ -335,8 +362,8 @@ static enum verdict parse_rule(const char *s, size_t len, struct kashim_rule *r)
 		return parse_ports(s + 1, len - 1, r) ? V_OK : V_RULE;
 	if (s[0] == '[') {
 		const char *close = memchr(s, ']', len);
-		if (!close || !parse_network(s + 1, (size_t)(close - s) - 1, r) ||
-		    r->family != AF_INET6)
+		if (!close || !memchr(s, ':', (size_t)(close - s)) ||
+		    !parse_network(s + 1, (size_t)(close - s) - 1, r))
 			return V_RULE;
 		if ((size_t)(close - s) + 1 == len)
 			return V_OK;
@@ -404,10 +431,9 @@ static enum verdict parse_rules(const char *s, struct kashim_rules *out)
 bool kashim_rules_match(const struct kashim_rules *rules, int family,
 			const unsigned char *addr, unsigned port)
 {
-	static const unsigned char mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
 	int i;
 
-	if (family == AF_INET6 && !memcmp(addr, mapped, sizeof mapped)) {
+	if (family == AF_INET6 && is_v4_mapped(addr)) {
 		family = AF_INET; /* ::ffff:a.b.c.d matches IPv4 rules */
 		addr += 12;
 	}
@@ -511,6 +537,14 @@ struct layer {
 	unsigned line[VAR_COUNT_];     /* a variable's name, or a file and line */
 };
 
+/* The scratch of one load, kept off the stack: the library loads once,
+ * from whichever thread calls first, and that thread may have a 16 KiB
+ * stack.  So kashim_config_load_from is not reentrant (see config.h). */
+static struct load_scratch {
+	struct layer merged, file_global, file_sections, compat, env, unmatched;
+	struct kashim_line where, fallback;
+} load;
+
 struct reporter {
 	kashim_report_fn *fn;
 	void *ctx;
@@ -526,10 +560,12 @@ static void emit(struct reporter *r, struct kashim_line *l)
 		r->fn(r->ctx, l->buf, len);
 }
 
+#define KASHIM_GLOB_MAX 256
+
 static bool globs_match(const char *s, const char *const *names)
 {
 	const char *item;
-	char glob[256];
+	char glob[KASHIM_GLOB_MAX];
 	size_t len;
 
 	while (names && list_next(&s, &item, &len)) {
@@ -552,9 +588,14 @@ static enum verdict parse_globs(const char *s)
 
 	if (!valid_utf8(s))
 		return V_NOT_UTF8;
-	while (list_next(&s, &item, &len))
+	while (list_next(&s, &item, &len)) {
 		if (!len)
 			return V_EMPTY_ITEM;
+		if (len >= KASHIM_GLOB_MAX)
+			return V_GLOB_LONG;
+		if (memchr(item, '/', len))
+			return V_GLOB_SLASH;
+	}
 	return V_OK;
 }
 
@@ -677,7 +718,7 @@ static void report_bad(struct reporter *r, const char *where, enum var_id id, co
 
 	kashim_line_start(&l);
 	kashim_line_put(&l, "kashim: ");
-	kashim_line_put(&l, where);
+	kashim_line_put(&l, where); /* a name, or escaped by file_where */
 	kashim_line_put(&l, "=");
 	kashim_line_put_value(&l, value);
 	kashim_line_put(&l, " ignored (");
@@ -827,19 +868,58 @@ struct file_text {
 	const char *path;
 };
 
+static void file_problem(struct reporter *r, const struct file_text *f, unsigned line,
+			 const char *what, const char *detail, size_t detail_len,
+			 const char *suggestion);
+
+/* A NUL byte would silently end the text there: each line holding one is
+ * reported and turned into a comment, and the lines after it still count. */
+static void blank_nul_lines(struct file_text *f, size_t total, struct reporter *r)
+{
+	char *p = f->text, *end = f->text + total, *nul;
+
+	while ((nul = memchr(p, 0, (size_t)(end - p))) != NULL) {
+		char *start = nul, *stop = nul;
+		unsigned lineno = 1;
+		char *c;
+		while (start > f->text && start[-1] != '\n')
+			start--;
+		while (stop < end && *stop != '\n')
+			stop++;
+		for (c = f->text; c < start; c++)
+			lineno += *c == '\n';
+		file_problem(r, f, lineno, "a NUL byte", "", 0, NULL);
+		for (c = start; c < stop; c++)
+			if (!*c)
+				*c = ' ';
+		*start = '#';
+		p = stop;
+	}
+}
+
 static bool read_file(const char *path, bool quiet_if_missing, struct file_text *f,
 		      struct reporter *r)
 {
 	struct kashim_line l;
 	ssize_t n = 0, total = 0;
-	int fd, err;
+	int fd, err = 0;
+
+	struct stat st;
 
 	f->text = NULL;
 	f->path = path;
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	/* Never blocks (a FIFO, a terminal) and never reads the program's
+	 * input: only a regular file is read, and a bounded amount of it. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd >= 0) {
-		f->text = malloc(KASHIM_FILE_MAX + 1);
-		err = f->text ? 0 : ENOMEM;
+		if (fstat(fd, &st) != 0)
+			err = errno;
+		else if (!S_ISREG(st.st_mode))
+			err = S_ISDIR(st.st_mode) ? EISDIR : ENODEV;
+		else
+			f->text = malloc(KASHIM_FILE_MAX + 1);
+		if (!err && !f->text)
+			err = ENOMEM;
 		while (f->text && total <= KASHIM_FILE_MAX &&
 		       (n = read(fd, f->text + total, (size_t)(KASHIM_FILE_MAX + 1 - total))) > 0)
 			total += n;
@@ -848,6 +928,7 @@ static bool read_file(const char *path, bool quiet_if_missing, struct file_text 
 		close(fd);
 		if (f->text && !err && total <= KASHIM_FILE_MAX) {
 			f->text[total] = 0;
+			blank_nul_lines(f, (size_t)total, r);
 			return true;
 		}
 		if (!err)
@@ -865,7 +946,8 @@ static bool read_file(const char *path, bool quiet_if_missing, struct file_text 
 	kashim_line_put(&l, err == EFBIG ? ": larger than 64 KiB" :
 			err == ENOMEM ? ": out of memory" :
 			err == ENOENT ? ": no such file" : err == EACCES ? ": permission denied" :
-			err == EISDIR ? ": a directory" : ": unreadable");
+			err == EISDIR ? ": a directory" : err == ENODEV ? ": not a regular file" :
+			err == ELOOP ? ": too many symbolic links" : ": unreadable");
 	kashim_line_put(&l, "; it is ignored");
 	emit(r, &l);
 	return false;
@@ -902,6 +984,20 @@ static void file_problem(struct reporter *r, const struct file_text *f, unsigned
 	emit(r, &l);
 }
 
+/* "FILE:LINE: key", the file's name escaped, for report_bad. */
+static const char *file_where(const char *path, unsigned lineno, const char *key)
+{
+	struct kashim_line *l = &load.where;
+
+	kashim_line_start(l);
+	line_put_escaped(l, path, 200);
+	kashim_line_put(l, ":");
+	kashim_line_put_uint(l, lineno);
+	kashim_line_put(l, ": ");
+	kashim_line_put(l, key);
+	return line_cstr(l);
+}
+
 /* Parses the file into two layers: its global settings, and the settings
  * of the [program ...] sections that match this program (the last wins).
  * Every line is checked, matching or not. */
@@ -913,12 +1009,12 @@ static void parse_file(struct file_text *f, const char *const *names, struct lay
 	bool in_section = false, section_matches = false;
 
 	for (; line && *line; line = next) {
-		char *end, *eq, *key, *value, where[300];
+		char *end, *eq, *key, *value;
+		const char *where;
 		size_t klen;
 		int id;
 		struct layer *into;
 		enum verdict v;
-		struct layer scratch;
 
 		lineno++;
 		next = strchr(line, '\n');
@@ -944,10 +1040,13 @@ static void parse_file(struct file_text *f, const char *const *names, struct lay
 			while (is_space(*name))
 				name++;
 			in_section = true;
-			section_matches = *name && globs_match(name, names);
+			v = parse_globs(name);
+			section_matches = *name && v == V_OK && globs_match(name, names);
 			if (!*name)
 				file_problem(r, f, lineno, "a [program] section needs a name", "", 0,
 					     NULL);
+			else if (v != V_OK)
+				file_problem(r, f, lineno, verdict_text[v], name, strlen(name), NULL);
 			continue;
 		}
 		eq = strchr(line, '=');
@@ -972,9 +1071,9 @@ static void parse_file(struct file_text *f, const char *const *names, struct lay
 				     best >= 0 ? vars[best].key : NULL);
 			continue;
 		}
-		snprintf(where, sizeof where, "%s:%u: %s", f->path, lineno, vars[id].key);
-		into = !in_section ? global : section_matches ? sections : &scratch;
-		memset(&scratch, 0, sizeof scratch);
+		where = file_where(f->path, lineno, vars[id].key);
+		into = !in_section ? global : section_matches ? sections : &load.unmatched;
+		memset(&load.unmatched, 0, sizeof load.unmatched);
 		if (!*value) {
 			report_bad(r, where, (enum var_id)id, value, V_NOT_NUMBER, "line ignored");
 			continue;
@@ -1055,9 +1154,11 @@ unsigned kashim_config_load_from(struct kashim_config *cfg, const struct kashim_
 {
 	struct reporter r = { report, ctx, 0 };
 	const char *values[VAR_COUNT_] = { 0 };
-	struct layer merged, file_global, file_sections, compat_l, env_l;
+	struct layer *merged = &load.merged, *file_global = &load.file_global,
+		     *file_sections = &load.file_sections, *compat_l = &load.compat,
+		     *env_l = &load.env;
+	struct kashim_line *fallback = &load.fallback;
 	struct file_text file = { 0 };
-	char fallback[400];
 	bool any;
 	int id;
 
@@ -1066,18 +1167,14 @@ unsigned kashim_config_load_from(struct kashim_config *cfg, const struct kashim_
 		resolve_user_timeout(cfg);
 		return 0;
 	}
-	memset(&merged, 0, sizeof merged);
-	merged.v = *cfg;
-	memset(&file_global, 0, sizeof file_global);
-	memset(&file_sections, 0, sizeof file_sections);
-	memset(&compat_l, 0, sizeof compat_l);
-	memset(&env_l, 0, sizeof env_l);
+	memset(&load, 0, sizeof load);
+	merged->v = *cfg;
 
 	/* KASHIM=off in the environment means nothing at all happens, so it
 	 * is looked at before anything can produce a message. */
 	any = collect(src->envp, values, NULL);
-	if (values[VAR_SWITCH] && parse_switch(values[VAR_SWITCH], &env_l.v.enabled) == V_OK &&
-	    !env_l.v.enabled) {
+	if (values[VAR_SWITCH] && parse_switch(values[VAR_SWITCH], &env_l->v.enabled) == V_OK &&
+	    !env_l->v.enabled) {
 		cfg->enabled = false;
 		resolve_user_timeout(cfg); /* consistent, even though unused */
 		return 0;
@@ -1087,46 +1184,49 @@ unsigned kashim_config_load_from(struct kashim_config *cfg, const struct kashim_
 
 	if (values[VAR_CONFIG]) {
 		if (read_file(values[VAR_CONFIG], false, &file, &r))
-			parse_file(&file, src->program_names, &file_global, &file_sections, &r);
+			parse_file(&file, src->program_names, file_global, file_sections, &r);
 	} else if (!any && src->default_file && read_file(src->default_file, true, &file, &r)) {
-		parse_file(&file, src->program_names, &file_global, &file_sections, &r);
+		parse_file(&file, src->program_names, file_global, file_sections, &r);
 	}
-	compat_layer(src->envp, &compat_l, &r, src->program_names);
+	compat_layer(src->envp, compat_l, &r, src->program_names);
 
-	layer_apply(&merged, &file_global);
-	layer_apply(&merged, &file_sections);
-	layer_apply(&merged, &compat_l);
+	layer_apply(merged, file_global);
+	layer_apply(merged, file_sections);
+	layer_apply(merged, compat_l);
 	for (id = 0; id < VAR_COUNT_; id++) {
 		enum verdict v;
 		if (!values[id] || id == VAR_CONFIG)
 			continue;
-		v = parse_into((enum var_id)id, values[id], &env_l, src->program_names);
+		v = parse_into((enum var_id)id, values[id], env_l, src->program_names);
 		if (v == V_OK) {
-			env_l.label[id] = vars[id].name;
+			env_l->label[id] = vars[id].name;
 			continue;
 		}
-		if ((merged.set & (1u << id)) && merged.line[id])
-			snprintf(fallback, sizeof fallback, "using the value from %.300s:%u",
-				 merged.label[id], merged.line[id]);
-		else if (merged.set & (1u << id))
-			snprintf(fallback, sizeof fallback, "using the value from %s",
-				 merged.label[id]);
-		else
-			snprintf(fallback, sizeof fallback, "using the default %s",
-				 vars[id].default_txt);
-		report_bad(&r, vars[id].name, (enum var_id)id, values[id], v, fallback);
+		kashim_line_start(fallback);
+		if (merged->set & (1u << id)) {
+			kashim_line_put(fallback, "using the value from ");
+			line_put_escaped(fallback, merged->label[id], 300);
+			if (merged->line[id]) {
+				kashim_line_put(fallback, ":");
+				kashim_line_put_uint(fallback, merged->line[id]);
+			}
+		} else {
+			kashim_line_put(fallback, "using the default ");
+			kashim_line_put(fallback, vars[id].default_txt);
+		}
+		report_bad(&r, vars[id].name, (enum var_id)id, values[id], v, line_cstr(fallback));
 	}
-	layer_apply(&merged, &env_l);
+	layer_apply(merged, env_l);
 	free(file.text);
 
-	*cfg = merged.v;
-	cfg->has_only = (merged.set & (1u << VAR_ONLY)) != 0;
+	*cfg = merged->v;
+	cfg->has_only = (merged->set & (1u << VAR_ONLY)) != 0;
 	if (!cfg->has_only)
 		cfg->only.n = 0;
-	cfg->program_filtered = (merged.set & (1u << VAR_PROGRAMS | 1u << VAR_SKIP_PROGRAMS)) != 0;
-	if ((merged.set & (1u << VAR_PROGRAMS)) && !merged.programs_match)
+	cfg->program_filtered = (merged->set & (1u << VAR_PROGRAMS | 1u << VAR_SKIP_PROGRAMS)) != 0;
+	if ((merged->set & (1u << VAR_PROGRAMS)) && !merged->programs_match)
 		cfg->enabled = false;
-	if ((merged.set & (1u << VAR_SKIP_PROGRAMS)) && merged.skip_programs_match)
+	if ((merged->set & (1u << VAR_SKIP_PROGRAMS)) && merged->skip_programs_match)
 		cfg->enabled = false;
 	cfg->deferred = kashim_config_deferred(cfg);
 	resolve_user_timeout(cfg);

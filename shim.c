@@ -10,13 +10,18 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <link.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdint.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef IPPROTO_MPTCP
@@ -24,6 +29,9 @@
 #endif
 
 #define KASHIM_API __attribute__((visibility("default")))
+/* Debug output holds a 512-byte line: kept out of the callers' frames, so
+ * a wrapper running on a 4 KiB signal stack stays small when debug is off. */
+#define KASHIM_COLD __attribute__((noinline, cold))
 
 extern char **environ;
 
@@ -56,13 +64,33 @@ static struct kashim_config kashim_settings_ro; /* written once, then read-only 
  *   wins, so connect() must not switch it back on, and sockets accepted
  *   from such a listener are left alone.
  * - ours: kashim set the options; in force mode the program's later calls
- *   that would change them are answered with success and not applied. */
+ *   that would change them are answered with success and not applied.
+ * - not_tcp: made by socket() as anything but TCP (AF_UNIX, UDP): its
+ *   connect() and the connections accepted from it cost no system call,
+ *   without reading the address the program passed. */
 #define KASHIM_TRACKED_FDS (1u << 20)
 #define KASHIM_WORD_BITS (8 * sizeof(unsigned long))
 struct kashim_marks {
 	unsigned long bits[KASHIM_TRACKED_FDS / KASHIM_WORD_BITS];
 };
-static struct kashim_marks kashim_app_off, kashim_ours;
+static struct kashim_marks kashim_app_off, kashim_ours, kashim_not_tcp;
+
+/* Sockets made or accepted by calls that arrived while another thread or a
+ * signal handler was loading: passed straight through (no parsing, no
+ * dlsym, errno untouched), queued here, and configured by the loader when
+ * it finishes.  Entries are (fd + 1) << 1 | accepted; 0 is empty. */
+#define KASHIM_PENDING 64
+static struct {
+	unsigned next;
+	unsigned long fd[KASHIM_PENDING];
+} kashim_pending;
+
+/* What fd 2 was at load: messages go there only while it still is. */
+static struct {
+	bool open;
+	dev_t dev;
+	ino_t ino;
+} kashim_stderr;
 
 /* The program's names, for the program filters: written once by the
  * loader (a concurrent early caller uses its own copy). */
@@ -74,18 +102,57 @@ static struct kashim_names kashim_names_ro;
 
 /* ---- messages ---------------------------------------------------------- */
 
-static void kashim_write_stderr(void *ctx, const char *line, size_t len)
+static void kashim_note_stderr(void)
 {
-	(void)ctx;
+	struct stat st;
+
+	kashim_stderr.open = fstat(STDERR_FILENO, &st) == 0;
+	kashim_stderr.dev = kashim_stderr.open ? st.st_dev : 0;
+	kashim_stderr.ino = kashim_stderr.open ? st.st_ino : 0;
+}
+
+/* Writes all of line to fd 2, a socket with MSG_NOSIGNAL; anything else
+ * with SIGPIPE blocked, a SIGPIPE this write caused consumed. */
+static void kashim_write_all(bool sock, const char *line, size_t len)
+{
+	sigset_t pipe_only, old, pending;
+	bool was_pending;
+	struct timespec now = { 0, 0 };
+
+	sigemptyset(&pipe_only);
+	sigaddset(&pipe_only, SIGPIPE);
+	if (!sock)
+		sigprocmask(SIG_BLOCK, &pipe_only, &old);
+	was_pending = !sock && sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
 	while (len > 0) {
-		ssize_t n = write(STDERR_FILENO, line, len);
+		ssize_t n = sock ? send(STDERR_FILENO, line, len, MSG_NOSIGNAL | MSG_DONTWAIT)
+				 : write(STDERR_FILENO, line, len);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
-			return;
+			break;
 		line += n;
 		len -= (size_t)n;
 	}
+	if (sock)
+		return;
+	if (!was_pending && sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE))
+		sigtimedwait(&pipe_only, NULL, &now);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+}
+
+/* Only to the stderr the program had at load: with fd 2 closed then, or
+ * reused since (a socket, a data file), nothing is written. */
+static void kashim_write_stderr(void *ctx, const char *line, size_t len)
+{
+	struct stat st;
+	int saved = errno;
+
+	(void)ctx;
+	if (kashim_stderr.open && fstat(STDERR_FILENO, &st) == 0 &&
+	    st.st_dev == kashim_stderr.dev && st.st_ino == kashim_stderr.ino)
+		kashim_write_all(S_ISSOCK(st.st_mode), line, len);
+	errno = saved;
 }
 
 static void kashim_debug_start(struct kashim_line *l)
@@ -96,7 +163,7 @@ static void kashim_debug_start(struct kashim_line *l)
 	kashim_line_put(l, "]: ");
 }
 
-static void kashim_debug_fd(struct kashim_line *l, int fd, const char *where)
+KASHIM_COLD static void kashim_debug_fd(struct kashim_line *l, int fd, const char *where)
 {
 	kashim_debug_start(l);
 	kashim_line_put(l, "fd ");
@@ -162,7 +229,7 @@ static inline int kashim_real_setsockopt(int fd, int level, int name, const void
 	return (int)syscall(SYS_setsockopt, fd, level, name, val, len);
 }
 
-static void kashim_debug_loaded(const struct kashim_config *cfg)
+KASHIM_COLD static void kashim_debug_loaded(const struct kashim_config *cfg)
 {
 	struct kashim_line l;
 
@@ -220,48 +287,135 @@ static void kashim_load_config(struct kashim_config *cfg, struct kashim_names *n
 	kashim_config_load_from(cfg, &src, report, NULL);
 }
 
-/* Resolves the next definitions and reads the configuration, once.  A call
- * that arrives while another is loading (another thread, or a signal handler
- * interrupting the loader) neither waits nor reports: it reads a private
- * copy of the same environment into scratch and carries on. */
-static const struct kashim_config *kashim_load(struct kashim_config *scratch)
+/* ---- two copies preloaded ------------------------------------------------ */
+
+/* A private ELF note marks an object as kashim.  With two copies preloaded
+ * (two paths, a symlink), only the first in load order acts; the others
+ * pass every call straight through, so each socket gets one set of system
+ * calls and the program one set of messages. */
+struct kashim_note {
+	uint32_t namesz, descsz, type;
+	char name[8];
+};
+#define KASHIM_NOTE_TYPE 0x6b617368u /* "kash" */
+__attribute__((used, section(".note.kashim"), aligned(4)))
+static const struct kashim_note kashim_note = { 7, 0, KASHIM_NOTE_TYPE, "kashim" };
+
+static const void *kashim_note_in(const struct dl_phdr_info *info)
+{
+	int i;
+
+	for (i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		const char *p, *end;
+		if (ph->p_type != PT_NOTE)
+			continue;
+		p = (const char *)(info->dlpi_addr + ph->p_vaddr);
+		end = p + ph->p_memsz;
+		while (p + sizeof(struct kashim_note) <= end) {
+			const struct kashim_note *n = (const void *)p;
+			if (n->namesz == 7 && n->descsz == 0 && n->type == KASHIM_NOTE_TYPE &&
+			    !memcmp(n->name, "kashim", 7))
+				return n;
+			p += 12 + ((n->namesz + 3u) & ~3u) + ((n->descsz + 3u) & ~3u);
+		}
+	}
+	return NULL;
+}
+
+static int kashim_find_first(struct dl_phdr_info *info, size_t size, void *first)
+{
+	(void)size;
+	*(const void **)first = kashim_note_in(info);
+	return *(const void **)first != NULL; /* stop at the first kashim */
+}
+
+static bool kashim_first_copy(void)
+{
+	const void *first = NULL;
+
+	dl_iterate_phdr(kashim_find_first, &first);
+	return !first || first == &kashim_note;
+}
+
+/* ---- load -------------------------------------------------------------- */
+
+static inline bool kashim_marked(const struct kashim_marks *m, int fd);
+static inline void kashim_fresh_fd(int fd);
+
+/* Configures the sockets queued by calls made during the load. */
+static void kashim_adopt_pending(const struct kashim_config *cfg)
+{
+	unsigned i;
+
+	/* Sequentially consistent with kashim_queue: either the loader sees an
+	 * entry, or its caller sees the load finished and takes it back. */
+	for (i = 0; i < KASHIM_PENDING; i++) {
+		unsigned long e = __atomic_exchange_n(&kashim_pending.fd[i], 0, __ATOMIC_SEQ_CST);
+		int fd = (int)(e >> 1) - 1;
+		if (!e || !cfg->enabled || kashim_marked(&kashim_app_off, fd))
+			continue;
+		if (e & 1)
+			kashim_adopt_server_side(fd, cfg, "accepted during load");
+		else if (!cfg->deferred)
+			kashim_adopt(fd, cfg, "made during load");
+	}
+}
+
+/* A socket made while another caller loads: queued for the loader; if the
+ * load finished meanwhile, this caller takes its own entry back. */
+static void kashim_queue(int fd, bool accepted)
+{
+	unsigned i = __atomic_fetch_add(&kashim_pending.next, 1, __ATOMIC_RELAXED);
+	unsigned long e = ((unsigned long)fd + 1) << 1 | accepted;
+
+	if (fd < 0 || i >= KASHIM_PENDING)
+		return; /* past the queue: left as the kernel made it */
+	__atomic_store_n(&kashim_pending.fd[i], e, __ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&kashim_state, __ATOMIC_SEQ_CST) == KASHIM_READY)
+		kashim_adopt_pending(&kashim_settings_ro);
+}
+
+/* Resolves the next definitions and reads the configuration, once, in the
+ * caller that wins the race.  A call arriving during the load (another
+ * thread, or a signal handler interrupting the loader) gets NULL: it passes
+ * straight through and queues what it made (kashim_queue). */
+static const struct kashim_config *kashim_load(void)
 {
 	int expected = KASHIM_UNLOADED;
-	bool secure = getauxval(AT_SECURE) != 0;
 	int saved = errno;
 
-	kashim_resolve_all();
 	if (!__atomic_compare_exchange_n(&kashim_state, &expected, KASHIM_LOADING,
-					 false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-		errno = saved;
-		if (expected == KASHIM_READY)
-			return &kashim_settings_ro;
-		struct kashim_names names; /* not the loader's */
-		kashim_load_config(scratch, &names, secure, NULL);
-		return scratch;
-	}
-	kashim_load_config(&kashim_settings_ro, &kashim_names_ro, secure, kashim_write_stderr);
+					 false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+		return expected == KASHIM_READY ? &kashim_settings_ro : NULL;
+	kashim_resolve_all();
+	kashim_note_stderr();
+	if (kashim_first_copy())
+		kashim_load_config(&kashim_settings_ro, &kashim_names_ro,
+				   getauxval(AT_SECURE) != 0, kashim_write_stderr);
+	else
+		kashim_settings_ro.enabled = false;
 	if (kashim_settings_ro.enabled && kashim_settings_ro.debug)
 		kashim_debug_loaded(&kashim_settings_ro);
-	__atomic_store_n(&kashim_state, KASHIM_READY, __ATOMIC_RELEASE);
+	__atomic_store_n(&kashim_state, KASHIM_READY, __ATOMIC_SEQ_CST);
 	if (kashim_settings_ro.enabled)
 		kashim_adopt_inherited(&kashim_settings_ro);
+	kashim_adopt_pending(&kashim_settings_ro);
 	errno = saved;
 	return &kashim_settings_ro;
 }
 
-static inline const struct kashim_config *kashim_settings(struct kashim_config *scratch)
+/* The configuration, or NULL while another caller is loading it. */
+static inline const struct kashim_config *kashim_settings(void)
 {
 	if (__atomic_load_n(&kashim_state, __ATOMIC_ACQUIRE) == KASHIM_READY)
 		return &kashim_settings_ro;
-	return kashim_load(scratch);
+	return kashim_load();
 }
 
 __attribute__((constructor)) static void kashim_constructor(void)
 {
-	struct kashim_config scratch;
-
-	(void)kashim_settings(&scratch);
+	(void)kashim_settings();
 }
 
 /* ---- the per-socket work ----------------------------------------------- */
@@ -295,6 +449,8 @@ static inline void kashim_fresh_fd(int fd)
 		kashim_mark(&kashim_app_off, fd, false);
 	if (kashim_marked(&kashim_ours, fd))
 		kashim_mark(&kashim_ours, fd, false);
+	if (kashim_marked(&kashim_not_tcp, fd))
+		kashim_mark(&kashim_not_tcp, fd, false);
 }
 
 static bool kashim_is_tcp(int domain, int type, int protocol)
@@ -320,68 +476,92 @@ static const struct kashim_step kashim_steps[] = {
 	{ IPPROTO_TCP, TCP_USER_TIMEOUT, "TCP_USER_TIMEOUT" },
 };
 
+KASHIM_COLD static void kashim_debug_refused(int fd, const char *where, const char *label, int e)
+{
+	struct kashim_line l;
+
+	kashim_debug_fd(&l, fd, where);
+	kashim_line_put(&l, label);
+	kashim_line_put(&l, " not set: ");
+	kashim_line_put(&l, kashim_errno_name(e));
+	kashim_line_put(&l, " (errno ");
+	kashim_line_put_uint(&l, (unsigned long)e);
+	kashim_line_put(&l, ")");
+	kashim_debug_send(&l);
+}
+
+KASHIM_COLD static void kashim_debug_set(int fd, const struct kashim_config *cfg,
+					 const char *where, bool all)
+{
+	struct kashim_line l;
+
+	kashim_debug_fd(&l, fd, where);
+	kashim_line_put(&l, all ? "keepalive set: idle " : "keepalive partly set: idle ");
+	kashim_line_put_uint(&l, (unsigned long)cfg->idle_s);
+	kashim_line_put(&l, "s, interval ");
+	kashim_line_put_uint(&l, (unsigned long)cfg->interval_s);
+	kashim_line_put(&l, "s, count ");
+	kashim_line_put_uint(&l, (unsigned long)cfg->count);
+	if (cfg->user_timeout_mode != KASHIM_UT_OFF) {
+		kashim_line_put(&l, ", user timeout ");
+		kashim_line_put_uint(&l, cfg->user_timeout_ms);
+		kashim_line_put(&l, "ms");
+	}
+	kashim_debug_send(&l);
+}
+
+/* kashim's value for option step i. */
+static int kashim_value(const struct kashim_config *cfg, size_t i)
+{
+	switch (i) {
+	case 0: return 1;
+	case 1: return cfg->idle_s;
+	case 2: return cfg->interval_s;
+	case 3: return cfg->count;
+	default: return (int)cfg->user_timeout_ms;
+	}
+}
+
 /* Sets each option as its own step; a refusal (an MPTCP socket on an older
  * kernel, a seccomp filter) skips that option only and is reported under
  * KASHIM_DEBUG.  The program's errno is left as it was. */
 static void kashim_apply(int fd, const struct kashim_config *cfg, const char *where)
 {
 	int saved = errno;
-	int values[] = { 1, cfg->idle_s, cfg->interval_s, cfg->count,
-			 (int)cfg->user_timeout_ms };
 	size_t steps = sizeof kashim_steps / sizeof kashim_steps[0], i;
 	bool all = true;
-	struct kashim_line l;
 
 	if (cfg->user_timeout_mode == KASHIM_UT_OFF)
 		steps--;
 	kashim_mark(&kashim_ours, fd, true);
 	for (i = 0; i < steps; i++) {
 		const struct kashim_step *s = &kashim_steps[i];
-		if (kashim_real_setsockopt(fd, s->level, s->name, &values[i],
-					   sizeof values[i]) == 0)
+		int v = kashim_value(cfg, i);
+		if (kashim_real_setsockopt(fd, s->level, s->name, &v, sizeof v) == 0)
 			continue;
 		all = false;
-		if (cfg->debug) {
-			int e = errno;
-			kashim_debug_fd(&l, fd, where);
-			kashim_line_put(&l, s->label);
-			kashim_line_put(&l, " not set: ");
-			kashim_line_put(&l, kashim_errno_name(e));
-			kashim_line_put(&l, " (errno ");
-			kashim_line_put_uint(&l, (unsigned long)e);
-			kashim_line_put(&l, ")");
-			kashim_debug_send(&l);
-		}
+		if (cfg->debug)
+			kashim_debug_refused(fd, where, s->label, errno);
 	}
-	if (cfg->debug) {
-		kashim_debug_fd(&l, fd, where);
-		kashim_line_put(&l, all ? "keepalive set: idle " :
-			       "keepalive partly set: idle ");
-		kashim_line_put_uint(&l, (unsigned long)cfg->idle_s);
-		kashim_line_put(&l, "s, interval ");
-		kashim_line_put_uint(&l, (unsigned long)cfg->interval_s);
-		kashim_line_put(&l, "s, count ");
-		kashim_line_put_uint(&l, (unsigned long)cfg->count);
-		if (cfg->user_timeout_mode != KASHIM_UT_OFF) {
-			kashim_line_put(&l, ", user timeout ");
-			kashim_line_put_uint(&l, cfg->user_timeout_ms);
-			kashim_line_put(&l, "ms");
-		}
-		kashim_debug_send(&l);
-	}
+	if (cfg->debug)
+		kashim_debug_set(fd, cfg, where, all);
 	errno = saved;
 }
 
-static void kashim_debug_left(int fd, const struct kashim_config *cfg,
-			      const char *where, const char *why)
+KASHIM_COLD static void kashim_debug_left_line(int fd, const char *where, const char *why)
 {
 	struct kashim_line l;
 
-	if (!cfg->debug)
-		return;
 	kashim_debug_fd(&l, fd, where);
 	kashim_line_put(&l, why);
 	kashim_debug_send(&l);
+}
+
+static inline void kashim_debug_left(int fd, const struct kashim_config *cfg,
+				     const char *where, const char *why)
+{
+	if (cfg->debug)
+		kashim_debug_left_line(fd, where, why);
 }
 
 /* A descriptor we did not create: a TCP socket with keepalive off gets the
@@ -411,27 +591,33 @@ out:
 	errno = saved;
 }
 
-/* False when an address the program passed or got back says the socket
- * cannot be TCP: an AF_UNIX connect() or accept() costs no system call. */
-static bool kashim_maybe_inet(const struct sockaddr *addr, socklen_t len)
+/* Copies len bytes the program passed, or fails (EFAULT) where reading
+ * them would crash: process_vm_readv on this very process.  Only the rare
+ * paths that must look at a program's buffer before the kernel has (filters
+ * at connect(), force mode) pay these two system calls. */
+static bool kashim_copy_in(void *dst, const void *src, size_t len)
 {
-	if (!addr || len < (socklen_t)sizeof addr->sa_family)
-		return true;
-	return addr->sa_family == AF_INET || addr->sa_family == AF_INET6;
+	struct iovec local = { dst, len }, remote = { (void *)(uintptr_t)src, len };
+	int saved = errno;
+	bool ok = src && syscall(SYS_process_vm_readv, (long)syscall(SYS_getpid), &local, 1UL,
+				 &remote, 1UL, 0UL) == (long)len;
+
+	errno = saved;
+	return ok;
 }
 
 /* With KASHIM_SCOPE, KASHIM_ONLY or KASHIM_SKIP, is this connection
  * covered?  addr is the remote end of a connection the program makes, the
- * local end of one it accepts. */
+ * local end of one it accepts; a copy kashim made, never the program's. */
 static bool kashim_covers(const struct kashim_config *cfg, bool server,
-			  const struct sockaddr *addr, socklen_t len)
+			  const struct sockaddr_storage *addr, socklen_t len)
 {
-	if (addr->sa_family == AF_INET && len >= (socklen_t)sizeof(struct sockaddr_in)) {
+	if (addr->ss_family == AF_INET && len >= (socklen_t)sizeof(struct sockaddr_in)) {
 		const struct sockaddr_in *a = (const void *)addr;
 		return kashim_config_covers(cfg, server, AF_INET,
 					    (const unsigned char *)&a->sin_addr, ntohs(a->sin_port));
 	}
-	if (addr->sa_family == AF_INET6 && len >= (socklen_t)sizeof(struct sockaddr_in6)) {
+	if (addr->ss_family == AF_INET6 && len >= (socklen_t)sizeof(struct sockaddr_in6)) {
 		const struct sockaddr_in6 *a = (const void *)addr;
 		return kashim_config_covers(cfg, server, AF_INET6, a->sin6_addr.s6_addr,
 					    ntohs(a->sin6_port));
@@ -449,7 +635,7 @@ static void kashim_adopt_server_side(int fd, const struct kashim_config *cfg, co
 
 	if (cfg->deferred) {
 		if (getsockname(fd, (struct sockaddr *)&local, &len) != 0 ||
-		    !kashim_covers(cfg, true, (struct sockaddr *)&local, len)) {
+		    !kashim_covers(cfg, true, &local, len)) {
 			errno = saved;
 			kashim_debug_left(fd, cfg, where, "not covered by KASHIM_SCOPE/ONLY/SKIP");
 			return;
@@ -459,14 +645,23 @@ static void kashim_adopt_server_side(int fd, const struct kashim_config *cfg, co
 	kashim_adopt(fd, cfg, where);
 }
 
-static void kashim_after_accept(int listener, int fd, const struct sockaddr *addr,
-				const socklen_t *len, const struct kashim_config *cfg,
+/* The program's addr and len are not read: the kernel wrote them, but a
+ * length larger than the buffer it was given is legal. */
+static void kashim_after_accept(int listener, int fd, const struct kashim_config *cfg,
 				const char *where)
 {
 	if (fd < 0)
 		return;
 	kashim_fresh_fd(fd);
-	if (!cfg->enabled || (len && !kashim_maybe_inet(addr, *len)))
+	if (kashim_marked(&kashim_not_tcp, listener)) {
+		kashim_mark(&kashim_not_tcp, fd, true);
+		return;
+	}
+	if (!cfg) {
+		kashim_queue(fd, true);
+		return;
+	}
+	if (!cfg->enabled)
 		return;
 	if (cfg->mode != KASHIM_MODE_FORCE && kashim_marked(&kashim_app_off, listener)) {
 		kashim_debug_left(fd, cfg, where,
@@ -480,46 +675,63 @@ static void kashim_after_accept(int listener, int fd, const struct sockaddr *add
 	kashim_adopt_server_side(fd, cfg, where);
 }
 
+static void kashim_before_connect(int fd, const struct sockaddr *addr, socklen_t len,
+				  const struct kashim_config *cfg)
+{
+	struct sockaddr_storage copy;
+
+	if (!cfg || !cfg->enabled || kashim_marked(&kashim_not_tcp, fd))
+		return;
+	if (cfg->mode != KASHIM_MODE_FORCE && kashim_marked(&kashim_app_off, fd))
+		return;
+	/* A socket kashim configured at socket() needs no second look (an
+	 * unconnected socket from elsewhere reusing its fd number would be
+	 * missed: rare, and then left as the kernel made it). */
+	if (!cfg->deferred && kashim_marked(&kashim_ours, fd)) {
+		kashim_debug_left(fd, cfg, "connect", "configured at socket()");
+		return;
+	}
+	if (!cfg->deferred) {
+		kashim_adopt(fd, cfg, "connect");
+		return;
+	}
+	if (len > (socklen_t)sizeof copy)
+		len = sizeof copy;
+	if (kashim_copy_in(&copy, addr, len) && kashim_covers(cfg, false, &copy, len))
+		kashim_adopt(fd, cfg, "connect");
+	else
+		kashim_debug_left(fd, cfg, "connect", "not covered by KASHIM_SCOPE/ONLY/SKIP");
+}
+
 /* ---- the interposed calls ---------------------------------------------- */
 
 KASHIM_API int socket(int domain, int type, int protocol)
 {
-	struct kashim_config scratch;
-	const struct kashim_config *cfg = kashim_settings(&scratch);
+	const struct kashim_config *cfg = kashim_settings();
 	socket_fn *next = KASHIM_NEXT(socket);
 	int fd = next ? next(domain, type, protocol)
 		      : (int)syscall(SYS_socket, domain, type, protocol);
 
-	if (fd >= 0) {
-		kashim_fresh_fd(fd);
-		/* With filters the decision waits for connect() or accept(). */
-		if (cfg->enabled && kashim_is_tcp(domain, type, protocol) &&
-		    !cfg->deferred)
-			kashim_apply(fd, cfg, "socket");
-	}
+	if (fd < 0)
+		return fd;
+	kashim_fresh_fd(fd);
+	if (!kashim_is_tcp(domain, type, protocol))
+		kashim_mark(&kashim_not_tcp, fd, true);
+	else if (!cfg)
+		kashim_queue(fd, false);
+	/* With filters the decision waits for connect() or accept(). */
+	else if (cfg->enabled && !cfg->deferred)
+		kashim_apply(fd, cfg, "socket");
 	return fd;
 }
 
 KASHIM_API int connect(int fd, const struct sockaddr *addr, socklen_t len)
 {
-	struct kashim_config scratch;
-	const struct kashim_config *cfg = kashim_settings(&scratch);
+	const struct kashim_config *cfg = kashim_settings();
 	connect_fn *next = KASHIM_NEXT(connect);
 
-	/* Before the real call, so the user timeout also bounds the handshake.
-	 * A socket kashim configured at socket() needs no second look (an
-	 * unconnected socket from elsewhere reusing its fd number would be
-	 * missed: rare, and then left as the kernel made it). */
-	if (cfg->enabled && kashim_maybe_inet(addr, len) &&
-	    (cfg->mode == KASHIM_MODE_FORCE || !kashim_marked(&kashim_app_off, fd))) {
-		if (!cfg->deferred && kashim_marked(&kashim_ours, fd))
-			kashim_debug_left(fd, cfg, "connect", "configured at socket()");
-		else if (!cfg->deferred ||
-			 (addr && kashim_covers(cfg, false, addr, len)))
-			kashim_adopt(fd, cfg, "connect");
-		else
-			kashim_debug_left(fd, cfg, "connect", "not covered by KASHIM_SCOPE/ONLY/SKIP");
-	}
+	/* Before the real call, so the user timeout also bounds the handshake. */
+	kashim_before_connect(fd, addr, len, cfg);
 	if (next)
 		return next(fd, addr, len);
 	return (int)syscall(SYS_connect, fd, addr, len);
@@ -527,45 +739,82 @@ KASHIM_API int connect(int fd, const struct sockaddr *addr, socklen_t len)
 
 KASHIM_API int accept(int listener, struct sockaddr *addr, socklen_t *len)
 {
-	struct kashim_config scratch;
-	const struct kashim_config *cfg = kashim_settings(&scratch);
+	const struct kashim_config *cfg = kashim_settings();
 	accept_fn *next = KASHIM_NEXT(accept);
 	int fd = next ? next(listener, addr, len)
 		      : (int)syscall(SYS_accept4, listener, addr, len, 0);
 
-	kashim_after_accept(listener, fd, addr, len, cfg, "accept");
+	kashim_after_accept(listener, fd, cfg, "accept");
 	return fd;
 }
 
 KASHIM_API int accept4(int listener, struct sockaddr *addr, socklen_t *len, int flags)
 {
-	struct kashim_config scratch;
-	const struct kashim_config *cfg = kashim_settings(&scratch);
+	const struct kashim_config *cfg = kashim_settings();
 	accept4_fn *next = KASHIM_NEXT(accept4);
 	int fd = next ? next(listener, addr, len, flags)
 		      : (int)syscall(SYS_accept4, listener, addr, len, flags);
 
-	kashim_after_accept(listener, fd, addr, len, cfg, "accept4");
+	kashim_after_accept(listener, fd, cfg, "accept4");
 	return fd;
 }
 
-/* In force mode, a call that would undo kashim's settings on a socket it
- * configured: switching keepalive off, or setting one of the timers. */
-static bool kashim_would_undo(const struct kashim_config *cfg, int level, int name,
+/* The option step a call sets, or -1: switching keepalive (SOL_SOCKET
+ * SO_KEEPALIVE) or one of the timers kashim sets. */
+static int kashim_step_of(const struct kashim_config *cfg, int level, int name)
+{
+	size_t i, steps = sizeof kashim_steps / sizeof kashim_steps[0];
+
+	if (cfg->user_timeout_mode == KASHIM_UT_OFF)
+		steps--;
+	for (i = 0; i < steps; i++)
+		if (kashim_steps[i].level == level && kashim_steps[i].name == name)
+			return (int)i;
+	return -1;
+}
+
+/* Would the kernel accept v for step i?  Its ranges, as tcp(7) and
+ * do_tcp_setsockopt() give them; SO_KEEPALIVE takes any int. */
+static bool kashim_kernel_accepts(int i, int v)
+{
+	switch (i) {
+	case 0: return true;
+	case 1: case 2: return v >= KASHIM_SECONDS_MIN && v <= KASHIM_SECONDS_MAX;
+	case 3: return v >= KASHIM_COUNT_MIN && v <= KASHIM_COUNT_MAX;
+	default: return v >= 0;
+	}
+}
+
+/* Is fd still the socket kashim configured?  Its number may have been
+ * closed and reused (dup2, a socket from elsewhere), and close() is not
+ * watched: a reused number does not hold kashim's settings. */
+static bool kashim_still_ours(int fd, const struct kashim_config *cfg)
+{
+	int saved = errno, on = 0, idle = 0;
+	socklen_t len = sizeof on;
+	bool ours = getsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, &len) == 0 && on;
+
+	len = sizeof idle;
+	ours = ours && getsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, &len) == 0 &&
+	       idle == cfg->idle_s;
+	errno = saved;
+	return ours;
+}
+
+/* In force mode, a valid call that would change kashim's settings on a
+ * socket it configured.  An invalid call (NULL, short, a value out of the
+ * kernel's range) is not one: it goes to the kernel, which answers it. */
+static bool kashim_would_undo(int fd, const struct kashim_config *cfg, int level, int name,
 			      const void *val, socklen_t len)
 {
-	int v;
+	int step = kashim_step_of(cfg, level, name), v;
 
-	if (level == SOL_SOCKET && name == SO_KEEPALIVE) {
-		if (!val || len < (socklen_t)sizeof v)
-			return false;
-		__builtin_memcpy(&v, val, sizeof v);
-		return v == 0;
-	}
-	if (level != IPPROTO_TCP)
+	if (step < 0 || len < (socklen_t)sizeof v || !kashim_copy_in(&v, val, sizeof v) ||
+	    !kashim_kernel_accepts(step, v))
 		return false;
-	return name == TCP_KEEPIDLE || name == TCP_KEEPINTVL || name == TCP_KEEPCNT ||
-	       (name == TCP_USER_TIMEOUT && cfg->user_timeout_mode != KASHIM_UT_OFF);
+	if (step == 0 ? v != 0 : v == kashim_value(cfg, (size_t)step))
+		return false; /* changes nothing kashim set */
+	return kashim_still_ours(fd, cfg);
 }
 
 /* Watches the program switching keepalive off or on, so its explicit
@@ -573,17 +822,17 @@ static bool kashim_would_undo(const struct kashim_config *cfg, int level, int na
  * would undo kashim's settings.  Everything else passes straight on. */
 KASHIM_API int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 {
-	struct kashim_config scratch;
-	const struct kashim_config *cfg = kashim_settings(&scratch);
+	const struct kashim_config *cfg = kashim_settings();
 	int rc, on;
 
-	if (cfg->enabled && cfg->mode == KASHIM_MODE_FORCE && kashim_marked(&kashim_ours, fd) &&
-	    kashim_would_undo(cfg, level, name, val, len)) {
+	if (cfg && cfg->enabled && cfg->mode == KASHIM_MODE_FORCE &&
+	    kashim_marked(&kashim_ours, fd) && kashim_would_undo(fd, cfg, level, name, val, len)) {
 		kashim_debug_left(fd, cfg, "setsockopt",
 				  "KASHIM_MODE=force: the program's keepalive change not applied");
 		return 0;
 	}
 	rc = kashim_real_setsockopt(fd, level, name, val, len);
+	/* The kernel read the value: reading it is safe now. */
 	if (rc == 0 && level == SOL_SOCKET && name == SO_KEEPALIVE &&
 	    val && len >= (socklen_t)sizeof on) {
 		__builtin_memcpy(&on, val, sizeof on);
