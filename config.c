@@ -93,6 +93,11 @@ size_t kashim_line_end(struct kashim_line *l)
 	return l->len;
 }
 
+/* A function that builds a message: never inlined, so its line buffer
+ * (KASHIM_LINE_MAX bytes) is on the stack only while it runs, not in every
+ * frame of the parser that calls it (see README, Reliability). */
+#define MESSAGE __attribute__((noinline, cold))
+
 /* ---- value parsers ----------------------------------------------------- */
 
 enum verdict {
@@ -874,7 +879,7 @@ static void put_origin(struct kashim_line *l, const struct origin *o)
 /* "kashim: [FILE:LINE: ]NAME=VALUE ignored (WHY); accepted: FORM; THEN",
  * where THEN is "using the value from ORIGIN" when fallback is given, tail
  * when given, or else the default. */
-static void report_bad(struct reporter *r, const struct origin *at, const char *name,
+MESSAGE static void report_bad(struct reporter *r, const struct origin *at, const char *name,
 		       enum var_id id, const char *value, enum verdict v,
 		       const struct origin *fallback, const char *tail)
 {
@@ -955,7 +960,7 @@ static int closest(const char *name, size_t len, bool file_key)
 
 #define NAME_SHOWN 47
 
-static void report_unknown(struct reporter *r, const char *name, size_t len)
+MESSAGE static void report_unknown(struct reporter *r, const char *name, size_t len)
 {
 	struct kashim_line l;
 	int id, best = closest(name, len, false);
@@ -1042,6 +1047,8 @@ struct file_text {
 	size_t len;
 	const char *path;
 	unsigned problems;
+	const char *why; /* why it was not read, or 0 and err */
+	int err;
 };
 
 /* What a file that is not a regular one is, for the message. */
@@ -1086,7 +1093,7 @@ static bool pseudo_file(int fd)
 
 /* Reads the regular file open on fd, which stat said was `was`: at most its
  * size, never more than KASHIM_FILE_MAX.  Returns NULL, or why not. */
-static const char *read_regular(int fd, const struct stat *was, struct file_text *f, int *err)
+static __attribute__((noinline)) const char *read_regular(int fd, const struct stat *was, struct file_text *f, int *err)
 {
 	struct stat st;
 	size_t size;
@@ -1135,39 +1142,11 @@ static const char *errno_text(int err)
 	}
 }
 
-/* Opens the file only once stat has said it is a regular one (opening a
- * device can have effects of its own: a tape rewinds, a terminal becomes
- * the controlling one), without blocking, and reads a bounded amount. */
-static bool read_file(const char *path, bool quiet_if_missing, struct file_text *f,
-		      struct reporter *r)
+/* "kashim: cannot read the configuration file PATH: WHY; it is ignored" */
+MESSAGE static void read_problem(struct reporter *r, const char *path, const char *why, int err)
 {
 	struct kashim_line l;
-	const char *why = NULL;
-	struct stat st;
-	int fd, err = 0;
 
-	f->text = NULL;
-	f->len = 0;
-	f->path = path;
-	f->problems = 0;
-	if (stat(path, &st) != 0) {
-		err = errno;
-		if (quiet_if_missing && err == ENOENT)
-			return false;
-	} else if (!S_ISREG(st.st_mode)) {
-		why = file_kind(st.st_mode);
-	} else if (st.st_size > KASHIM_FILE_MAX) {
-		why = "larger than 64 KiB";
-	} else if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)) < 0) {
-		err = errno;
-	} else {
-		why = read_regular(fd, &st, f, &err);
-		close(fd);
-	}
-	if (!why && !err)
-		return true;
-	free(f->text);
-	f->text = NULL;
 	kashim_line_start(&l);
 	kashim_line_put(&l, "kashim: cannot read the configuration file ");
 	line_put_path(&l, path);
@@ -1183,38 +1162,68 @@ static bool read_file(const char *path, bool quiet_if_missing, struct file_text 
 	}
 	kashim_line_put(&l, "; it is ignored");
 	emit(r, &l);
+}
+
+/* Opens the file only once stat has said it is a regular one (opening a
+ * device can have effects of its own: a tape rewinds, a terminal becomes
+ * the controlling one), without blocking, and reads a bounded amount. */
+static __attribute__((noinline)) bool read_file(const char *path, struct file_text *f)
+{
+	struct stat st;
+	int fd;
+
+	memset(f, 0, sizeof *f);
+	f->path = path;
+	if (stat(path, &st) != 0) {
+		f->err = errno;
+	} else if (!S_ISREG(st.st_mode)) {
+		f->why = file_kind(st.st_mode);
+	} else if (st.st_size > KASHIM_FILE_MAX) {
+		f->why = "larger than 64 KiB";
+	} else if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)) < 0) {
+		f->err = errno;
+	} else {
+		f->why = read_regular(fd, &st, f, &f->err);
+		close(fd);
+	}
+	if (!f->why && !f->err)
+		return true;
+	free(f->text);
+	f->text = NULL;
 	return false;
 }
 
-/* Whether one more problem of this file is shown; past the limit, one line
- * says the rest are not. */
-static bool file_may_report(struct reporter *r, struct file_text *f)
+
+/* Whether one more problem of this file is shown (see file_summary). */
+static bool file_may_report(struct file_text *f)
+{
+	return ++f->problems <= FILE_PROBLEMS_SHOWN;
+}
+
+/* After the file: how many problems were not shown. */
+MESSAGE static void file_summary(struct reporter *r, const struct file_text *f)
 {
 	struct kashim_line l;
 
-	if (++f->problems <= FILE_PROBLEMS_SHOWN)
-		return true;
-	if (f->problems > FILE_PROBLEMS_SHOWN + 1) {
-		r->problems++; /* counted, not shown */
-		return false;
-	}
+	if (f->problems <= FILE_PROBLEMS_SHOWN)
+		return;
 	kashim_line_start(&l);
 	kashim_line_put(&l, "kashim: ");
 	line_put_escaped(&l, f->path, PATH_SHOWN);
-	kashim_line_put(&l, ": more than 20 problems, the others not shown; is it a kashim "
-			    "configuration file?");
+	kashim_line_put(&l, ": ");
+	kashim_line_put_uint(&l, f->problems);
+	kashim_line_put(&l, " problems, the first 20 shown; is it a kashim configuration file?");
 	emit(r, &l);
-	return false;
 }
 
-static void file_problem(struct reporter *r, struct file_text *f, unsigned line,
+MESSAGE static void file_problem(struct reporter *r, struct file_text *f, unsigned line,
 			 const char *what, const char *detail, size_t detail_len,
 			 const char *suggestion)
 {
 	struct origin at = { f->path, line };
 	struct kashim_line l;
 
-	if (!file_may_report(r, f))
+	if (!file_may_report(f))
 		return;
 	kashim_line_start(&l);
 	kashim_line_put(&l, "kashim: ");
@@ -1314,7 +1323,7 @@ static void parse_line(struct build *b, struct file_text *f, unsigned lineno, ch
 		     V_NOT_NUMBER;
 	if (v != V_OK) {
 		struct origin at = { f->path, lineno };
-		if (file_may_report(&b->r, f))
+		if (file_may_report(f))
 			report_bad(&b->r, &at, vars[id].key, (enum var_id)id, value, v, NULL,
 				   "line ignored");
 		return;
@@ -1346,6 +1355,7 @@ static void parse_file(struct build *b, struct file_text *f)
 		}
 		line = next;
 	}
+	file_summary(&b->r, f);
 }
 
 /* ---- putting it together ------------------------------------------------ */
@@ -1439,8 +1449,10 @@ static void read_config_file(struct build *b, const char *path, bool quiet_if_mi
 {
 	struct file_text file;
 
-	if (read_file(path, quiet_if_missing, &file, &b->r))
+	if (read_file(path, &file))
 		parse_file(b, &file);
+	else if (!quiet_if_missing || file.err != ENOENT)
+		read_problem(&b->r, path, file.why, file.err);
 	free(file.text);
 }
 
