@@ -1093,11 +1093,12 @@ static bool pseudo_file(int fd)
 
 /* Reads the regular file open on fd, which stat said was `was`: at most its
  * size, never more than KASHIM_FILE_MAX.  Returns NULL, or why not. */
-static __attribute__((noinline)) const char *read_regular(int fd, const struct stat *was, struct file_text *f, int *err)
+static __attribute__((noinline)) const char *read_regular(int fd, const struct stat *was,
+							  struct file_text *f, int *err)
 {
 	struct stat st;
 	size_t size;
-	int tries = 0;
+	int interrupted = 0;
 
 	if (fstat(fd, &st) != 0)
 		return *err = errno, NULL;
@@ -1111,13 +1112,11 @@ static __attribute__((noinline)) const char *read_regular(int fd, const struct s
 	f->text = malloc(size + 1);
 	if (!f->text)
 		return *err = ENOMEM, NULL;
-	while (f->len < size && tries < 100) {
+	while (f->len < size) {
 		ssize_t n = read(fd, f->text + f->len, size - f->len);
-		if (n < 0 && (errno == EINTR || errno == EAGAIN)) {
-			tries++;
+		if (n < 0 && errno == EINTR && ++interrupted < 100)
 			continue;
-		}
-		if (n < 0)
+		if (n < 0) /* EAGAIN too: a regular file that would block is not one to wait for */
 			return *err = errno, NULL;
 		if (n == 0) /* shrunk since fstat: what there is */
 			break;
@@ -1138,6 +1137,7 @@ static const char *errno_text(int err)
 	case ENOTDIR: return "a part of the path is not a directory";
 	case ENOMEM: return "out of memory";
 	case EIO: return "input/output error";
+	case EAGAIN: return "reading it would block";
 	default: return NULL;
 	}
 }
