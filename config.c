@@ -4,11 +4,10 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <fnmatch.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 /* ---- line builder ------------------------------------------------------ */
@@ -44,12 +43,15 @@ void kashim_line_put_uint(struct kashim_line *l, unsigned long v)
 		line_putc(l, digits[--n]);
 }
 
-static void line_put_escaped(struct kashim_line *l, const char *s, size_t max)
+/* Bytes outside printable ASCII, and the quote and backslash, as \xHH, so no
+ * text from the environment or a file can end a message or start another;
+ * cut with "..." past max bytes. */
+static void line_put_escaped_n(struct kashim_line *l, const char *s, size_t len, size_t max)
 {
 	static const char hex[] = "0123456789abcdef";
 	size_t i;
 
-	for (i = 0; s[i] && i < max; i++) {
+	for (i = 0; i < len && i < max; i++) {
 		unsigned char c = (unsigned char)s[i];
 		if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
 			line_putc(l, (char)c);
@@ -60,8 +62,13 @@ static void line_put_escaped(struct kashim_line *l, const char *s, size_t max)
 			line_putc(l, hex[c & 15]);
 		}
 	}
-	if (s[i])
+	if (len > max)
 		kashim_line_put(l, "...");
+}
+
+static void line_put_escaped(struct kashim_line *l, const char *s, size_t max)
+{
+	line_put_escaped_n(l, s, strnlen(s, max + 1), max);
 }
 
 void kashim_line_put_value(struct kashim_line *l, const char *v)
@@ -71,11 +78,13 @@ void kashim_line_put_value(struct kashim_line *l, const char *v)
 	line_putc(l, '"');
 }
 
-/* The text so far as a C string (line_putc always leaves a byte free). */
-static const char *line_cstr(struct kashim_line *l)
+/* A path, escaped like a value but cut only past 200 bytes. */
+#define PATH_SHOWN 200
+static void line_put_path(struct kashim_line *l, const char *path)
 {
-	l->buf[l->len] = 0;
-	return l->buf;
+	line_putc(l, '"');
+	line_put_escaped(l, path, PATH_SHOWN);
+	line_putc(l, '"');
 }
 
 size_t kashim_line_end(struct kashim_line *l)
@@ -83,6 +92,11 @@ size_t kashim_line_end(struct kashim_line *l)
 	l->buf[l->len++] = '\n';
 	return l->len;
 }
+
+/* A function that builds a message: never inlined, so its line buffer
+ * (KASHIM_LINE_MAX bytes) is on the stack only while it runs, not in every
+ * frame of the parser that calls it (see README, Reliability). */
+#define MESSAGE __attribute__((noinline, cold))
 
 /* ---- value parsers ----------------------------------------------------- */
 
@@ -99,8 +113,8 @@ enum verdict {
 	V_TOO_MANY,
 	V_EMPTY_ITEM,
 	V_NOT_IN_FILE,
-	V_GLOB_LONG,
 	V_GLOB_SLASH,
+	V_GLOB_BRACKET,
 };
 
 static const char *const verdict_text[] = {
@@ -116,8 +130,8 @@ static const char *const verdict_text[] = {
 	[V_TOO_MANY] = "more than 32 rules",
 	[V_EMPTY_ITEM] = "an empty item",
 	[V_NOT_IN_FILE] = "only accepted in the environment",
-	[V_GLOB_LONG] = "a program name or glob longer than 255 bytes",
-	[V_GLOB_SLASH] = "a program name has no '/' (names are matched, not paths)",
+	[V_GLOB_SLASH] = "a program is matched by its file name, without '/', as python3",
+	[V_GLOB_BRACKET] = "a [ without its ] or with an unknown [:class:]; \\[ is the character [",
 };
 
 static bool is_digit(char c)
@@ -291,13 +305,6 @@ static bool parse_ports(const char *s, size_t len, struct kashim_rule *r)
 	       r->port_lo <= r->port_hi;
 }
 
-static const unsigned char v4_mapped_prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
-
-static bool is_v4_mapped(const unsigned char *addr)
-{
-	return !memcmp(addr, v4_mapped_prefix, sizeof v4_mapped_prefix);
-}
-
 /* "10.0.0.0/8", "::1", "fd00::/8" */
 static bool parse_network(const char *s, size_t len, struct kashim_rule *r)
 {
@@ -331,14 +338,6 @@ static bool parse_network(const char *s, size_t len, struct kashim_rule *r)
 		if (bits > max)
 			return false;
 	}
-	/* ::ffff:a.b.c.d is the IPv4 address a.b.c.d: connections are matched
-	 * as IPv4 (kashim_rules_match), so the rule is kept as one. */
-	if (r->family == AF_INET6 && bits >= 96 && is_v4_mapped(r->addr)) {
-		memmove(r->addr, r->addr + 12, 4);
-		memset(r->addr + 4, 0, 12);
-		r->family = AF_INET;
-		bits -= 96;
-	}
 	r->prefix = (unsigned char)bits;
 	/* Clear host bits, so 10.1.2.3/8 means 10.0.0.0/8. */
 	for (i = 0; i < 16; i++) {
@@ -362,8 +361,8 @@ static enum verdict parse_rule(const char *s, size_t len, struct kashim_rule *r)
 		return parse_ports(s + 1, len - 1, r) ? V_OK : V_RULE;
 	if (s[0] == '[') {
 		const char *close = memchr(s, ']', len);
-		if (!close || !memchr(s, ':', (size_t)(close - s)) ||
-		    !parse_network(s + 1, (size_t)(close - s) - 1, r))
+		if (!close || !parse_network(s + 1, (size_t)(close - s) - 1, r) ||
+		    r->family != AF_INET6)
 			return V_RULE;
 		if ((size_t)(close - s) + 1 == len)
 			return V_OK;
@@ -406,24 +405,48 @@ static bool list_next(const char **cursor, const char **item, size_t *len)
 	return true;
 }
 
+static const unsigned char v4_mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
+/* A connection with an IPv4-mapped address (::ffff:a.b.c.d, on a dual-stack
+ * socket) is matched as the IPv4 connection it is, so a rule written with
+ * such an address is turned into the IPv4 rule it means. */
+static void rule_unmap(struct kashim_rule *r)
+{
+	if (r->family != AF_INET6 || r->prefix < 96 || memcmp(r->addr, v4_mapped, sizeof v4_mapped))
+		return;
+	r->family = AF_INET;
+	r->prefix = (unsigned char)(r->prefix - 96);
+	memmove(r->addr, r->addr + 12, 4);
+	memset(r->addr + 4, 0, 12);
+}
+
+/* Checks the whole list before out (NULL: check only) is written, so a bad
+ * list leaves the rules in force untouched. */
 static enum verdict parse_rules(const char *s, struct kashim_rules *out)
 {
-	const char *item;
+	const char *cursor = s, *item;
+	struct kashim_rule one;
 	size_t len;
+	int n = 0;
 
 	if (!valid_utf8(s))
 		return V_NOT_UTF8;
-	out->n = 0;
-	while (list_next(&s, &item, &len)) {
+	while (list_next(&cursor, &item, &len)) {
 		enum verdict v;
 		if (!len)
 			return V_EMPTY_ITEM;
-		if (out->n == KASHIM_MAX_RULES)
+		if (n == KASHIM_MAX_RULES)
 			return V_TOO_MANY;
-		v = parse_rule(item, len, &out->rule[out->n]);
+		v = parse_rule(item, len, &one);
 		if (v != V_OK)
 			return v;
-		out->n++;
+		n++;
+	}
+	if (!out)
+		return V_OK;
+	for (out->n = 0, cursor = s; list_next(&cursor, &item, &len); out->n++) {
+		parse_rule(item, len, &out->rule[out->n]);
+		rule_unmap(&out->rule[out->n]);
 	}
 	return V_OK;
 }
@@ -433,7 +456,7 @@ bool kashim_rules_match(const struct kashim_rules *rules, int family,
 {
 	int i;
 
-	if (family == AF_INET6 && is_v4_mapped(addr)) {
+	if (family == AF_INET6 && !memcmp(addr, v4_mapped, sizeof v4_mapped)) {
 		family = AF_INET; /* ::ffff:a.b.c.d matches IPv4 rules */
 		addr += 12;
 	}
@@ -528,57 +551,155 @@ static const struct {
 };
 #define COMPAT_COUNT (sizeof compat / sizeof compat[0])
 
-/* Settings from one source; set has a bit per var_id. */
-struct layer {
-	unsigned set;
-	struct kashim_config v;
-	bool programs_match, skip_programs_match;
-	const char *label[VAR_COUNT_]; /* where each came from, for messages: */
-	unsigned line[VAR_COUNT_];     /* a variable's name, or a file and line */
-};
+/* ---- program names and globs ----------------------------------------- */
 
-/* The scratch of one load, kept off the stack: the library loads once,
- * from whichever thread calls first, and that thread may have a 16 KiB
- * stack.  So kashim_config_load_from is not reentrant (see config.h). */
-static struct load_scratch {
-	struct layer merged, file_global, file_sections, compat, env, unmatched;
-	struct kashim_line where, fallback;
-} load;
+/* Shell-glob matching of one program name, written here rather than taken
+ * from fnmatch(3): it needs no NUL-terminated copy of the pattern (so no
+ * length limit and no buffer), uses a few bytes of stack, and takes at most
+ * pattern x name steps, where fnmatch recurses at each '*'. */
 
-struct reporter {
-	kashim_report_fn *fn;
-	void *ctx;
-	unsigned problems;
-};
-
-static void emit(struct reporter *r, struct kashim_line *l)
+static int glob_class(const char *name, size_t len)
 {
-	size_t len = kashim_line_end(l);
+	static const char *const classes[] = { "alnum", "alpha", "blank", "cntrl", "digit", "graph",
+					       "lower", "print", "punct", "space", "upper", "xdigit" };
+	int i;
 
-	r->problems++;
-	if (r->fn)
-		r->fn(r->ctx, l->buf, len);
+	for (i = 0; i < (int)(sizeof classes / sizeof classes[0]); i++)
+		if (strlen(classes[i]) == len && !memcmp(classes[i], name, len))
+			return i;
+	return -1;
 }
 
-#define KASHIM_GLOB_MAX 256
-
-static bool globs_match(const char *s, const char *const *names)
+/* The ASCII classes; a byte past 0x7f is in none. */
+static bool glob_class_has(int class, unsigned char c)
 {
-	const char *item;
-	char glob[KASHIM_GLOB_MAX];
-	size_t len;
+	bool lower = c >= 'a' && c <= 'z', upper = c >= 'A' && c <= 'Z';
+	bool digit = c >= '0' && c <= '9', print = c >= 0x20 && c < 0x7f;
 
-	while (names && list_next(&s, &item, &len)) {
-		const char *const *n;
-		if (!len || len >= sizeof glob)
-			continue;
-		memcpy(glob, item, len);
-		glob[len] = 0;
-		for (n = names; *n; n++)
-			if (fnmatch(glob, *n, 0) == 0)
-				return true;
+	switch (class) {
+	case 0: return lower || upper || digit;
+	case 1: return lower || upper;
+	case 2: return c == ' ' || c == '\t';
+	case 3: return c < 0x20 || c == 0x7f;
+	case 4: return digit;
+	case 5: return print && c != ' ';
+	case 6: return lower;
+	case 7: return print;
+	case 8: return print && c != ' ' && !lower && !upper && !digit;
+	case 9: return c == ' ' || (c >= '\t' && c <= '\r');
+	case 10: return upper;
+	default: return digit || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 	}
-	return false;
+}
+
+/* The bracket expression at p[0] == '[': its length, with *match telling
+ * whether c is in it; 0 when it has no closing ']' or names an unknown
+ * class (then the '[' is an ordinary character, as for fnmatch). */
+static size_t glob_bracket(const char *p, size_t plen, unsigned char c, bool *match)
+{
+	size_t i = 1, first;
+	bool negate = false, hit = false;
+
+	if (i < plen && (p[i] == '!' || p[i] == '^'))
+		negate = true, i++;
+	for (first = i; i < plen && (p[i] != ']' || i == first);) {
+		unsigned char lo, hi;
+		if (p[i] == '[' && i + 1 < plen && p[i + 1] == ':') {
+			size_t end = i + 2;
+			int class;
+			while (end + 1 < plen && !(p[end] == ':' && p[end + 1] == ']'))
+				end++;
+			if (end + 1 >= plen || (class = glob_class(p + i + 2, end - i - 2)) < 0)
+				return 0;
+			hit |= glob_class_has(class, c);
+			i = end + 2;
+			continue;
+		}
+		if (p[i] == '\\' && i + 1 < plen)
+			i++;
+		lo = hi = (unsigned char)p[i++];
+		if (i + 1 < plen && p[i] == '-' && p[i + 1] != ']') {
+			i++;
+			if (p[i] == '\\' && i + 1 < plen)
+				i++;
+			hi = (unsigned char)p[i++];
+		}
+		hit |= lo <= c && c <= hi;
+	}
+	if (i >= plen)
+		return 0;
+	*match = hit != negate;
+	return i + 1;
+}
+
+/* One pattern element other than '*' at p: its length, and whether it
+ * matches c. */
+static size_t glob_one(const char *p, size_t plen, unsigned char c, bool *match)
+{
+	size_t n;
+
+	if (p[0] == '?') {
+		*match = true;
+		return 1;
+	}
+	if (p[0] == '[' && (n = glob_bracket(p, plen, c, match)))
+		return n;
+	if (p[0] == '\\' && plen > 1) {
+		*match = (unsigned char)p[1] == c;
+		return 2;
+	}
+	*match = (unsigned char)p[0] == c;
+	return 1;
+}
+
+/* The classic backtracking to the last '*' only: enough, since every other
+ * element matches exactly one byte. */
+static bool glob_match(const char *p, size_t plen, const char *name)
+{
+	size_t i = 0, star = 0;
+	const char *star_name = NULL;
+
+	while (*name) {
+		bool match = false;
+		size_t n = 0;
+		if (i < plen && p[i] == '*') {
+			star = ++i;
+			star_name = name;
+			continue;
+		}
+		if (i < plen)
+			n = glob_one(p + i, plen - i, (unsigned char)*name, &match);
+		if (match) {
+			i += n;
+			name++;
+			continue;
+		}
+		if (!star_name)
+			return false;
+		i = star;
+		name = ++star_name;
+	}
+	while (i < plen && p[i] == '*')
+		i++;
+	return i == plen;
+}
+
+/* A glob that could never match a program's file name is an error, not a
+ * filter that silently matches nothing. */
+static enum verdict glob_check(const char *p, size_t plen)
+{
+	size_t i;
+	bool match;
+
+	if (memchr(p, '/', plen))
+		return V_GLOB_SLASH;
+	for (i = 0; i < plen; i++) {
+		if (p[i] == '\\')
+			i++;
+		else if (p[i] == '[' && !glob_bracket(p + i, plen - i, 0, &match))
+			return V_GLOB_BRACKET;
+	}
+	return V_OK;
 }
 
 static enum verdict parse_globs(const char *s)
@@ -589,14 +710,64 @@ static enum verdict parse_globs(const char *s)
 	if (!valid_utf8(s))
 		return V_NOT_UTF8;
 	while (list_next(&s, &item, &len)) {
-		if (!len)
-			return V_EMPTY_ITEM;
-		if (len >= KASHIM_GLOB_MAX)
-			return V_GLOB_LONG;
-		if (memchr(item, '/', len))
-			return V_GLOB_SLASH;
+		enum verdict v = len ? glob_check(item, len) : V_EMPTY_ITEM;
+		if (v != V_OK)
+			return v;
 	}
 	return V_OK;
+}
+
+static bool globs_match(const char *s, const char *const *names)
+{
+	const char *item;
+	size_t len;
+
+	while (names && list_next(&s, &item, &len)) {
+		const char *const *n;
+		for (n = names; len && *n; n++)
+			if (glob_match(item, len, *n))
+				return true;
+	}
+	return false;
+}
+
+/* ---- building the configuration -------------------------------------- */
+
+/* Where a setting came from, for messages: a variable's name (line 0), or
+ * a file and line. */
+struct origin {
+	const char *label;
+	unsigned line;
+};
+
+struct reporter {
+	kashim_report_fn *fn;
+	void *ctx;
+	unsigned problems;
+};
+
+/* The configuration being built.  Sources are read from the lowest
+ * precedence to the highest (the file's global settings, its sections in
+ * file order, the compatibility variables, KASHIM_*), each writing over the
+ * ones before; a value is written only once it is known to be valid.  This
+ * is all the loader keeps: a few hundred bytes of stack, where a layer per
+ * source (each a whole struct kashim_config) took kilobytes. */
+struct build {
+	struct kashim_config *cfg;
+	unsigned set; /* a bit per var_id */
+	bool programs_match, skip_programs_match;
+	struct origin from[VAR_COUNT_];
+	const char *const *names;
+	struct reporter r;
+};
+
+static void emit(struct reporter *r, struct kashim_line *l)
+{
+	size_t len = kashim_line_end(l);
+
+	r->problems++;
+	if (r->fn)
+		r->fn(r->ctx, l->buf, len);
 }
 
 static enum verdict parse_word(const char *s, const char *const *words, int n, int *out)
@@ -613,121 +784,129 @@ static enum verdict parse_word(const char *s, const char *const *words, int n, i
 	return V_WORD;
 }
 
-/* Parses value as variable id into the layer. */
-static enum verdict parse_into(enum var_id id, const char *value, struct layer *l,
-			       const char *const *program_names)
+static enum verdict parse_user_timeout(const char *value, enum kashim_user_timeout_mode *mode,
+				       unsigned long long *ms)
+{
+	if (ascii_equal_nocase(value, "auto")) {
+		*mode = KASHIM_UT_AUTO;
+		return V_OK;
+	}
+	if (ascii_equal_nocase(value, "off")) {
+		*mode = KASHIM_UT_OFF;
+		return V_OK;
+	}
+	*mode = KASHIM_UT_FIXED;
+	return parse_duration_ms(value, true, KASHIM_USER_TIMEOUT_MIN_MS, KASHIM_USER_TIMEOUT_MAX_MS,
+				 ms);
+}
+
+/* Parses value as variable id; when valid and b is given, writes it into
+ * the configuration being built (b NULL: check only). */
+static enum verdict parse_into(enum var_id id, const char *value, struct build *b)
 {
 	static const char *const scopes[] = { "all", "client", "server" };
 	static const char *const modes[] = { "respect", "force" };
-	unsigned long long n;
+	struct kashim_config *c = b ? b->cfg : NULL;
+	enum kashim_user_timeout_mode ut_mode;
+	unsigned long long n = 0;
 	enum verdict v = V_OK;
-	int word;
+	bool on = false;
+	int word = 0;
 
 	switch (vars[id].kind) {
 	case K_SWITCH:
-		v = parse_switch(value, id == VAR_SWITCH ? &l->v.enabled : &l->v.debug);
+		v = parse_switch(value, &on);
+		if (v == V_OK && c)
+			*(id == VAR_SWITCH ? &c->enabled : &c->debug) = on;
 		break;
 	case K_SECONDS:
 		v = parse_duration_ms(value, false, KASHIM_SECONDS_MIN * 1000ULL,
 				      KASHIM_SECONDS_MAX * 1000ULL, &n);
-		if (v == V_OK)
-			*(id == VAR_IDLE ? &l->v.idle_s : &l->v.interval_s) = (int)(n / 1000);
+		if (v == V_OK && c)
+			*(id == VAR_IDLE ? &c->idle_s : &c->interval_s) = (int)(n / 1000);
 		break;
 	case K_COUNT:
 		v = parse_count(value, &n);
-		if (v == V_OK)
-			l->v.count = (int)n;
+		if (v == V_OK && c)
+			c->count = (int)n;
 		break;
 	case K_USER_TIMEOUT:
-		if (ascii_equal_nocase(value, "auto")) {
-			l->v.user_timeout_mode = KASHIM_UT_AUTO;
-		} else if (ascii_equal_nocase(value, "off")) {
-			l->v.user_timeout_mode = KASHIM_UT_OFF;
-		} else {
-			v = parse_duration_ms(value, true, KASHIM_USER_TIMEOUT_MIN_MS,
-					      KASHIM_USER_TIMEOUT_MAX_MS, &n);
-			if (v == V_OK) {
-				l->v.user_timeout_mode = KASHIM_UT_FIXED;
-				l->v.user_timeout_ms = (unsigned)n;
-			}
+		v = parse_user_timeout(value, &ut_mode, &n);
+		if (v == V_OK && c) {
+			c->user_timeout_mode = ut_mode;
+			c->user_timeout_ms = (unsigned)n;
 		}
 		break;
 	case K_SCOPE:
 		v = parse_word(value, scopes, 3, &word);
-		if (v == V_OK)
-			l->v.scope = (enum kashim_scope)word;
+		if (v == V_OK && c)
+			c->scope = (enum kashim_scope)word;
 		break;
 	case K_MODE:
 		v = parse_word(value, modes, 2, &word);
-		if (v == V_OK)
-			l->v.mode = (enum kashim_mode)word;
+		if (v == V_OK && c)
+			c->mode = (enum kashim_mode)word;
 		break;
 	case K_RULES:
-		v = parse_rules(value, id == VAR_ONLY ? &l->v.only : &l->v.skip);
+		v = parse_rules(value, !c ? NULL : id == VAR_ONLY ? &c->only : &c->skip);
 		break;
 	case K_GLOBS:
 		v = parse_globs(value);
-		if (v == V_OK)
-			*(id == VAR_PROGRAMS ? &l->programs_match : &l->skip_programs_match) =
-				globs_match(value, program_names);
+		if (v == V_OK && b)
+			*(id == VAR_PROGRAMS ? &b->programs_match : &b->skip_programs_match) =
+				globs_match(value, b->names);
 		break;
 	case K_PATH:
 		break;
 	}
-	if (v == V_OK)
-		l->set |= 1u << id;
+	if (v == V_OK && b)
+		b->set |= 1u << id;
 	return v;
 }
 
-/* Copies the settings src has onto dst. */
-static void layer_apply(struct layer *dst, const struct layer *src)
+/* A file and line, or a variable's name: the file's path escaped. */
+static void put_origin(struct kashim_line *l, const struct origin *o)
 {
-	int id;
-
-	for (id = 0; id < VAR_COUNT_; id++) {
-		if (!(src->set & (1u << id)))
-			continue;
-		dst->set |= 1u << id;
-		dst->label[id] = src->label[id];
-		dst->line[id] = src->line[id];
-		switch (id) {
-		case VAR_SWITCH: dst->v.enabled = src->v.enabled; break;
-		case VAR_DEBUG: dst->v.debug = src->v.debug; break;
-		case VAR_IDLE: dst->v.idle_s = src->v.idle_s; break;
-		case VAR_INTERVAL: dst->v.interval_s = src->v.interval_s; break;
-		case VAR_COUNT: dst->v.count = src->v.count; break;
-		case VAR_USER_TIMEOUT:
-			dst->v.user_timeout_mode = src->v.user_timeout_mode;
-			dst->v.user_timeout_ms = src->v.user_timeout_ms;
-			break;
-		case VAR_SCOPE: dst->v.scope = src->v.scope; break;
-		case VAR_MODE: dst->v.mode = src->v.mode; break;
-		case VAR_ONLY: dst->v.only = src->v.only; break;
-		case VAR_SKIP: dst->v.skip = src->v.skip; break;
-		case VAR_PROGRAMS: dst->programs_match = src->programs_match; break;
-		case VAR_SKIP_PROGRAMS: dst->skip_programs_match = src->skip_programs_match; break;
-		}
+	if (!o->line) {
+		kashim_line_put(l, o->label); /* one of ours: a variable's name */
+		return;
 	}
+	line_put_escaped(l, o->label, PATH_SHOWN);
+	kashim_line_put(l, ":");
+	kashim_line_put_uint(l, o->line);
 }
 
-/* "kashim: WHERE=VALUE ignored (WHY); accepted: FORM; FALLBACK" */
-static void report_bad(struct reporter *r, const char *where, enum var_id id, const char *value,
-		       enum verdict v, const char *fallback)
+/* "kashim: [FILE:LINE: ]NAME=VALUE ignored (WHY); accepted: FORM; THEN",
+ * where THEN is "using the value from ORIGIN" when fallback is given, tail
+ * when given, or else the default. */
+MESSAGE static void report_bad(struct reporter *r, const struct origin *at, const char *name,
+		       enum var_id id, const char *value, enum verdict v,
+		       const struct origin *fallback, const char *tail)
 {
 	struct kashim_line l;
 
 	kashim_line_start(&l);
 	kashim_line_put(&l, "kashim: ");
-	kashim_line_put(&l, where); /* a name, or escaped by file_where */
+	if (at) {
+		put_origin(&l, at);
+		kashim_line_put(&l, ": ");
+	}
+	kashim_line_put(&l, name);
 	kashim_line_put(&l, "=");
 	kashim_line_put_value(&l, value);
 	kashim_line_put(&l, " ignored (");
 	kashim_line_put(&l, verdict_text[v]);
 	kashim_line_put(&l, "); accepted: ");
 	kashim_line_put(&l, vars[id].accepted);
+	kashim_line_put(&l, "; ");
 	if (fallback) {
-		kashim_line_put(&l, "; ");
-		kashim_line_put(&l, fallback);
+		kashim_line_put(&l, "using the value from ");
+		put_origin(&l, fallback);
+	} else if (tail) {
+		kashim_line_put(&l, tail);
+	} else {
+		kashim_line_put(&l, "using the default ");
+		kashim_line_put(&l, vars[id].default_txt);
 	}
 	emit(r, &l);
 }
@@ -736,23 +915,23 @@ static void report_bad(struct reporter *r, const char *where, enum var_id id, co
 static size_t edit_distance(const char *a, size_t la, const char *b)
 {
 	size_t lb = strlen(b), i, j;
-	size_t row[64];
+	unsigned char row[64]; /* distances are below 64 */
 
 	if (la >= 64 || lb >= 64)
 		return 64;
 	for (j = 0; j <= lb; j++)
-		row[j] = j;
+		row[j] = (unsigned char)j;
 	for (i = 1; i <= la; i++) {
 		size_t diag = row[0];
-		row[0] = i;
+		row[0] = (unsigned char)i;
 		for (j = 1; j <= lb; j++) {
 			size_t up = row[j];
 			size_t best = diag + (a[i - 1] != b[j - 1]);
 			if (up + 1 < best)
 				best = up + 1;
-			if (row[j - 1] + 1 < best)
-				best = row[j - 1] + 1;
-			row[j] = best;
+			if (row[j - 1] + 1u < best)
+				best = row[j - 1] + 1u;
+			row[j] = (unsigned char)best;
 			diag = up;
 		}
 	}
@@ -779,20 +958,16 @@ static int closest(const char *name, size_t len, bool file_key)
 	return best;
 }
 
-static void report_unknown(struct reporter *r, const char *name, size_t len)
+#define NAME_SHOWN 47
+
+MESSAGE static void report_unknown(struct reporter *r, const char *name, size_t len)
 {
 	struct kashim_line l;
-	char shown[48];
-	size_t n = len < sizeof shown - 1 ? len : sizeof shown - 1;
 	int id, best = closest(name, len, false);
 
-	memcpy(shown, name, n);
-	shown[n] = 0;
 	kashim_line_start(&l);
 	kashim_line_put(&l, "kashim: ");
-	line_put_escaped(&l, shown, sizeof shown - 1);
-	if (len > n)
-		kashim_line_put(&l, "...");
+	line_put_escaped_n(&l, name, len, NAME_SHOWN);
 	kashim_line_put(&l, " is not a kashim variable, ignored");
 	if (best >= 0) {
 		kashim_line_put(&l, " (did you mean ");
@@ -862,118 +1037,203 @@ static const char *env_value(char *const *envp, const char *name)
 /* ---- the configuration file ------------------------------------------ */
 
 #define KASHIM_FILE_MAX (64 * 1024)
+/* Past this many problems in one file, one line says so and the rest are
+ * counted but not shown: a binary file named by mistake is not 4,000 lines
+ * on the stderr of every program. */
+#define FILE_PROBLEMS_SHOWN 20
 
 struct file_text {
-	char *text; /* NUL-terminated, owned */
+	char *text; /* len bytes and a NUL, owned */
+	size_t len;
 	const char *path;
+	unsigned problems;
+	const char *why; /* why it was not read, or 0 and err */
+	int err;
 };
 
-static void file_problem(struct reporter *r, const struct file_text *f, unsigned line,
-			 const char *what, const char *detail, size_t detail_len,
-			 const char *suggestion);
-
-/* A NUL byte would silently end the text there: each line holding one is
- * reported and turned into a comment, and the lines after it still count. */
-static void blank_nul_lines(struct file_text *f, size_t total, struct reporter *r)
+/* What a file that is not a regular one is, for the message. */
+static const char *file_kind(mode_t mode)
 {
-	char *p = f->text, *end = f->text + total, *nul;
-
-	while ((nul = memchr(p, 0, (size_t)(end - p))) != NULL) {
-		char *start = nul, *stop = nul;
-		unsigned lineno = 1;
-		char *c;
-		while (start > f->text && start[-1] != '\n')
-			start--;
-		while (stop < end && *stop != '\n')
-			stop++;
-		for (c = f->text; c < start; c++)
-			lineno += *c == '\n';
-		file_problem(r, f, lineno, "a NUL byte", "", 0, NULL);
-		for (c = start; c < stop; c++)
-			if (!*c)
-				*c = ' ';
-		*start = '#';
-		p = stop;
-	}
+	return S_ISDIR(mode) ? "not a regular file (a directory)" :
+	       S_ISFIFO(mode) ? "not a regular file (a FIFO)" :
+	       S_ISCHR(mode) ? "not a regular file (a character device)" :
+	       S_ISBLK(mode) ? "not a regular file (a block device)" :
+	       S_ISSOCK(mode) ? "not a regular file (a socket)" : "not a regular file";
 }
 
-static bool read_file(const char *path, bool quiet_if_missing, struct file_text *f,
-		      struct reporter *r)
+/* Files of the kernel's interfaces look regular but are not: /proc/kmsg
+ * blocks and consumes the kernel's messages, /proc/self/mem fails, sizes
+ * are 0 or 4096 whatever the content.  f_type values from linux/magic.h,
+ * spelled out because the musl build has no kernel headers. */
+static bool pseudo_file(int fd)
 {
-	struct kashim_line l;
-	ssize_t n = 0, total = 0;
-	int fd, err = 0;
+	static const unsigned long kinds[] = {
+		0x9fa0,     /* proc */
+		0x62656572, /* sysfs */
+		0x64626720, /* debugfs */
+		0x74726163, /* tracefs */
+		0x73636673, /* securityfs */
+		0x27e0eb,   /* cgroup */
+		0x63677270, /* cgroup2 */
+		0x62656570, /* configfs */
+		0xde5e81e4, /* efivarfs */
+		0x6165676c, /* pstore */
+		0xcafe4a11, /* bpf */
+	};
+	struct statfs fs;
+	size_t i;
 
-	struct stat st;
-
-	f->text = NULL;
-	f->path = path;
-	/* Never blocks (a FIFO, a terminal) and never reads the program's
-	 * input: only a regular file is read, and a bounded amount of it. */
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd >= 0) {
-		if (fstat(fd, &st) != 0)
-			err = errno;
-		else if (!S_ISREG(st.st_mode))
-			err = S_ISDIR(st.st_mode) ? EISDIR : ENODEV;
-		else
-			f->text = malloc(KASHIM_FILE_MAX + 1);
-		if (!err && !f->text)
-			err = ENOMEM;
-		while (f->text && total <= KASHIM_FILE_MAX &&
-		       (n = read(fd, f->text + total, (size_t)(KASHIM_FILE_MAX + 1 - total))) > 0)
-			total += n;
-		if (f->text && n < 0)
-			err = errno;
-		close(fd);
-		if (f->text && !err && total <= KASHIM_FILE_MAX) {
-			f->text[total] = 0;
-			blank_nul_lines(f, (size_t)total, r);
+	if (fstatfs(fd, &fs) != 0)
+		return false;
+	for (i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+		if ((unsigned long)fs.f_type == kinds[i])
 			return true;
-		}
-		if (!err)
-			err = EFBIG;
-		free(f->text);
-		f->text = NULL;
-	} else {
-		err = errno;
-		if (quiet_if_missing && err == ENOENT)
-			return false;
-	}
-	kashim_line_start(&l);
-	kashim_line_put(&l, "kashim: cannot read the configuration file ");
-	kashim_line_put_value(&l, path);
-	kashim_line_put(&l, err == EFBIG ? ": larger than 64 KiB" :
-			err == ENOMEM ? ": out of memory" :
-			err == ENOENT ? ": no such file" : err == EACCES ? ": permission denied" :
-			err == EISDIR ? ": a directory" : err == ENODEV ? ": not a regular file" :
-			err == ELOOP ? ": too many symbolic links" : ": unreadable");
-	kashim_line_put(&l, "; it is ignored");
-	emit(r, &l);
 	return false;
 }
 
-static void file_problem(struct reporter *r, const struct file_text *f, unsigned line,
+/* Reads the regular file open on fd, which stat said was `was`: at most its
+ * size, never more than KASHIM_FILE_MAX.  Returns NULL, or why not. */
+static __attribute__((noinline)) const char *read_regular(int fd, const struct stat *was,
+							  struct file_text *f, int *err)
+{
+	struct stat st;
+	size_t size;
+	int interrupted = 0;
+
+	if (fstat(fd, &st) != 0)
+		return *err = errno, NULL;
+	if (!S_ISREG(st.st_mode) || st.st_dev != was->st_dev || st.st_ino != was->st_ino)
+		return S_ISREG(st.st_mode) ? "replaced while it was being opened" : file_kind(st.st_mode);
+	if (pseudo_file(fd))
+		return "a file of a kernel interface (/proc, /sys), not a configuration file";
+	if (st.st_size > KASHIM_FILE_MAX)
+		return "larger than 64 KiB";
+	size = (size_t)st.st_size;
+	f->text = malloc(size + 1);
+	if (!f->text)
+		return *err = ENOMEM, NULL;
+	while (f->len < size) {
+		ssize_t n = read(fd, f->text + f->len, size - f->len);
+		if (n < 0 && errno == EINTR && ++interrupted < 100)
+			continue;
+		if (n < 0) /* EAGAIN too: a regular file that would block is not one to wait for */
+			return *err = errno, NULL;
+		if (n == 0) /* shrunk since fstat: what there is */
+			break;
+		f->len += (size_t)n;
+	}
+	f->text[f->len] = 0;
+	return NULL;
+}
+
+static const char *errno_text(int err)
+{
+	switch (err) {
+	case ENOENT: return "no such file";
+	case EACCES: return "permission denied";
+	case EPERM: return "operation not permitted";
+	case ELOOP: return "too many symbolic links (a loop?)";
+	case ENAMETOOLONG: return "the name is too long";
+	case ENOTDIR: return "a part of the path is not a directory";
+	case ENOMEM: return "out of memory";
+	case EIO: return "input/output error";
+	case EAGAIN: return "reading it would block";
+	default: return NULL;
+	}
+}
+
+/* "kashim: cannot read the configuration file PATH: WHY; it is ignored" */
+MESSAGE static void read_problem(struct reporter *r, const char *path, const char *why, int err)
+{
+	struct kashim_line l;
+
+	kashim_line_start(&l);
+	kashim_line_put(&l, "kashim: cannot read the configuration file ");
+	line_put_path(&l, path);
+	kashim_line_put(&l, ": ");
+	if (!why)
+		why = errno_text(err);
+	if (why) {
+		kashim_line_put(&l, why);
+	} else {
+		kashim_line_put(&l, "unreadable (errno ");
+		kashim_line_put_uint(&l, (unsigned long)err);
+		kashim_line_put(&l, ")");
+	}
+	kashim_line_put(&l, "; it is ignored");
+	emit(r, &l);
+}
+
+/* Opens the file only once stat has said it is a regular one (opening a
+ * device can have effects of its own: a tape rewinds, a terminal becomes
+ * the controlling one), without blocking, and reads a bounded amount. */
+static __attribute__((noinline)) bool read_file(const char *path, struct file_text *f)
+{
+	struct stat st;
+	int fd;
+
+	memset(f, 0, sizeof *f);
+	f->path = path;
+	if (stat(path, &st) != 0) {
+		f->err = errno;
+	} else if (!S_ISREG(st.st_mode)) {
+		f->why = file_kind(st.st_mode);
+	} else if (st.st_size > KASHIM_FILE_MAX) {
+		f->why = "larger than 64 KiB";
+	} else if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)) < 0) {
+		f->err = errno;
+	} else {
+		f->why = read_regular(fd, &st, f, &f->err);
+		close(fd);
+	}
+	if (!f->why && !f->err)
+		return true;
+	free(f->text);
+	f->text = NULL;
+	return false;
+}
+
+
+/* Whether one more problem of this file is shown (see file_summary). */
+static bool file_may_report(struct file_text *f)
+{
+	return ++f->problems <= FILE_PROBLEMS_SHOWN;
+}
+
+/* After the file: how many problems were not shown. */
+MESSAGE static void file_summary(struct reporter *r, const struct file_text *f)
+{
+	struct kashim_line l;
+
+	if (f->problems <= FILE_PROBLEMS_SHOWN)
+		return;
+	kashim_line_start(&l);
+	kashim_line_put(&l, "kashim: ");
+	line_put_escaped(&l, f->path, PATH_SHOWN);
+	kashim_line_put(&l, ": ");
+	kashim_line_put_uint(&l, f->problems);
+	kashim_line_put(&l, " problems, the first 20 shown; is it a kashim configuration file?");
+	emit(r, &l);
+}
+
+MESSAGE static void file_problem(struct reporter *r, struct file_text *f, unsigned line,
 			 const char *what, const char *detail, size_t detail_len,
 			 const char *suggestion)
 {
+	struct origin at = { f->path, line };
 	struct kashim_line l;
-	char shown[48];
-	size_t n = detail_len < sizeof shown - 1 ? detail_len : sizeof shown - 1;
 
-	memcpy(shown, detail, n);
-	shown[n] = 0;
+	if (!file_may_report(f))
+		return;
 	kashim_line_start(&l);
 	kashim_line_put(&l, "kashim: ");
-	line_put_escaped(&l, f->path, 200);
-	kashim_line_put(&l, ":");
-	kashim_line_put_uint(&l, line);
+	put_origin(&l, &at);
 	kashim_line_put(&l, ": ");
 	kashim_line_put(&l, what);
 	if (detail_len) {
 		kashim_line_put(&l, " \"");
-		line_put_escaped(&l, shown, sizeof shown - 1);
-		kashim_line_put(&l, detail_len > n ? "...\"" : "\"");
+		line_put_escaped_n(&l, detail, detail_len, NAME_SHOWN);
+		kashim_line_put(&l, "\"");
 	}
 	if (suggestion) {
 		kashim_line_put(&l, " (did you mean ");
@@ -984,108 +1244,118 @@ static void file_problem(struct reporter *r, const struct file_text *f, unsigned
 	emit(r, &l);
 }
 
-/* "FILE:LINE: key", the file's name escaped, for report_bad. */
-static const char *file_where(const char *path, unsigned lineno, const char *key)
-{
-	struct kashim_line *l = &load.where;
+struct section {
+	bool in_section, matches;
+};
 
-	kashim_line_start(l);
-	line_put_escaped(l, path, 200);
-	kashim_line_put(l, ":");
-	kashim_line_put_uint(l, lineno);
-	kashim_line_put(l, ": ");
-	kashim_line_put(l, key);
-	return line_cstr(l);
+/* "[program NAME-OR-GLOB, ...]": whether it is one, and whether it names
+ * this program.  A name that could never match is reported. */
+static void parse_section(struct build *b, struct file_text *f, unsigned lineno, char *line,
+			  char *end, struct section *s)
+{
+	char *name = line + 1;
+	enum verdict v;
+
+	s->in_section = true;
+	s->matches = false;
+	if (end[-1] != ']' || strncmp(name, "program", 7) || !is_space(name[7])) {
+		file_problem(&b->r, f, lineno, "not a [program NAME] section", line, strlen(line),
+			     NULL);
+		return;
+	}
+	end[-1] = 0;
+	name += 8;
+	while (is_space(*name))
+		name++;
+	if (!*name) {
+		file_problem(&b->r, f, lineno, "a [program] section needs a name", "", 0, NULL);
+		return;
+	}
+	v = parse_globs(name);
+	if (v != V_OK) {
+		file_problem(&b->r, f, lineno, verdict_text[v], name, strlen(name), NULL);
+		return;
+	}
+	s->matches = globs_match(name, b->names);
 }
 
-/* Parses the file into two layers: its global settings, and the settings
- * of the [program ...] sections that match this program (the last wins).
- * Every line is checked, matching or not. */
-static void parse_file(struct file_text *f, const char *const *names, struct layer *global,
-		       struct layer *sections, struct reporter *r)
+/* One line, without its newline and NUL-free. */
+static void parse_line(struct build *b, struct file_text *f, unsigned lineno, char *line,
+		       struct section *s)
 {
-	char *line = f->text, *next;
-	unsigned lineno = 0;
-	bool in_section = false, section_matches = false;
+	char *end = line + strlen(line), *eq, *value;
+	size_t klen;
+	int id;
+	enum verdict v;
 
-	for (; line && *line; line = next) {
-		char *end, *eq, *key, *value;
-		const char *where;
-		size_t klen;
-		int id;
-		struct layer *into;
-		enum verdict v;
-
-		lineno++;
-		next = strchr(line, '\n');
-		if (next)
-			*next++ = 0;
-		end = line + strlen(line);
-		while (end > line && (is_space(end[-1]) || end[-1] == '\r'))
-			*--end = 0;
-		while (is_space(*line))
-			line++;
-		if (!*line || *line == '#')
-			continue;
-		if (*line == '[') {
-			char *name = line + 1;
-			if (end[-1] != ']' || strncmp(name, "program", 7) || !is_space(name[7])) {
-				file_problem(r, f, lineno, "not a [program NAME] section", line,
-					     strlen(line), NULL);
-				in_section = true, section_matches = false;
-				continue;
-			}
-			end[-1] = 0;
-			name += 8;
-			while (is_space(*name))
-				name++;
-			in_section = true;
-			v = parse_globs(name);
-			section_matches = *name && v == V_OK && globs_match(name, names);
-			if (!*name)
-				file_problem(r, f, lineno, "a [program] section needs a name", "", 0,
-					     NULL);
-			else if (v != V_OK)
-				file_problem(r, f, lineno, verdict_text[v], name, strlen(name), NULL);
-			continue;
-		}
-		eq = strchr(line, '=');
-		if (!eq) {
-			file_problem(r, f, lineno, "not a \"key = value\" line", line, strlen(line),
-				     NULL);
-			continue;
-		}
-		key = line;
-		klen = (size_t)(eq - line);
-		while (klen && is_space(key[klen - 1]))
-			klen--;
-		value = eq + 1;
-		while (is_space(*value))
-			value++;
-		for (id = 0; id < VAR_COUNT_; id++)
-			if (vars[id].key && strlen(vars[id].key) == klen && !strncmp(key, vars[id].key, klen))
-				break;
-		if (id == VAR_COUNT_) {
-			int best = closest(key, klen, true);
-			file_problem(r, f, lineno, "unknown setting", key, klen,
-				     best >= 0 ? vars[best].key : NULL);
-			continue;
-		}
-		where = file_where(f->path, lineno, vars[id].key);
-		into = !in_section ? global : section_matches ? sections : &load.unmatched;
-		memset(&load.unmatched, 0, sizeof load.unmatched);
-		if (!*value) {
-			report_bad(r, where, (enum var_id)id, value, V_NOT_NUMBER, "line ignored");
-			continue;
-		}
-		v = parse_into((enum var_id)id, value, into, names);
-		if (v != V_OK) {
-			report_bad(r, where, (enum var_id)id, value, v, "line ignored");
-			continue;
-		}
-		into->label[id] = f->path;
-		into->line[id] = lineno;
+	while (end > line && (is_space(end[-1]) || end[-1] == '\r'))
+		*--end = 0;
+	while (is_space(*line))
+		line++;
+	if (!*line || *line == '#')
+		return;
+	if (*line == '[') {
+		parse_section(b, f, lineno, line, end, s);
+		return;
 	}
+	eq = strchr(line, '=');
+	if (!eq) {
+		file_problem(&b->r, f, lineno, "not a \"key = value\" line", line, strlen(line), NULL);
+		return;
+	}
+	klen = (size_t)(eq - line);
+	while (klen && is_space(line[klen - 1]))
+		klen--;
+	value = eq + 1;
+	while (is_space(*value))
+		value++;
+	for (id = 0; id < VAR_COUNT_; id++)
+		if (vars[id].key && strlen(vars[id].key) == klen && !strncmp(line, vars[id].key, klen))
+			break;
+	if (id == VAR_COUNT_) {
+		int best = closest(line, klen, true);
+		file_problem(&b->r, f, lineno, "unknown setting", line, klen,
+			     best >= 0 ? vars[best].key : NULL);
+		return;
+	}
+	/* Lines of sections for other programs are checked, not applied. */
+	v = *value ? parse_into((enum var_id)id, value, s->in_section && !s->matches ? NULL : b) :
+		     V_NOT_NUMBER;
+	if (v != V_OK) {
+		struct origin at = { f->path, lineno };
+		if (file_may_report(f))
+			report_bad(&b->r, &at, vars[id].key, (enum var_id)id, value, v, NULL,
+				   "line ignored");
+		return;
+	}
+	if (!s->in_section || s->matches)
+		b->from[id] = (struct origin){ f->path, lineno };
+}
+
+/* The file's global settings, then the settings of the [program ...]
+ * sections that match this program, in file order (the INI form puts every
+ * global line before the first section).  Every line is checked, matching
+ * or not; a line with a NUL byte is reported, and the lines after it
+ * still count. */
+static void parse_file(struct build *b, struct file_text *f)
+{
+	char *line = f->text, *stop = f->text + f->len;
+	struct section s = { false, false };
+	unsigned lineno = 0;
+
+	while (line < stop) {
+		char *nl = memchr(line, '\n', (size_t)(stop - line));
+		char *eol = nl ? nl : stop, *next = nl ? nl + 1 : stop;
+		lineno++;
+		if (memchr(line, 0, (size_t)(eol - line))) {
+			file_problem(&b->r, f, lineno, "a NUL byte in the line", NULL, 0, NULL);
+		} else {
+			*eol = 0; /* the newline, or the NUL after the text */
+			parse_line(b, f, lineno, line, &s);
+		}
+		line = next;
+	}
+	file_summary(&b->r, f);
 }
 
 /* ---- putting it together ------------------------------------------------ */
@@ -1123,114 +1393,115 @@ static void resolve_user_timeout(struct kashim_config *cfg)
 	}
 }
 
-/* The variables of libkeepalive and libdontdie, as one layer. */
-static void compat_layer(char *const *envp, struct layer *l, struct reporter *r,
-			 const char *const *names)
+/* The variables of libkeepalive and libdontdie: for each setting, the first
+ * of them that is set. */
+static void compat_apply(struct build *b, char *const *envp)
 {
+	unsigned done = 0;
 	size_t i;
 
 	for (i = 0; i < COMPAT_COUNT; i++) {
 		const char *value = env_value(envp, compat[i].name);
+		unsigned bit = 1u << compat[i].id;
 		enum verdict v;
-		if (!value || (l->set & (1u << compat[i].id)))
+		if (!value || (done & bit))
 			continue;
 		if (compat[i].off_word && (ascii_equal_nocase(value, compat[i].off_word) ||
 					   ascii_equal_nocase(value, "off"))) {
-			l->v.enabled = false;
-			l->set |= 1u << compat[i].id;
-			l->label[compat[i].id] = compat[i].name;
-			continue;
+			b->cfg->enabled = false;
+			b->set |= bit;
+			v = V_OK;
+		} else {
+			v = parse_into(compat[i].id, value, b);
 		}
-		v = parse_into(compat[i].id, value, l, names);
-		if (v == V_OK)
-			l->label[compat[i].id] = compat[i].name;
-		else
-			report_bad(r, compat[i].name, compat[i].id, value, v, "it is ignored");
+		if (v == V_OK) {
+			done |= bit;
+			b->from[compat[i].id] = (struct origin){ compat[i].name, 0 };
+		} else {
+			report_bad(&b->r, NULL, compat[i].name, compat[i].id, value, v, NULL,
+				   "it is ignored");
+		}
 	}
+}
+
+/* The KASHIM_* variables, over everything else.  A bad one says what is
+ * used instead: the value from the file or a compatibility variable, or the
+ * default. */
+static void env_apply(struct build *b, const char *const values[VAR_COUNT_])
+{
+	int id;
+
+	for (id = 0; id < VAR_COUNT_; id++) {
+		bool had = (b->set & (1u << id)) != 0;
+		enum verdict v;
+		if (!values[id] || id == VAR_CONFIG)
+			continue;
+		v = parse_into((enum var_id)id, values[id], b);
+		if (v == V_OK)
+			b->from[id] = (struct origin){ vars[id].name, 0 };
+		else
+			report_bad(&b->r, NULL, vars[id].name, (enum var_id)id, values[id], v,
+				   had ? &b->from[id] : NULL, NULL);
+	}
+}
+
+static void read_config_file(struct build *b, const char *path, bool quiet_if_missing)
+{
+	struct file_text file;
+
+	if (read_file(path, &file))
+		parse_file(b, &file);
+	else if (!quiet_if_missing || file.err != ENOENT)
+		read_problem(&b->r, path, file.why, file.err);
+	free(file.text);
 }
 
 unsigned kashim_config_load_from(struct kashim_config *cfg, const struct kashim_source *src,
 				 kashim_report_fn *report, void *ctx)
 {
-	struct reporter r = { report, ctx, 0 };
+	struct build b;
 	const char *values[VAR_COUNT_] = { 0 };
-	struct layer *merged = &load.merged, *file_global = &load.file_global,
-		     *file_sections = &load.file_sections, *compat_l = &load.compat,
-		     *env_l = &load.env;
-	struct kashim_line *fallback = &load.fallback;
-	struct file_text file = { 0 };
-	bool any;
-	int id;
+	bool any, off = false;
+	int saved_errno = errno; /* a failed stat or open is not the program's */
 
 	kashim_config_defaults(cfg);
 	if (src->secure || !src->envp) {
 		resolve_user_timeout(cfg);
 		return 0;
 	}
-	memset(&load, 0, sizeof load);
-	merged->v = *cfg;
+	memset(&b, 0, sizeof b);
+	b.cfg = cfg;
+	b.names = src->program_names;
+	b.r = (struct reporter){ report, ctx, 0 };
 
 	/* KASHIM=off in the environment means nothing at all happens, so it
 	 * is looked at before anything can produce a message. */
 	any = collect(src->envp, values, NULL);
-	if (values[VAR_SWITCH] && parse_switch(values[VAR_SWITCH], &env_l->v.enabled) == V_OK &&
-	    !env_l->v.enabled) {
+	if (values[VAR_SWITCH] && parse_switch(values[VAR_SWITCH], &off) == V_OK && !off) {
 		cfg->enabled = false;
 		resolve_user_timeout(cfg); /* consistent, even though unused */
 		return 0;
 	}
 	memset(values, 0, sizeof values);
-	collect(src->envp, values, &r);
+	collect(src->envp, values, &b.r);
 
-	if (values[VAR_CONFIG]) {
-		if (read_file(values[VAR_CONFIG], false, &file, &r))
-			parse_file(&file, src->program_names, file_global, file_sections, &r);
-	} else if (!any && src->default_file && read_file(src->default_file, true, &file, &r)) {
-		parse_file(&file, src->program_names, file_global, file_sections, &r);
-	}
-	compat_layer(src->envp, compat_l, &r, src->program_names);
+	if (values[VAR_CONFIG])
+		read_config_file(&b, values[VAR_CONFIG], false);
+	else if (!any && src->default_file)
+		read_config_file(&b, src->default_file, true);
+	compat_apply(&b, src->envp);
+	env_apply(&b, values);
 
-	layer_apply(merged, file_global);
-	layer_apply(merged, file_sections);
-	layer_apply(merged, compat_l);
-	for (id = 0; id < VAR_COUNT_; id++) {
-		enum verdict v;
-		if (!values[id] || id == VAR_CONFIG)
-			continue;
-		v = parse_into((enum var_id)id, values[id], env_l, src->program_names);
-		if (v == V_OK) {
-			env_l->label[id] = vars[id].name;
-			continue;
-		}
-		kashim_line_start(fallback);
-		if (merged->set & (1u << id)) {
-			kashim_line_put(fallback, "using the value from ");
-			line_put_escaped(fallback, merged->label[id], 300);
-			if (merged->line[id]) {
-				kashim_line_put(fallback, ":");
-				kashim_line_put_uint(fallback, merged->line[id]);
-			}
-		} else {
-			kashim_line_put(fallback, "using the default ");
-			kashim_line_put(fallback, vars[id].default_txt);
-		}
-		report_bad(&r, vars[id].name, (enum var_id)id, values[id], v, line_cstr(fallback));
-	}
-	layer_apply(merged, env_l);
-	free(file.text);
-
-	*cfg = merged->v;
-	cfg->has_only = (merged->set & (1u << VAR_ONLY)) != 0;
-	if (!cfg->has_only)
-		cfg->only.n = 0;
-	cfg->program_filtered = (merged->set & (1u << VAR_PROGRAMS | 1u << VAR_SKIP_PROGRAMS)) != 0;
-	if ((merged->set & (1u << VAR_PROGRAMS)) && !merged->programs_match)
+	cfg->has_only = (b.set & (1u << VAR_ONLY)) != 0;
+	cfg->program_filtered = (b.set & (1u << VAR_PROGRAMS | 1u << VAR_SKIP_PROGRAMS)) != 0;
+	if ((b.set & (1u << VAR_PROGRAMS)) && !b.programs_match)
 		cfg->enabled = false;
-	if ((merged->set & (1u << VAR_SKIP_PROGRAMS)) && merged->skip_programs_match)
+	if ((b.set & (1u << VAR_SKIP_PROGRAMS)) && b.skip_programs_match)
 		cfg->enabled = false;
 	cfg->deferred = kashim_config_deferred(cfg);
 	resolve_user_timeout(cfg);
-	return r.problems;
+	errno = saved_errno;
+	return b.r.problems;
 }
 
 unsigned kashim_config_load(struct kashim_config *cfg, char *const *envp,

@@ -95,9 +95,7 @@ unsigned kashim_config_load(struct kashim_config *cfg, char *const *envp,
 /* The same, with a configuration file (KASHIM_CONFIG, or default_file) and
  * program filters.  Precedence, highest first: KASHIM_* variables, the
  * variables of libkeepalive and libdontdie, the file's matching [program]
- * sections (the last one wins), the file's global settings, defaults.
- * Not reentrant: its scratch is static, off the caller's stack (one load at
- * a time; the library loads once). */
+ * sections (the last one wins), the file's global settings, defaults. */
 unsigned kashim_config_load_from(struct kashim_config *cfg, const struct kashim_source *src,
 				 kashim_report_fn *report, void *ctx);
 

@@ -36,7 +36,8 @@ test_another_interposer_before() { stacked_case "libwrap.so then libkashim.so" "
 test_another_interposer_after() { stacked_case "libkashim.so then libwrap.so" "$LIB:$ROOT/tests/libwrap.so"; }
 
 test_memory_pressure_at_load() {
-	printf 'idle = 21\n' > "$TMP/k.conf"
+	# 40 KiB (the buffer is the file's size): its allocation fails
+	{ printf 'idle = 21\n'; head -c 40960 /dev/zero | tr '\0' '#'; } > "$TMP/k.conf"
 	env LD_PRELOAD="$ROOT/tests/libfailbig.so:$LIB" KASHIM_CONFIG="$TMP/k.conf" "${KENV[@]}" \
 		"$PROBE" tcp 37 11 4 81000 > "$TMP/out" 2> "$TMP/err"
 	if [ "$(cat "$TMP/err")" = "kashim: cannot read the configuration file \"$TMP/k.conf\": out of memory; it is ignored" ] &&

@@ -3,8 +3,15 @@
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,13 +29,14 @@ static void check(int cond, const char *name, const char *detail)
 }
 
 /* Collected report lines. */
-static char reports[8][KASHIM_LINE_MAX + 1];
+#define REPORTS_KEPT 32
+static char reports[REPORTS_KEPT][KASHIM_LINE_MAX + 1];
 static unsigned nreports;
 
 static void collect(void *ctx, const char *line, size_t len)
 {
 	(void)ctx;
-	if (nreports < 8) {
+	if (nreports < REPORTS_KEPT) {
 		memcpy(reports[nreports], line, len);
 		reports[nreports][len] = 0;
 	}
@@ -644,6 +652,357 @@ static void test_compat(void)
 	      "libkeepalive values are validated like ours", reports[0]);
 }
 
+/* ---- issue 9: hostile input ------------------------------------------ */
+
+/* Every report is one line: a single '\n', at its end. */
+static bool reports_are_lines(void)
+{
+	unsigned i;
+
+	for (i = 0; i < nreports && i < REPORTS_KEPT; i++) {
+		char *nl = strchr(reports[i], '\n');
+		if (strncmp(reports[i], "kashim: ", 8) || !nl || nl[1])
+			return false;
+	}
+	return true;
+}
+
+static unsigned load_file(struct kashim_config *cfg, const char *path, const char *name,
+			  const char *extra)
+{
+	static char envbuf[700];
+	char *env[3] = { envbuf, (char *)extra, NULL };
+
+	snprintf(envbuf, sizeof envbuf, "KASHIM_CONFIG=%s", path);
+	return load_prog(cfg, name, env);
+}
+
+static const char *write_bytes(const char *name, const char *bytes, size_t len)
+{
+	static char path[300];
+	FILE *f;
+
+	snprintf(path, sizeof path, "%s/%s", tmpdir, name);
+	f = fopen(path, "w");
+	fwrite(bytes, 1, len, f);
+	fclose(f);
+	return path;
+}
+
+static void test_nul_and_crlf(void)
+{
+	static const char text[] = "idle = 20\r\nco\0unt = 3\r\ncount = 4\r\n";
+	struct kashim_config cfg;
+	char want[400];
+	const char *path = write_bytes("nul.conf", text, sizeof text - 1);
+
+	load_file(&cfg, path, "x", NULL);
+	snprintf(want, sizeof want, "kashim: %s:2: a NUL byte in the line; line ignored\n", path);
+	check(nreports == 1 && !strcmp(reports[0], want) && cfg.idle_s == 20 && cfg.count == 4,
+	      "a NUL byte: its line reported, the lines after it still apply (CRLF too)",
+	      nreports ? reports[0] : "no message");
+}
+
+static void test_file_sizes_and_kinds(void)
+{
+	struct kashim_config cfg;
+	size_t max = 64 * 1024;
+	char *big = malloc(max + 2);
+	const char *path;
+
+	memset(big, '#', max + 1);
+	memcpy(big, "idle = 21\n", 10);
+	path = write_bytes("64k.conf", big, max);
+	load_file(&cfg, path, "x", NULL);
+	check(nreports == 0 && cfg.idle_s == 21, "a file of exactly 64 KiB is read",
+	      nreports ? reports[0] : "not read");
+	path = write_bytes("64k1.conf", big, max + 1);
+	load_file(&cfg, path, "x", NULL);
+	check(nreports == 1 && strstr(reports[0], "\": larger than 64 KiB; it is ignored\n") &&
+	      cfg.idle_s == 15, "64 KiB + 1 is refused with one message", nreports ? reports[0] : "read");
+	free(big);
+
+	load_file(&cfg, tmpdir, "x", NULL);
+	check(nreports == 1 && strstr(reports[0], ": not a regular file (a directory); it is ignored"),
+	      "a directory: one message", nreports ? reports[0] : "none");
+	load_file(&cfg, "/dev/null", "x", NULL);
+	check(nreports == 1 && strstr(reports[0], ": not a regular file (a character device)"),
+	      "a character device is not opened", nreports ? reports[0] : "none");
+	load_file(&cfg, "/proc/self/environ", "x", NULL);
+	check(nreports == 1 && strstr(reports[0], ": a file of a kernel interface (/proc, /sys)"),
+	      "a /proc file is not read", nreports ? reports[0] : "none");
+}
+
+static void test_errno_kept(void)
+{
+	struct kashim_config cfg;
+	const char *names[] = { "x", NULL };
+	char *none[] = { "PATH=/bin", NULL };
+	struct kashim_source src = { none, names, false, "/nonexistent/kashim.conf" };
+
+	errno = 12345;
+	kashim_config_load_from(&cfg, &src, collect, NULL);
+	check(errno == 12345, "a load with no /etc/kashim.conf leaves errno as it was", "changed");
+	errno = 12345;
+	load_file(&cfg, "/nonexistent/k.conf", "x", NULL);
+	check(errno == 12345, "so does one with a missing KASHIM_CONFIG", "changed");
+}
+
+static void test_too_many_problems(void)
+{
+	struct kashim_config cfg;
+	char text[40 * 12 + 1] = "", want[400];
+	const char *path;
+	int i;
+
+	for (i = 0; i < 40; i++)
+		strcat(text, "not a line\n");
+	path = write_file("junk.conf", text);
+	load_file(&cfg, path, "x", NULL);
+	snprintf(want, sizeof want, "kashim: %s: 40 problems, the first 20 shown; is it a kashim "
+		 "configuration file?\n", path);
+	check(nreports == 21 && !strcmp(reports[20], want) && cfg.enabled,
+	      "40 bad lines: 20 messages and one that says how many more", reports[20]);
+}
+
+static void test_many_sections(void)
+{
+	struct kashim_config cfg;
+	size_t n = 0, cap = 64 * 1024;
+	char *text = malloc(cap + 1);
+	const char *path;
+	int i;
+
+	for (i = 0; i < 5000; i++)
+		n += (size_t)snprintf(text + n, cap - n, "[program p%d]\n", i % 10);
+	n += (size_t)snprintf(text + n, cap - n, "[program python3*]\nidle = 9\n");
+	path = write_bytes("sections.conf", text, n);
+	free(text);
+	load_file(&cfg, path, "python3", NULL);
+	check(nreports == 0 && cfg.idle_s == 9, "5000 [program] sections, the last one matches",
+	      nreports ? reports[0] : "not applied");
+}
+
+static void test_mapped_rules(void)
+{
+	struct kashim_config cfg;
+	unsigned char lo[4] = { 127, 0, 0, 1 }, ten[4] = { 10, 1, 2, 3 }, other[4] = { 127, 0, 0, 2 };
+	unsigned char mapped[16] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 1 };
+
+	load(&cfg, "KASHIM_SKIP=::ffff:127.0.0.1,::FFFF:10.0.0.0/104", NULL, NULL);
+	check(nreports == 0 && !kashim_config_covers(&cfg, false, AF_INET, lo, 80) &&
+	      !kashim_config_covers(&cfg, false, AF_INET6, mapped, 80) &&
+	      !kashim_config_covers(&cfg, false, AF_INET, ten, 80) &&
+	      kashim_config_covers(&cfg, false, AF_INET, other, 80),
+	      "KASHIM_SKIP=::ffff:127.0.0.1 skips 127.0.0.1, plain or mapped; /104 is 10.0.0.0/8",
+	      nreports ? reports[0] : "not skipped");
+	load(&cfg, "KASHIM_ONLY=[::ffff:127.0.0.1]:80", NULL, NULL);
+	check(nreports == 0 && kashim_config_covers(&cfg, false, AF_INET, lo, 80) &&
+	      !kashim_config_covers(&cfg, false, AF_INET, lo, 81),
+	      "[::ffff:127.0.0.1]:80 matches 127.0.0.1 port 80", nreports ? reports[0] : "no match");
+	load(&cfg, "KASHIM_ONLY=::1", "KASHIM_SKIP=10.0.0.1,bad", NULL);
+	check(nreports == 1 && cfg.skip.n == 0 && cfg.has_only && cfg.only.n == 1,
+	      "a bad rule list leaves no half-written rules", nreports ? reports[0] : "none");
+}
+
+static void test_hostile_globs(void)
+{
+	struct kashim_config cfg;
+	char glob[400] = "KASHIM_PROGRAMS=p";
+	char *env[] = { glob, NULL };
+	static const struct { const char *glob, *name; bool on; } cases[] = {
+		{ "python[0-9]*", "python3.11", true }, { "python[!3]*", "python3", false },
+		{ "[[:alpha:]]*[[:digit:]]", "java8", true }, { "\\[", "[", true },
+		{ "*.sh", "run.sh", true }, { "a?c", "abc", true }, { "a?c", "ac", false },
+		{ "[]x]", "]", true }, { "*a*a*a*a*a*a*a*a*a*a*a*a*a*b", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", false },
+	};
+	static const char *const bad_globs[] = { "/usr/bin/python3", "bin/java", "py[thon",
+						 "[[:word:]]", "x,*/y" };
+	size_t i;
+	char name[200];
+
+	memset(glob + strlen(glob), '*', 298);
+	strcat(glob, "3");
+	load_prog(&cfg, "python3", env);
+	check(nreports == 0 && cfg.enabled, "a 300-byte glob matches (no length limit)",
+	      nreports ? reports[0] : "did not match");
+	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		snprintf(glob, sizeof glob, "KASHIM_PROGRAMS=%s", cases[i].glob);
+		load_prog(&cfg, cases[i].name, env);
+		snprintf(name, sizeof name, "glob %s %s %.20s", cases[i].glob,
+			 cases[i].on ? "matches" : "does not match", cases[i].name);
+		check(nreports == 0 && cfg.enabled == cases[i].on, name,
+		      nreports ? reports[0] : "wrong");
+	}
+	for (i = 0; i < sizeof bad_globs / sizeof bad_globs[0]; i++) {
+		snprintf(glob, sizeof glob, "KASHIM_SKIP_PROGRAMS=%s", bad_globs[i]);
+		load_prog(&cfg, "python3", env);
+		snprintf(name, sizeof name, "KASHIM_SKIP_PROGRAMS=%s gets one line", bad_globs[i]);
+		check(nreports == 1 && cfg.enabled && !cfg.program_filtered &&
+		      (strstr(reports[0], "without '/'") || strstr(reports[0], "a [ without its ]")),
+		      name, nreports ? reports[0] : "accepted");
+	}
+	{
+		const char *path = write_file("slash.conf", "[program /usr/bin/python3]\nidle = 5\n");
+		char want[400];
+		load_file(&cfg, path, "python3", NULL);
+		snprintf(want, sizeof want, "kashim: %s:1: a program is matched by its file name, "
+			 "without '/', as python3 \"/usr/bin/python3\"; line ignored\n", path);
+		check(nreports == 1 && !strcmp(reports[0], want) && cfg.idle_s == 15,
+		      "a [program] section named with a '/' gets a message", nreports ? reports[0] : "none");
+	}
+}
+
+/* A path or value with a newline or an escape sequence cannot start a line
+ * of its own or reach the terminal: every message stays one line. */
+static void test_escaping(void)
+{
+	struct kashim_config cfg;
+	char dir[300], path[400];
+	unsigned i;
+	bool escaped = true;
+
+	snprintf(dir, sizeof dir, "%s/x\nkashim: forged \x1b[31m\xff", tmpdir);
+	mkdir(dir, 0700);
+	snprintf(path, sizeof path, "%s/k.conf", dir);
+	{
+		FILE *f = fopen(path, "w");
+		fputs("idle = 5\ncount = x\nbogus = 1\n[program a/b]\n", f);
+		fclose(f);
+	}
+	load_file(&cfg, path, "x", "KASHIM_IDLE=bad\n\x1b[2J");
+	for (i = 0; i < nreports && i < REPORTS_KEPT; i++)
+		escaped = escaped && strstr(reports[i], "x\\x0akashim: forged \\x1b[31m\\xff/k.conf");
+	check(nreports == 4 && reports_are_lines() && escaped &&
+	      strstr(reports[3], "KASHIM_IDLE=\"bad\\x0a\\x1b[2J\" ignored") &&
+	      strstr(reports[3], "; using the value from ") && strstr(reports[3], "/k.conf:1\n"),
+	      "paths and values escaped in every message, the fallback's too",
+	      nreports > 3 ? reports[3] : nreports ? reports[0] : "none");
+	load_file(&cfg, dir, "x", NULL);
+	check(nreports == 1 && reports_are_lines() && strstr(reports[0], "forged \\x1b[31m\\xff\""),
+	      "and in the message for a file that cannot be read", nreports ? reports[0] : "none");
+}
+
+static void test_listen_fds_hostile(void)
+{
+	static const char *const bad_fds[] = { "LISTEN_FDS=-1", "LISTEN_FDS=", "LISTEN_FDS=0x10",
+		"LISTEN_FDS=4097", "LISTEN_FDS=18446744073709551617", "LISTEN_FDS= 1",
+		"LISTEN_FDS=1 ", "LISTEN_FDS=+1", "LISTEN_FDS=\xff" };
+	char *pid_empty[] = { "LISTEN_FDS=1", "LISTEN_PID=", NULL };
+	char *twice[] = { "LISTEN_FDS=2", "LISTEN_FDS=3", NULL };
+	size_t i;
+	bool all = true;
+
+	for (i = 0; i < sizeof bad_fds / sizeof bad_fds[0]; i++) {
+		char *env[] = { (char *)bad_fds[i], NULL };
+		all = all && kashim_listen_fds(env, 1) == 0;
+	}
+	check(all, "hostile LISTEN_FDS values mean no listeners", "accepted one");
+	check(kashim_listen_fds(pid_empty, 1) == 0, "an empty LISTEN_PID names no process", "not 0");
+	check(kashim_listen_fds(twice, 1) == 2, "the first LISTEN_FDS counts, as getenv", "not 2");
+}
+
+/* ---- stack ------------------------------------------------------------- */
+
+/* The worst case the loader meets: a file with sections, rules, globs and
+ * bad lines, bad variables whose messages name the file, unknown ones. */
+static char worst_env[400];
+
+static void write_worst(void)
+{
+	static const char text[] =
+		"idle = 40s\ncount = x\nbogus = 1\nskip = 10.0.0.0/8, ::ffff:127.0.0.1, [fd00::/8]:443\n"
+		"programs = python3*, java, [[:alpha:]]*\n"
+		"[program python3*]\nonly = :5432, 10.1.2.3:80\nuser_timeout = 1500ms\n"
+		"[program a/b]\nmode = force\n";
+
+	snprintf(worst_env, sizeof worst_env, "KASHIM_CONFIG=%s",
+		 write_bytes("worst.conf", text, sizeof text - 1));
+}
+
+static __attribute__((noinline)) void load_worst(void)
+{
+	char *env[] = { worst_env, "KASHIM_IDLE=bad", "KASHIM_IDEL=1", "KEEPCNT=x",
+			"KASHIM_SKIP_PROGRAMS=sshd,*a*b*c", NULL };
+	const char *names[] = { "python3", "python3.11", NULL };
+	struct kashim_source src = { env, names, false, NULL };
+	static struct kashim_config cfg; /* the library's is static too */
+
+	kashim_config_load_from(&cfg, &src, collect, NULL);
+	src.envp = (char *[]){ "KASHIM_CONFIG=/nonexistent/k.conf", NULL };
+	kashim_config_load_from(&cfg, &src, collect, NULL);
+}
+
+#ifndef __has_feature
+#define __has_feature(x) 0 /* gcc before 14 */
+#endif
+#define PAINT 0xa5
+static uintptr_t stack_low, stack_top; /* what the loader wrote, from where */
+
+static void *painted_thread(void *arg)
+{
+	unsigned char *base = arg;
+
+	stack_top = (uintptr_t)__builtin_frame_address(0);
+	load_worst();
+	while (*base == PAINT)
+		base++;
+	stack_low = (uintptr_t)base;
+	return NULL;
+}
+
+static void *load_thread(void *arg)
+{
+	(void)arg;
+	load_worst();
+	return NULL;
+}
+
+/* Threads may have 16 KiB stacks (PTHREAD_STACK_MIN) and call socket() while
+ * the configuration loads: the loader, libc's calls included, is measured
+ * on a painted stack, and must leave room for the program's own frames and
+ * the wrapper that triggered it. */
+static void test_stack(void)
+{
+	size_t size = 64 * 1024, used;
+	unsigned char *stack = mmap(NULL, size, PROT_READ | PROT_WRITE,
+				    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	pthread_attr_t attr;
+	pthread_t t;
+	pid_t child;
+	int status;
+	char detail[100];
+
+	write_worst();
+	load_worst(); /* binds libc's functions: the library is linked with -z now */
+	memset(stack, PAINT, size);
+	pthread_attr_init(&attr);
+	pthread_attr_setstack(&attr, stack, size);
+	if (pthread_create(&t, &attr, painted_thread, stack) || pthread_join(t, NULL)) {
+		check(0, "loader on a painted stack", "no thread");
+		return;
+	}
+	used = stack_top - stack_low;
+	snprintf(detail, sizeof detail, "%zu bytes", used);
+	printf("# kashim_config_load_from, libc included, measured: %zu bytes of stack\n", used);
+#if defined(__SANITIZE_ADDRESS__) || __has_feature(address_sanitizer)
+	used = 0; /* redzones: the budget is for the real build */
+#endif
+	check(used <= 2 * 1024, "the loader uses at most 2 KiB of stack, libc included", detail);
+	munmap(stack, size);
+
+	/* In a child, so that a crash is one failed check. */
+	fflush(stdout);
+	child = fork();
+	if (child == 0) {
+		pthread_attr_init(&attr);
+		pthread_attr_setstacksize(&attr, 16 * 1024);
+		_exit(pthread_create(&t, &attr, load_thread, NULL) || pthread_join(t, NULL));
+	}
+	check(child > 0 && waitpid(child, &status, 0) == child && WIFEXITED(status) &&
+	      WEXITSTATUS(status) == 0, "a thread with a 16 KiB stack survives a load", "crashed");
+}
+
 int main(void)
 {
 	if (!mkdtemp(tmpdir)) {
@@ -664,6 +1023,16 @@ int main(void)
 	test_secure();
 	test_listen_fds();
 	test_line();
+	test_nul_and_crlf();
+	test_file_sizes_and_kinds();
+	test_errno_kept();
+	test_too_many_problems();
+	test_many_sections();
+	test_mapped_rules();
+	test_hostile_globs();
+	test_escaping();
+	test_listen_fds_hostile();
+	test_stack();
 	{
 		char cmd[64];
 		snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
