@@ -17,9 +17,9 @@ MANDIR  ?= $(PREFIX)/share/man
 
 LIB := libkashim.so
 CLI := kashim
-CLI_SRC := cli/kashim.c cli/inspect.c cli/sockread.c cli/audit.c cli/doctor.c cli/files.c config.c
+CLI_SRC := cli/kashim.c cli/inspect.c cli/sockread.c cli/audit.c cli/doctor.c cli/files.c cli/cgroup.c config.c
 TEST_BINS := tests/test_config tests/probe tests/sockpeek tests/libearly.so tests/libwrap.so \
-             tests/libfailbig.so tests/libexitmid.so
+             tests/libfailbig.so tests/libexitmid.so tests/tcphold
 
 .PHONY: all check demo bench musl fuzz detect-report install uninstall clean deb version
 
@@ -44,6 +44,10 @@ tests/sockpeek: tests/sockpeek.c
 
 tests/libearly.so: tests/early.c
 	$(CC) $(KCFLAGS) -fPIC -shared -o $@ tests/early.c
+
+# Static on purpose: a program no LD_PRELOAD reaches (t_cgroup.sh).
+tests/tcphold: tests/helpers/tcphold.c
+	$(CC) $(KCFLAGS) -static -o $@ tests/helpers/tcphold.c
 
 tests/libwrap.so: tests/wrap.c
 	$(CC) $(KCFLAGS) -fPIC -shared -o $@ tests/wrap.c -ldl

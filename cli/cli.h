@@ -52,5 +52,9 @@ ssize_t read_at_most(int fd, void *buf, size_t max, char *why, size_t why_size);
 int cmd_doctor(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
+/* cgroup.c: the cgroup-wide mode (a BPF sock_ops program). */
+int cmd_attach(int argc, char **argv);
+int cmd_detach(int argc, char **argv);
+int cmd_status(int argc, char **argv);
 
 #endif

@@ -40,6 +40,9 @@ static const char main_usage[] =
 	"  audit [--json|--prometheus]           which programs' connections would miss a dead peer\n"
 	"  doctor PROGRAM                        can kashim reach PROGRAM at all?\n"
 	"  dropin [OPTIONS]                      print a systemd drop-in that enables kashim\n"
+	"  attach [OPTIONS] CGROUP               keepalive for every TCP connection in a cgroup (BPF)\n"
+	"  detach CGROUP                         stop that for new connections\n"
+	"  status                                the cgroups kashim is attached to\n"
 	"\n"
 	"kashim COMMAND --help tells more; kashim --version prints the version.\n"
 	"Exit status: 0 success, 1 a problem found, 2 usage; kashim run returns the\n"
@@ -685,6 +688,12 @@ int main(int argc, char **argv)
 		return cmd_doctor(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "dropin"))
 		return cmd_dropin(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "attach"))
+		return cmd_attach(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "detach"))
+		return cmd_detach(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "status"))
+		return cmd_status(argc - 1, argv + 1);
 	fprintf(stderr, "kashim: unknown command %s\n%s", argv[1], main_usage);
 	return EXIT_USAGE;
 }

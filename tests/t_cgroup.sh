@@ -1,0 +1,196 @@
+#!/usr/bin/env bash
+# kashim attach / detach / status: the cgroup-wide mode (a BPF sock_ops
+# program).  Every test makes its own cgroup under the cgroup2 mount, moves
+# only the processes it starts into it, and detaches and removes it at the
+# end, pass or fail.  Options are read back from outside with sockpeek.
+. "$(dirname "$0")/lib.sh"
+
+KASHIM=$ROOT/kashim
+HOLD=$ROOT/tests/tcphold
+CG_ARGS=(--idle 37 --interval 11 --count 4)
+OWN="keepalive=1 idle=100 interval=20 count=3 user_timeout=5000"
+UNTOUCHED="keepalive=0 idle=7200 interval=75 count=9 user_timeout=0"
+
+# The cgroup2 mount point, from /proc/self/mountinfo.
+cgroup2_root() {
+	awk '{ for (i = 1; i <= NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2") print $5; break } }' \
+		/proc/self/mountinfo | head -n 1
+}
+
+CG=""
+cg_cleanup() {
+	local p
+	exec 2> /dev/null # no job notices for the processes killed here
+	for p in "${BG_PIDS[@]}"; do kill -KILL "$p" 2> /dev/null; done
+	wait 2> /dev/null
+	if [ -n "$CG" ] && [ -d "$CG" ]; then
+		"$KASHIM" detach "$CG" > /dev/null 2>&1
+		find "$CG" -depth -mindepth 1 -type d -exec rmdir {} + 2> /dev/null
+		rmdir "$CG" 2> /dev/null
+	fi
+	cleanup
+}
+
+# need_cgroup: root, a cgroup2 mount and BPF; makes $CG (a fresh cgroup)
+# and arranges for it to go away.
+need_cgroup() {
+	need_root || return 1
+	local root
+	root=$(cgroup2_root)
+	if [ -z "$root" ]; then
+		skip "no cgroup2 mount in /proc/self/mountinfo"
+		return 1
+	fi
+	CG=$root/kashim-test-$$-$RANDOM
+	trap cg_cleanup EXIT
+	if ! mkdir "$CG" 2> "$TMP/mkdir.err"; then
+		skip "cannot create a cgroup under $root: $(cat "$TMP/mkdir.err")"
+		CG=""
+		return 1
+	fi
+}
+
+# attach ARGS...: kashim attach ARGS $CG, which must succeed.
+attach() {
+	if "$KASHIM" attach "$@" "$CG" 2> "$TMP/attach.err"; then
+		return 0
+	fi
+	if grep -q "cannot load a BPF sock_ops program" "$TMP/attach.err"; then
+		skip "no BPF here: $(cat "$TMP/attach.err")"
+	else
+		fail "kashim attach $* failed: $(cat "$TMP/attach.err")"
+	fi
+	return 1
+}
+
+# incg DIR CMD...: CMD moved into cgroup DIR before it starts (the shell
+# moves itself, then execs CMD: the same pid, no connection made outside);
+# called in a subshell (bg), whose pid it keeps.
+incg() {
+	local dir=$1
+	shift
+	exec sh -c 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"' incg "$dir" "$@"
+}
+
+# A static client and server, both in the cgroup: each end gets the options.
+test_static_client_and_server() {
+	need_cgroup && attach "${CG_ARGS[@]}" || return
+	local port server client
+	port=$(free_port)
+	bg incg "$CG" "$HOLD" serve "$port"
+	server=$BG
+	wait_listen "$port" || { fail "the static server does not listen"; return; }
+	bg incg "$CG" "$HOLD" connect "$port"
+	client=$BG
+	expect_socket "$client" "ESTABLISHED" "$WANT" "static client (connect)"
+	expect_socket "$server" "ESTABLISHED" "$WANT" "static server (accept)"
+	expect_socket "$server" "LISTEN" "keepalive=0" "the listening socket is left alone"
+	if file -L "$HOLD" | grep -q "statically linked"; then ok "tcphold is static"; else fail "tcphold is not static"; fi
+}
+
+# python3 in the cgroup connects to a python3 server outside it: the client
+# gets the options, the process outside the cgroup is untouched.
+test_python_inside_server_outside() {
+	need_cgroup && attach "${CG_ARGS[@]}" || return
+	local port server client
+	port=$(free_port)
+	bg "$PY" "$HELPERS/hold.py" server 127.0.0.1 "$port"
+	server=$BG
+	wait_listen "$port" || { fail "the python server does not listen: $(cat "$TMP/bg.$server.log")"; return; }
+	bg incg "$CG" "$PY" "$HELPERS/hold.py" client 127.0.0.1 "$port"
+	client=$BG
+	expect_socket "$client" "ESTABLISHED" "$WANT" "python3 in the cgroup"
+	expect_socket "$server" "ESTABLISHED" "$UNTOUCHED" "python3 outside the cgroup is untouched"
+}
+
+# A nested cgroup below $CG is covered too.
+test_below() {
+	need_cgroup && attach "${CG_ARGS[@]}" || return
+	local port
+	mkdir "$CG/below" || { fail "cannot create $CG/below"; return; }
+	port=$(free_port)
+	bg "$HOLD" serve "$port"
+	wait_listen "$port" || { fail "the server does not listen"; return; }
+	bg incg "$CG/below" "$HOLD" connect "$port"
+	expect_socket "$BG" "ESTABLISHED" "$WANT" "a process in a cgroup below"
+}
+
+# respect keeps a program's own keepalive and user timeout; force does not.
+test_respect_and_force() {
+	need_cgroup && attach "${CG_ARGS[@]}" || return
+	local port
+	port=$(free_port)
+	bg "$HOLD" serve "$port"
+	wait_listen "$port" || { fail "the server does not listen"; return; }
+	bg incg "$CG" "$HOLD" connect "$port" own
+	expect_socket "$BG" "ESTABLISHED" "$OWN" "respect (default): the program's own settings stay"
+	attach --mode force "${CG_ARGS[@]}" || return
+	port=$(free_port)
+	bg "$HOLD" serve "$port"
+	wait_listen "$port" || { fail "the server does not listen"; return; }
+	bg incg "$CG" "$HOLD" connect "$port" own
+	expect_socket "$BG" "ESTABLISHED" "$WANT" "force: kashim's values stand"
+}
+
+# Attaching again replaces the settings; status lists them; detach stops
+# new connections from getting them and status no longer lists the cgroup.
+test_replace_status_detach() {
+	need_cgroup && attach "${CG_ARGS[@]}" || return
+	local port line
+	attach --idle 50 --interval 5 --count 2 --user-timeout off || return
+	port=$(free_port)
+	bg "$HOLD" serve "$port"
+	wait_listen "$port" || { fail "the server does not listen"; return; }
+	bg incg "$CG" "$HOLD" connect "$port"
+	expect_socket "$BG" "ESTABLISHED" "keepalive=1 idle=50 interval=5 count=2 user_timeout=0" \
+		"attach again replaces the settings"
+	expect_status 0 "status" "$KASHIM" status
+	line=$(grep -F "$CG " "$TMP/out")
+	if [ "$(grep -cF "$CG " "$TMP/out")" = 1 ] &&
+		[[ $line == "$CG idle=50s interval=5s count=2 user_timeout=off mode=respect connections=1 refused=0" ]]; then
+		ok "status: one line with the new settings and the count: $line"
+	else
+		fail "status: $(cat "$TMP/out")"
+	fi
+	expect_status 0 "detach" "$KASHIM" detach "$CG"
+	port=$(free_port)
+	bg "$HOLD" serve "$port"
+	wait_listen "$port" || { fail "the server does not listen"; return; }
+	bg incg "$CG" "$HOLD" connect "$port"
+	expect_socket "$BG" "ESTABLISHED" "$UNTOUCHED" "after detach, a new connection is untouched"
+	"$KASHIM" status > "$TMP/out" 2>&1
+	if grep -qF "$CG" "$TMP/out"; then fail "status still lists $CG"; else ok "status no longer lists $CG"; fi
+	expect_status 1 "detach again" "$KASHIM" detach "$CG"
+	expect_text "$TMP/err" "detach again says why" "^kashim detach: kashim is not attached to $CG\$"
+}
+
+# Refusals: one line, a non-zero status, nothing attached.
+test_refusals() {
+	need_cgroup || return
+	expect_status 2 "a bad value" "$KASHIM" attach --idle 0 "$CG"
+	expect_text "$TMP/err" "the library's message for the value" "^kashim attach: kashim: KASHIM_IDLE"
+	expect_status 2 "a bad mode" "$KASHIM" attach --mode maybe "$CG"
+	expect_text "$TMP/err" "the library's message for the mode" "KASHIM_MODE.*respect or force"
+	expect_status 2 "an unknown option" "$KASHIM" attach --idel 5 "$CG"
+	expect_status 2 "no cgroup" "$KASHIM" attach --idle 5
+	expect_status 1 "a directory that is not a cgroup" "$KASHIM" attach "$TMP"
+	expect_text "$TMP/err" "says it is not a cgroup v2 directory" "^kashim attach: $TMP: not a cgroup v2 directory"
+	expect_status 1 "a relative path" "$KASHIM" attach kashim-test
+	expect_text "$TMP/err" "says it is not absolute" "not an absolute path"
+	expect_status 1 "a missing path" "$KASHIM" attach "$CG/none"
+	expect_status 1 "a file in a cgroup" "$KASHIM" attach "$CG/cgroup.procs"
+	if command -v setpriv > /dev/null; then
+		expect_status 1 "without privileges" setpriv --reuid=nobody --regid=nogroup --clear-groups \
+			"$KASHIM" attach "$CG"
+		expect_text "$TMP/err" "names the capabilities" "^kashim attach: not permitted: .*CAP_BPF and CAP_NET_ADMIN"
+		expect_status 1 "status without privileges" setpriv --reuid=nobody --regid=nogroup \
+			--clear-groups "$KASHIM" status
+		expect_text "$TMP/err" "status names the capability" "CAP_SYS_ADMIN"
+	else
+		skip "setpriv (util-linux) is not installed"
+	fi
+	"$KASHIM" status > "$TMP/out" 2>&1
+	if grep -qF "$CG" "$TMP/out"; then fail "something was attached: $(cat "$TMP/out")"; else ok "nothing attached"; fi
+}
+
+run_tests
