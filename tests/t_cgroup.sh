@@ -193,4 +193,49 @@ test_refusals() {
 	if grep -qF "$CG" "$TMP/out"; then fail "something was attached: $(cat "$TMP/out")"; else ok "nothing attached"; fi
 }
 
+# A Go program (raw system calls, no loader; Go's own keepalive off),
+# built here offline: client and server in the cgroup.
+test_go() {
+	need_cmd go || return
+	need_cgroup || return
+	local port server
+	(cd "$HELPERS/gohold" && CGO_ENABLED=0 GOCACHE="$TMP/gocache" GOPATH="$TMP/gopath" GOFLAGS= \
+		GOPROXY=off go build -o "$TMP/gohold" main.go) > "$TMP/go.log" 2>&1 ||
+		{ fail "go build: $(head -c 300 "$TMP/go.log")"; return; }
+	attach "${CG_ARGS[@]}" || return
+	port=$(free_port)
+	bg incg "$CG" "$TMP/gohold" serve "$port"
+	server=$BG
+	wait_listen "$port" || { fail "the Go server does not listen: $(cat "$TMP/bg.$server.log")"; return; }
+	bg incg "$CG" "$TMP/gohold" connect "$port"
+	expect_socket "$BG" "ESTABLISHED" "$WANT" "Go client (net.Dialer, KeepAlive -1)"
+	expect_socket "$server" "ESTABLISHED" "$WANT" "Go server (net.ListenConfig, KeepAlive -1)"
+}
+
+# nc from busybox-static (a static build), as client and as server.
+test_busybox_static_nc() {
+	need_cmd busybox || return
+	if ! file -L "$(command -v busybox)" | grep -q "statically linked"; then
+		skip "busybox is not the static build (install busybox-static)"
+		return
+	fi
+	need_cgroup && attach "${CG_ARGS[@]}" || return
+	local port
+	# stdin that never ends: a FIFO this shell holds open (a background
+	# job's own stdin would be /dev/null)
+	mkfifo "$TMP/in" && exec 3<> "$TMP/in"
+	port=$(free_port)
+	bg "$HOLD" serve "$port"
+	wait_listen "$port" || { fail "the server does not listen"; return; }
+	bg incg "$CG" sh -c 'exec busybox nc 127.0.0.1 "$1" < "$0"' "$TMP/in" "$port"
+	expect_socket "$BG" "ESTABLISHED" "$WANT" "busybox nc (client)"
+	port=$(free_port)
+	bg incg "$CG" sh -c 'exec busybox nc -l -p "$1" < "$0"' "$TMP/in" "$port"
+	local server=$BG
+	wait_listen "$port" || { fail "busybox nc -l does not listen"; return; }
+	bg "$HOLD" connect "$port"
+	expect_socket "$server" "ESTABLISHED" "$WANT" "busybox nc -l (server)"
+	expect_socket "$BG" "ESTABLISHED" "$UNTOUCHED" "its peer outside the cgroup is untouched"
+}
+
 run_tests
