@@ -238,4 +238,46 @@ test_busybox_static_nc() {
 	expect_socket "$BG" "ESTABLISHED" "$UNTOUCHED" "its peer outside the cgroup is untouched"
 }
 
+# Dead peers, with a static program in the cgroup and each run in a private
+# network namespace (tests/deadpeer.py): idle, data in flight and connect
+# are noticed within idle + interval x count = 4 s (the automatic user
+# timeout); the same program outside the cgroup does not notice.
+test_dead_peers() {
+	need_cmd unshare tc ss || return
+	need_cgroup && attach --idle 2 --interval 1 --count 2 || return
+	local sc
+	for sc in idle inflight connect; do
+		"$PY" "$ROOT/tests/deadpeer.py" run "$sc" tcphold --cgroup "$CG" > "$TMP/$sc.json" 2> "$TMP/err"
+	done
+	"$PY" "$ROOT/tests/deadpeer.py" run idle tcphold --without --cap 6 > "$TMP/without.json" 2>> "$TMP/err"
+	"$PY" - "$TMP" <<'PYEOF'
+import json, sys
+# The tolerances of t_deadpeer.sh: late by process wake-up and one
+# retransmission timeout, early by the quiet client's last byte.
+LATE, EARLY = 0.5, 0.35
+for sc in ("idle", "inflight", "connect"):
+    try:
+        r = json.load(open("%s/%s.json" % (sys.argv[1], sc)))
+    except ValueError:
+        print("not ok - t_cgroup: dead_peers: %s: no result" % sc)
+        continue
+    m, bound = r["measured"], r["bound"]
+    if r["error"] or m is None:
+        print("not ok - t_cgroup: dead_peers: %s: %s" % (sc, r["error"] or "not noticed"))
+    elif bound - EARLY <= m <= bound + LATE and "timed out" in r["how"]:
+        print("ok - t_cgroup: dead_peers: %s: static program in the cgroup noticed after %.2f s, "
+              "bound %d s (%s)" % (sc, m, bound, r["how"]))
+    else:
+        print("not ok - t_cgroup: dead_peers: %s: %.2f s (%s), want %d s" % (sc, m, r["how"], bound))
+r = json.load(open("%s/without.json" % sys.argv[1]))
+print(("ok - t_cgroup: dead_peers: outside the cgroup, idle: not noticed within %g s" % r["cap"])
+      if r["measured"] is None and not r["error"] else
+      "not ok - t_cgroup: dead_peers: outside the cgroup: %s" % (r["error"] or r["measured"]))
+PYEOF
+	[ -s "$TMP/err" ] && fail "deadpeer.py wrote: $(head -c 300 "$TMP/err")"
+	if tc qdisc show dev lo | grep -q blackhole; then
+		fail "the host's loopback has a blackhole qdisc"
+	fi
+}
+
 run_tests

@@ -7,10 +7,15 @@
  *
  * With "own" it sets its own keepalive before connect/listen: on, idle 100,
  * interval 20, count 3, user timeout 5000 ms.  "ready" on stdout once the
- * connection is up. */
+ * connection is up; then it reads the connection, and sends 64 KiB for
+ * each line on stdin.  When the connection ends it prints "eof" or
+ * "error STRERROR" (as a failed connect does) and exits 1: how the
+ * dead-peer scenarios (tests/deadpeer.py) see it notice. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +34,43 @@ static void own_settings(int fd)
 	for (k = 0; k < sizeof opt / sizeof opt[0]; k++)
 		if (setsockopt(fd, opt[k].level, opt[k].name, &opt[k].value, sizeof(int)) != 0)
 			perror("tcphold: setsockopt");
+}
+
+static int ended(const char *what)
+{
+	printf("error %s (%s)\n", strerror(errno), what);
+	fflush(stdout);
+	return 1;
+}
+
+/* Reads the connection until it ends; a line on stdin sends 64 KiB. */
+static int hold(int c)
+{
+	static char buf[65536];
+	struct pollfd p[2] = { { .fd = c, .events = POLLIN }, { .fd = 0, .events = POLLIN } };
+
+	for (;;) {
+		ssize_t n;
+
+		if (poll(p, 2, -1) < 0 && errno != EINTR)
+			return ended("poll");
+		if (p[1].revents) {
+			if (read(0, buf, sizeof buf) <= 0)
+				p[1].fd = -1; /* stdin ended: just hold */
+			else if (send(c, buf, sizeof buf, MSG_NOSIGNAL) < 0)
+				return ended("send");
+		}
+		if (p[0].revents) {
+			n = recv(c, buf, sizeof buf, 0);
+			if (n == 0) {
+				printf("eof\n");
+				fflush(stdout);
+				return 1;
+			}
+			if (n < 0)
+				return ended("recv");
+		}
+	}
 }
 
 int main(int argc, char **argv)
@@ -58,11 +100,11 @@ int main(int argc, char **argv)
 		if ((c = accept(fd, NULL, NULL)) < 0)
 			return 1;
 	} else if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-		perror("tcphold: connect");
-		return 1;
+		return ended("connect");
+	} else {
+		c = fd;
 	}
 	printf("ready\n");
 	fflush(stdout);
-	for (;;)
-		pause();
+	return hold(c);
 }
