@@ -17,7 +17,7 @@ MANDIR  ?= $(PREFIX)/share/man
 
 LIB := libkashim.so
 CLI := kashim
-CLI_SRC := cli/kashim.c cli/inspect.c cli/sockread.c cli/audit.c cli/doctor.c cli/files.c cli/cgroup.c config.c
+CLI_SRC := cli/kashim.c cli/inspect.c cli/sockread.c cli/audit.c cli/doctor.c cli/files.c cli/cgroup.c cli/cgroupfs.c config.c
 TEST_BINS := tests/test_config tests/probe tests/sockpeek tests/libearly.so tests/libwrap.so \
              tests/libfailbig.so tests/libexitmid.so tests/tcphold
 
@@ -101,9 +101,9 @@ tests/fuzz/fuzz_config: tests/fuzz/fuzz_config.c config.c config.h
 
 # The ELF reader of kashim doctor, its corpus in tests/fuzz/corpus_elf (inputs up
 # to 8 KiB, which keeps the corpus small).
-tests/fuzz/fuzz_elf: tests/fuzz/fuzz_elf.c cli/doctor.c cli/files.c cli/cli.h
+tests/fuzz/fuzz_elf: tests/fuzz/fuzz_elf.c cli/doctor.c cli/files.c cli/cgroupfs.c cli/cli.h
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -I. \
-		-o $@ tests/fuzz/fuzz_elf.c cli/doctor.c cli/files.c
+		-o $@ tests/fuzz/fuzz_elf.c cli/doctor.c cli/files.c cli/cgroupfs.c
 
 fuzz: tests/fuzz/fuzz_config tests/fuzz/fuzz_elf
 	@d=$$(mktemp -d) && ./tests/fuzz/fuzz_config -max_total_time=$(FUZZ_SECONDS) \

@@ -438,10 +438,17 @@ static void report_line(void *ctx, const char *line, size_t len)
 	fprintf(stderr, "kashim %s: %.*s", (const char *)ctx, (int)len, line);
 }
 
+/* attach's and dropin --cgroup's words for a refusal. */
+struct command {
+	const char *name;    /* "attach" */
+	const char *nothing; /* "nothing attached" */
+};
+
 /* The options of attach, as the library's variables, validated by
  * kashim_config_load so the grammar, ranges and messages are the
  * library's.  Returns the index of the first operand, or -1. */
-static int parse_attach(int argc, char **argv, struct kashim_config *cfg, bool *help)
+static int parse_attach(int argc, char **argv, struct kashim_config *cfg, bool *help,
+			const struct command *cmd)
 {
 	static const char *const opt[] = { "--idle", "--interval", "--count", "--user-timeout",
 					   "--mode" };
@@ -471,11 +478,11 @@ static int parse_attach(int argc, char **argv, struct kashim_config *cfg, bool *
 		for (k = 0; k < N && (strlen(opt[k]) != len || strncmp(a, opt[k], len)); k++)
 			;
 		if (k == N) {
-			fprintf(stderr, "kashim attach: unknown option %s\n", a);
+			fprintf(stderr, "kashim %s: unknown option %s\n", cmd->name, a);
 			return -1;
 		}
 		if (!eq && i + 1 == argc) {
-			fprintf(stderr, "kashim attach: %s needs a value\n", opt[k]);
+			fprintf(stderr, "kashim %s: %s needs a value\n", cmd->name, opt[k]);
 			return -1;
 		}
 		value[k] = eq ? eq + 1 : argv[++i];
@@ -487,8 +494,8 @@ static int parse_attach(int argc, char **argv, struct kashim_config *cfg, bool *
 			n++;
 		}
 	env[n] = NULL;
-	if (kashim_config_load(cfg, env, false, report_line, "attach") != 0) {
-		fprintf(stderr, "kashim attach: nothing attached; correct the option above\n");
+	if (kashim_config_load(cfg, env, false, report_line, (void *)cmd->name) != 0) {
+		fprintf(stderr, "kashim %s: %s; correct the option above\n", cmd->name, cmd->nothing);
 		return -1;
 	}
 	return i;
@@ -632,7 +639,7 @@ int cmd_attach(int argc, char **argv)
 	bool help = false;
 	int i, cgroup_fd, prog_fd, map_fd, status = EXIT_PROBLEM;
 
-	i = parse_attach(argc, argv, &cfg, &help);
+	i = parse_attach(argc, argv, &cfg, &help, &(struct command){ "attach", "nothing attached" });
 	if (help)
 		return attach_help();
 	if (i < 0)
@@ -712,45 +719,6 @@ out:
 }
 
 /* ---- status ------------------------------------------------------------ */
-
-/* The cgroup2 mount point from /proc/self/mountinfo (field 5, with the
- * kernel's octal escapes undone). */
-static bool cgroup2_mount(char *out, size_t size)
-{
-	FILE *f = fopen("/proc/self/mountinfo", "re");
-	char line[4096];
-	bool found = false;
-
-	if (!f)
-		return false;
-	while (!found && fgets(line, sizeof line, f)) {
-		char *sep = strstr(line, " - "), *field, *save = NULL;
-		size_t o = 0;
-		int k;
-
-		if (!sep || strncmp(sep, " - cgroup2 ", 11))
-			continue;
-		field = strtok_r(line, " ", &save);
-		for (k = 1; field && k < 5; k++)
-			field = strtok_r(NULL, " ", &save);
-		if (!field)
-			continue;
-		for (; *field && o + 1 < size; field++) {
-			if (field[0] == '\\' && field[1] >= '0' && field[1] <= '3' && field[2] &&
-			    field[3]) {
-				out[o++] = (char)((field[1] - '0') * 64 + (field[2] - '0') * 8 +
-						  (field[3] - '0'));
-				field += 3;
-			} else {
-				out[o++] = *field;
-			}
-		}
-		out[o] = 0;
-		found = true;
-	}
-	fclose(f);
-	return found;
-}
 
 #define WALK_DEPTH 32
 #define WALK_MAX 100000
@@ -832,4 +800,66 @@ int cmd_status(int argc, char **argv)
 	}
 	free(w);
 	return status;
+}
+
+/* ---- dropin --cgroup ---------------------------------------------------- */
+
+/* A systemd drop-in that attaches kashim to the service's own cgroup
+ * before every start (and so after every restart: systemd makes the
+ * cgroup anew each time, and the attachment goes with it at stop).  The
+ * cgroup is read from /proc/self/cgroup by the ExecStartPre= process,
+ * which runs in it; the options are written from the parsed values, so
+ * nothing the operator typed reaches the unit file as is. */
+int cmd_dropin_cgroup(int argc, char **argv)
+{
+	struct kashim_config cfg;
+	char self[4096], root[4096];
+	bool help = false;
+	ssize_t n;
+	int i;
+
+	i = parse_attach(argc, argv, &cfg, &help, &(struct command){ "dropin", "nothing written" });
+	if (help) {
+		printf("usage: kashim dropin --cgroup [OPTIONS]\n\n"
+		       "Prints a systemd drop-in that covers every TCP connection of a service\n"
+		       "with kashim's cgroup mode (kashim attach on the service's cgroup before\n"
+		       "each start), for programs LD_PRELOAD cannot reach:\n\n"
+		       "  mkdir -p /etc/systemd/system/NAME.service.d\n"
+		       "  kashim dropin --cgroup --idle 30s > /etc/systemd/system/NAME.service.d/kashim.conf\n"
+		       "  systemctl daemon-reload && systemctl restart NAME\n\n"
+		       "Options: those of kashim attach (kashim attach --help).\n");
+		return EXIT_OK;
+	}
+	if (i < 0)
+		return EXIT_USAGE;
+	if (i < argc) {
+		fprintf(stderr, "kashim dropin: unexpected argument %s\n", argv[i]);
+		return EXIT_USAGE;
+	}
+	n = readlink("/proc/self/exe", self, sizeof self - 1);
+	if (n <= 0 || (size_t)n >= sizeof self - 1 || strpbrk(self, " '\"\\$%;")) {
+		fprintf(stderr, "kashim dropin: cannot name this command's path in a unit file\n");
+		return EXIT_PROBLEM;
+	}
+	self[n] = 0;
+	if (!cgroup2_mount(root, sizeof root) || strpbrk(root, " '\"\\$%;")) {
+		fprintf(stderr, "kashim dropin: no cgroup2 mount in /proc/self/mountinfo\n");
+		return EXIT_PROBLEM;
+	}
+	if (!strcmp(root, "/"))
+		root[0] = 0;
+	printf("# Written by kashim dropin --cgroup: TCP keepalive for every connection of\n"
+	       "# this service, by kashim's cgroup mode (a BPF program on the service's cgroup,\n"
+	       "# attached before each start as root; it goes with the cgroup when the\n"
+	       "# service stops).  Needs Linux %d.%d or later.\n"
+	       "[Service]\n"
+	       "ExecStartPre=+/bin/sh -c 'exec %s attach --idle %ds --interval %ds --count %d",
+	       KERNEL_SET_MAJOR, KERNEL_SET_MINOR, self, cfg.idle_s, cfg.interval_s, cfg.count);
+	if (cfg.user_timeout_mode == KASHIM_UT_OFF)
+		printf(" --user-timeout off");
+	else if (cfg.user_timeout_mode == KASHIM_UT_FIXED)
+		printf(" --user-timeout %ums", cfg.user_timeout_ms);
+	printf(" --mode %s \"%s$$(sed -n \"s/^0:://p\" /proc/self/cgroup)\"'\n",
+	       cfg.mode == KASHIM_MODE_FORCE ? "force" : "respect", root);
+	return EXIT_OK;
 }

@@ -56,5 +56,10 @@ int cmd_audit(int argc, char **argv);
 int cmd_attach(int argc, char **argv);
 int cmd_detach(int argc, char **argv);
 int cmd_status(int argc, char **argv);
+int cmd_dropin_cgroup(int argc, char **argv); /* kashim dropin --cgroup */
+/* cgroupfs.c: the cgroup2 mount point (from /proc/self/mountinfo); the
+ * hint for a program out of LD_PRELOAD's reach (a static string). */
+bool cgroup2_mount(char *out, size_t size);
+const char *cgroup_hint(void);
 
 #endif

@@ -329,8 +329,8 @@ static int cmd_run(int argc, char **argv)
 									: EXIT_CANNOT_EXEC;
 	}
 	if (!v.reachable && !force) {
-		fprintf(stderr, "kashim run: refusing %s: %s (--force runs it anyway)\n", v.path,
-			v.reason);
+		fprintf(stderr, "kashim run: refusing %s: %s (--force runs it anyway; %s)\n", v.path,
+			v.reason, cgroup_hint());
 		return EXIT_RUN_FAILED;
 	}
 	if (!find_named_library(&s, v.musl ? "libkashim-musl.so" : "libkashim.so", lib, sizeof lib)) {
@@ -628,6 +628,8 @@ static int cmd_dropin(int argc, char **argv)
 	char lib[PATH_MAX];
 	int i = 1, k;
 
+	if (argc > 1 && !strcmp(argv[1], "--cgroup")) /* the cgroup mode: cgroup.c */
+		return cmd_dropin_cgroup(argc - 1, argv + 1);
 	if (!parse_settings(argc, argv, &i, &s, &help, NULL))
 		return EXIT_USAGE;
 	if (help) {
@@ -636,6 +638,7 @@ static int cmd_dropin(int argc, char **argv)
 		       "  mkdir -p /etc/systemd/system/NAME.service.d\n"
 		       "  kashim dropin --idle 30s > /etc/systemd/system/NAME.service.d/kashim.conf\n"
 		       "  systemctl daemon-reload && systemctl restart NAME\n\n"
+		       "kashim dropin --cgroup [OPTIONS] covers it by its cgroup instead (BPF).\n\n"
 		       "options:\n%s", settings_usage);
 		return EXIT_OK;
 	}

@@ -280,4 +280,55 @@ PYEOF
 	fi
 }
 
+# kashim dropin --cgroup: systemd-analyze verify reads it without a
+# complaint, and its ExecStartPre= command, run as systemd would run it
+# (with $$ made $) by a process in a cgroup, attaches kashim there.
+# Not run under a real systemd here (PID 1 is not systemd).
+test_dropin_cgroup() {
+	need_cmd systemd-analyze || return
+	need_cgroup || return
+	local unit=kashim-t$$.service cmd
+	mkdir -p "$TMP/units/$unit.d"
+	printf '[Unit]\nDescription=t\n[Service]\nExecStart=%s serve 1\n' "$HOLD" > "$TMP/units/$unit"
+	expect_status 0 "dropin --cgroup" "$KASHIM" dropin --cgroup --idle 37 --interval 11 --count 4
+	cp "$TMP/out" "$TMP/units/$unit.d/kashim.conf"
+	expect_text "$TMP/out" "it attaches before each start, as root" "^ExecStartPre=\+/bin/sh -c 'exec $KASHIM attach --idle 37s --interval 11s --count 4 --mode respect "
+	SYSTEMD_UNIT_PATH="$TMP/units:" systemd-analyze verify "$TMP/units/$unit" > "$TMP/verify" 2>&1
+	if [ $? = 0 ] && ! grep -q "kashim.conf" "$TMP/verify"; then
+		ok "systemd-analyze verify: no complaint about the drop-in"
+	else
+		fail "systemd-analyze verify: $(head -c 400 "$TMP/verify")"
+	fi
+	# ExecStartPre= as systemd runs it: "+" dropped, $$ made $, word split
+	# as systemd does for this simple line (sh -c 'SCRIPT').
+	cmd=$(sed -n "s/^ExecStartPre=+\/bin\/sh -c '\(.*\)'\$/\1/p" "$TMP/out" | sed 's/\$\$/$/g')
+	incg "$CG" sh -c "$cmd" > "$TMP/pre.out" 2>&1 &
+	wait $!
+	"$KASHIM" status > "$TMP/status" 2>&1
+	if grep -qF "$CG idle=37s interval=11s count=4 user_timeout=81000ms mode=respect" "$TMP/status"; then
+		ok "its ExecStartPre= command attaches kashim to the cgroup it runs in"
+	else
+		fail "ExecStartPre= ($cmd): $(cat "$TMP/pre.out") status: $(cat "$TMP/status")"
+	fi
+	expect_status 2 "dropin --cgroup: a bad value" "$KASHIM" dropin --cgroup --count 500
+	expect_text "$TMP/err" "nothing written" "^kashim dropin: nothing written"
+	if [ -s "$TMP/out" ]; then fail "something was printed: $(cat "$TMP/out")"; else ok "nothing printed"; fi
+}
+
+# doctor and run point to the cgroup mode for a program out of
+# LD_PRELOAD's reach, with the command to use.
+test_doctor_and_run_hint() {
+	local root
+	root=$(cgroup2_root)
+	[ "$root" = / ] && root=""
+	expect_status 1 "doctor: a static program" "$KASHIM" doctor "$HOLD"
+	expect_text "$TMP/out" "doctor points to the cgroup mode" "^hint: the cgroup mode reaches it: mkdir ${root:-}/NAME && kashim attach ${root:-}/NAME"
+	expect_status 125 "run refuses a static program" "$KASHIM" run "$HOLD" serve 1
+	if [ "$(wc -l < "$TMP/err")" = 1 ] && grep -q "refusing .*kashim attach ${root:-}/NAME" "$TMP/err"; then
+		ok "run's one-line refusal points to the cgroup mode"
+	else
+		fail "run: $(cat "$TMP/err")"
+	fi
+}
+
 run_tests
