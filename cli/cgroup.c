@@ -308,12 +308,14 @@ static int map_access(int map_fd, enum bpf_cmd cmd, struct cgroup_settings *valu
 
 /* The fds of kashim's program attached directly to the cgroup open at
  * cgroup_fd, and of its settings map; false when there is none (errno 0)
- * or on an error (errno set). */
+ * or on an error (errno set; EPERM when a program there could not be
+ * identified, which needs CAP_SYS_ADMIN). */
 static bool find_attached(int cgroup_fd, int *prog_fd, int *map_fd)
 {
 	uint32_t ids[64];
 	union bpf_attr attr;
 	unsigned k;
+	bool denied = false;
 
 	memset(&attr, 0, sizeof attr);
 	attr.query.target_fd = (uint32_t)cgroup_fd;
@@ -330,8 +332,10 @@ static bool find_attached(int cgroup_fd, int *prog_fd, int *map_fd)
 
 		memset(&a, 0, sizeof a);
 		a.prog_id = ids[k];
-		if ((fd = sys_bpf(BPF_PROG_GET_FD_BY_ID, &a)) < 0)
-			continue; /* detached meanwhile */
+		if ((fd = sys_bpf(BPF_PROG_GET_FD_BY_ID, &a)) < 0) {
+			denied |= errno == EPERM;
+			continue; /* else detached meanwhile */
+		}
 		memset(&info, 0, sizeof info);
 		info.nr_map_ids = 1;
 		info.map_ids = ptr(&map_id);
@@ -350,7 +354,7 @@ static bool find_attached(int cgroup_fd, int *prog_fd, int *map_fd)
 		}
 		close(fd);
 	}
-	errno = 0;
+	errno = denied ? EPERM : 0;
 	return false;
 }
 
@@ -669,7 +673,12 @@ int cmd_attach(int argc, char **argv)
 				strerror(errno));
 		close(prog_fd);
 		close(map_fd);
-	} else if (errno != 0 && errno != EPERM) {
+	} else if (errno == EPERM) {
+		/* Without CAP_SYS_ADMIN the programs there cannot be told
+		 * apart: attaching could put a second kashim on the cgroup. */
+		fprintf(stderr, "kashim attach: not permitted: %s has sock_ops programs that only "
+			"CAP_SYS_ADMIN can identify (to replace kashim's); nothing attached\n", argv[i]);
+	} else if (errno != 0) {
 		fprintf(stderr, "kashim attach: cannot query %s: %s\n", argv[i], strerror(errno));
 	} else if (attach_new(cgroup_fd, argv[i], &s)) {
 		status = EXIT_OK;

@@ -331,4 +331,24 @@ test_doctor_and_run_hint() {
 	fi
 }
 
+# CAP_BPF + CAP_NET_ADMIN without CAP_SYS_ADMIN: attach works on a cgroup
+# with no kashim; on one with kashim it refuses (it cannot tell kashim's
+# program from others), leaving the attachment as it was.
+test_capabilities() {
+	need_cmd setpriv || return
+	need_cgroup || return
+	local nosys=(setpriv --inh-caps=-all --bounding-set=-sys_admin)
+	expect_status 0 "attach with CAP_BPF and CAP_NET_ADMIN only" "${nosys[@]}" "$KASHIM" attach --idle 44 "$CG"
+	expect_status 1 "attach again without CAP_SYS_ADMIN" "${nosys[@]}" "$KASHIM" attach --idle 55 "$CG"
+	expect_text "$TMP/err" "says CAP_SYS_ADMIN is needed" "^kashim attach: not permitted: .*CAP_SYS_ADMIN.*nothing attached$"
+	"$KASHIM" status > "$TMP/status" 2>&1
+	if [ "$(grep -cF "$CG " "$TMP/status")" = 1 ] && grep -qF "$CG idle=44s " "$TMP/status"; then
+		ok "one attachment, its settings unchanged"
+	else
+		fail "status: $(cat "$TMP/status")"
+	fi
+	expect_status 1 "detach without CAP_SYS_ADMIN" "${nosys[@]}" "$KASHIM" detach "$CG"
+	expect_text "$TMP/err" "names CAP_SYS_ADMIN" "^kashim detach: not permitted: needs CAP_SYS_ADMIN"
+}
+
 run_tests
