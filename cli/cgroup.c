@@ -310,7 +310,8 @@ static int map_access(int map_fd, enum bpf_cmd cmd, struct cgroup_settings *valu
  * cgroup_fd, and of its settings map; false when there is none (errno 0)
  * or on an error (errno set; EPERM when a program there could not be
  * identified, which needs CAP_SYS_ADMIN). */
-static bool find_attached(int cgroup_fd, int *prog_fd, int *map_fd)
+static bool find_attached(int cgroup_fd, int *prog_fd, int *map_fd,
+			  struct bpf_prog_info *found)
 {
 	uint32_t ids[64];
 	union bpf_attr attr;
@@ -349,6 +350,8 @@ static bool find_attached(int cgroup_fd, int *prog_fd, int *map_fd)
 			a.map_id = map_id;
 			if ((*map_fd = sys_bpf(BPF_MAP_GET_FD_BY_ID, &a)) >= 0) {
 				*prog_fd = fd;
+				if (found)
+					*found = info;
 				return true;
 			}
 		}
@@ -514,7 +517,11 @@ static void settings_from(const struct kashim_config *cfg, struct cgroup_setting
 	s->force = cfg->mode == KASHIM_MODE_FORCE;
 }
 
-static void print_settings(const char *path, const struct cgroup_settings *s)
+/* With kernel.bpf_stats_enabled=1 the kernel times every run of the
+ * program: ns_per_run is its cost in the kernel (two runs a connection
+ * made and accepted inside the cgroup). */
+static void print_settings(const char *path, const struct cgroup_settings *s,
+			   const struct bpf_prog_info *info)
 {
 	printf("%s idle=%us interval=%us count=%u user_timeout=", path, s->idle_s, s->interval_s,
 	       s->count);
@@ -526,6 +533,8 @@ static void print_settings(const char *path, const struct cgroup_settings *s)
 	       (unsigned long long)s->connections, (unsigned long long)s->refused);
 	if (s->refused)
 		printf(" last_error=%s", strerror(-s->last_error));
+	if (info->run_cnt)
+		printf(" ns_per_run=%llu", (unsigned long long)(info->run_time_ns / info->run_cnt));
 	printf("\n");
 }
 
@@ -658,7 +667,7 @@ int cmd_attach(int argc, char **argv)
 		return EXIT_PROBLEM;
 	if (!privileged("attach", false) || !kernel_fits(&s))
 		goto out;
-	if (find_attached(cgroup_fd, &prog_fd, &map_fd)) {
+	if (find_attached(cgroup_fd, &prog_fd, &map_fd, NULL)) {
 		/* Already attached: the settings are replaced in place, the
 		 * counts kept. */
 		if (map_access(map_fd, BPF_MAP_LOOKUP_ELEM, &old) == 0) {
@@ -705,7 +714,7 @@ int cmd_detach(int argc, char **argv)
 		return EXIT_PROBLEM;
 	if (!privileged("detach", true))
 		goto out;
-	if (!find_attached(cgroup_fd, &prog_fd, &map_fd)) {
+	if (!find_attached(cgroup_fd, &prog_fd, &map_fd, NULL)) {
 		if (errno)
 			fprintf(stderr, "kashim detach: cannot query %s: %s\n", argv[1], strerror(errno));
 		else
@@ -741,6 +750,7 @@ struct walk {
  * first, bounded in depth and count. */
 static void walk_cgroups(int fd, struct walk *w, int depth)
 {
+	struct bpf_prog_info info;
 	struct cgroup_settings s;
 	struct dirent *e;
 	int prog_fd, map_fd;
@@ -751,9 +761,9 @@ static void walk_cgroups(int fd, struct walk *w, int depth)
 		close(fd);
 		return;
 	}
-	if (find_attached(fd, &prog_fd, &map_fd)) {
+	if (find_attached(fd, &prog_fd, &map_fd, &info)) {
 		if (map_access(map_fd, BPF_MAP_LOOKUP_ELEM, &s) == 0) {
-			print_settings(w->path, &s);
+			print_settings(w->path, &s, &info);
 			w->found++;
 		}
 		close(prog_fd);
