@@ -49,8 +49,10 @@
 struct cgroup_settings {
 	uint32_t idle_s, interval_s, count;
 	uint32_t user_timeout_ms; /* 0: leave the kernel's value alone */
+	uint32_t user_timeout_auto; /* 1: computed from kashim's own timers */
 	uint32_t force;           /* 0 respect, 1 force */
 	int32_t last_error;       /* the last -errno of a refused bpf_setsockopt */
+	uint32_t reserved;
 	uint64_t connections;     /* connections the program saw */
 	uint64_t refused;         /* bpf_setsockopt calls the kernel refused */
 };
@@ -93,7 +95,8 @@ enum { R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, R10 };
 #define FIELD(f) ((short)offsetof(struct cgroup_settings, f))
 
 /* A program being assembled, with forward jumps to named labels. */
-enum label { L_COVER, L_KEEPALIVE, L_USER_TIMEOUT, L_SET_USER_TIMEOUT, L_OUT, L_COUNT };
+enum label { L_COVER, L_OWN_KEEPALIVE, L_KEEPALIVE, L_USER_TIMEOUT, L_SET_USER_TIMEOUT, L_OUT,
+	     L_COUNT };
 #define PROG_MAX 128
 struct prog {
 	struct bpf_insn insn[PROG_MAX];
@@ -212,13 +215,23 @@ static bool assemble_keepalive(struct prog *p, int map_fd)
 	put(p, BPF_MOV64_IMM(R1, 1));
 	put(p, BPF_ATOMIC_ADD_DW(SETTINGS, R1, FIELD(connections)));
 	/* a program's own keepalive keeps its timers */
-	put_unless_own(p, SOL_SOCKET, SO_KEEPALIVE, L_KEEPALIVE, L_USER_TIMEOUT);
+	put_unless_own(p, SOL_SOCKET, SO_KEEPALIVE, L_KEEPALIVE, L_OWN_KEEPALIVE);
 
 	label(p, L_KEEPALIVE);
 	put_setsockopt(p, IPPROTO_TCP, TCP_KEEPIDLE, FIELD(idle_s));
 	put_setsockopt(p, IPPROTO_TCP, TCP_KEEPINTVL, FIELD(interval_s));
 	put_setsockopt(p, IPPROTO_TCP, TCP_KEEPCNT, FIELD(count));
 	put_setsockopt(p, SOL_SOCKET, SO_KEEPALIVE, -1);
+
+	jump(p, BPF_JMP_A(), L_USER_TIMEOUT);
+
+	/* The program's own timers: an automatic user timeout, computed from
+	 * kashim's timers, would cut them short; an operator's fixed one is
+	 * still set. */
+	label(p, L_OWN_KEEPALIVE);
+	put(p, BPF_LDX_W(R1, SETTINGS, FIELD(user_timeout_auto)));
+	/* if the user timeout is automatic goto out */
+	jump(p, BPF_JMP_IMM(BPF_JNE, R1, 0), L_OUT);
 
 	label(p, L_USER_TIMEOUT);
 	put(p, BPF_LDX_W(R1, SETTINGS, FIELD(user_timeout_ms)));
@@ -306,6 +319,25 @@ static int map_access(int map_fd, enum bpf_cmd cmd, struct cgroup_settings *valu
 
 /* ---- finding kashim's program on a cgroup ----------------------------- */
 
+/* Is this map a settings map of this kashim's layout?  (One of another
+ * version would be read and written with the wrong size.) */
+static bool settings_map(int map_fd)
+{
+	struct bpf_map_info info;
+	union bpf_attr a;
+
+	memset(&info, 0, sizeof info);
+	memset(&a, 0, sizeof a);
+	a.info.bpf_fd = (uint32_t)map_fd;
+	a.info.info_len = sizeof info;
+	a.info.info = ptr(&info);
+	if (sys_bpf(BPF_OBJ_GET_INFO_BY_FD, &a) == 0 &&
+	    info.value_size == sizeof(struct cgroup_settings) && info.max_entries == 1)
+		return true;
+	close(map_fd);
+	return false;
+}
+
 /* The fds of kashim's program attached directly to the cgroup open at
  * cgroup_fd, and of its settings map; false when there is none (errno 0)
  * or on an error (errno set; EPERM when a program there could not be
@@ -348,7 +380,8 @@ static bool find_attached(int cgroup_fd, int *prog_fd, int *map_fd,
 		    !strncmp(info.name, PROG_NAME, sizeof info.name) && info.nr_map_ids == 1) {
 			memset(&a, 0, sizeof a);
 			a.map_id = map_id;
-			if ((*map_fd = sys_bpf(BPF_MAP_GET_FD_BY_ID, &a)) >= 0) {
+			if ((*map_fd = sys_bpf(BPF_MAP_GET_FD_BY_ID, &a)) >= 0 &&
+			    settings_map(*map_fd)) {
 				*prog_fd = fd;
 				if (found)
 					*found = info;
@@ -514,6 +547,7 @@ static void settings_from(const struct kashim_config *cfg, struct cgroup_setting
 	s->interval_s = (uint32_t)cfg->interval_s;
 	s->count = (uint32_t)cfg->count;
 	s->user_timeout_ms = cfg->user_timeout_mode == KASHIM_UT_OFF ? 0 : cfg->user_timeout_ms;
+	s->user_timeout_auto = cfg->user_timeout_mode == KASHIM_UT_AUTO;
 	s->force = cfg->mode == KASHIM_MODE_FORCE;
 }
 

@@ -124,6 +124,19 @@ test_respect_and_force() {
 	wait_listen "$port" || { fail "the server does not listen"; return; }
 	bg incg "$CG" "$HOLD" connect "$port" own
 	expect_socket "$BG" "ESTABLISHED" "$OWN" "respect (default): the program's own settings stay"
+	port=$(free_port)
+	bg "$HOLD" serve "$port"
+	wait_listen "$port" || { fail "the server does not listen"; return; }
+	bg incg "$CG" "$HOLD" connect "$port" ownka
+	expect_socket "$BG" "ESTABLISHED" "keepalive=1 idle=100 interval=20 count=3 user_timeout=0" \
+		"respect: own timers, no user timeout: kashim's automatic one (from its timers) is not set"
+	attach --user-timeout 30s "${CG_ARGS[@]}" || return
+	port=$(free_port)
+	bg "$HOLD" serve "$port"
+	wait_listen "$port" || { fail "the server does not listen"; return; }
+	bg incg "$CG" "$HOLD" connect "$port" ownka
+	expect_socket "$BG" "ESTABLISHED" "keepalive=1 idle=100 interval=20 count=3 user_timeout=30000" \
+		"respect: own timers, no user timeout: an operator's fixed one is set"
 	attach --mode force "${CG_ARGS[@]}" || return
 	port=$(free_port)
 	bg "$HOLD" serve "$port"

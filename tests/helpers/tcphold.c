@@ -6,7 +6,8 @@
  *   tcphold connect PORT [own]   connect to 127.0.0.1:PORT
  *
  * With "own" it sets its own keepalive before connect/listen: on, idle 100,
- * interval 20, count 3, user timeout 5000 ms.  "ready" on stdout once the
+ * interval 20, count 3, user timeout 5000 ms; with "ownka" the same but no
+ * user timeout.  "ready" on stdout once the
  * connection is up; then it reads the connection, and sends 64 KiB for
  * each line on stdin.  When the connection ends it prints "eof" or
  * "error STRERROR" (as a failed connect does) and exits 1: how the
@@ -22,7 +23,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static void own_settings(int fd)
+static void own_settings(int fd, size_t n)
 {
 	static const struct { int level, name, value; } opt[] = {
 		{ SOL_SOCKET, SO_KEEPALIVE, 1 }, { IPPROTO_TCP, TCP_KEEPIDLE, 100 },
@@ -31,7 +32,7 @@ static void own_settings(int fd)
 	};
 	size_t k;
 
-	for (k = 0; k < sizeof opt / sizeof opt[0]; k++)
+	for (k = 0; k < n && k < sizeof opt / sizeof opt[0]; k++)
 		if (setsockopt(fd, opt[k].level, opt[k].name, &opt[k].value, sizeof(int)) != 0)
 			perror("tcphold: setsockopt");
 }
@@ -79,7 +80,7 @@ int main(int argc, char **argv)
 	int fd, c, one = 1;
 
 	if (argc < 3) {
-		fprintf(stderr, "usage: tcphold serve|connect PORT [own]\n");
+		fprintf(stderr, "usage: tcphold serve|connect PORT [own|ownka]\n");
 		return 2;
 	}
 	memset(&a, 0, sizeof a);
@@ -90,7 +91,9 @@ int main(int argc, char **argv)
 	if (fd < 0)
 		return 1;
 	if (argc > 3 && !strcmp(argv[3], "own"))
-		own_settings(fd);
+		own_settings(fd, 5);
+	else if (argc > 3 && !strcmp(argv[3], "ownka"))
+		own_settings(fd, 4); /* all but the user timeout */
 	if (!strcmp(argv[1], "serve")) {
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
 		if (bind(fd, (struct sockaddr *)&a, sizeof a) || listen(fd, 8)) {
