@@ -72,6 +72,16 @@ incg() {
 	exec sh -c 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"' incg "$dir" "$@"
 }
 
+# client_in DIR [own|ownka]: a static server outside the cgroups, and a
+# static client in DIR connected to it; the client's pid in $BG.
+client_in() {
+	local port
+	port=$(free_port)
+	bg "$HOLD" serve "$port"
+	wait_listen "$port" || { fail "the server does not listen"; return 1; }
+	bg incg "$1" "$HOLD" connect "$port" ${2:+"$2"}
+}
+
 # A static client and server, both in the cgroup: each end gets the options.
 test_static_client_and_server() {
 	need_cgroup && attach "${CG_ARGS[@]}" || return
@@ -106,42 +116,25 @@ test_python_inside_server_outside() {
 # A nested cgroup below $CG is covered too.
 test_below() {
 	need_cgroup && attach "${CG_ARGS[@]}" || return
-	local port
 	mkdir "$CG/below" || { fail "cannot create $CG/below"; return; }
-	port=$(free_port)
-	bg "$HOLD" serve "$port"
-	wait_listen "$port" || { fail "the server does not listen"; return; }
-	bg incg "$CG/below" "$HOLD" connect "$port"
+	client_in "$CG/below" || return
 	expect_socket "$BG" "ESTABLISHED" "$WANT" "a process in a cgroup below"
 }
 
 # respect keeps a program's own keepalive and user timeout; force does not.
 test_respect_and_force() {
 	need_cgroup && attach "${CG_ARGS[@]}" || return
-	local port
-	port=$(free_port)
-	bg "$HOLD" serve "$port"
-	wait_listen "$port" || { fail "the server does not listen"; return; }
-	bg incg "$CG" "$HOLD" connect "$port" own
+	client_in "$CG" own || return
 	expect_socket "$BG" "ESTABLISHED" "$OWN" "respect (default): the program's own settings stay"
-	port=$(free_port)
-	bg "$HOLD" serve "$port"
-	wait_listen "$port" || { fail "the server does not listen"; return; }
-	bg incg "$CG" "$HOLD" connect "$port" ownka
+	client_in "$CG" ownka || return
 	expect_socket "$BG" "ESTABLISHED" "keepalive=1 idle=100 interval=20 count=3 user_timeout=0" \
 		"respect: own timers, no user timeout: kashim's automatic one (from its timers) is not set"
 	attach --user-timeout 30s "${CG_ARGS[@]}" || return
-	port=$(free_port)
-	bg "$HOLD" serve "$port"
-	wait_listen "$port" || { fail "the server does not listen"; return; }
-	bg incg "$CG" "$HOLD" connect "$port" ownka
+	client_in "$CG" ownka || return
 	expect_socket "$BG" "ESTABLISHED" "keepalive=1 idle=100 interval=20 count=3 user_timeout=30000" \
 		"respect: own timers, no user timeout: an operator's fixed one is set"
 	attach --mode force "${CG_ARGS[@]}" || return
-	port=$(free_port)
-	bg "$HOLD" serve "$port"
-	wait_listen "$port" || { fail "the server does not listen"; return; }
-	bg incg "$CG" "$HOLD" connect "$port" own
+	client_in "$CG" own || return
 	expect_socket "$BG" "ESTABLISHED" "$WANT" "force: kashim's values stand"
 }
 
@@ -149,12 +142,9 @@ test_respect_and_force() {
 # new connections from getting them and status no longer lists the cgroup.
 test_replace_status_detach() {
 	need_cgroup && attach "${CG_ARGS[@]}" || return
-	local port line
+	local line
 	attach --idle 50 --interval 5 --count 2 --user-timeout off || return
-	port=$(free_port)
-	bg "$HOLD" serve "$port"
-	wait_listen "$port" || { fail "the server does not listen"; return; }
-	bg incg "$CG" "$HOLD" connect "$port"
+	client_in "$CG" || return
 	expect_socket "$BG" "ESTABLISHED" "keepalive=1 idle=50 interval=5 count=2 user_timeout=0" \
 		"attach again replaces the settings"
 	expect_status 0 "status" "$KASHIM" status
@@ -166,10 +156,7 @@ test_replace_status_detach() {
 		fail "status: $(cat "$TMP/out")"
 	fi
 	expect_status 0 "detach" "$KASHIM" detach "$CG"
-	port=$(free_port)
-	bg "$HOLD" serve "$port"
-	wait_listen "$port" || { fail "the server does not listen"; return; }
-	bg incg "$CG" "$HOLD" connect "$port"
+	client_in "$CG" || return
 	expect_socket "$BG" "ESTABLISHED" "$UNTOUCHED" "after detach, a new connection is untouched"
 	"$KASHIM" status > "$TMP/out" 2>&1
 	if grep -qF "$CG" "$TMP/out"; then fail "status still lists $CG"; else ok "status no longer lists $CG"; fi
