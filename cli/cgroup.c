@@ -187,7 +187,8 @@ static void put_unless_own(struct prog *p, int level, int name, enum label set, 
 /* The sock_ops program: at TCP_CONNECT_CB (before the SYN, so the user
  * timeout bounds the handshake too) and PASSIVE_ESTABLISHED_CB (a
  * connection accepted), it sets the options from the map.  In respect
- * mode, a socket with keepalive already on keeps its timers and a nonzero
+ * mode, a socket with keepalive already on keeps its timers (and gets no
+ * automatic user timeout, which would cut them short) and a nonzero
  * user timeout stays; where the kernel cannot read them, kashim's values
  * are set.  Always returns 1 (the return value of sock_ops only matters to
  * a few callbacks, none of these). */
