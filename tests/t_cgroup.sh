@@ -189,6 +189,14 @@ test_refusals() {
 	else
 		skip "setpriv (util-linux) is not installed"
 	fi
+	# An old kernel, as uname(2) reports it under the UNAME26 personality
+	# (2.6.x): refused by the version the options need.
+	if setarch "$(uname -m)" --uname-2.6 uname -r 2> /dev/null | grep -q '^2\.6\.'; then
+		expect_status 1 "an old kernel" setarch "$(uname -m)" --uname-2.6 "$KASHIM" attach "$CG"
+		expect_text "$TMP/err" "names the kernel needed" "^kashim attach: this kernel \(2\.6\.[^)]*\) cannot set keepalive options from BPF: bpf_setsockopt takes them from Linux 5\.9; nothing attached$"
+	else
+		skip "setarch --uname-2.6 does not work here"
+	fi
 	"$KASHIM" status > "$TMP/out" 2>&1
 	if grep -qF "$CG" "$TMP/out"; then fail "something was attached: $(cat "$TMP/out")"; else ok "nothing attached"; fi
 }
