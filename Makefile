@@ -17,9 +17,9 @@ MANDIR  ?= $(PREFIX)/share/man
 
 LIB := libkashim.so
 CLI := kashim
-CLI_SRC := cli/kashim.c cli/inspect.c cli/sockread.c cli/audit.c cli/doctor.c cli/files.c config.c
+CLI_SRC := cli/kashim.c cli/inspect.c cli/sockread.c cli/audit.c cli/doctor.c cli/files.c cli/cgroup.c cli/cgroupfs.c config.c
 TEST_BINS := tests/test_config tests/probe tests/sockpeek tests/libearly.so tests/libwrap.so \
-             tests/libfailbig.so tests/libexitmid.so tests/hostile tests/libhostile_load.so
+             tests/libfailbig.so tests/libexitmid.so tests/hostile tests/libhostile_load.so tests/tcphold
 
 .PHONY: all check demo bench musl fuzz detect-report install uninstall clean deb version
 
@@ -44,6 +44,10 @@ tests/sockpeek: tests/sockpeek.c
 
 tests/libearly.so: tests/early.c
 	$(CC) $(KCFLAGS) -fPIC -shared -o $@ tests/early.c
+
+# Static on purpose: a program no LD_PRELOAD reaches (t_cgroup.sh).
+tests/tcphold: tests/helpers/tcphold.c
+	$(CC) $(KCFLAGS) -static -o $@ tests/helpers/tcphold.c
 
 tests/libwrap.so: tests/wrap.c
 	$(CC) $(KCFLAGS) -fPIC -shared -o $@ tests/wrap.c -ldl
@@ -103,9 +107,9 @@ tests/fuzz/fuzz_config: tests/fuzz/fuzz_config.c config.c config.h
 
 # The ELF reader of kashim doctor, its corpus in tests/fuzz/corpus_elf (inputs up
 # to 8 KiB, which keeps the corpus small).
-tests/fuzz/fuzz_elf: tests/fuzz/fuzz_elf.c cli/doctor.c cli/files.c cli/cli.h
+tests/fuzz/fuzz_elf: tests/fuzz/fuzz_elf.c cli/doctor.c cli/files.c cli/cgroupfs.c cli/cli.h
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -I. \
-		-o $@ tests/fuzz/fuzz_elf.c cli/doctor.c cli/files.c
+		-o $@ tests/fuzz/fuzz_elf.c cli/doctor.c cli/files.c cli/cgroupfs.c
 
 fuzz: tests/fuzz/fuzz_config tests/fuzz/fuzz_elf
 	@d=$$(mktemp -d) && ./tests/fuzz/fuzz_config -max_total_time=$(FUZZ_SECONDS) \

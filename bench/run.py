@@ -5,7 +5,11 @@ The floor is the program setting the same five options itself: no shim can
 do less.  Variants run alternately in the same session, many rounds; the
 table quotes medians of per-round ratios, so a machine that slows down for
 a while slows every variant of that round alike.  Counts (system calls,
-allocations) do not drift and are exact."""
+allocations) do not drift and are exact.
+
+The cgroup column is kashim's cgroup mode: the same benchmark, no preload,
+run in a cgroup of its own with `kashim attach` (root; BPF); its sock_ops
+program runs in the kernel at each connect and accept."""
 import os
 import re
 import shutil
@@ -22,20 +26,76 @@ LIB = os.path.join(ROOT, "libkashim.so")
 BENCH = os.path.join(ROOT, "bench", "bench")
 COUNT = os.path.join(ROOT, "bench", "countalloc.so")
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "15"))
+KASHIM = os.path.join(ROOT, "kashim")
 
 VARIANTS = {  # name: (preload, mode)
     "none": ("", "none"),
     "floor": ("", "floor"),
     "kashim": (LIB, "none"),
 }
+CGROUP = None  # the cgroup of the "cgroup" variant, when it could be made
+
+
+def cgroup_setup():
+    """A cgroup of the benchmark's own with kashim attached, or None."""
+    global CGROUP
+    with open("/proc/self/mountinfo") as f:
+        roots = [line.split(" - ")[0].split()[4] for line in f if " - cgroup2 " in line]
+    if os.geteuid() != 0 or not roots:
+        return None
+    path = os.path.join(roots[0], "kashim-bench-%d" % os.getpid())
+    try:
+        os.mkdir(path)
+    except OSError:
+        return None
+    r = subprocess.run([KASHIM, "attach", path], capture_output=True, text=True)
+    if r.returncode != 0:
+        os.rmdir(path)
+        print("(no cgroup column: %s)" % r.stderr.strip())
+        return None
+    CGROUP = path
+    VARIANTS["cgroup"] = ("", "none")
+    return path
+
+
+def bpf_run_cost(n=10000):
+    """The program's own time in the kernel per run, as the kernel times it
+    with kernel.bpf_stats_enabled=1 (set for this run only)."""
+    knob = "/proc/sys/kernel/bpf_stats_enabled"
+    with open(knob) as f:
+        old = f.read().strip()
+    try:
+        with open(knob, "w") as f:
+            f.write("1")
+        run_bench("connect", "cgroup", n)
+        out = subprocess.run([KASHIM, "status"], capture_output=True, text=True).stdout
+    finally:
+        with open(knob, "w") as f:
+            f.write(old)
+    m = re.search(r"^%s .*ns_per_run=(\d+)" % re.escape(CGROUP), out, re.M)
+    return int(m.group(1)) if m else None
+
+
+def cgroup_cleanup():
+    VARIANTS.pop("cgroup", None)
+    if CGROUP:
+        subprocess.run([KASHIM, "detach", CGROUP], capture_output=True)
+        os.rmdir(CGROUP)
+
+
+def argv_for(variant, argv):
+    """The cgroup variant moves itself into the cgroup, then execs."""
+    if variant != "cgroup":
+        return argv
+    return ["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', CGROUP] + argv
 
 
 def run_bench(what, variant, n, count_allocs=False):
     preload, mode = VARIANTS[variant]
     env = dict(os.environ)
     env["LD_PRELOAD"] = " ".join(p for p in (COUNT if count_allocs else "", preload) if p)
-    out = subprocess.run([BENCH, what, mode, str(n)], env=env, capture_output=True,
-                         text=True, check=True).stdout.split()
+    out = subprocess.run(argv_for(variant, [BENCH, what, mode, str(n)]), env=env,
+                         capture_output=True, text=True, check=True).stdout.split()
     return float(out[0]), int(out[1])
 
 
@@ -43,10 +103,13 @@ def timing(what, n):
     """Per-operation times and the medians of per-round ratios."""
     times = {v: [] for v in VARIANTS}
     ratios = {"kashim/floor": [], "kashim/none": [], "floor/none": []}
+    if "cgroup" in VARIANTS:
+        ratios.update({"cgroup/floor": [], "cgroup/none": []})
     order = list(VARIANTS)
     for r in range(ROUNDS):
         rnd = {}
-        for v in order[r % 3:] + order[:r % 3]:  # rotate who goes first
+        k = r % len(order)
+        for v in order[k:] + order[:k]:  # rotate who goes first
             rnd[v] = run_bench(what, v, n)[0]
             times[v].append(rnd[v])
         for key in ratios:
@@ -61,7 +124,7 @@ def strace_counts(what, variant, n):
     env = dict(os.environ, LD_PRELOAD=preload)
     with tempfile.NamedTemporaryFile("r") as out:
         subprocess.run(["strace", "-f", "-qq", "-c", "-o", out.name, "-e",
-                        "trace=setsockopt,getsockopt", BENCH, what, mode, str(n)],
+                        "trace=setsockopt,getsockopt"] + argv_for(variant, [BENCH, what, mode, str(n)]),
                        env=env, capture_output=True, check=True)
         text = out.read()
     counts = {}
@@ -133,27 +196,46 @@ http { access_log off; client_body_temp_path %(t)s/b; proxy_temp_path %(t)s/p;
             time.sleep(0.05)
 
 
+def per_operation():
+    cg = "cgroup" in VARIANTS
+    print()
+    print("| per operation | no keepalive | hand-set floor | kashim | kashim/floor | kashim/none |"
+          + (" cgroup mode | cgroup/floor | cgroup/none |" if cg else ""))
+    print("|---|---|---|---|---|---|" + ("---|---|---|" if cg else ""))
+    for what, n, label in (("socket", 100000, "socket() + close()"),
+                           ("connect", 10000, "connect + accept on loopback")):
+        t, r = timing(what, n)
+        line = "| %s | %.0f ns | %.0f ns | %.0f ns | %.3f | %.3f |" % (
+            label, t["none"], t["floor"], t["kashim"], r["kashim/floor"], r["kashim/none"])
+        if cg:
+            line += " %.0f ns | %.3f | %.3f |" % (t["cgroup"], r["cgroup/floor"], r["cgroup/none"])
+        print(line)
+    print()
+    print("| system calls per operation (strace -c: 2000 ops minus 1000) | hand-set floor | kashim |"
+          + (" cgroup mode |" if cg else ""))
+    print("|---|---|---|" + ("---|" if cg else ""))
+    for what, label in (("socket", "socket(): setsockopt / getsockopt"),
+                        ("connect", "connection (connect + accept): setsockopt / getsockopt")):
+        cells = ["%g / %g" % syscalls(what, v) for v in ("floor", "kashim", "cgroup") if v in VARIANTS]
+        print("| %s | %s |" % (label, " | ".join(cells)))
+    if cg:
+        ns = bpf_run_cost()
+        print()
+        print("| cgroup mode: the BPF program's time in the kernel (kernel.bpf_stats_enabled) | per run | per connection (connect + accept: 2 runs) |")
+        print("|---|---|---|")
+        print("| 10000 connections | %s | %s |" % (("%d ns" % ns, "%d ns" % (2 * ns)) if ns else ("-", "-")))
+
+
 def main():
     for tool in ("strace",):
         if not shutil.which(tool):
             sys.exit("bench: %s is needed" % tool)
     print("kashim benchmark: %d alternating rounds per figure; medians" % ROUNDS)
-    print()
-    print("| per operation | no keepalive | hand-set floor | kashim | kashim/floor | kashim/none |")
-    print("|---|---|---|---|---|---|")
-    for what, n, label in (("socket", 100000, "socket() + close()"),
-                           ("connect", 10000, "connect + accept on loopback")):
-        t, r = timing(what, n)
-        print("| %s | %.0f ns | %.0f ns | %.0f ns | %.3f | %.3f |" % (
-            label, t["none"], t["floor"], t["kashim"], r["kashim/floor"], r["kashim/none"]))
-    print()
-    print("| system calls per operation (strace -c: 2000 ops minus 1000) | hand-set floor | kashim |")
-    print("|---|---|---|")
-    for what, label in (("socket", "socket(): setsockopt / getsockopt"),
-                        ("connect", "connection (connect + accept): setsockopt / getsockopt")):
-        fs, fg = syscalls(what, "floor")
-        ks, kg = syscalls(what, "kashim")
-        print("| %s | %g / %g | %g / %g |" % (label, fs, fg, ks, kg))
+    cgroup_setup()
+    try:
+        per_operation()
+    finally:
+        cgroup_cleanup()
     if shutil.which("valgrind"):
         print()
         print("| user-space instructions per operation (callgrind: 2000 ops minus 1000) | no keepalive | hand-set floor | kashim | kashim - floor |")

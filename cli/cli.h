@@ -52,5 +52,14 @@ ssize_t read_at_most(int fd, void *buf, size_t max, char *why, size_t why_size);
 int cmd_doctor(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
+/* cgroup.c: the cgroup-wide mode (a BPF sock_ops program). */
+int cmd_attach(int argc, char **argv);
+int cmd_detach(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_dropin_cgroup(int argc, char **argv); /* kashim dropin --cgroup */
+/* cgroupfs.c: the cgroup2 mount point (from /proc/self/mountinfo); the
+ * hint for a program out of LD_PRELOAD's reach (a static string). */
+bool cgroup2_mount(char *out, size_t size);
+const char *cgroup_hint(void);
 
 #endif

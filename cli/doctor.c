@@ -589,5 +589,7 @@ int cmd_doctor(int argc, char **argv)
 		return EXIT_PROBLEM;
 	}
 	printf("%s: %s\n", v.path, v.reason);
+	if (!v.reachable)
+		printf("hint: %s\n", cgroup_hint());
 	return v.reachable ? EXIT_OK : EXIT_PROBLEM;
 }

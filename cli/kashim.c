@@ -40,6 +40,9 @@ static const char main_usage[] =
 	"  audit [--json|--prometheus]           which programs' connections would miss a dead peer\n"
 	"  doctor PROGRAM                        can kashim reach PROGRAM at all?\n"
 	"  dropin [OPTIONS]                      print a systemd drop-in that enables kashim\n"
+	"  attach [OPTIONS] CGROUP               keepalive for every TCP connection in a cgroup (BPF)\n"
+	"  detach CGROUP                         stop that for new connections\n"
+	"  status                                the cgroups kashim is attached to\n"
 	"\n"
 	"kashim COMMAND --help tells more; kashim --version prints the version.\n"
 	"Exit status: 0 success, 1 a problem found, 2 usage; kashim run returns the\n"
@@ -326,8 +329,8 @@ static int cmd_run(int argc, char **argv)
 									: EXIT_CANNOT_EXEC;
 	}
 	if (!v.reachable && !force) {
-		fprintf(stderr, "kashim run: refusing %s: %s (--force runs it anyway)\n", v.path,
-			v.reason);
+		fprintf(stderr, "kashim run: refusing %s: %s (--force runs it anyway; %s)\n", v.path,
+			v.reason, cgroup_hint());
 		return EXIT_RUN_FAILED;
 	}
 	if (!find_named_library(&s, v.musl ? "libkashim-musl.so" : "libkashim.so", lib, sizeof lib)) {
@@ -625,6 +628,8 @@ static int cmd_dropin(int argc, char **argv)
 	char lib[PATH_MAX];
 	int i = 1, k;
 
+	if (argc > 1 && !strcmp(argv[1], "--cgroup")) /* the cgroup mode: cgroup.c */
+		return cmd_dropin_cgroup(argc - 1, argv + 1);
 	if (!parse_settings(argc, argv, &i, &s, &help, NULL))
 		return EXIT_USAGE;
 	if (help) {
@@ -633,6 +638,7 @@ static int cmd_dropin(int argc, char **argv)
 		       "  mkdir -p /etc/systemd/system/NAME.service.d\n"
 		       "  kashim dropin --idle 30s > /etc/systemd/system/NAME.service.d/kashim.conf\n"
 		       "  systemctl daemon-reload && systemctl restart NAME\n\n"
+		       "kashim dropin --cgroup [OPTIONS] covers it by its cgroup instead (BPF).\n\n"
 		       "options:\n%s", settings_usage);
 		return EXIT_OK;
 	}
@@ -685,6 +691,12 @@ int main(int argc, char **argv)
 		return cmd_doctor(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "dropin"))
 		return cmd_dropin(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "attach"))
+		return cmd_attach(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "detach"))
+		return cmd_detach(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "status"))
+		return cmd_status(argc - 1, argv + 1);
 	fprintf(stderr, "kashim: unknown command %s\n%s", argv[1], main_usage);
 	return EXIT_USAGE;
 }

@@ -3,6 +3,9 @@
 that its peer is gone, with kashim and without it.
 
   deadpeer.py run SCENARIO PROGRAM [--without]   one run, one JSON line
+  deadpeer.py run SCENARIO tcphold --cgroup DIR  the same, kashim's cgroup mode:
+                                                 the program is moved into DIR
+                                                 (kashim attach done by the caller)
   deadpeer.py report [--json] [--jobs N]         every run, as a table
 
 Each run happens in a private network namespace of its own (the script
@@ -31,6 +34,7 @@ LIB = os.environ.get("TEST_LIB") or os.path.join(ROOT, "libkashim.so")
 HOLD = os.path.join(ROOT, "tests", "helpers", "hold.py")
 PEEK = os.path.join(ROOT, "tests", "sockpeek")
 PY = "/usr/bin/python3"
+TCPHOLD = os.path.join(ROOT, "tests", "tcphold")  # a static program
 PORT = 7000
 IDLE, INTERVAL, COUNT = 2, 1, 2
 BOUND = IDLE + INTERVAL * COUNT  # also the automatic user timeout
@@ -59,8 +63,9 @@ def sh(*cmd):
 class Run:
     """One scenario for one program, inside this process's namespace."""
 
-    def __init__(self, scenario, program, kashim, cap):
+    def __init__(self, scenario, program, kashim, cap, cgroup=None):
         self.scenario, self.program, self.kashim, self.cap = scenario, program, kashim, cap
+        self.cgroup = cgroup  # kashim by the cgroup mode, not LD_PRELOAD
         self.tmp = tempfile.mkdtemp(prefix="deadpeer.")
         os.chmod(self.tmp, 0o755)  # nginx workers run as nobody
         self.procs = []
@@ -71,7 +76,11 @@ class Run:
     def start(self, argv, under_test=False, stdin=subprocess.DEVNULL):
         env = dict(os.environ)
         env.pop("LD_PRELOAD", None)
-        if under_test and self.kashim:
+        if under_test and self.kashim and self.cgroup:
+            # Into the cgroup before it starts: the shell moves itself, then
+            # execs the program (the same pid).
+            argv = ["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', self.cgroup] + argv
+        elif under_test and self.kashim:
             env.update(LD_PRELOAD=LIB, KASHIM_IDLE=str(IDLE),
                        KASHIM_INTERVAL=str(INTERVAL), KASHIM_COUNT=str(COUNT))
         log = open(os.path.join(self.tmp, "p%d.log" % len(self.procs)), "w+")
@@ -136,6 +145,8 @@ class Run:
         last = out[-1] if out else ""
         if self.program == "python3" and last.startswith("error "):
             self.how = last.split(" ")[1]  # the exception's class
+        elif self.program == "tcphold" and last.startswith("error "):
+            self.how = last[len("error "):]
         elif self.program == "socat" and " E " in last:
             self.how = "socat: " + last.rsplit(": ", 1)[-1]  # its strerror
         else:
@@ -194,6 +205,8 @@ http { access_log off; client_body_temp_path %(t)s/b; proxy_temp_path %(t)s/p;
             return ["socat", "-u", "EXEC:sleep 600", listen]  # never reads the socket
         if self.program == "nc":
             return ["nc", "-d", "-l", "127.0.0.1", str(PORT)]
+        if self.program == "tcphold":
+            return [TCPHOLD, "serve", str(PORT)]
         raise ValueError(self.program)
 
     def client_cmd(self):
@@ -203,6 +216,8 @@ http { access_log off; client_body_temp_path %(t)s/b; proxy_temp_path %(t)s/p;
             return ["socat", "STDIO", "TCP4:127.0.0.1:%d" % PORT]
         if self.program == "nc":
             return ["nc", "127.0.0.1", str(PORT)]
+        if self.program == "tcphold":
+            return [TCPHOLD, "connect", str(PORT)]
         raise ValueError(self.program)
 
     def connect_cmd(self):
@@ -210,6 +225,8 @@ http { access_log off; client_body_temp_path %(t)s/b; proxy_temp_path %(t)s/p;
             return [PY, HOLD, "connect", "127.0.0.1", str(PORT)]
         if self.program == "socat":
             return ["socat", "-u", "TCP4:127.0.0.1:%d" % PORT, "OPEN:/dev/null"]
+        if self.program == "tcphold":
+            return [TCPHOLD, "connect", str(PORT)]
         return ["nc", "127.0.0.1", str(PORT)]
 
     # -- the scenarios ----------------------------------------------------
@@ -305,7 +322,7 @@ def run_one(args):
         # Re-run in a network namespace of our own; it dies with us.
         os.execvpe("unshare", ["unshare", "-n", "--", sys.executable] + sys.argv,
                    dict(os.environ, DEADPEER_NETNS="1"))
-    result = Run(args.scenario, args.program, not args.without, args.cap).go()
+    result = Run(args.scenario, args.program, not args.without, args.cap, args.cgroup).go()
     print(json.dumps(result), flush=True)
 
 
@@ -365,6 +382,7 @@ def main():
     one.add_argument("program")
     one.add_argument("--without", action="store_true", help="run without kashim")
     one.add_argument("--cap", type=float, default=CAP)
+    one.add_argument("--cgroup", help="kashim's cgroup mode: run the program in this cgroup")
     rep = sub.add_parser("report")
     rep.add_argument("--json", action="store_true")
     rep.add_argument("--jobs", type=int, default=6)

@@ -145,6 +145,20 @@ test_audit_preload() {
 	audit_scene_checks
 }
 
+# The same scene with the covered program reached by kashim's cgroup mode
+# (kashim attach on its unit's cgroup, the same settings, no preload):
+# audit's figures must be the same.  The attachment goes with the cgroup.
+test_audit_cgroup_mode() {
+	export COVER_WITH=cover_cgroup AUDIT_COVER=cgroup # for auditcheck.py
+	export COVER_WITH_DEF='cover_cgroup() {
+		"$K" attach --idle 37 --interval 11 --count 4 "$1" > "$OUT/attach.out" 2> "$OUT/attach.err"
+		echo $? > "$OUT/attach.status"
+		COVER=()
+	}'
+	audit_scene_checks
+	scene_status attach 0 "kashim attach on the covered program's cgroup"
+}
+
 # A server holding N accepted connections; its pid in $BG.
 server_with() {
 	local port i

@@ -1,0 +1,79 @@
+/* Where cgroup v2 is mounted, and the hint doctor and run give for a
+ * program LD_PRELOAD cannot reach.  Apart from cgroup.c so that doctor.c
+ * (and its fuzzer) link without the BPF code. */
+#define _GNU_SOURCE
+#include "cli.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MOUNTINFO_MAX (4u << 20)
+
+/* Field 5 of a mountinfo line (the mount point), the kernel's octal
+ * escapes (\040 for a space) undone. */
+static void mount_point(char *line, char *out, size_t size)
+{
+	char *field = line;
+	size_t o = 0;
+	int k;
+
+	for (k = 1; k < 5 && field; k++)
+		if ((field = strchr(field, ' ')))
+			field++;
+	for (; field && *field && *field != ' ' && o + 1 < size; field++) {
+		if (field[0] == '\\' && field[1] >= '0' && field[1] <= '3' && field[2] >= '0' &&
+		    field[2] <= '7' && field[3] >= '0' && field[3] <= '7') {
+			out[o++] = (char)((field[1] - '0') * 64 + (field[2] - '0') * 8 + (field[3] - '0'));
+			field += 3;
+		} else {
+			out[o++] = *field;
+		}
+	}
+	out[o] = 0;
+}
+
+bool cgroup2_mount(char *out, size_t size)
+{
+	char why[256], *buf, *line, *save = NULL;
+	struct stat st;
+	ssize_t n;
+	bool found = false;
+	int fd = open_regular("/proc/self/mountinfo", &st, why, sizeof why);
+
+	if (fd < 0)
+		return false;
+	buf = malloc(MOUNTINFO_MAX + 1);
+	n = buf ? read_at_most(fd, buf, MOUNTINFO_MAX, why, sizeof why) : -1;
+	close(fd);
+	if (n < 0) {
+		free(buf);
+		return false;
+	}
+	buf[n] = 0;
+	for (line = strtok_r(buf, "\n", &save); line && !found; line = strtok_r(NULL, "\n", &save)) {
+		char *sep = strstr(line, " - ");
+		if (sep && !strncmp(sep, " - cgroup2 ", 11)) {
+			mount_point(line, out, size);
+			found = out[0] == '/';
+		}
+	}
+	free(buf);
+	return found;
+}
+
+const char *cgroup_hint(void)
+{
+	static char hint[8192 + 512];
+	char root[4096];
+
+	if (!cgroup2_mount(root, sizeof root))
+		snprintf(root, sizeof root, "/sys/fs/cgroup");
+	if (!strcmp(root, "/"))
+		root[0] = 0;
+	snprintf(hint, sizeof hint, "the cgroup mode reaches it: mkdir %s/NAME && kashim attach "
+		 "%s/NAME, then start it in that cgroup (for a systemd service: kashim dropin "
+		 "--cgroup)", root, root);
+	return hint;
+}

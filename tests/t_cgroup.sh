@@ -1,0 +1,362 @@
+#!/usr/bin/env bash
+# kashim attach / detach / status: the cgroup-wide mode (a BPF sock_ops
+# program).  Every test makes its own cgroup under the cgroup2 mount, moves
+# only the processes it starts into it, and detaches and removes it at the
+# end, pass or fail.  Options are read back from outside with sockpeek.
+. "$(dirname "$0")/lib.sh"
+
+KASHIM=$ROOT/kashim
+HOLD=$ROOT/tests/tcphold
+CG_ARGS=(--idle 37 --interval 11 --count 4)
+OWN="keepalive=1 idle=100 interval=20 count=3 user_timeout=5000"
+UNTOUCHED="keepalive=0 idle=7200 interval=75 count=9 user_timeout=0"
+
+# The cgroup2 mount point, from /proc/self/mountinfo.
+cgroup2_root() {
+	awk '{ for (i = 1; i <= NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2") print $5; break } }' \
+		/proc/self/mountinfo | head -n 1
+}
+
+CG=""
+cg_cleanup() {
+	local p
+	exec 2> /dev/null # no job notices for the processes killed here
+	for p in "${BG_PIDS[@]}"; do kill -KILL "$p" 2> /dev/null; done
+	wait 2> /dev/null
+	if [ -n "$CG" ] && [ -d "$CG" ]; then
+		"$KASHIM" detach "$CG" > /dev/null 2>&1
+		find "$CG" -depth -mindepth 1 -type d -exec rmdir {} + 2> /dev/null
+		rmdir "$CG" 2> /dev/null
+	fi
+	cleanup
+}
+
+# need_cgroup: root, a cgroup2 mount and BPF; makes $CG (a fresh cgroup)
+# and arranges for it to go away.
+need_cgroup() {
+	need_root || return 1
+	local root
+	root=$(cgroup2_root)
+	if [ -z "$root" ]; then
+		skip "no cgroup2 mount in /proc/self/mountinfo"
+		return 1
+	fi
+	CG=$root/kashim-test-$$-$RANDOM
+	trap cg_cleanup EXIT
+	if ! mkdir "$CG" 2> "$TMP/mkdir.err"; then
+		skip "cannot create a cgroup under $root: $(cat "$TMP/mkdir.err")"
+		CG=""
+		return 1
+	fi
+}
+
+# attach ARGS...: kashim attach ARGS $CG, which must succeed.
+attach() {
+	if "$KASHIM" attach "$@" "$CG" 2> "$TMP/attach.err"; then
+		return 0
+	fi
+	if grep -q "cannot load a BPF sock_ops program" "$TMP/attach.err"; then
+		skip "no BPF here: $(cat "$TMP/attach.err")"
+	else
+		fail "kashim attach $* failed: $(cat "$TMP/attach.err")"
+	fi
+	return 1
+}
+
+# incg DIR CMD...: CMD moved into cgroup DIR before it starts (the shell
+# moves itself, then execs CMD: the same pid, no connection made outside);
+# called in a subshell (bg), whose pid it keeps.
+incg() {
+	local dir=$1
+	shift
+	exec sh -c 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"' incg "$dir" "$@"
+}
+
+# client_in DIR [own|ownka]: a static server outside the cgroups, and a
+# static client in DIR connected to it; the client's pid in $BG.
+client_in() {
+	local port
+	port=$(free_port)
+	bg "$HOLD" serve "$port"
+	wait_listen "$port" || { fail "the server does not listen"; return 1; }
+	bg incg "$1" "$HOLD" connect "$port" ${2:+"$2"}
+}
+
+# A static client and server, both in the cgroup: each end gets the options.
+test_static_client_and_server() {
+	need_cgroup && attach "${CG_ARGS[@]}" || return
+	local port server client
+	port=$(free_port)
+	bg incg "$CG" "$HOLD" serve "$port"
+	server=$BG
+	wait_listen "$port" || { fail "the static server does not listen"; return; }
+	bg incg "$CG" "$HOLD" connect "$port"
+	client=$BG
+	expect_socket "$client" "ESTABLISHED" "$WANT" "static client (connect)"
+	expect_socket "$server" "ESTABLISHED" "$WANT" "static server (accept)"
+	expect_socket "$server" "LISTEN" "keepalive=0" "the listening socket is left alone"
+	if file -L "$HOLD" | grep -q "statically linked"; then ok "tcphold is static"; else fail "tcphold is not static"; fi
+}
+
+# python3 in the cgroup connects to a python3 server outside it: the client
+# gets the options, the process outside the cgroup is untouched.
+test_python_inside_server_outside() {
+	need_cgroup && attach "${CG_ARGS[@]}" || return
+	local port server client
+	port=$(free_port)
+	bg "$PY" "$HELPERS/hold.py" server 127.0.0.1 "$port"
+	server=$BG
+	wait_listen "$port" || { fail "the python server does not listen: $(cat "$TMP/bg.$server.log")"; return; }
+	bg incg "$CG" "$PY" "$HELPERS/hold.py" client 127.0.0.1 "$port"
+	client=$BG
+	expect_socket "$client" "ESTABLISHED" "$WANT" "python3 in the cgroup"
+	expect_socket "$server" "ESTABLISHED" "$UNTOUCHED" "python3 outside the cgroup is untouched"
+}
+
+# A nested cgroup below $CG is covered too.
+test_below() {
+	need_cgroup && attach "${CG_ARGS[@]}" || return
+	mkdir "$CG/below" || { fail "cannot create $CG/below"; return; }
+	client_in "$CG/below" || return
+	expect_socket "$BG" "ESTABLISHED" "$WANT" "a process in a cgroup below"
+}
+
+# respect keeps a program's own keepalive and user timeout; force does not.
+test_respect_and_force() {
+	need_cgroup && attach "${CG_ARGS[@]}" || return
+	client_in "$CG" own || return
+	expect_socket "$BG" "ESTABLISHED" "$OWN" "respect (default): the program's own settings stay"
+	client_in "$CG" ownka || return
+	expect_socket "$BG" "ESTABLISHED" "keepalive=1 idle=100 interval=20 count=3 user_timeout=0" \
+		"respect: own timers, no user timeout: kashim's automatic one (from its timers) is not set"
+	attach --user-timeout 30s "${CG_ARGS[@]}" || return
+	client_in "$CG" ownka || return
+	expect_socket "$BG" "ESTABLISHED" "keepalive=1 idle=100 interval=20 count=3 user_timeout=30000" \
+		"respect: own timers, no user timeout: an operator's fixed one is set"
+	attach --mode force "${CG_ARGS[@]}" || return
+	client_in "$CG" own || return
+	expect_socket "$BG" "ESTABLISHED" "$WANT" "force: kashim's values stand"
+}
+
+# Attaching again replaces the settings; status lists them; detach stops
+# new connections from getting them and status no longer lists the cgroup.
+test_replace_status_detach() {
+	need_cgroup && attach "${CG_ARGS[@]}" || return
+	local line
+	attach --idle 50 --interval 5 --count 2 --user-timeout off || return
+	client_in "$CG" || return
+	expect_socket "$BG" "ESTABLISHED" "keepalive=1 idle=50 interval=5 count=2 user_timeout=0" \
+		"attach again replaces the settings"
+	expect_status 0 "status" "$KASHIM" status
+	line=$(grep -F "$CG " "$TMP/out")
+	if [ "$(grep -cF "$CG " "$TMP/out")" = 1 ] &&
+		[[ $line == "$CG idle=50s interval=5s count=2 user_timeout=off mode=respect connections=1 refused=0" ]]; then
+		ok "status: one line with the new settings and the count: $line"
+	else
+		fail "status: $(cat "$TMP/out")"
+	fi
+	expect_status 0 "detach" "$KASHIM" detach "$CG"
+	client_in "$CG" || return
+	expect_socket "$BG" "ESTABLISHED" "$UNTOUCHED" "after detach, a new connection is untouched"
+	"$KASHIM" status > "$TMP/out" 2>&1
+	if grep -qF "$CG" "$TMP/out"; then fail "status still lists $CG"; else ok "status no longer lists $CG"; fi
+	expect_status 1 "detach again" "$KASHIM" detach "$CG"
+	expect_text "$TMP/err" "detach again says why" "^kashim detach: kashim is not attached to $CG\$"
+}
+
+# Refusals: one line, a non-zero status, nothing attached.
+test_refusals() {
+	need_cgroup || return
+	expect_status 2 "a bad value" "$KASHIM" attach --idle 0 "$CG"
+	expect_text "$TMP/err" "the library's message for the value" "^kashim attach: kashim: KASHIM_IDLE"
+	expect_status 2 "a bad mode" "$KASHIM" attach --mode maybe "$CG"
+	expect_text "$TMP/err" "the library's message for the mode" "KASHIM_MODE.*respect or force"
+	expect_status 2 "an unknown option" "$KASHIM" attach --idel 5 "$CG"
+	expect_status 2 "no cgroup" "$KASHIM" attach --idle 5
+	expect_status 1 "a directory that is not a cgroup" "$KASHIM" attach "$TMP"
+	expect_text "$TMP/err" "says it is not a cgroup v2 directory" "^kashim attach: $TMP: not a cgroup v2 directory"
+	expect_status 1 "a relative path" "$KASHIM" attach kashim-test
+	expect_text "$TMP/err" "says it is not absolute" "not an absolute path"
+	expect_status 1 "a missing path" "$KASHIM" attach "$CG/none"
+	expect_status 1 "a file in a cgroup" "$KASHIM" attach "$CG/cgroup.procs"
+	if command -v setpriv > /dev/null; then
+		expect_status 1 "without privileges" setpriv --reuid=nobody --regid=nogroup --clear-groups \
+			"$KASHIM" attach "$CG"
+		expect_text "$TMP/err" "names the capabilities" "^kashim attach: not permitted: .*CAP_BPF and CAP_NET_ADMIN"
+		expect_status 1 "status without privileges" setpriv --reuid=nobody --regid=nogroup \
+			--clear-groups "$KASHIM" status
+		expect_text "$TMP/err" "status names the capability" "CAP_SYS_ADMIN"
+	else
+		skip "setpriv (util-linux) is not installed"
+	fi
+	# An old kernel, as uname(2) reports it under the UNAME26 personality
+	# (2.6.x): refused by the version the options need.
+	if setarch "$(uname -m)" --uname-2.6 uname -r 2> /dev/null | grep -q '^2\.6\.'; then
+		expect_status 1 "an old kernel" setarch "$(uname -m)" --uname-2.6 "$KASHIM" attach "$CG"
+		expect_text "$TMP/err" "names the kernel needed" "^kashim attach: this kernel \(2\.6\.[^)]*\) cannot set keepalive options from BPF: bpf_setsockopt takes them from Linux 5\.9; nothing attached$"
+	else
+		skip "setarch --uname-2.6 does not work here"
+	fi
+	"$KASHIM" status > "$TMP/out" 2>&1
+	if grep -qF "$CG" "$TMP/out"; then fail "something was attached: $(cat "$TMP/out")"; else ok "nothing attached"; fi
+}
+
+# A Go program (raw system calls, no loader; Go's own keepalive off),
+# built here offline: client and server in the cgroup.
+test_go() {
+	need_cmd go || return
+	need_cgroup || return
+	local port server
+	(cd "$HELPERS/gohold" && CGO_ENABLED=0 GOCACHE="$TMP/gocache" GOPATH="$TMP/gopath" GOFLAGS= \
+		GOPROXY=off go build -o "$TMP/gohold" main.go) > "$TMP/go.log" 2>&1 ||
+		{ fail "go build: $(head -c 300 "$TMP/go.log")"; return; }
+	attach "${CG_ARGS[@]}" || return
+	port=$(free_port)
+	bg incg "$CG" "$TMP/gohold" serve "$port"
+	server=$BG
+	wait_listen "$port" || { fail "the Go server does not listen: $(cat "$TMP/bg.$server.log")"; return; }
+	bg incg "$CG" "$TMP/gohold" connect "$port"
+	expect_socket "$BG" "ESTABLISHED" "$WANT" "Go client (net.Dialer, KeepAlive -1)"
+	expect_socket "$server" "ESTABLISHED" "$WANT" "Go server (net.ListenConfig, KeepAlive -1)"
+}
+
+# nc from busybox-static (a static build), as client and as server.
+test_busybox_static_nc() {
+	need_cmd busybox || return
+	if ! file -L "$(command -v busybox)" | grep -q "statically linked"; then
+		skip "busybox is not the static build (install busybox-static)"
+		return
+	fi
+	need_cgroup && attach "${CG_ARGS[@]}" || return
+	local port
+	# stdin that never ends: a FIFO this shell holds open (a background
+	# job's own stdin would be /dev/null)
+	mkfifo "$TMP/in" && exec 3<> "$TMP/in"
+	port=$(free_port)
+	bg "$HOLD" serve "$port"
+	wait_listen "$port" || { fail "the server does not listen"; return; }
+	bg incg "$CG" sh -c 'exec busybox nc 127.0.0.1 "$1" < "$0"' "$TMP/in" "$port"
+	expect_socket "$BG" "ESTABLISHED" "$WANT" "busybox nc (client)"
+	port=$(free_port)
+	bg incg "$CG" sh -c 'exec busybox nc -l -p "$1" < "$0"' "$TMP/in" "$port"
+	local server=$BG
+	wait_listen "$port" || { fail "busybox nc -l does not listen"; return; }
+	bg "$HOLD" connect "$port"
+	expect_socket "$server" "ESTABLISHED" "$WANT" "busybox nc -l (server)"
+	expect_socket "$BG" "ESTABLISHED" "$UNTOUCHED" "its peer outside the cgroup is untouched"
+}
+
+# Dead peers, with a static program in the cgroup and each run in a private
+# network namespace (tests/deadpeer.py): idle, data in flight and connect
+# are noticed within idle + interval x count = 4 s (the automatic user
+# timeout); the same program outside the cgroup does not notice.
+test_dead_peers() {
+	need_cmd unshare tc ss || return
+	need_cgroup && attach --idle 2 --interval 1 --count 2 || return
+	local sc
+	for sc in idle inflight connect; do
+		"$PY" "$ROOT/tests/deadpeer.py" run "$sc" tcphold --cgroup "$CG" > "$TMP/$sc.json" 2> "$TMP/err"
+	done
+	"$PY" "$ROOT/tests/deadpeer.py" run idle tcphold --without --cap 6 > "$TMP/without.json" 2>> "$TMP/err"
+	"$PY" - "$TMP" <<'PYEOF'
+import json, sys
+# The tolerances of t_deadpeer.sh: late by process wake-up and one
+# retransmission timeout, early by the quiet client's last byte.
+LATE, EARLY = 0.5, 0.35
+for sc in ("idle", "inflight", "connect"):
+    try:
+        r = json.load(open("%s/%s.json" % (sys.argv[1], sc)))
+    except ValueError:
+        print("not ok - t_cgroup: dead_peers: %s: no result" % sc)
+        continue
+    m, bound = r["measured"], r["bound"]
+    if r["error"] or m is None:
+        print("not ok - t_cgroup: dead_peers: %s: %s" % (sc, r["error"] or "not noticed"))
+    elif bound - EARLY <= m <= bound + LATE and "timed out" in r["how"]:
+        print("ok - t_cgroup: dead_peers: %s: static program in the cgroup noticed after %.2f s, "
+              "bound %d s (%s)" % (sc, m, bound, r["how"]))
+    else:
+        print("not ok - t_cgroup: dead_peers: %s: %.2f s (%s), want %d s" % (sc, m, r["how"], bound))
+r = json.load(open("%s/without.json" % sys.argv[1]))
+print(("ok - t_cgroup: dead_peers: outside the cgroup, idle: not noticed within %g s" % r["cap"])
+      if r["measured"] is None and not r["error"] else
+      "not ok - t_cgroup: dead_peers: outside the cgroup: %s" % (r["error"] or r["measured"]))
+PYEOF
+	[ -s "$TMP/err" ] && fail "deadpeer.py wrote: $(head -c 300 "$TMP/err")"
+	if tc qdisc show dev lo | grep -q blackhole; then
+		fail "the host's loopback has a blackhole qdisc"
+	fi
+}
+
+# kashim dropin --cgroup: systemd-analyze verify reads it without a
+# complaint, and its ExecStartPre= command, run as systemd would run it
+# (with $$ made $) by a process in a cgroup, attaches kashim there.
+# Not run under a real systemd here (PID 1 is not systemd).
+test_dropin_cgroup() {
+	need_cmd systemd-analyze || return
+	need_cgroup || return
+	local unit=kashim-t$$.service cmd
+	mkdir -p "$TMP/units/$unit.d"
+	printf '[Unit]\nDescription=t\n[Service]\nExecStart=%s serve 1\n' "$HOLD" > "$TMP/units/$unit"
+	expect_status 0 "dropin --cgroup" "$KASHIM" dropin --cgroup --idle 37 --interval 11 --count 4
+	cp "$TMP/out" "$TMP/units/$unit.d/kashim.conf"
+	expect_text "$TMP/out" "it attaches before each start, as root" "^ExecStartPre=\+/bin/sh -c 'exec $KASHIM attach --idle 37s --interval 11s --count 4 --mode respect "
+	SYSTEMD_UNIT_PATH="$TMP/units:" systemd-analyze verify "$TMP/units/$unit" > "$TMP/verify" 2>&1
+	if [ $? = 0 ] && ! grep -q "kashim.conf" "$TMP/verify"; then
+		ok "systemd-analyze verify: no complaint about the drop-in"
+	else
+		fail "systemd-analyze verify: $(head -c 400 "$TMP/verify")"
+	fi
+	# ExecStartPre= as systemd runs it: "+" dropped, $$ made $, word split
+	# as systemd does for this simple line (sh -c 'SCRIPT').
+	cmd=$(sed -n "s/^ExecStartPre=+\/bin\/sh -c '\(.*\)'\$/\1/p" "$TMP/out" | sed 's/\$\$/$/g')
+	incg "$CG" sh -c "$cmd" > "$TMP/pre.out" 2>&1 &
+	wait $!
+	"$KASHIM" status > "$TMP/status" 2>&1
+	if grep -qF "$CG idle=37s interval=11s count=4 user_timeout=81000ms mode=respect" "$TMP/status"; then
+		ok "its ExecStartPre= command attaches kashim to the cgroup it runs in"
+	else
+		fail "ExecStartPre= ($cmd): $(cat "$TMP/pre.out") status: $(cat "$TMP/status")"
+	fi
+	expect_status 2 "dropin --cgroup: a bad value" "$KASHIM" dropin --cgroup --count 500
+	expect_text "$TMP/err" "nothing written" "^kashim dropin: nothing written"
+	if [ -s "$TMP/out" ]; then fail "something was printed: $(cat "$TMP/out")"; else ok "nothing printed"; fi
+}
+
+# doctor and run point to the cgroup mode for a program out of
+# LD_PRELOAD's reach, with the command to use.
+test_doctor_and_run_hint() {
+	local root
+	root=$(cgroup2_root)
+	[ "$root" = / ] && root=""
+	expect_status 1 "doctor: a static program" "$KASHIM" doctor "$HOLD"
+	expect_text "$TMP/out" "doctor points to the cgroup mode" "^hint: the cgroup mode reaches it: mkdir ${root:-}/NAME && kashim attach ${root:-}/NAME"
+	expect_status 125 "run refuses a static program" "$KASHIM" run "$HOLD" serve 1
+	if [ "$(wc -l < "$TMP/err")" = 1 ] && grep -q "refusing .*kashim attach ${root:-}/NAME" "$TMP/err"; then
+		ok "run's one-line refusal points to the cgroup mode"
+	else
+		fail "run: $(cat "$TMP/err")"
+	fi
+}
+
+# CAP_BPF + CAP_NET_ADMIN without CAP_SYS_ADMIN: attach works on a cgroup
+# with no kashim; on one with kashim it refuses (it cannot tell kashim's
+# program from others), leaving the attachment as it was.
+test_capabilities() {
+	need_cmd setpriv || return
+	need_cgroup || return
+	local nosys=(setpriv --inh-caps=-all --bounding-set=-sys_admin)
+	expect_status 0 "attach with CAP_BPF and CAP_NET_ADMIN only" "${nosys[@]}" "$KASHIM" attach --idle 44 "$CG"
+	expect_status 1 "attach again without CAP_SYS_ADMIN" "${nosys[@]}" "$KASHIM" attach --idle 55 "$CG"
+	expect_text "$TMP/err" "says CAP_SYS_ADMIN is needed" "^kashim attach: not permitted: .*CAP_SYS_ADMIN.*nothing attached$"
+	"$KASHIM" status > "$TMP/status" 2>&1
+	if [ "$(grep -cF "$CG " "$TMP/status")" = 1 ] && grep -qF "$CG idle=44s " "$TMP/status"; then
+		ok "one attachment, its settings unchanged"
+	else
+		fail "status: $(cat "$TMP/status")"
+	fi
+	expect_status 1 "detach without CAP_SYS_ADMIN" "${nosys[@]}" "$KASHIM" detach "$CG"
+	expect_text "$TMP/err" "names CAP_SYS_ADMIN" "^kashim detach: not permitted: needs CAP_SYS_ADMIN"
+}
+
+run_tests
