@@ -4,19 +4,33 @@
  * (libc, or another preloaded interposer) and, for a TCP socket, sets the
  * keepalive options on the new descriptor before the program sees it.  After
  * load the wrappers read an immutable configuration and make system calls
- * only: no getenv, malloc, stdio or locks, and errno is always restored. */
+ * only: no getenv, malloc, stdio or locks, and errno is always restored.
+ *
+ * Living inside someone else's process:
+ * - a pointer the program passes is read only after the kernel accepted it
+ *   (or copied with process_vm_readv, which answers EFAULT, never SIGSEGV);
+ * - the stack is borrowed (a 16 KiB thread, a 4 KiB sigaltstack): no
+ *   wrapper keeps more than a short line and a few words on its frame, and a
+ *   call that arrives while another is loading passes straight through;
+ * - fd 2 is written only while it is still the file it was at load. */
 #define _GNU_SOURCE
 #include "config.h"
 
 #include <dlfcn.h>
+#include <elf.h>
 #include <errno.h>
+#include <link.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <signal.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef IPPROTO_MPTCP
@@ -35,7 +49,8 @@ typedef int setsockopt_fn(int, int, int, const void *, socklen_t);
 
 /* The next definitions in lookup order; NULL until resolved, or when dlsym
  * found nothing but our own wrapper, in which case the raw system call is
- * used.  Accessed atomically: early callers may race to resolve them. */
+ * used.  Written by the loader only; a call that arrives while it loads
+ * reads them atomically and uses the system call for what is not there yet. */
 static struct {
 	socket_fn *socket;
 	connect_fn *connect;
@@ -56,16 +71,33 @@ static struct kashim_config kashim_settings_ro; /* written once, then read-only 
  *   wins, so connect() must not switch it back on, and sockets accepted
  *   from such a listener are left alone.
  * - ours: kashim set the options; in force mode the program's later calls
- *   that would change them are answered with success and not applied. */
+ *   that would change them are undone.
+ * - not_tcp: seen at socket() (or judged once) not to be TCP, so that its
+ *   connect() and accept() cost no system call and no look at the address.
+ * - pending, pending_server: made while another call was loading the
+ *   configuration; the loader adopts them when it is done. */
 #define KASHIM_TRACKED_FDS (1u << 20)
+#define KASHIM_PENDING_FDS (1u << 16)
 #define KASHIM_WORD_BITS (8 * sizeof(unsigned long))
 struct kashim_marks {
 	unsigned long bits[KASHIM_TRACKED_FDS / KASHIM_WORD_BITS];
 };
-static struct kashim_marks kashim_app_off, kashim_ours;
+struct kashim_pending {
+	unsigned long bits[KASHIM_PENDING_FDS / KASHIM_WORD_BITS];
+};
+static struct kashim_marks kashim_app_off, kashim_ours, kashim_not_tcp;
+static struct kashim_pending kashim_pending, kashim_pending_server;
+static int kashim_pending_top = -1; /* the highest fd ever made pending */
+
+/* In force mode, which socket kashim configured under each fd number: its
+ * inode (sockfs numbers are 32 bits), so that a number closed and reused by
+ * dup2() or a socket from elsewhere does not keep kashim's claim.  0 is
+ * unknown; fds past the table keep the claim by number. */
+#define KASHIM_IDENTIFIED_FDS (1u << 16)
+static unsigned kashim_inode[KASHIM_IDENTIFIED_FDS];
 
 /* The program's names, for the program filters: written once by the
- * loader (a concurrent early caller uses its own copy). */
+ * loader. */
 struct kashim_names {
 	const char *name[3];
 	char exe[256];
@@ -74,42 +106,133 @@ static struct kashim_names kashim_names_ro;
 
 /* ---- messages ---------------------------------------------------------- */
 
-static void kashim_write_stderr(void *ctx, const char *line, size_t len)
+/* What fd 2 was at load: messages go there only while it still is. */
+static struct {
+	bool open;
+	mode_t type;
+	dev_t dev;
+	ino_t ino;
+} kashim_stderr;
+
+static void kashim_stderr_remember(void)
 {
-	(void)ctx;
-	while (len > 0) {
-		ssize_t n = write(STDERR_FILENO, line, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return;
-		line += n;
-		len -= (size_t)n;
+	struct stat st;
+
+	kashim_stderr.open = fstat(STDERR_FILENO, &st) == 0;
+	if (kashim_stderr.open) {
+		kashim_stderr.type = st.st_mode & S_IFMT;
+		kashim_stderr.dev = st.st_dev;
+		kashim_stderr.ino = st.st_ino;
 	}
 }
 
-static void kashim_debug_start(struct kashim_line *l)
+static bool kashim_stderr_unchanged(void)
 {
-	kashim_line_start(l);
-	kashim_line_put(l, "kashim[");
-	kashim_line_put_uint(l, (unsigned long)getpid());
-	kashim_line_put(l, "]: ");
+	struct stat st;
+
+	return kashim_stderr.open && fstat(STDERR_FILENO, &st) == 0 &&
+	       st.st_dev == kashim_stderr.dev && st.st_ino == kashim_stderr.ino;
 }
 
-static void kashim_debug_fd(struct kashim_line *l, int fd, const char *where)
+/* The kernel's signal set (one word), so that no 128-byte sigset_t lands
+ * on a small stack. */
+static long kashim_sigmask(int how, const unsigned long *set, unsigned long *old)
+{
+	return syscall(SYS_rt_sigprocmask, how, set, old, sizeof *set);
+}
+
+/* One write to a pipe with SIGPIPE blocked; a SIGPIPE this write raised
+ * (and only that one) is taken back before the mask is restored. */
+static ssize_t kashim_write_pipe(const char *buf, size_t len)
+{
+	unsigned long pipe_bit = 1UL << (SIGPIPE - 1), old = 0, before = 0, after = 0;
+	struct timespec now = { 0, 0 };
+	ssize_t n;
+
+	kashim_sigmask(SIG_BLOCK, &pipe_bit, &old);
+	syscall(SYS_rt_sigpending, &before, sizeof before);
+	n = write(STDERR_FILENO, buf, len);
+	if (n < 0 && errno == EPIPE && !(before & pipe_bit) &&
+	    syscall(SYS_rt_sigpending, &after, sizeof after) == 0 && (after & pipe_bit))
+		syscall(SYS_rt_sigtimedwait, &pipe_bit, NULL, &now, sizeof pipe_bit);
+	kashim_sigmask(SIG_SETMASK, &old, NULL);
+	return n;
+}
+
+static void kashim_write_stderr(void *ctx, const char *line, size_t len)
+{
+	int saved = errno;
+
+	(void)ctx;
+	if (!kashim_stderr_unchanged())
+		goto out;
+	while (len > 0) {
+		ssize_t n;
+		if (kashim_stderr.type == S_IFSOCK)
+			n = send(STDERR_FILENO, line, len, MSG_NOSIGNAL);
+		else if (kashim_stderr.type == S_IFIFO)
+			n = kashim_write_pipe(line, len);
+		else
+			n = write(STDERR_FILENO, line, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		line += n;
+		len -= (size_t)n;
+	}
+out:
+	errno = saved;
+}
+
+/* A debug line, built in a buffer sized for the longest one kashim writes
+ * (a prefix with two numbers and a fixed text with four), small enough for
+ * a signal handler's stack. */
+#define KASHIM_DEBUG_LINE 192
+struct kashim_dline {
+	char *end;
+	char buf[KASHIM_DEBUG_LINE];
+};
+
+static void kashim_dput(struct kashim_dline *l, const char *s)
+{
+	while (*s && l->end < l->buf + sizeof l->buf - 1)
+		*l->end++ = *s++;
+}
+
+static void kashim_dput_uint(struct kashim_dline *l, unsigned long v)
+{
+	char text[24], *p = text + sizeof text;
+
+	*--p = 0;
+	do
+		*--p = (char)('0' + v % 10);
+	while ((v /= 10) != 0);
+	kashim_dput(l, p);
+}
+
+static void kashim_debug_start(struct kashim_dline *l)
+{
+	l->end = l->buf;
+	kashim_dput(l, "kashim[");
+	kashim_dput_uint(l, (unsigned long)getpid());
+	kashim_dput(l, "]: ");
+}
+
+static void kashim_debug_fd(struct kashim_dline *l, int fd, const char *where)
 {
 	kashim_debug_start(l);
-	kashim_line_put(l, "fd ");
-	kashim_line_put_uint(l, (unsigned long)fd);
-	kashim_line_put(l, " (");
-	kashim_line_put(l, where);
-	kashim_line_put(l, "): ");
+	kashim_dput(l, "fd ");
+	kashim_dput_uint(l, (unsigned long)fd);
+	kashim_dput(l, " (");
+	kashim_dput(l, where);
+	kashim_dput(l, "): ");
 }
 
-static void kashim_debug_send(struct kashim_line *l)
+static void kashim_debug_send(struct kashim_dline *l)
 {
-	size_t len = kashim_line_end(l);
-	kashim_write_stderr(NULL, l->buf, len);
+	*l->end++ = '\n'; /* dput keeps one byte for it */
+	kashim_write_stderr(NULL, l->buf, (size_t)(l->end - l->buf));
 }
 
 static const char *kashim_errno_name(int e)
@@ -162,24 +285,86 @@ static inline int kashim_real_setsockopt(int fd, int level, int name, const void
 	return (int)syscall(SYS_setsockopt, fd, level, name, val, len);
 }
 
+/* Two copies of kashim preloaded (two paths to the library, or a program
+ * that links it and a preload): each carries this note, and only the first
+ * in load order, which is also the first in symbol lookup order, acts; the
+ * others pass every call straight on. */
+#define KASHIM_NOTE_TYPE 0x6b617368u /* "kash" */
+static const struct {
+	ElfW(Nhdr) head;
+	char name[8];
+	unsigned desc;
+} kashim_note __attribute__((used, section(".note.kashim"), aligned(4))) = {
+	{ 7, sizeof(unsigned), KASHIM_NOTE_TYPE }, "kashim", 1
+};
+
+static bool kashim_note_at(const char *p, const char *end)
+{
+	const ElfW(Nhdr) *h = (const void *)p;
+
+	return end - p >= (ptrdiff_t)sizeof kashim_note && h->n_type == KASHIM_NOTE_TYPE &&
+	       h->n_namesz == 7 && memcmp(p + sizeof *h, "kashim", 7) == 0;
+}
+
+/* The first kashim note in one loaded object, or NULL. */
+static const char *kashim_object_note(const struct dl_phdr_info *info)
+{
+	ElfW(Half) i;
+
+	for (i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		const char *p = (const char *)(info->dlpi_addr + ph->p_vaddr);
+		const char *end = p + ph->p_memsz;
+		size_t align = ph->p_align == 8 ? 8 : 4;
+
+		if (ph->p_type != PT_NOTE)
+			continue;
+		while (end - p >= (ptrdiff_t)sizeof(ElfW(Nhdr))) {
+			const ElfW(Nhdr) *h = (const void *)p;
+			if (kashim_note_at(p, end))
+				return p;
+			p += sizeof *h + ((h->n_namesz + align - 1) & ~(align - 1)) +
+			     ((h->n_descsz + align - 1) & ~(align - 1));
+		}
+	}
+	return NULL;
+}
+
+static int kashim_find_first(struct dl_phdr_info *info, size_t size, void *data)
+{
+	const char **first = data;
+
+	(void)size;
+	*first = kashim_object_note(info);
+	return *first != NULL; /* stops at the first object with a note */
+}
+
+static bool kashim_first_copy(void)
+{
+	const char *first = NULL;
+
+	dl_iterate_phdr(kashim_find_first, &first);
+	/* No note found at all (a linker that dropped it): act alone. */
+	return !first || first == (const char *)&kashim_note;
+}
+
 static void kashim_debug_loaded(const struct kashim_config *cfg)
 {
-	struct kashim_line l;
+	struct kashim_dline l;
 
 	kashim_debug_start(&l);
-	kashim_line_put(&l, "loaded: idle ");
-	kashim_line_put_uint(&l, (unsigned long)cfg->idle_s);
-	kashim_line_put(&l, "s, interval ");
-	kashim_line_put_uint(&l, (unsigned long)cfg->interval_s);
-	kashim_line_put(&l, "s, count ");
-	kashim_line_put_uint(&l, (unsigned long)cfg->count);
-	kashim_line_put(&l, ", user timeout ");
+	kashim_dput(&l, "loaded: idle ");
+	kashim_dput_uint(&l, (unsigned long)cfg->idle_s);
+	kashim_dput(&l, "s, interval ");
+	kashim_dput_uint(&l, (unsigned long)cfg->interval_s);
+	kashim_dput(&l, "s, count ");
+	kashim_dput_uint(&l, (unsigned long)cfg->count);
+	kashim_dput(&l, ", user timeout ");
 	if (cfg->user_timeout_mode == KASHIM_UT_OFF) {
-		kashim_line_put(&l, "off (kernel default)");
+		kashim_dput(&l, "off (kernel default)");
 	} else {
-		kashim_line_put_uint(&l, cfg->user_timeout_ms);
-		kashim_line_put(&l, cfg->user_timeout_mode == KASHIM_UT_AUTO ?
-				"ms (auto)" : "ms");
+		kashim_dput_uint(&l, cfg->user_timeout_ms);
+		kashim_dput(&l, cfg->user_timeout_mode == KASHIM_UT_AUTO ? "ms (auto)" : "ms");
 	}
 	kashim_debug_send(&l);
 }
@@ -187,6 +372,7 @@ static void kashim_debug_loaded(const struct kashim_config *cfg)
 static void kashim_adopt(int fd, const struct kashim_config *cfg, const char *where);
 static void kashim_adopt_server_side(int fd, const struct kashim_config *cfg,
 				     const char *where);
+static void kashim_adopt_pending(const struct kashim_config *cfg);
 
 /* Sockets the program holds before main(): an inetd-style connection on
  * stdin/stdout/stderr and systemd's socket-activated listeners. */
@@ -202,11 +388,12 @@ static void kashim_adopt_inherited(const struct kashim_config *cfg)
 }
 
 /* The configuration for this program: the environment, the configuration
- * file, and the program's names for the program filters. */
+ * file, and the program's names for the program filters.  Static storage:
+ * only the one loader that won the state change runs this. */
 static void kashim_load_config(struct kashim_config *cfg, struct kashim_names *names,
-			       bool secure, kashim_report_fn *report)
+			       bool secure)
 {
-	struct kashim_source src = { environ, names->name, secure, "/etc/kashim.conf" };
+	static struct kashim_source src;
 	ssize_t n = readlink("/proc/self/exe", names->exe, sizeof names->exe - 1);
 	const char *base;
 
@@ -217,84 +404,102 @@ static void kashim_load_config(struct kashim_config *cfg, struct kashim_names *n
 		names->name[0] = base ? base + 1 : names->exe;
 	}
 	names->name[n > 0 ? 1 : 0] = program_invocation_short_name;
-	kashim_config_load_from(cfg, &src, report, NULL);
+	src.envp = environ;
+	src.program_names = names->name;
+	src.secure = secure;
+	src.default_file = "/etc/kashim.conf";
+	kashim_config_load_from(cfg, &src, kashim_write_stderr, NULL);
 }
 
-/* Resolves the next definitions and reads the configuration, once.  A call
- * that arrives while another is loading (another thread, or a signal handler
- * interrupting the loader) neither waits nor reports: it reads a private
- * copy of the same environment into scratch and carries on. */
-static const struct kashim_config *kashim_load(struct kashim_config *scratch)
+/* Resolves the next definitions and reads the configuration, once, in the
+ * one call that wins the change from UNLOADED to LOADING.  A call that
+ * arrives while it loads (another thread, or a signal handler interrupting
+ * the loader) gets NULL: it neither waits, nor parses, nor resolves; it
+ * passes the program's call on and leaves the socket to the loader. */
+static const struct kashim_config *kashim_load(void)
 {
 	int expected = KASHIM_UNLOADED;
-	bool secure = getauxval(AT_SECURE) != 0;
-	int saved = errno;
+	int saved;
 
-	kashim_resolve_all();
 	if (!__atomic_compare_exchange_n(&kashim_state, &expected, KASHIM_LOADING,
-					 false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-		errno = saved;
-		if (expected == KASHIM_READY)
-			return &kashim_settings_ro;
-		struct kashim_names names; /* not the loader's */
-		kashim_load_config(scratch, &names, secure, NULL);
-		return scratch;
+					 false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+		return expected == KASHIM_READY ? &kashim_settings_ro : NULL;
+	saved = errno;
+	kashim_resolve_all();
+	kashim_stderr_remember();
+	if (kashim_first_copy()) {
+		kashim_load_config(&kashim_settings_ro, &kashim_names_ro,
+				   getauxval(AT_SECURE) != 0);
+		if (kashim_settings_ro.enabled && kashim_settings_ro.debug)
+			kashim_debug_loaded(&kashim_settings_ro);
+	} else {
+		kashim_config_defaults(&kashim_settings_ro);
+		kashim_settings_ro.enabled = false;
 	}
-	kashim_load_config(&kashim_settings_ro, &kashim_names_ro, secure, kashim_write_stderr);
-	if (kashim_settings_ro.enabled && kashim_settings_ro.debug)
-		kashim_debug_loaded(&kashim_settings_ro);
-	__atomic_store_n(&kashim_state, KASHIM_READY, __ATOMIC_RELEASE);
-	if (kashim_settings_ro.enabled)
+	__atomic_store_n(&kashim_state, KASHIM_READY, __ATOMIC_SEQ_CST);
+	if (kashim_settings_ro.enabled) {
 		kashim_adopt_inherited(&kashim_settings_ro);
+		kashim_adopt_pending(&kashim_settings_ro);
+	}
 	errno = saved;
 	return &kashim_settings_ro;
 }
 
-static inline const struct kashim_config *kashim_settings(struct kashim_config *scratch)
+/* The configuration, or NULL while another call is loading it. */
+static inline const struct kashim_config *kashim_settings(void)
 {
 	if (__atomic_load_n(&kashim_state, __ATOMIC_ACQUIRE) == KASHIM_READY)
 		return &kashim_settings_ro;
-	return kashim_load(scratch);
+	return kashim_load();
 }
 
 __attribute__((constructor)) static void kashim_constructor(void)
 {
-	struct kashim_config scratch;
-
-	(void)kashim_settings(&scratch);
+	(void)kashim_settings();
 }
 
 /* ---- the per-socket work ----------------------------------------------- */
 
+static inline bool kashim_bit(const unsigned long *bits, unsigned size, int fd)
+{
+	if (fd < 0 || (unsigned)fd >= size)
+		return false;
+	return (__atomic_load_n(&bits[(unsigned)fd / KASHIM_WORD_BITS], __ATOMIC_RELAXED) >>
+		((unsigned)fd % KASHIM_WORD_BITS)) & 1;
+}
+
+/* Sets or clears one bit; returns whether it was set before. */
+static inline bool kashim_set_bit(unsigned long *bits, unsigned size, int fd, bool on)
+{
+	unsigned long *word, bit;
+
+	if (fd < 0 || (unsigned)fd >= size)
+		return false;
+	word = &bits[(unsigned)fd / KASHIM_WORD_BITS];
+	bit = 1UL << ((unsigned)fd % KASHIM_WORD_BITS);
+	if (on)
+		return __atomic_fetch_or(word, bit, __ATOMIC_RELAXED) & bit;
+	if (!(__atomic_load_n(word, __ATOMIC_RELAXED) & bit))
+		return false;
+	return __atomic_fetch_and(word, ~bit, __ATOMIC_RELAXED) & bit;
+}
+
 static inline bool kashim_marked(const struct kashim_marks *m, int fd)
 {
-	if (fd < 0 || (unsigned)fd >= KASHIM_TRACKED_FDS)
-		return false;
-	return (__atomic_load_n(&m->bits[(unsigned)fd / KASHIM_WORD_BITS], __ATOMIC_RELAXED) >>
-		((unsigned)fd % KASHIM_WORD_BITS)) & 1;
+	return kashim_bit(m->bits, KASHIM_TRACKED_FDS, fd);
 }
 
 static inline void kashim_mark(struct kashim_marks *m, int fd, bool on)
 {
-	unsigned long *word, bit;
-
-	if (fd < 0 || (unsigned)fd >= KASHIM_TRACKED_FDS)
-		return;
-	word = &m->bits[(unsigned)fd / KASHIM_WORD_BITS];
-	bit = 1UL << ((unsigned)fd % KASHIM_WORD_BITS);
-	if (on)
-		__atomic_fetch_or(word, bit, __ATOMIC_RELAXED);
-	else if (__atomic_load_n(word, __ATOMIC_RELAXED) & bit)
-		__atomic_fetch_and(word, ~bit, __ATOMIC_RELAXED);
+	(void)kashim_set_bit(m->bits, KASHIM_TRACKED_FDS, fd, on);
 }
 
 /* A descriptor handed out anew carries no marks from an earlier use. */
 static inline void kashim_fresh_fd(int fd)
 {
-	if (kashim_marked(&kashim_app_off, fd))
-		kashim_mark(&kashim_app_off, fd, false);
-	if (kashim_marked(&kashim_ours, fd))
-		kashim_mark(&kashim_ours, fd, false);
+	kashim_mark(&kashim_app_off, fd, false);
+	kashim_mark(&kashim_ours, fd, false);
+	kashim_mark(&kashim_not_tcp, fd, false);
 }
 
 static bool kashim_is_tcp(int domain, int type, int protocol)
@@ -319,6 +524,60 @@ static const struct kashim_step kashim_steps[] = {
 	{ IPPROTO_TCP, TCP_KEEPCNT, "TCP_KEEPCNT" },
 	{ IPPROTO_TCP, TCP_USER_TIMEOUT, "TCP_USER_TIMEOUT" },
 };
+#define KASHIM_STEPS (sizeof kashim_steps / sizeof kashim_steps[0])
+
+static int kashim_step_value(const struct kashim_config *cfg, size_t step)
+{
+	switch (step) {
+	case 0: return 1;
+	case 1: return cfg->idle_s;
+	case 2: return cfg->interval_s;
+	case 3: return cfg->count;
+	default: return (int)cfg->user_timeout_ms;
+	}
+}
+
+/* The socket's identity, for force mode (one fstat, in force mode only). */
+static unsigned kashim_identity(int fd)
+{
+	struct stat st;
+
+	return fstat(fd, &st) == 0 ? (unsigned)st.st_ino : 0;
+}
+
+static void kashim_debug_not_set(int fd, const char *where, const char *label, int e)
+{
+	struct kashim_dline l;
+
+	kashim_debug_fd(&l, fd, where);
+	kashim_dput(&l, label);
+	kashim_dput(&l, " not set: ");
+	kashim_dput(&l, kashim_errno_name(e));
+	kashim_dput(&l, " (errno ");
+	kashim_dput_uint(&l, (unsigned long)e);
+	kashim_dput(&l, ")");
+	kashim_debug_send(&l);
+}
+
+static void kashim_debug_set(int fd, const struct kashim_config *cfg, const char *where,
+			     bool all)
+{
+	struct kashim_dline l;
+
+	kashim_debug_fd(&l, fd, where);
+	kashim_dput(&l, all ? "keepalive set: idle " : "keepalive partly set: idle ");
+	kashim_dput_uint(&l, (unsigned long)cfg->idle_s);
+	kashim_dput(&l, "s, interval ");
+	kashim_dput_uint(&l, (unsigned long)cfg->interval_s);
+	kashim_dput(&l, "s, count ");
+	kashim_dput_uint(&l, (unsigned long)cfg->count);
+	if (cfg->user_timeout_mode != KASHIM_UT_OFF) {
+		kashim_dput(&l, ", user timeout ");
+		kashim_dput_uint(&l, cfg->user_timeout_ms);
+		kashim_dput(&l, "ms");
+	}
+	kashim_debug_send(&l);
+}
 
 /* Sets each option as its own step; a refusal (an MPTCP socket on an older
  * kernel, a seccomp filter) skips that option only and is reported under
@@ -326,68 +585,45 @@ static const struct kashim_step kashim_steps[] = {
 static void kashim_apply(int fd, const struct kashim_config *cfg, const char *where)
 {
 	int saved = errno;
-	int values[] = { 1, cfg->idle_s, cfg->interval_s, cfg->count,
-			 (int)cfg->user_timeout_ms };
-	size_t steps = sizeof kashim_steps / sizeof kashim_steps[0], i;
+	size_t steps = KASHIM_STEPS, i;
 	bool all = true;
-	struct kashim_line l;
 
 	if (cfg->user_timeout_mode == KASHIM_UT_OFF)
 		steps--;
 	kashim_mark(&kashim_ours, fd, true);
+	if (cfg->mode == KASHIM_MODE_FORCE && (unsigned)fd < KASHIM_IDENTIFIED_FDS)
+		__atomic_store_n(&kashim_inode[fd], kashim_identity(fd), __ATOMIC_RELAXED);
 	for (i = 0; i < steps; i++) {
-		const struct kashim_step *s = &kashim_steps[i];
-		if (kashim_real_setsockopt(fd, s->level, s->name, &values[i],
-					   sizeof values[i]) == 0)
+		int value = kashim_step_value(cfg, i);
+		if (kashim_real_setsockopt(fd, kashim_steps[i].level, kashim_steps[i].name,
+					   &value, sizeof value) == 0)
 			continue;
 		all = false;
-		if (cfg->debug) {
-			int e = errno;
-			kashim_debug_fd(&l, fd, where);
-			kashim_line_put(&l, s->label);
-			kashim_line_put(&l, " not set: ");
-			kashim_line_put(&l, kashim_errno_name(e));
-			kashim_line_put(&l, " (errno ");
-			kashim_line_put_uint(&l, (unsigned long)e);
-			kashim_line_put(&l, ")");
-			kashim_debug_send(&l);
-		}
+		if (cfg->debug)
+			kashim_debug_not_set(fd, where, kashim_steps[i].label, errno);
 	}
-	if (cfg->debug) {
-		kashim_debug_fd(&l, fd, where);
-		kashim_line_put(&l, all ? "keepalive set: idle " :
-			       "keepalive partly set: idle ");
-		kashim_line_put_uint(&l, (unsigned long)cfg->idle_s);
-		kashim_line_put(&l, "s, interval ");
-		kashim_line_put_uint(&l, (unsigned long)cfg->interval_s);
-		kashim_line_put(&l, "s, count ");
-		kashim_line_put_uint(&l, (unsigned long)cfg->count);
-		if (cfg->user_timeout_mode != KASHIM_UT_OFF) {
-			kashim_line_put(&l, ", user timeout ");
-			kashim_line_put_uint(&l, cfg->user_timeout_ms);
-			kashim_line_put(&l, "ms");
-		}
-		kashim_debug_send(&l);
-	}
+	if (cfg->debug)
+		kashim_debug_set(fd, cfg, where, all);
 	errno = saved;
 }
 
 static void kashim_debug_left(int fd, const struct kashim_config *cfg,
 			      const char *where, const char *why)
 {
-	struct kashim_line l;
+	struct kashim_dline l;
 
 	if (!cfg->debug)
 		return;
 	kashim_debug_fd(&l, fd, where);
-	kashim_line_put(&l, why);
+	kashim_dput(&l, why);
 	kashim_debug_send(&l);
 }
 
 /* A descriptor we did not create: a TCP socket with keepalive off gets the
  * options; one with keepalive already on (set by the program, inherited from
  * a listener we configured, or by whoever created it) is left as it is.
- * Anything that is not a TCP socket is left alone silently. */
+ * Anything that is not a TCP socket is left alone silently, and marked so
+ * that its next connect() or accept() costs nothing. */
 static void kashim_adopt(int fd, const struct kashim_config *cfg, const char *where)
 {
 	int saved = errno, on = 0, idle = 0;
@@ -404,25 +640,19 @@ static void kashim_adopt(int fd, const struct kashim_config *cfg, const char *wh
 		goto out;
 	}
 	/* Only TCP (and MPTCP) answer a TCP-level option. */
-	if (getsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, &len) != 0)
+	if (getsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, &len) != 0) {
+		kashim_mark(&kashim_not_tcp, fd, true);
 		goto out;
+	}
 	kashim_apply(fd, cfg, where);
 out:
 	errno = saved;
 }
 
-/* False when an address the program passed or got back says the socket
- * cannot be TCP: an AF_UNIX connect() or accept() costs no system call. */
-static bool kashim_maybe_inet(const struct sockaddr *addr, socklen_t len)
-{
-	if (!addr || len < (socklen_t)sizeof addr->sa_family)
-		return true;
-	return addr->sa_family == AF_INET || addr->sa_family == AF_INET6;
-}
-
 /* With KASHIM_SCOPE, KASHIM_ONLY or KASHIM_SKIP, is this connection
  * covered?  addr is the remote end of a connection the program makes, the
- * local end of one it accepts. */
+ * local end of one it accepts; len is what the kernel (or a safe copy)
+ * gave, never more than the buffer. */
 static bool kashim_covers(const struct kashim_config *cfg, bool server,
 			  const struct sockaddr *addr, socklen_t len)
 {
@@ -439,34 +669,45 @@ static bool kashim_covers(const struct kashim_config *cfg, bool server,
 	return false;
 }
 
+/* A connection judged by one of its own addresses (getsockname for one
+ * accepted, getpeername for one made during load), when filters are in
+ * force; a family other than IPv4 or IPv6 marks it not TCP. */
+static bool kashim_covered_by_own_address(int fd, const struct kashim_config *cfg,
+					  bool server)
+{
+	struct sockaddr_in6 addr; /* the larger of the two families kashim judges */
+	socklen_t len = sizeof addr;
+	int saved = errno, rc;
+
+	rc = server ? getsockname(fd, (struct sockaddr *)&addr, &len)
+		    : getpeername(fd, (struct sockaddr *)&addr, &len);
+	errno = saved;
+	if (rc != 0)
+		return false;
+	if (len > sizeof addr)
+		len = sizeof addr; /* cut by the kernel: never read past the buffer */
+	if (addr.sin6_family != AF_INET && addr.sin6_family != AF_INET6) {
+		kashim_mark(&kashim_not_tcp, fd, true);
+		return false;
+	}
+	return kashim_covers(cfg, server, (const struct sockaddr *)&addr, len);
+}
+
 /* An accepted (or inherited, inetd-style) connection, judged by its local
  * address when filters are in force. */
 static void kashim_adopt_server_side(int fd, const struct kashim_config *cfg, const char *where)
 {
-	struct sockaddr_storage local;
-	socklen_t len = sizeof local;
-	int saved = errno;
-
-	if (cfg->deferred) {
-		if (getsockname(fd, (struct sockaddr *)&local, &len) != 0 ||
-		    !kashim_covers(cfg, true, (struct sockaddr *)&local, len)) {
-			errno = saved;
-			kashim_debug_left(fd, cfg, where, "not covered by KASHIM_SCOPE/ONLY/SKIP");
-			return;
-		}
-		errno = saved;
+	if (cfg->deferred && !kashim_covered_by_own_address(fd, cfg, true)) {
+		kashim_debug_left(fd, cfg, where, "not covered by KASHIM_SCOPE/ONLY/SKIP");
+		return;
 	}
 	kashim_adopt(fd, cfg, where);
 }
 
-static void kashim_after_accept(int listener, int fd, const struct sockaddr *addr,
-				const socklen_t *len, const struct kashim_config *cfg,
+static void kashim_after_accept(int listener, int fd, const struct kashim_config *cfg,
 				const char *where)
 {
-	if (fd < 0)
-		return;
-	kashim_fresh_fd(fd);
-	if (!cfg->enabled || (len && !kashim_maybe_inet(addr, *len)))
+	if (!cfg->enabled)
 		return;
 	if (cfg->mode != KASHIM_MODE_FORCE && kashim_marked(&kashim_app_off, listener)) {
 		kashim_debug_left(fd, cfg, where,
@@ -478,116 +719,266 @@ static void kashim_after_accept(int listener, int fd, const struct sockaddr *add
 	 * may since have been reused by a listener from elsewhere (systemd, a
 	 * parent), and close() is not watched. */
 	kashim_adopt_server_side(fd, cfg, where);
+	if (kashim_marked(&kashim_not_tcp, fd))
+		kashim_mark(&kashim_not_tcp, listener, true);
+}
+
+/* ---- sockets made while the configuration loads ------------------------ */
+
+static bool kashim_pending_take(int fd, bool *server)
+{
+	*server = kashim_set_bit(kashim_pending_server.bits, KASHIM_PENDING_FDS, fd, false);
+	return kashim_set_bit(kashim_pending.bits, KASHIM_PENDING_FDS, fd, false);
+}
+
+static void kashim_adopt_one_pending(int fd, bool server, const struct kashim_config *cfg)
+{
+	if (cfg->mode != KASHIM_MODE_FORCE && kashim_marked(&kashim_app_off, fd))
+		return; /* the program switched keepalive off meanwhile */
+	if (server) {
+		kashim_adopt_server_side(fd, cfg, "made during load");
+	} else if (!cfg->deferred || kashim_covered_by_own_address(fd, cfg, false)) {
+		kashim_adopt(fd, cfg, "made during load");
+	} else {
+		/* Not connected yet, or not covered: connect() judges it later. */
+		kashim_debug_left(fd, cfg, "made during load", "left to connect()");
+	}
+}
+
+/* The loader, when done, adopts every socket made meanwhile; each fd is
+ * taken by exactly one of the loader and its maker (below), by clearing
+ * its bit. */
+static void kashim_adopt_pending(const struct kashim_config *cfg)
+{
+	int fd, top;
+	bool server;
+
+	/* Pairs with the fence in kashim_pending_add: either the loader sees
+	 * the maker's bit here, or the maker sees READY there. */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	top = __atomic_load_n(&kashim_pending_top, __ATOMIC_RELAXED);
+
+	for (fd = 0; fd <= top; fd++)
+		if (kashim_bit(kashim_pending.bits, KASHIM_PENDING_FDS, fd) &&
+		    kashim_pending_take(fd, &server))
+			kashim_adopt_one_pending(fd, server, cfg);
+}
+
+/* A call that passed straight through while another loaded: its socket
+ * waits for the loader, unless the loader has finished since, in which
+ * case the maker adopts it itself.  No system call, errno untouched. */
+static void kashim_pending_add(int fd, bool server)
+{
+	int top = __atomic_load_n(&kashim_pending_top, __ATOMIC_RELAXED);
+	bool taken_server;
+
+	if (fd < 0 || (unsigned)fd >= KASHIM_PENDING_FDS)
+		return;
+	if (server)
+		kashim_set_bit(kashim_pending_server.bits, KASHIM_PENDING_FDS, fd, true);
+	kashim_set_bit(kashim_pending.bits, KASHIM_PENDING_FDS, fd, true);
+	while (top < fd && !__atomic_compare_exchange_n(&kashim_pending_top, &top, fd, true,
+							__ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+		;
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&kashim_state, __ATOMIC_ACQUIRE) == KASHIM_READY &&
+	    kashim_pending_take(fd, &taken_server) && kashim_settings_ro.enabled)
+		kashim_adopt_one_pending(fd, taken_server, &kashim_settings_ro);
+}
+
+/* ---- connect() --------------------------------------------------------- */
+
+/* The program's address, copied by the kernel (process_vm_readv on
+ * ourselves answers EFAULT where a plain read would crash); 0 bytes when it
+ * cannot be read. */
+static socklen_t kashim_copy_address(struct sockaddr_in6 *copy, const struct sockaddr *addr,
+				     socklen_t len)
+{
+	struct iovec local = { copy, sizeof *copy }, remote = { (void *)(uintptr_t)addr, len };
+	int saved = errno;
+	ssize_t n;
+
+	if (len < local.iov_len)
+		local.iov_len = len;
+	remote.iov_len = local.iov_len;
+	n = syscall(SYS_process_vm_readv, (long)getpid(), &local, 1UL, &remote, 1UL, 0UL);
+	errno = saved;
+	return n > 0 ? (socklen_t)n : 0;
+}
+
+/* Before the real call, so the user timeout also bounds the handshake.
+ * The decision is made from the fd, never from the address the program
+ * passed, which only the filters read, through a safe copy.  A socket
+ * kashim configured at socket() needs no second look (an unconnected
+ * socket from elsewhere reusing its fd number would be missed: rare, and
+ * then left as the kernel made it). */
+static void kashim_before_connect(int fd, const struct sockaddr *addr, socklen_t len,
+				  const struct kashim_config *cfg)
+{
+	struct sockaddr_in6 copy;
+	socklen_t copied;
+
+	if (!cfg->enabled || kashim_marked(&kashim_not_tcp, fd))
+		return;
+	if (cfg->mode != KASHIM_MODE_FORCE && kashim_marked(&kashim_app_off, fd))
+		return;
+	if (!cfg->deferred) {
+		if (kashim_marked(&kashim_ours, fd))
+			kashim_debug_left(fd, cfg, "connect", "configured at socket()");
+		else
+			kashim_adopt(fd, cfg, "connect");
+		return;
+	}
+	copied = kashim_copy_address(&copy, addr, len);
+	if (copied && kashim_covers(cfg, false, (const struct sockaddr *)&copy, copied))
+		kashim_adopt(fd, cfg, "connect");
+	else
+		kashim_debug_left(fd, cfg, "connect", "not covered by KASHIM_SCOPE/ONLY/SKIP");
+}
+
+/* ---- setsockopt() in force mode ---------------------------------------- */
+
+/* Which of kashim's steps a call touches, or -1. */
+static int kashim_step_of(const struct kashim_config *cfg, int level, int name)
+{
+	size_t i, steps = KASHIM_STEPS;
+
+	if (cfg->user_timeout_mode == KASHIM_UT_OFF)
+		steps--;
+	for (i = 0; i < steps; i++)
+		if (kashim_steps[i].level == level && kashim_steps[i].name == name)
+			return (int)i;
+	return -1;
+}
+
+/* Is fd still the socket kashim configured under that number? */
+static bool kashim_still_ours(int fd)
+{
+	unsigned want;
+
+	if (!kashim_marked(&kashim_ours, fd))
+		return false;
+	if ((unsigned)fd >= KASHIM_IDENTIFIED_FDS)
+		return true;
+	want = __atomic_load_n(&kashim_inode[fd], __ATOMIC_RELAXED);
+	if (want != 0 && kashim_identity(fd) == want)
+		return true;
+	kashim_mark(&kashim_ours, fd, false); /* closed and reused: no claim */
+	return false;
+}
+
+/* Force mode, after the program's call succeeded: the kernel itself
+ * validated it (so an invalid call got exactly libc's answer), and val is
+ * known readable.  A change to one of kashim's values on a socket kashim
+ * configured is undone; the program sees success. */
+static void kashim_force_undo(int fd, int level, int name, const void *val,
+			      const struct kashim_config *cfg)
+{
+	int step = kashim_step_of(cfg, level, name), want, got;
+	int saved = errno;
+
+	if (step < 0)
+		return;
+	want = kashim_step_value(cfg, (size_t)step);
+	__builtin_memcpy(&got, val, sizeof got);
+	if ((step == 0 ? got != 0 : got == want) || !kashim_still_ours(fd))
+		return;
+	kashim_real_setsockopt(fd, level, name, &want, sizeof want);
+	errno = saved;
+	kashim_debug_left(fd, cfg, "setsockopt",
+			  "KASHIM_MODE=force: the program's keepalive change not applied");
 }
 
 /* ---- the interposed calls ---------------------------------------------- */
 
 KASHIM_API int socket(int domain, int type, int protocol)
 {
-	struct kashim_config scratch;
-	const struct kashim_config *cfg = kashim_settings(&scratch);
+	const struct kashim_config *cfg = kashim_settings();
 	socket_fn *next = KASHIM_NEXT(socket);
 	int fd = next ? next(domain, type, protocol)
 		      : (int)syscall(SYS_socket, domain, type, protocol);
 
-	if (fd >= 0) {
-		kashim_fresh_fd(fd);
-		/* With filters the decision waits for connect() or accept(). */
-		if (cfg->enabled && kashim_is_tcp(domain, type, protocol) &&
-		    !cfg->deferred)
-			kashim_apply(fd, cfg, "socket");
-	}
+	if (fd < 0)
+		return fd;
+	kashim_fresh_fd(fd);
+	if (!kashim_is_tcp(domain, type, protocol))
+		kashim_mark(&kashim_not_tcp, fd, true);
+	else if (!cfg)
+		kashim_pending_add(fd, false);
+	/* With filters the decision waits for connect() or accept(). */
+	else if (cfg->enabled && !cfg->deferred)
+		kashim_apply(fd, cfg, "socket");
 	return fd;
 }
 
 KASHIM_API int connect(int fd, const struct sockaddr *addr, socklen_t len)
 {
-	struct kashim_config scratch;
-	const struct kashim_config *cfg = kashim_settings(&scratch);
+	const struct kashim_config *cfg = kashim_settings();
 	connect_fn *next = KASHIM_NEXT(connect);
+	int rc;
 
-	/* Before the real call, so the user timeout also bounds the handshake.
-	 * A socket kashim configured at socket() needs no second look (an
-	 * unconnected socket from elsewhere reusing its fd number would be
-	 * missed: rare, and then left as the kernel made it). */
-	if (cfg->enabled && kashim_maybe_inet(addr, len) &&
-	    (cfg->mode == KASHIM_MODE_FORCE || !kashim_marked(&kashim_app_off, fd))) {
-		if (!cfg->deferred && kashim_marked(&kashim_ours, fd))
-			kashim_debug_left(fd, cfg, "connect", "configured at socket()");
-		else if (!cfg->deferred ||
-			 (addr && kashim_covers(cfg, false, addr, len)))
-			kashim_adopt(fd, cfg, "connect");
-		else
-			kashim_debug_left(fd, cfg, "connect", "not covered by KASHIM_SCOPE/ONLY/SKIP");
-	}
-	if (next)
-		return next(fd, addr, len);
-	return (int)syscall(SYS_connect, fd, addr, len);
+	if (cfg)
+		kashim_before_connect(fd, addr, len, cfg);
+	rc = next ? next(fd, addr, len) : (int)syscall(SYS_connect, fd, addr, len);
+	if (!cfg && !kashim_marked(&kashim_not_tcp, fd))
+		kashim_pending_add(fd, false);
+	return rc;
+}
+
+static int kashim_accepted(int listener, int fd, const struct kashim_config *cfg,
+			   const char *where)
+{
+	if (fd < 0)
+		return fd;
+	kashim_fresh_fd(fd);
+	/* The address the program got back is not read: its buffer may be
+	 * shorter than the address (or absent) however long *len says it is. */
+	if (kashim_marked(&kashim_not_tcp, listener))
+		kashim_mark(&kashim_not_tcp, fd, true);
+	else if (!cfg)
+		kashim_pending_add(fd, true);
+	else
+		kashim_after_accept(listener, fd, cfg, where);
+	return fd;
 }
 
 KASHIM_API int accept(int listener, struct sockaddr *addr, socklen_t *len)
 {
-	struct kashim_config scratch;
-	const struct kashim_config *cfg = kashim_settings(&scratch);
+	const struct kashim_config *cfg = kashim_settings();
 	accept_fn *next = KASHIM_NEXT(accept);
 	int fd = next ? next(listener, addr, len)
 		      : (int)syscall(SYS_accept4, listener, addr, len, 0);
 
-	kashim_after_accept(listener, fd, addr, len, cfg, "accept");
-	return fd;
+	return kashim_accepted(listener, fd, cfg, "accept");
 }
 
 KASHIM_API int accept4(int listener, struct sockaddr *addr, socklen_t *len, int flags)
 {
-	struct kashim_config scratch;
-	const struct kashim_config *cfg = kashim_settings(&scratch);
+	const struct kashim_config *cfg = kashim_settings();
 	accept4_fn *next = KASHIM_NEXT(accept4);
 	int fd = next ? next(listener, addr, len, flags)
 		      : (int)syscall(SYS_accept4, listener, addr, len, flags);
 
-	kashim_after_accept(listener, fd, addr, len, cfg, "accept4");
-	return fd;
+	return kashim_accepted(listener, fd, cfg, "accept4");
 }
 
-/* In force mode, a call that would undo kashim's settings on a socket it
- * configured: switching keepalive off, or setting one of the timers. */
-static bool kashim_would_undo(const struct kashim_config *cfg, int level, int name,
-			      const void *val, socklen_t len)
-{
-	int v;
-
-	if (level == SOL_SOCKET && name == SO_KEEPALIVE) {
-		if (!val || len < (socklen_t)sizeof v)
-			return false;
-		__builtin_memcpy(&v, val, sizeof v);
-		return v == 0;
-	}
-	if (level != IPPROTO_TCP)
-		return false;
-	return name == TCP_KEEPIDLE || name == TCP_KEEPINTVL || name == TCP_KEEPCNT ||
-	       (name == TCP_USER_TIMEOUT && cfg->user_timeout_mode != KASHIM_UT_OFF);
-}
-
-/* Watches the program switching keepalive off or on, so its explicit
- * choice is respected later; in force mode, refuses (with success) what
- * would undo kashim's settings.  Everything else passes straight on. */
+/* Every call reaches the kernel first, so the program gets exactly libc's
+ * answer to an invalid one.  A successful SO_KEEPALIVE is watched, so the
+ * program's explicit choice is respected later; in force mode, a change to
+ * kashim's settings is undone (with success). */
 KASHIM_API int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 {
-	struct kashim_config scratch;
-	const struct kashim_config *cfg = kashim_settings(&scratch);
-	int rc, on;
+	const struct kashim_config *cfg = kashim_settings();
+	int rc = kashim_real_setsockopt(fd, level, name, val, len), on;
 
-	if (cfg->enabled && cfg->mode == KASHIM_MODE_FORCE && kashim_marked(&kashim_ours, fd) &&
-	    kashim_would_undo(cfg, level, name, val, len)) {
-		kashim_debug_left(fd, cfg, "setsockopt",
-				  "KASHIM_MODE=force: the program's keepalive change not applied");
-		return 0;
-	}
-	rc = kashim_real_setsockopt(fd, level, name, val, len);
-	if (rc == 0 && level == SOL_SOCKET && name == SO_KEEPALIVE &&
-	    val && len >= (socklen_t)sizeof on) {
+	if (rc != 0 || !val || len < (socklen_t)sizeof on)
+		return rc;
+	if (level == SOL_SOCKET && name == SO_KEEPALIVE) {
 		__builtin_memcpy(&on, val, sizeof on);
 		kashim_mark(&kashim_app_off, fd, on == 0);
 	}
+	if (cfg && cfg->enabled && cfg->mode == KASHIM_MODE_FORCE &&
+	    kashim_marked(&kashim_ours, fd))
+		kashim_force_undo(fd, level, name, val, cfg);
 	return rc;
 }
