@@ -411,16 +411,34 @@ static void kashim_load_config(struct kashim_config *cfg, struct kashim_names *n
 	kashim_config_load_from(cfg, &src, kashim_write_stderr, NULL);
 }
 
+/* A call that arrives before the constructor (from another library's
+ * constructor) may load only on the main thread's own stack: a thread may
+ * have 16 KiB and a signal handler's alternate stack 4 KiB, too little for
+ * the parser.  Elsewhere it passes through, and kashim's constructor, which
+ * runs on the main thread, loads and adopts its socket. */
+static bool kashim_may_load_here(void)
+{
+	stack_t now;
+
+	if (syscall(SYS_gettid) != getpid())
+		return false;
+	return sigaltstack(NULL, &now) != 0 || !(now.ss_flags & SS_ONSTACK);
+}
+
 /* Resolves the next definitions and reads the configuration, once, in the
  * one call that wins the change from UNLOADED to LOADING.  A call that
  * arrives while it loads (another thread, or a signal handler interrupting
- * the loader) gets NULL: it neither waits, nor parses, nor resolves; it
+ * the loader), or before it where it may not load, gets NULL: it neither waits, nor parses, nor resolves; it
  * passes the program's call on and leaves the socket to the loader. */
-static const struct kashim_config *kashim_load(void)
+static const struct kashim_config *kashim_load(bool constructor)
 {
-	int expected = KASHIM_UNLOADED;
+	int expected = __atomic_load_n(&kashim_state, __ATOMIC_ACQUIRE);
 	int saved;
 
+	if (expected == KASHIM_READY)
+		return &kashim_settings_ro;
+	if (expected == KASHIM_LOADING || (!constructor && !kashim_may_load_here()))
+		return NULL;
 	if (!__atomic_compare_exchange_n(&kashim_state, &expected, KASHIM_LOADING,
 					 false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
 		return expected == KASHIM_READY ? &kashim_settings_ro : NULL;
@@ -450,12 +468,13 @@ static inline const struct kashim_config *kashim_settings(void)
 {
 	if (__atomic_load_n(&kashim_state, __ATOMIC_ACQUIRE) == KASHIM_READY)
 		return &kashim_settings_ro;
-	return kashim_load();
+	return kashim_load(false);
 }
 
+/* Loads whatever thread runs it (a dlopen() from a thread, too). */
 __attribute__((constructor)) static void kashim_constructor(void)
 {
-	(void)kashim_settings();
+	(void)kashim_load(true);
 }
 
 /* ---- the per-socket work ----------------------------------------------- */

@@ -1,0 +1,236 @@
+# The interposed calls under hostile conditions (issue 9): invalid pointers
+# and values, small stacks, calls during the load, a closed or reused
+# stderr, force mode after descriptor reuse, two copies preloaded.  Each
+# check is made from outside (the program's own results, the kernel's view
+# of its sockets, strace counts, what a peer reads), never from kashim's
+# word.  C helpers: tests/hostile (the calls) and tests/libhostile.so (a
+# constructor that makes sockets on 16 KiB threads and a 4 KiB sigaltstack
+# while kashim loads).
+. "$(dirname "$0")/lib.sh"
+
+HOSTILE=$ROOT/tests/hostile
+EARLY=$ROOT/tests/libhostile.so
+# The filters make every decision wait for connect() or accept().
+MODES=("KASHIM_MODE=respect" "KASHIM_MODE=force" "KASHIM_ONLY=127.0.0.0/8"
+	"KASHIM_ONLY=127.0.0.0/8 KASHIM_MODE=force")
+
+test_invalid_calls_get_libcs_exact_answer() {
+	local which mode
+	for which in connect setsockopt accept; do
+		"$HOSTILE" pointers "$which" > "$TMP/plain" 2>&1
+		for mode in "${MODES[@]}"; do
+			# shellcheck disable=SC2086 # MODE is words
+			"${SHIM[@]}" $mode "$HOSTILE" pointers "$which" > "$TMP/out" 2> "$TMP/err"
+			local rc=$?
+			if [ "$rc" -ne 0 ]; then
+				fail "$which, $mode: status $rc (a crash), after: $(tail -n 1 "$TMP/out")"
+			elif ! diff <(grep -v '^state' "$TMP/plain") <(grep -v '^state' "$TMP/out") > "$TMP/diff"; then
+				fail "$which, $mode: not libc's answers: $(grep '^[<>]' "$TMP/diff" | head -4 | tr '\n' ';')"
+			else
+				ok "$which, $mode: $(grep -vc '^state\|^alive' "$TMP/out") invalid calls, each with libc's rc and errno"
+			fi
+		done
+	done
+}
+
+test_invalid_calls_change_nothing() {
+	local mode want
+	for mode in "${MODES[@]}"; do
+		want="keepalive=1 idle=37 interval=11 count=4 user_timeout=81000"
+		# With filters, a socket that never connected is not kashim's.
+		[[ $mode == *ONLY* ]] && want="keepalive=0 idle=7200 interval=75 count=9 user_timeout=0"
+		# shellcheck disable=SC2086
+		"${SHIM[@]}" $mode "$HOSTILE" pointers setsockopt > "$TMP/out" 2>&1
+		if grep -q "^state: after the invalid calls $want\$" "$TMP/out"; then
+			ok "$mode: the socket still holds $want"
+		else
+			fail "$mode: $(grep '^state' "$TMP/out" || tail -n 1 "$TMP/out")"
+		fi
+	done
+}
+
+test_force_mode_after_descriptor_reuse() {
+	"${SHIM[@]}" KASHIM_MODE=force "$HOSTILE" reuse > "$TMP/out" 2>&1
+	expect_text "$TMP/out" "a number kashim configured, reused by dup2: the program's own calls apply" \
+		'^state: reused keepalive=0 idle=100 interval=75 count=5 '
+	expect_text "$TMP/out" "a number taken by a socket made elsewhere: the program's call applies" \
+		'^state: taken keepalive=0 idle=7200 interval=50 '
+	expect_text "$TMP/out" "kashim's own socket in force mode: kashim's values stand" \
+		"^state: kashim's keepalive=1 idle=37 interval=11 count=4 user_timeout=81000"
+	if grep -q 'rc=-1' "$TMP/out"; then
+		fail "a valid call failed: $(grep 'rc=-1' "$TMP/out" | head -2)"
+	else
+		ok "every valid call answered with success"
+	fi
+}
+
+# closed_2 CMD...: CMD started with fd 2 closed.
+closed_2() { bash -c 'exec 2>&-; exec "$@"' closed_2 "$@"; }
+
+test_stderr_closed_at_start() {
+	# The first socket becomes fd 2; its peer must read nothing of kashim.
+	expect_status 0 "fd 2 closed, a socket takes it: no SIGPIPE" \
+		closed_2 env LD_PRELOAD="$LIB" KASHIM_DEBUG=1 "$HOSTILE" stderr
+	expect_text "$TMP/out" "... and the peer reads no debug line" '^peer read 0 bytes$'
+	expect_status 0 "the same with SIGPIPE ignored" \
+		closed_2 env LD_PRELOAD="$LIB" KASHIM_DEBUG=1 "$HOSTILE" stderr ignore
+	expect_text "$TMP/out" "... and the peer reads no debug line" '^peer read 0 bytes$'
+}
+
+test_stderr_reused_by_a_data_file() {
+	env LD_PRELOAD="$LIB" KASHIM_DEBUG=1 "$HOSTILE" stderr "$TMP/data" > "$TMP/out" 2> "$TMP/err"
+	if [ -f "$TMP/data" ] && [ ! -s "$TMP/data" ] && grep -q 'loaded:' "$TMP/err"; then
+		ok "fd 2 closed after load and a data file opened: the file stays empty, the load line went to stderr"
+	else
+		fail "data file has $(wc -c < "$TMP/data" 2> /dev/null) bytes: $(head -c 200 "$TMP/data" 2> /dev/null)"
+	fi
+}
+
+test_stderr_a_pipe_without_reader() {
+	"$PY" - "$LIB" "$HOSTILE" > "$TMP/out" 2>&1 << 'EOF'
+import os, subprocess, sys
+r, w = os.pipe()
+os.close(r)
+p = subprocess.run([sys.argv[2], "debuglines"], stderr=w, stdout=subprocess.PIPE, timeout=30,
+                   env=dict(os.environ, LD_PRELOAD=sys.argv[1], KASHIM_DEBUG="1"))
+print("status", p.returncode, p.stdout.decode().strip())
+EOF
+	expect_text "$TMP/out" "stderr a pipe nobody reads, KASHIM_DEBUG=1: no SIGPIPE, none left pending" \
+		'^status 0 alive, SIGPIPE not pending$'
+}
+
+# two_copies WHAT PRELOAD: one set of messages and 5 setsockopt per socket.
+two_copies() {
+	env LD_PRELOAD="$2" KASHIM_DEBUG=1 KASHIM_IDLE=x "$HOSTILE" debuglines > /dev/null 2> "$TMP/err"
+	local bad loaded set
+	bad=$(grep -c 'KASHIM_IDLE="x" ignored' "$TMP/err")
+	loaded=$(grep -c 'loaded:' "$TMP/err")
+	set=$(grep -c 'keepalive set' "$TMP/err")
+	if [ "$bad" -eq 1 ] && [ "$loaded" -eq 1 ] && [ "$set" -eq 3 ]; then
+		ok "$1: one message, one load line, one line per socket"
+	else
+		fail "$1: $bad bad-value, $loaded load, $set per-socket lines (want 1, 1, 3)"
+	fi
+	if command -v strace > /dev/null; then
+		strace -f -qq -o "$TMP/trace" -e trace=setsockopt env LD_PRELOAD="$2" "$HOSTILE" debuglines > /dev/null 2>&1
+		set=$(grep -c 'setsockopt(' "$TMP/trace")
+		if [ "$set" -eq 15 ]; then ok "$1: 5 setsockopt per socket (strace)"; else fail "$1: $set setsockopt for 3 sockets, want 15"; fi
+	fi
+}
+
+test_two_copies_preloaded() {
+	mkdir -p "$TMP/b"
+	cp "$LIB" "$TMP/b/libkashim.so"
+	ln -s "$LIB" "$TMP/link.so"
+	two_copies "two files" "$LIB $TMP/b/libkashim.so"
+	two_copies "two files, the other order" "$TMP/b/libkashim.so:$LIB"
+	two_copies "one file by a symbolic link too" "$LIB:$TMP/link.so"
+}
+
+# big_config: ~64 KiB, so that the load takes a while.
+big_config() {
+	"$PY" - "$TMP/big.conf" << 'EOF'
+import sys
+lines = ["# made large so that the load is slow", "idle = 37", "interval = 11", "count = 4"]
+i = 0
+while sum(len(l) + 1 for l in lines) < 64000:
+    lines += ["[program nomatch%d*]" % i, "idle = %d" % (100 + i % 1000)]
+    i += 1
+open(sys.argv[1], "w").write("\n".join(lines) + "\n")
+EOF
+}
+
+# early_run LOADER ENV...: the program under libhostile.so, whose constructor
+# runs before kashim's; its report in $TMP/report.
+early_run() {
+	local loader=$1
+	shift
+	rm -f "$TMP/report"
+	timeout 120 env LD_PRELOAD="$LIB:$EARLY" HOSTILE_REPORT="$TMP/report" HOSTILE_LOADER="$loader" \
+		"$@" "$HOSTILE" debuglines > "$TMP/out" 2> "$TMP/err"
+	rc=$?
+}
+
+# report_ok WHAT IDLE: the program lived, every socket kept from the load
+# window holds kashim's idle, errno never changed, the handler ran.
+report_ok() {
+	local r
+	r=$(cat "$TMP/report" 2> /dev/null)
+	if [ "$rc" -ne 0 ]; then
+		fail "$1: status $rc (a crash): $(head -c 200 "$TMP/err")"
+	elif [[ ! $r =~ kept=([0-9]+)\ configured=([0-9]+)\ errno_changed=0\ signals=([0-9]+)\ in_load=([0-9]+) ]]; then
+		fail "$1: report '$r'"
+	elif [ "${BASH_REMATCH[1]}" -eq 0 ] || [ "${BASH_REMATCH[1]}" -ne "${BASH_REMATCH[2]}" ] ||
+		[ "${BASH_REMATCH[3]}" -lt 100 ]; then
+		fail "$1: report '$r' (every kept socket must be configured)"
+	else
+		ok "$1: $r"
+	fi
+}
+
+test_small_stacks_during_load() {
+	big_config
+	local loader mode
+	for loader in main thread; do
+		for mode in "KASHIM_MODE=respect" "KASHIM_MODE=force KASHIM_DEBUG=1"; do
+			# shellcheck disable=SC2086
+			early_run "$loader" KASHIM_CONFIG="$TMP/big.conf" HOSTILE_IDLE=37 $mode
+			report_ok "16 KiB threads and a 4 KiB sigaltstack, loader $loader, $mode"
+		done
+	done
+}
+
+test_concurrent_first_calls_parse_once() {
+	need_cmd strace || return
+	big_config
+	local loader opens
+	for loader in main thread; do
+		rm -f "$TMP/report"
+		timeout 120 strace -f -qq -e trace=openat -e signal=none -o "$TMP/trace" \
+			env LD_PRELOAD="$LIB:$EARLY" HOSTILE_BIG_STACKS=1 HOSTILE_REPORT="$TMP/report" \
+			HOSTILE_LOADER="$loader" HOSTILE_IDLE=37 KASHIM_CONFIG="$TMP/big.conf" \
+			"$HOSTILE" debuglines > "$TMP/out" 2> "$TMP/err"
+		rc=$?
+		opens=$(grep -c 'big.conf' "$TMP/trace")
+		if [ "$opens" -eq 1 ]; then
+			ok "loader $loader: the 64 KiB file opened once under a storm of calls and signals"
+		else
+			fail "loader $loader: the configuration file opened $opens times"
+		fi
+		report_ok "loader $loader, default stacks" 37
+	done
+	# No KASHIM_* variable: the load looks for /etc/kashim.conf (ENOENT).
+	early_run thread HOSTILE_BIG_STACKS=1 HOSTILE_IDLE=15
+	report_ok "no configuration at all: a successful socket() never changes errno"
+}
+
+test_stack_budget() {
+	need_cmd gcc || return
+	local f
+	for f in shim config; do
+		(cd "$TMP" && gcc -std=gnu11 -O2 -g -fPIC -fvisibility=hidden -fstack-usage \
+			-fcallgraph-info=su -fno-common -D_FORTIFY_SOURCE=2 -fstack-protector-strong \
+			-c "$ROOT/$f.c" -o "$f.o") 2> "$TMP/build.err" ||
+			{ fail "build: $(head -3 "$TMP/build.err")"; return; }
+	done
+	"$PY" "$HELPERS/stackdepth.py" --cut kashim_load "$TMP/shim.ci" "$TMP/config.ci" -- \
+		socket connect accept accept4 setsockopt > "$TMP/hot"
+	local name bytes rest
+	while read -r name bytes rest; do
+		echo "# stack $name: $bytes bytes, the deepest chain in kashim (debug on): ${rest%% (+*}"
+		if [ "$bytes" -le 1024 ]; then
+			ok "$name: $bytes bytes of kashim's frames on any path but the one-time load (budget 1024)"
+		else
+			fail "$name: $bytes bytes, over the 1024-byte budget: $rest"
+		fi
+	done < "$TMP/hot"
+	"$PY" "$HELPERS/stackdepth.py" --cut kashim_config_load_from "$TMP/shim.ci" "$TMP/config.ci" -- \
+		kashim_load kashim_config_load_from > "$TMP/load"
+	read -r name bytes rest < "$TMP/load"
+	echo "# stack load path without the parser: $bytes bytes"
+	if [ "$bytes" -le 2048 ]; then ok "the loader's own frames: $bytes bytes (budget 2048)"; else fail "loader: $bytes bytes"; fi
+	read -r name bytes rest < <(tail -n 1 "$TMP/load")
+	echo "# stack the parser (kashim_config_load_from, config.c): $bytes bytes"
+}
+
+run_tests
