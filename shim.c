@@ -313,18 +313,22 @@ static const char *kashim_object_note(const struct dl_phdr_info *info)
 
 	for (i = 0; i < info->dlpi_phnum; i++) {
 		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-		const char *p = (const char *)(info->dlpi_addr + ph->p_vaddr);
-		const char *end = p + ph->p_memsz;
+		const char *p, *end;
 		size_t align = ph->p_align == 8 ? 8 : 4;
 
-		if (ph->p_type != PT_NOTE)
+		if (ph->p_type != PT_NOTE || ph->p_memsz == 0)
 			continue;
+		p = (const char *)(info->dlpi_addr + ph->p_vaddr);
+		end = p + ph->p_memsz;
 		while (end - p >= (ptrdiff_t)sizeof(ElfW(Nhdr))) {
 			const ElfW(Nhdr) *h = (const void *)p;
+			size_t step = sizeof *h + ((h->n_namesz + align - 1) & ~(align - 1)) +
+				      ((h->n_descsz + align - 1) & ~(align - 1));
 			if (kashim_note_at(p, end))
 				return p;
-			p += sizeof *h + ((h->n_namesz + align - 1) & ~(align - 1)) +
-			     ((h->n_descsz + align - 1) & ~(align - 1));
+			if (step > (size_t)(end - p))
+				break;
+			p += step;
 		}
 	}
 	return NULL;
@@ -513,12 +517,15 @@ static inline void kashim_mark(struct kashim_marks *m, int fd, bool on)
 	(void)kashim_set_bit(m->bits, KASHIM_TRACKED_FDS, fd, on);
 }
 
-/* A descriptor handed out anew carries no marks from an earlier use. */
+/* A descriptor handed out anew carries no marks from an earlier use (nor
+ * a pending adoption left from a socket made during the load and closed). */
 static inline void kashim_fresh_fd(int fd)
 {
 	kashim_mark(&kashim_app_off, fd, false);
 	kashim_mark(&kashim_ours, fd, false);
 	kashim_mark(&kashim_not_tcp, fd, false);
+	(void)kashim_set_bit(kashim_pending.bits, KASHIM_PENDING_FDS, fd, false);
+	(void)kashim_set_bit(kashim_pending_server.bits, KASHIM_PENDING_FDS, fd, false);
 }
 
 static bool kashim_is_tcp(int domain, int type, int protocol)
