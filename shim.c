@@ -38,6 +38,9 @@
 #endif
 
 #define KASHIM_API __attribute__((visibility("default")))
+/* Kept out of the callers' frames: a debug line's buffer, a struct stat,
+ * exist only while such a function runs, not in every wrapper's frame. */
+#define KASHIM_OUT_OF_LINE __attribute__((noinline, cold))
 
 extern char **environ;
 
@@ -159,7 +162,7 @@ static ssize_t kashim_write_pipe(const char *buf, size_t len)
 	return n;
 }
 
-static void kashim_write_stderr(void *ctx, const char *line, size_t len)
+KASHIM_OUT_OF_LINE static void kashim_write_stderr(void *ctx, const char *line, size_t len)
 {
 	int saved = errno;
 
@@ -352,7 +355,7 @@ static bool kashim_first_copy(void)
 	return !first || first == (const char *)&kashim_note;
 }
 
-static void kashim_debug_loaded(const struct kashim_config *cfg)
+KASHIM_OUT_OF_LINE static void kashim_debug_loaded(const struct kashim_config *cfg)
 {
 	struct kashim_dline l;
 
@@ -564,14 +567,14 @@ static int kashim_step_value(const struct kashim_config *cfg, size_t step)
 }
 
 /* The socket's identity, for force mode (one fstat, in force mode only). */
-static unsigned kashim_identity(int fd)
+KASHIM_OUT_OF_LINE static unsigned kashim_identity(int fd)
 {
 	struct stat st;
 
 	return fstat(fd, &st) == 0 ? (unsigned)st.st_ino : 0;
 }
 
-static void kashim_debug_not_set(int fd, const char *where, const char *label, int e)
+KASHIM_OUT_OF_LINE static void kashim_debug_not_set(int fd, const char *where, const char *label, int e)
 {
 	struct kashim_dline l;
 
@@ -585,7 +588,7 @@ static void kashim_debug_not_set(int fd, const char *where, const char *label, i
 	kashim_debug_send(&l);
 }
 
-static void kashim_debug_set(int fd, const struct kashim_config *cfg, const char *where,
+KASHIM_OUT_OF_LINE static void kashim_debug_set(int fd, const struct kashim_config *cfg, const char *where,
 			     bool all)
 {
 	struct kashim_dline l;
@@ -633,7 +636,7 @@ static void kashim_apply(int fd, const struct kashim_config *cfg, const char *wh
 	errno = saved;
 }
 
-static void kashim_debug_left(int fd, const struct kashim_config *cfg,
+KASHIM_OUT_OF_LINE static void kashim_debug_left(int fd, const struct kashim_config *cfg,
 			      const char *where, const char *why)
 {
 	struct kashim_dline l;
