@@ -437,19 +437,12 @@ static bool kashim_may_load_here(void)
  * arrives while it loads (another thread, or a signal handler interrupting
  * the loader), or before it where it may not load, gets NULL: it neither waits, nor parses, nor resolves; it
  * passes the program's call on and leaves the socket to the loader. */
-static const struct kashim_config *kashim_load(bool constructor)
+/* The one call that won the change to LOADING: kept out of line, so that
+ * a call passing through during the load carries none of its frame. */
+static __attribute__((noinline)) void kashim_load_as_winner(void)
 {
-	int expected = __atomic_load_n(&kashim_state, __ATOMIC_ACQUIRE);
-	int saved;
+	int saved = errno;
 
-	if (expected == KASHIM_READY)
-		return &kashim_settings_ro;
-	if (expected == KASHIM_LOADING || (!constructor && !kashim_may_load_here()))
-		return NULL;
-	if (!__atomic_compare_exchange_n(&kashim_state, &expected, KASHIM_LOADING,
-					 false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-		return expected == KASHIM_READY ? &kashim_settings_ro : NULL;
-	saved = errno;
 	kashim_resolve_all();
 	kashim_stderr_remember();
 	if (kashim_first_copy()) {
@@ -467,6 +460,20 @@ static const struct kashim_config *kashim_load(bool constructor)
 		kashim_adopt_pending(&kashim_settings_ro);
 	}
 	errno = saved;
+}
+
+static const struct kashim_config *kashim_load(bool constructor)
+{
+	int expected = __atomic_load_n(&kashim_state, __ATOMIC_ACQUIRE);
+
+	if (expected == KASHIM_READY)
+		return &kashim_settings_ro;
+	if (expected == KASHIM_LOADING || (!constructor && !kashim_may_load_here()))
+		return NULL;
+	if (!__atomic_compare_exchange_n(&kashim_state, &expected, KASHIM_LOADING,
+					 false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+		return expected == KASHIM_READY ? &kashim_settings_ro : NULL;
+	kashim_load_as_winner();
 	return &kashim_settings_ro;
 }
 

@@ -213,7 +213,7 @@ test_stack_budget() {
 			-c "$ROOT/$f.c" -o "$f.o") 2> "$TMP/build.err" ||
 			{ fail "build: $(head -3 "$TMP/build.err")"; return; }
 	done
-	"$PY" "$HELPERS/stackdepth.py" --cut kashim_load "$TMP/shim.ci" "$TMP/config.ci" -- \
+	"$PY" "$HELPERS/stackdepth.py" --cut kashim_load_as_winner "$TMP/shim.ci" "$TMP/config.ci" -- \
 		socket connect accept accept4 setsockopt > "$TMP/hot"
 	local name bytes rest
 	while read -r name bytes rest; do
@@ -225,7 +225,7 @@ test_stack_budget() {
 		fi
 	done < "$TMP/hot"
 	"$PY" "$HELPERS/stackdepth.py" --cut kashim_config_load_from "$TMP/shim.ci" "$TMP/config.ci" -- \
-		kashim_load kashim_config_load_from > "$TMP/load"
+		kashim_load_as_winner kashim_config_load_from > "$TMP/load"
 	read -r name bytes rest < "$TMP/load"
 	echo "# stack load path without the parser: $bytes bytes"
 	if [ "$bytes" -le 2048 ]; then ok "the loader's own frames: $bytes bytes (budget 2048)"; else fail "loader: $bytes bytes"; fi
