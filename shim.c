@@ -94,10 +94,12 @@ static int kashim_pending_top = -1; /* the highest fd ever made pending */
 
 /* In force mode, which socket kashim configured under each fd number: its
  * inode (sockfs numbers are 32 bits), so that a number closed and reused by
- * dup2() or a socket from elsewhere does not keep kashim's claim.  0 is
- * unknown; fds past the table keep the claim by number. */
+ * dup2() or a socket from elsewhere does not keep kashim's claim, and a
+ * second number for kashim's socket (dup) does.  0 is unknown; fds past
+ * the table keep the claim by number. */
 #define KASHIM_IDENTIFIED_FDS (1u << 16)
 static unsigned kashim_inode[KASHIM_IDENTIFIED_FDS];
+static int kashim_inode_top = -1; /* the highest fd with an inode recorded */
 
 /* The program's names, for the program filters: written once by the
  * loader. */
@@ -581,6 +583,18 @@ KASHIM_OUT_OF_LINE static unsigned kashim_identity(int fd)
 	return fstat(fd, &st) == 0 ? (unsigned)st.st_ino : 0;
 }
 
+static void kashim_remember_inode(int fd, unsigned ino)
+{
+	int top = __atomic_load_n(&kashim_inode_top, __ATOMIC_RELAXED);
+
+	if (fd < 0 || (unsigned)fd >= KASHIM_IDENTIFIED_FDS)
+		return;
+	__atomic_store_n(&kashim_inode[fd], ino, __ATOMIC_RELAXED);
+	while (top < fd && !__atomic_compare_exchange_n(&kashim_inode_top, &top, fd, true,
+							__ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		;
+}
+
 KASHIM_OUT_OF_LINE static void kashim_debug_not_set(int fd, const char *where, const char *label, int e)
 {
 	struct kashim_dline l;
@@ -627,8 +641,8 @@ static void kashim_apply(int fd, const struct kashim_config *cfg, const char *wh
 	if (cfg->user_timeout_mode == KASHIM_UT_OFF)
 		steps--;
 	kashim_mark(&kashim_ours, fd, true);
-	if (cfg->mode == KASHIM_MODE_FORCE && (unsigned)fd < KASHIM_IDENTIFIED_FDS)
-		__atomic_store_n(&kashim_inode[fd], kashim_identity(fd), __ATOMIC_RELAXED);
+	if (cfg->mode == KASHIM_MODE_FORCE)
+		kashim_remember_inode(fd, kashim_identity(fd));
 	for (i = 0; i < steps; i++) {
 		int value = kashim_step_value(cfg, i);
 		if (kashim_real_setsockopt(fd, kashim_steps[i].level, kashim_steps[i].name,
@@ -887,26 +901,46 @@ static int kashim_step_of(const struct kashim_config *cfg, int level, int name)
 	return -1;
 }
 
-/* Is fd still the socket kashim configured under that number? */
-static bool kashim_still_ours(int fd)
+/* Another number for a socket kashim configured: its inode is one kashim
+ * recorded (a recorded number since reused still names its old socket's
+ * inode, which only a live alias of that socket can have).  A scan, on the
+ * rare path of a force-mode change to an unmarked descriptor. */
+static bool kashim_known_socket(unsigned ino)
 {
-	unsigned want;
+	int fd, top = __atomic_load_n(&kashim_inode_top, __ATOMIC_RELAXED);
 
-	if (!kashim_marked(&kashim_ours, fd))
-		return false;
-	if ((unsigned)fd >= KASHIM_IDENTIFIED_FDS)
-		return true;
-	want = __atomic_load_n(&kashim_inode[fd], __ATOMIC_RELAXED);
-	if (want != 0 && kashim_identity(fd) == want)
-		return true;
-	kashim_mark(&kashim_ours, fd, false); /* closed and reused: no claim */
+	for (fd = 0; ino != 0 && fd <= top; fd++)
+		if (__atomic_load_n(&kashim_inode[fd], __ATOMIC_RELAXED) == ino)
+			return true;
 	return false;
+}
+
+/* Is fd the socket kashim configured (under this number or another)? */
+static bool kashim_claims(int fd)
+{
+	bool marked = kashim_marked(&kashim_ours, fd);
+	unsigned ino, want = 0;
+
+	if (marked && (unsigned)fd >= KASHIM_IDENTIFIED_FDS)
+		return true;
+	ino = kashim_identity(fd);
+	if (fd >= 0 && (unsigned)fd < KASHIM_IDENTIFIED_FDS)
+		want = __atomic_load_n(&kashim_inode[fd], __ATOMIC_RELAXED);
+	if (marked && ino != 0 && ino == want)
+		return true;
+	if (marked)
+		kashim_mark(&kashim_ours, fd, false); /* closed and reused: no claim */
+	if (!kashim_known_socket(ino))
+		return false;
+	kashim_remember_inode(fd, ino); /* a dup of kashim's socket */
+	kashim_mark(&kashim_ours, fd, true);
+	return true;
 }
 
 /* Force mode, after the program's call succeeded: the kernel itself
  * validated it (so an invalid call got exactly libc's answer), and val is
  * known readable.  A change to one of kashim's values on a socket kashim
- * configured is undone; the program sees success. */
+ * configured (under any number) is undone; the program sees success. */
 static void kashim_force_undo(int fd, int level, int name, const void *val,
 			      const struct kashim_config *cfg)
 {
@@ -917,12 +951,14 @@ static void kashim_force_undo(int fd, int level, int name, const void *val,
 		return;
 	want = kashim_step_value(cfg, (size_t)step);
 	__builtin_memcpy(&got, val, sizeof got);
-	if ((step == 0 ? got != 0 : got == want) || !kashim_still_ours(fd))
-		return;
+	if ((step == 0 ? got != 0 : got == want) || !kashim_claims(fd))
+		goto out;
 	kashim_real_setsockopt(fd, level, name, &want, sizeof want);
 	errno = saved;
 	kashim_debug_left(fd, cfg, "setsockopt",
 			  "KASHIM_MODE=force: the program's keepalive change not applied");
+out:
+	errno = saved;
 }
 
 /* ---- the interposed calls ---------------------------------------------- */
@@ -1013,8 +1049,7 @@ KASHIM_API int setsockopt(int fd, int level, int name, const void *val, socklen_
 		__builtin_memcpy(&on, val, sizeof on);
 		kashim_mark(&kashim_app_off, fd, on == 0);
 	}
-	if (cfg && cfg->enabled && cfg->mode == KASHIM_MODE_FORCE &&
-	    kashim_marked(&kashim_ours, fd))
+	if (cfg && cfg->enabled && cfg->mode == KASHIM_MODE_FORCE)
 		kashim_force_undo(fd, level, name, val, cfg);
 	return rc;
 }

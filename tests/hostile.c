@@ -183,6 +183,10 @@ static int reuse(void)
 	set_int("kashim's socket: TCP_KEEPCNT 5", mine, IPPROTO_TCP, TCP_KEEPCNT, 5);
 	set_int("kashim's socket: SO_KEEPALIVE 0", mine, SOL_SOCKET, SO_KEEPALIVE, 0);
 	state("kashim's", mine);
+	again = dup(mine); /* a second number for kashim's socket */
+	set_int("dup of kashim's socket: TCP_KEEPINTVL 50", again, IPPROTO_TCP, TCP_KEEPINTVL, 50);
+	set_int("dup of kashim's socket: SO_KEEPALIVE 0", again, SOL_SOCKET, SO_KEEPALIVE, 0);
+	state("dup of kashim's", mine);
 	return 0;
 }
 

@@ -57,6 +57,8 @@ test_force_mode_after_descriptor_reuse() {
 		'^state: taken keepalive=0 idle=7200 interval=50 '
 	expect_text "$TMP/out" "kashim's own socket in force mode: kashim's values stand" \
 		"^state: kashim's keepalive=1 idle=37 interval=11 count=4 user_timeout=81000"
+	expect_text "$TMP/out" "a dup() of kashim's socket: kashim's values stand" \
+		"^state: dup of kashim's keepalive=1 idle=37 interval=11 count=4 user_timeout=81000"
 	if grep -q 'rc=-1' "$TMP/out"; then
 		fail "a valid call failed: $(grep 'rc=-1' "$TMP/out" | head -2)"
 	else
