@@ -4,17 +4,26 @@
  * (libc, or another preloaded interposer) and, for a TCP socket, sets the
  * keepalive options on the new descriptor before the program sees it.  After
  * load the wrappers read an immutable configuration and make system calls
- * only: no getenv, malloc, stdio or locks, and errno is always restored. */
+ * only: no getenv, malloc, stdio or locks, and errno is always restored.
+ *
+ * Living inside someone else's process:
+ * - a pointer the program passes is read only after the kernel accepted it
+ *   (or copied with process_vm_readv, which answers EFAULT, never SIGSEGV);
+ * - the stack is borrowed (a 16 KiB thread, a 4 KiB sigaltstack): no
+ *   wrapper keeps more than a short line and a few words on its frame, and a
+ *   call that arrives while another is loading passes straight through;
+ * - fd 2 is written only while it is still the file it was at load. */
 #define _GNU_SOURCE
 #include "config.h"
 
 #include <dlfcn.h>
+#include <elf.h>
 #include <errno.h>
 #include <link.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <stdint.h>
 #include <signal.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/socket.h>
@@ -29,9 +38,9 @@
 #endif
 
 #define KASHIM_API __attribute__((visibility("default")))
-/* Debug output holds a 512-byte line: kept out of the callers' frames, so
- * a wrapper running on a 4 KiB signal stack stays small when debug is off. */
-#define KASHIM_COLD __attribute__((noinline, cold))
+/* Kept out of the callers' frames: a debug line's buffer, a struct stat,
+ * exist only while such a function runs, not in every wrapper's frame. */
+#define KASHIM_OUT_OF_LINE __attribute__((noinline, cold))
 
 extern char **environ;
 
@@ -43,7 +52,8 @@ typedef int setsockopt_fn(int, int, int, const void *, socklen_t);
 
 /* The next definitions in lookup order; NULL until resolved, or when dlsym
  * found nothing but our own wrapper, in which case the raw system call is
- * used.  Accessed atomically: early callers may race to resolve them. */
+ * used.  Written by the loader only; a call that arrives while it loads
+ * reads them atomically and uses the system call for what is not there yet. */
 static struct {
 	socket_fn *socket;
 	connect_fn *connect;
@@ -64,36 +74,35 @@ static struct kashim_config kashim_settings_ro; /* written once, then read-only 
  *   wins, so connect() must not switch it back on, and sockets accepted
  *   from such a listener are left alone.
  * - ours: kashim set the options; in force mode the program's later calls
- *   that would change them are answered with success and not applied.
- * - not_tcp: made by socket() as anything but TCP (AF_UNIX, UDP): its
- *   connect() and the connections accepted from it cost no system call,
- *   without reading the address the program passed. */
+ *   that would change them are undone.
+ * - not_tcp: seen at socket() (or judged once) not to be TCP, so that its
+ *   connect() and accept() cost no system call and no look at the address.
+ * - pending, pending_server: made while another call was loading the
+ *   configuration; the loader adopts them when it is done. */
 #define KASHIM_TRACKED_FDS (1u << 20)
+#define KASHIM_PENDING_FDS (1u << 16)
 #define KASHIM_WORD_BITS (8 * sizeof(unsigned long))
 struct kashim_marks {
 	unsigned long bits[KASHIM_TRACKED_FDS / KASHIM_WORD_BITS];
 };
+struct kashim_pending {
+	unsigned long bits[KASHIM_PENDING_FDS / KASHIM_WORD_BITS];
+};
 static struct kashim_marks kashim_app_off, kashim_ours, kashim_not_tcp;
+static struct kashim_pending kashim_pending, kashim_pending_server;
+static int kashim_pending_top = -1; /* the highest fd ever made pending */
 
-/* Sockets made or accepted by calls that arrived while another thread or a
- * signal handler was loading: passed straight through (no parsing, no
- * dlsym, errno untouched), queued here, and configured by the loader when
- * it finishes.  Entries are (fd + 1) << 1 | accepted; 0 is empty. */
-#define KASHIM_PENDING 64
-static struct {
-	unsigned next;
-	unsigned long fd[KASHIM_PENDING];
-} kashim_pending;
-
-/* What fd 2 was at load: messages go there only while it still is. */
-static struct {
-	bool open;
-	dev_t dev;
-	ino_t ino;
-} kashim_stderr;
+/* In force mode, which socket kashim configured under each fd number: its
+ * inode (sockfs numbers are 32 bits), so that a number closed and reused by
+ * dup2() or a socket from elsewhere does not keep kashim's claim, and a
+ * second number for kashim's socket (dup) does.  0 is unknown; fds past
+ * the table keep the claim by number. */
+#define KASHIM_IDENTIFIED_FDS (1u << 16)
+static unsigned kashim_inode[KASHIM_IDENTIFIED_FDS];
+static int kashim_inode_top = -1; /* the highest fd with an inode recorded */
 
 /* The program's names, for the program filters: written once by the
- * loader (a concurrent early caller uses its own copy). */
+ * loader. */
 struct kashim_names {
 	const char *name[3];
 	char exe[256];
@@ -102,31 +111,74 @@ static struct kashim_names kashim_names_ro;
 
 /* ---- messages ---------------------------------------------------------- */
 
-static void kashim_note_stderr(void)
+/* What fd 2 was at load: messages go there only while it still is. */
+static struct {
+	bool open;
+	mode_t type;
+	dev_t dev;
+	ino_t ino;
+} kashim_stderr;
+
+static void kashim_stderr_remember(void)
 {
 	struct stat st;
 
 	kashim_stderr.open = fstat(STDERR_FILENO, &st) == 0;
-	kashim_stderr.dev = kashim_stderr.open ? st.st_dev : 0;
-	kashim_stderr.ino = kashim_stderr.open ? st.st_ino : 0;
+	if (kashim_stderr.open) {
+		kashim_stderr.type = st.st_mode & S_IFMT;
+		kashim_stderr.dev = st.st_dev;
+		kashim_stderr.ino = st.st_ino;
+	}
 }
 
-/* Writes all of line to fd 2, a socket with MSG_NOSIGNAL; anything else
- * with SIGPIPE blocked, a SIGPIPE this write caused consumed. */
-static void kashim_write_all(bool sock, const char *line, size_t len)
+static bool kashim_stderr_unchanged(void)
 {
-	sigset_t pipe_only, old, pending;
-	bool was_pending;
-	struct timespec now = { 0, 0 };
+	struct stat st;
 
-	sigemptyset(&pipe_only);
-	sigaddset(&pipe_only, SIGPIPE);
-	if (!sock)
-		sigprocmask(SIG_BLOCK, &pipe_only, &old);
-	was_pending = !sock && sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
+	return kashim_stderr.open && fstat(STDERR_FILENO, &st) == 0 &&
+	       st.st_dev == kashim_stderr.dev && st.st_ino == kashim_stderr.ino;
+}
+
+/* The kernel's signal set (one word), so that no 128-byte sigset_t lands
+ * on a small stack. */
+static long kashim_sigmask(int how, const unsigned long *set, unsigned long *old)
+{
+	return syscall(SYS_rt_sigprocmask, how, set, old, sizeof *set);
+}
+
+/* One write to a pipe with SIGPIPE blocked; a SIGPIPE this write raised
+ * (and only that one) is taken back before the mask is restored. */
+static ssize_t kashim_write_pipe(const char *buf, size_t len)
+{
+	unsigned long pipe_bit = 1UL << (SIGPIPE - 1), old = 0, before = 0, after = 0;
+	struct timespec now = { 0, 0 };
+	ssize_t n;
+
+	kashim_sigmask(SIG_BLOCK, &pipe_bit, &old);
+	syscall(SYS_rt_sigpending, &before, sizeof before);
+	n = write(STDERR_FILENO, buf, len);
+	if (n < 0 && errno == EPIPE && !(before & pipe_bit) &&
+	    syscall(SYS_rt_sigpending, &after, sizeof after) == 0 && (after & pipe_bit))
+		syscall(SYS_rt_sigtimedwait, &pipe_bit, NULL, &now, sizeof pipe_bit);
+	kashim_sigmask(SIG_SETMASK, &old, NULL);
+	return n;
+}
+
+KASHIM_OUT_OF_LINE static void kashim_write_stderr(void *ctx, const char *line, size_t len)
+{
+	int saved = errno;
+
+	(void)ctx;
+	if (!kashim_stderr_unchanged())
+		goto out;
 	while (len > 0) {
-		ssize_t n = sock ? send(STDERR_FILENO, line, len, MSG_NOSIGNAL | MSG_DONTWAIT)
-				 : write(STDERR_FILENO, line, len);
+		ssize_t n;
+		if (kashim_stderr.type == S_IFSOCK)
+			n = send(STDERR_FILENO, line, len, MSG_NOSIGNAL);
+		else if (kashim_stderr.type == S_IFIFO)
+			n = kashim_write_pipe(line, len);
+		else
+			n = write(STDERR_FILENO, line, len);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
@@ -134,49 +186,58 @@ static void kashim_write_all(bool sock, const char *line, size_t len)
 		line += n;
 		len -= (size_t)n;
 	}
-	if (sock)
-		return;
-	if (!was_pending && sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE))
-		sigtimedwait(&pipe_only, NULL, &now);
-	sigprocmask(SIG_SETMASK, &old, NULL);
-}
-
-/* Only to the stderr the program had at load: with fd 2 closed then, or
- * reused since (a socket, a data file), nothing is written. */
-static void kashim_write_stderr(void *ctx, const char *line, size_t len)
-{
-	struct stat st;
-	int saved = errno;
-
-	(void)ctx;
-	if (kashim_stderr.open && fstat(STDERR_FILENO, &st) == 0 &&
-	    st.st_dev == kashim_stderr.dev && st.st_ino == kashim_stderr.ino)
-		kashim_write_all(S_ISSOCK(st.st_mode), line, len);
+out:
 	errno = saved;
 }
 
-static void kashim_debug_start(struct kashim_line *l)
+/* A debug line, built in a buffer sized for the longest one kashim writes
+ * (a prefix with two numbers and a fixed text with four), small enough for
+ * a signal handler's stack. */
+#define KASHIM_DEBUG_LINE 192
+struct kashim_dline {
+	char *end;
+	char buf[KASHIM_DEBUG_LINE];
+};
+
+static void kashim_dput(struct kashim_dline *l, const char *s)
 {
-	kashim_line_start(l);
-	kashim_line_put(l, "kashim[");
-	kashim_line_put_uint(l, (unsigned long)getpid());
-	kashim_line_put(l, "]: ");
+	while (*s && l->end < l->buf + sizeof l->buf - 1)
+		*l->end++ = *s++;
 }
 
-KASHIM_COLD static void kashim_debug_fd(struct kashim_line *l, int fd, const char *where)
+static void kashim_dput_uint(struct kashim_dline *l, unsigned long v)
+{
+	char text[24], *p = text + sizeof text;
+
+	*--p = 0;
+	do
+		*--p = (char)('0' + v % 10);
+	while ((v /= 10) != 0);
+	kashim_dput(l, p);
+}
+
+static void kashim_debug_start(struct kashim_dline *l)
+{
+	l->end = l->buf;
+	kashim_dput(l, "kashim[");
+	kashim_dput_uint(l, (unsigned long)getpid());
+	kashim_dput(l, "]: ");
+}
+
+static void kashim_debug_fd(struct kashim_dline *l, int fd, const char *where)
 {
 	kashim_debug_start(l);
-	kashim_line_put(l, "fd ");
-	kashim_line_put_uint(l, (unsigned long)fd);
-	kashim_line_put(l, " (");
-	kashim_line_put(l, where);
-	kashim_line_put(l, "): ");
+	kashim_dput(l, "fd ");
+	kashim_dput_uint(l, (unsigned long)fd);
+	kashim_dput(l, " (");
+	kashim_dput(l, where);
+	kashim_dput(l, "): ");
 }
 
-static void kashim_debug_send(struct kashim_line *l)
+static void kashim_debug_send(struct kashim_dline *l)
 {
-	size_t len = kashim_line_end(l);
-	kashim_write_stderr(NULL, l->buf, len);
+	*l->end++ = '\n'; /* dput keeps one byte for it */
+	kashim_write_stderr(NULL, l->buf, (size_t)(l->end - l->buf));
 }
 
 static const char *kashim_errno_name(int e)
@@ -229,24 +290,90 @@ static inline int kashim_real_setsockopt(int fd, int level, int name, const void
 	return (int)syscall(SYS_setsockopt, fd, level, name, val, len);
 }
 
-KASHIM_COLD static void kashim_debug_loaded(const struct kashim_config *cfg)
+/* Two copies of kashim preloaded (two paths to the library, or a program
+ * that links it and a preload): each carries this note, and only the first
+ * in load order, which is also the first in symbol lookup order, acts; the
+ * others pass every call straight on. */
+#define KASHIM_NOTE_TYPE 0x6b617368u /* "kash" */
+static const struct {
+	ElfW(Nhdr) head;
+	char name[8];
+	unsigned desc;
+} kashim_note __attribute__((used, section(".note.kashim"), aligned(4))) = {
+	{ 7, sizeof(unsigned), KASHIM_NOTE_TYPE }, "kashim", 1
+};
+
+static bool kashim_note_at(const char *p, const char *end)
 {
-	struct kashim_line l;
+	const ElfW(Nhdr) *h = (const void *)p;
+
+	return end - p >= (ptrdiff_t)sizeof kashim_note && h->n_type == KASHIM_NOTE_TYPE &&
+	       h->n_namesz == 7 && memcmp(p + sizeof *h, "kashim", 7) == 0;
+}
+
+/* The first kashim note in one loaded object, or NULL. */
+static const char *kashim_object_note(const struct dl_phdr_info *info)
+{
+	ElfW(Half) i;
+
+	for (i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		const char *p, *end;
+		size_t align = ph->p_align == 8 ? 8 : 4;
+
+		if (ph->p_type != PT_NOTE || ph->p_memsz == 0)
+			continue;
+		p = (const char *)(info->dlpi_addr + ph->p_vaddr);
+		end = p + ph->p_memsz;
+		while (end - p >= (ptrdiff_t)sizeof(ElfW(Nhdr))) {
+			const ElfW(Nhdr) *h = (const void *)p;
+			size_t step = sizeof *h + ((h->n_namesz + align - 1) & ~(align - 1)) +
+				      ((h->n_descsz + align - 1) & ~(align - 1));
+			if (kashim_note_at(p, end))
+				return p;
+			if (step > (size_t)(end - p))
+				break;
+			p += step;
+		}
+	}
+	return NULL;
+}
+
+static int kashim_find_first(struct dl_phdr_info *info, size_t size, void *data)
+{
+	const char **first = data;
+
+	(void)size;
+	*first = kashim_object_note(info);
+	return *first != NULL; /* stops at the first object with a note */
+}
+
+static bool kashim_first_copy(void)
+{
+	const char *first = NULL;
+
+	dl_iterate_phdr(kashim_find_first, &first);
+	/* No note found at all (a linker that dropped it): act alone. */
+	return !first || first == (const char *)&kashim_note;
+}
+
+KASHIM_OUT_OF_LINE static void kashim_debug_loaded(const struct kashim_config *cfg)
+{
+	struct kashim_dline l;
 
 	kashim_debug_start(&l);
-	kashim_line_put(&l, "loaded: idle ");
-	kashim_line_put_uint(&l, (unsigned long)cfg->idle_s);
-	kashim_line_put(&l, "s, interval ");
-	kashim_line_put_uint(&l, (unsigned long)cfg->interval_s);
-	kashim_line_put(&l, "s, count ");
-	kashim_line_put_uint(&l, (unsigned long)cfg->count);
-	kashim_line_put(&l, ", user timeout ");
+	kashim_dput(&l, "loaded: idle ");
+	kashim_dput_uint(&l, (unsigned long)cfg->idle_s);
+	kashim_dput(&l, "s, interval ");
+	kashim_dput_uint(&l, (unsigned long)cfg->interval_s);
+	kashim_dput(&l, "s, count ");
+	kashim_dput_uint(&l, (unsigned long)cfg->count);
+	kashim_dput(&l, ", user timeout ");
 	if (cfg->user_timeout_mode == KASHIM_UT_OFF) {
-		kashim_line_put(&l, "off (kernel default)");
+		kashim_dput(&l, "off (kernel default)");
 	} else {
-		kashim_line_put_uint(&l, cfg->user_timeout_ms);
-		kashim_line_put(&l, cfg->user_timeout_mode == KASHIM_UT_AUTO ?
-				"ms (auto)" : "ms");
+		kashim_dput_uint(&l, cfg->user_timeout_ms);
+		kashim_dput(&l, cfg->user_timeout_mode == KASHIM_UT_AUTO ? "ms (auto)" : "ms");
 	}
 	kashim_debug_send(&l);
 }
@@ -254,6 +381,7 @@ KASHIM_COLD static void kashim_debug_loaded(const struct kashim_config *cfg)
 static void kashim_adopt(int fd, const struct kashim_config *cfg, const char *where);
 static void kashim_adopt_server_side(int fd, const struct kashim_config *cfg,
 				     const char *where);
+static void kashim_adopt_pending(const struct kashim_config *cfg);
 
 /* Sockets the program holds before main(): an inetd-style connection on
  * stdin/stdout/stderr and systemd's socket-activated listeners. */
@@ -269,11 +397,12 @@ static void kashim_adopt_inherited(const struct kashim_config *cfg)
 }
 
 /* The configuration for this program: the environment, the configuration
- * file, and the program's names for the program filters. */
+ * file, and the program's names for the program filters.  Static storage:
+ * only the one loader that won the state change runs this. */
 static void kashim_load_config(struct kashim_config *cfg, struct kashim_names *names,
-			       bool secure, kashim_report_fn *report)
+			       bool secure)
 {
-	struct kashim_source src = { environ, names->name, secure, "/etc/kashim.conf" };
+	static struct kashim_source src;
 	ssize_t n = readlink("/proc/self/exe", names->exe, sizeof names->exe - 1);
 	const char *base;
 
@@ -284,173 +413,131 @@ static void kashim_load_config(struct kashim_config *cfg, struct kashim_names *n
 		names->name[0] = base ? base + 1 : names->exe;
 	}
 	names->name[n > 0 ? 1 : 0] = program_invocation_short_name;
-	kashim_config_load_from(cfg, &src, report, NULL);
+	src.envp = environ;
+	src.program_names = names->name;
+	src.secure = secure;
+	src.default_file = "/etc/kashim.conf";
+	kashim_config_load_from(cfg, &src, kashim_write_stderr, NULL);
 }
 
-/* ---- two copies preloaded ------------------------------------------------ */
-
-/* A private ELF note marks an object as kashim.  With two copies preloaded
- * (two paths, a symlink), only the first in load order acts; the others
- * pass every call straight through, so each socket gets one set of system
- * calls and the program one set of messages. */
-struct kashim_note {
-	uint32_t namesz, descsz, type;
-	char name[8];
-};
-#define KASHIM_NOTE_TYPE 0x6b617368u /* "kash" */
-__attribute__((used, section(".note.kashim"), aligned(4)))
-static const struct kashim_note kashim_note = { 7, 0, KASHIM_NOTE_TYPE, "kashim" };
-
-static const void *kashim_note_in(const struct dl_phdr_info *info)
+/* A call that arrives before the constructor (from another library's
+ * constructor) may load only on the main thread's own stack: a thread may
+ * have 16 KiB and a signal handler's alternate stack 4 KiB, too little for
+ * the parser.  Elsewhere it passes through, and kashim's constructor, which
+ * runs on the main thread, loads and adopts its socket. */
+static bool kashim_may_load_here(void)
 {
-	int i;
+	stack_t now;
 
-	for (i = 0; i < info->dlpi_phnum; i++) {
-		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-		const char *p, *end;
-		if (ph->p_type != PT_NOTE)
-			continue;
-		p = (const char *)(info->dlpi_addr + ph->p_vaddr);
-		end = p + ph->p_memsz;
-		while (p + sizeof(struct kashim_note) <= end) {
-			const struct kashim_note *n = (const void *)p;
-			if (n->namesz == 7 && n->descsz == 0 && n->type == KASHIM_NOTE_TYPE &&
-			    !memcmp(n->name, "kashim", 7))
-				return n;
-			p += 12 + ((n->namesz + 3u) & ~3u) + ((n->descsz + 3u) & ~3u);
-		}
-	}
-	return NULL;
-}
-
-static int kashim_find_first(struct dl_phdr_info *info, size_t size, void *first)
-{
-	(void)size;
-	*(const void **)first = kashim_note_in(info);
-	return *(const void **)first != NULL; /* stop at the first kashim */
-}
-
-static bool kashim_first_copy(void)
-{
-	const void *first = NULL;
-
-	dl_iterate_phdr(kashim_find_first, &first);
-	return !first || first == &kashim_note;
-}
-
-/* ---- load -------------------------------------------------------------- */
-
-static inline bool kashim_marked(const struct kashim_marks *m, int fd);
-static inline void kashim_fresh_fd(int fd);
-
-/* Configures the sockets queued by calls made during the load. */
-static void kashim_adopt_pending(const struct kashim_config *cfg)
-{
-	unsigned i;
-
-	/* Sequentially consistent with kashim_queue: either the loader sees an
-	 * entry, or its caller sees the load finished and takes it back. */
-	for (i = 0; i < KASHIM_PENDING; i++) {
-		unsigned long e = __atomic_exchange_n(&kashim_pending.fd[i], 0, __ATOMIC_SEQ_CST);
-		int fd = (int)(e >> 1) - 1;
-		if (!e || !cfg->enabled || kashim_marked(&kashim_app_off, fd))
-			continue;
-		if (e & 1)
-			kashim_adopt_server_side(fd, cfg, "accepted during load");
-		else if (!cfg->deferred)
-			kashim_adopt(fd, cfg, "made during load");
-	}
-}
-
-/* A socket made while another caller loads: queued for the loader; if the
- * load finished meanwhile, this caller takes its own entry back. */
-static void kashim_queue(int fd, bool accepted)
-{
-	unsigned i = __atomic_fetch_add(&kashim_pending.next, 1, __ATOMIC_RELAXED);
-	unsigned long e = ((unsigned long)fd + 1) << 1 | accepted;
-
-	if (fd < 0 || i >= KASHIM_PENDING)
-		return; /* past the queue: left as the kernel made it */
-	__atomic_store_n(&kashim_pending.fd[i], e, __ATOMIC_SEQ_CST);
-	if (__atomic_load_n(&kashim_state, __ATOMIC_SEQ_CST) == KASHIM_READY)
-		kashim_adopt_pending(&kashim_settings_ro);
+	if (syscall(SYS_gettid) != getpid())
+		return false;
+	return sigaltstack(NULL, &now) != 0 || !(now.ss_flags & SS_ONSTACK);
 }
 
 /* Resolves the next definitions and reads the configuration, once, in the
- * caller that wins the race.  A call arriving during the load (another
- * thread, or a signal handler interrupting the loader) gets NULL: it passes
- * straight through and queues what it made (kashim_queue). */
-static const struct kashim_config *kashim_load(void)
+ * one call that wins the change from UNLOADED to LOADING.  A call that
+ * arrives while it loads (another thread, or a signal handler interrupting
+ * the loader), or before it where it may not load, gets NULL: it neither waits, nor parses, nor resolves; it
+ * passes the program's call on and leaves the socket to the loader. */
+/* The one call that won the change to LOADING: kept out of line, so that
+ * a call passing through during the load carries none of its frame. */
+static __attribute__((noinline)) void kashim_load_as_winner(void)
 {
-	int expected = KASHIM_UNLOADED;
 	int saved = errno;
 
+	kashim_resolve_all();
+	kashim_stderr_remember();
+	if (kashim_first_copy()) {
+		kashim_load_config(&kashim_settings_ro, &kashim_names_ro,
+				   getauxval(AT_SECURE) != 0);
+		if (kashim_settings_ro.enabled && kashim_settings_ro.debug)
+			kashim_debug_loaded(&kashim_settings_ro);
+	} else {
+		kashim_config_defaults(&kashim_settings_ro);
+		kashim_settings_ro.enabled = false;
+	}
+	__atomic_store_n(&kashim_state, KASHIM_READY, __ATOMIC_SEQ_CST);
+	if (kashim_settings_ro.enabled) {
+		kashim_adopt_inherited(&kashim_settings_ro);
+		kashim_adopt_pending(&kashim_settings_ro);
+	}
+	errno = saved;
+}
+
+static const struct kashim_config *kashim_load(bool constructor)
+{
+	int expected = __atomic_load_n(&kashim_state, __ATOMIC_ACQUIRE);
+
+	if (expected == KASHIM_READY)
+		return &kashim_settings_ro;
+	if (expected == KASHIM_LOADING || (!constructor && !kashim_may_load_here()))
+		return NULL;
 	if (!__atomic_compare_exchange_n(&kashim_state, &expected, KASHIM_LOADING,
 					 false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
 		return expected == KASHIM_READY ? &kashim_settings_ro : NULL;
-	kashim_resolve_all();
-	kashim_note_stderr();
-	if (kashim_first_copy())
-		kashim_load_config(&kashim_settings_ro, &kashim_names_ro,
-				   getauxval(AT_SECURE) != 0, kashim_write_stderr);
-	else
-		kashim_settings_ro.enabled = false;
-	if (kashim_settings_ro.enabled && kashim_settings_ro.debug)
-		kashim_debug_loaded(&kashim_settings_ro);
-	__atomic_store_n(&kashim_state, KASHIM_READY, __ATOMIC_SEQ_CST);
-	if (kashim_settings_ro.enabled)
-		kashim_adopt_inherited(&kashim_settings_ro);
-	kashim_adopt_pending(&kashim_settings_ro);
-	errno = saved;
+	kashim_load_as_winner();
 	return &kashim_settings_ro;
 }
 
-/* The configuration, or NULL while another caller is loading it. */
+/* The configuration, or NULL while another call is loading it. */
 static inline const struct kashim_config *kashim_settings(void)
 {
 	if (__atomic_load_n(&kashim_state, __ATOMIC_ACQUIRE) == KASHIM_READY)
 		return &kashim_settings_ro;
-	return kashim_load();
+	return kashim_load(false);
 }
 
+/* Loads whatever thread runs it (a dlopen() from a thread, too). */
 __attribute__((constructor)) static void kashim_constructor(void)
 {
-	(void)kashim_settings();
+	(void)kashim_load(true);
 }
 
 /* ---- the per-socket work ----------------------------------------------- */
 
+static inline bool kashim_bit(const unsigned long *bits, unsigned size, int fd)
+{
+	if (fd < 0 || (unsigned)fd >= size)
+		return false;
+	return (__atomic_load_n(&bits[(unsigned)fd / KASHIM_WORD_BITS], __ATOMIC_RELAXED) >>
+		((unsigned)fd % KASHIM_WORD_BITS)) & 1;
+}
+
+/* Sets or clears one bit; returns whether it was set before. */
+static inline bool kashim_set_bit(unsigned long *bits, unsigned size, int fd, bool on)
+{
+	unsigned long *word, bit;
+
+	if (fd < 0 || (unsigned)fd >= size)
+		return false;
+	word = &bits[(unsigned)fd / KASHIM_WORD_BITS];
+	bit = 1UL << ((unsigned)fd % KASHIM_WORD_BITS);
+	if (on)
+		return __atomic_fetch_or(word, bit, __ATOMIC_RELAXED) & bit;
+	if (!(__atomic_load_n(word, __ATOMIC_RELAXED) & bit))
+		return false;
+	return __atomic_fetch_and(word, ~bit, __ATOMIC_RELAXED) & bit;
+}
+
 static inline bool kashim_marked(const struct kashim_marks *m, int fd)
 {
-	if (fd < 0 || (unsigned)fd >= KASHIM_TRACKED_FDS)
-		return false;
-	return (__atomic_load_n(&m->bits[(unsigned)fd / KASHIM_WORD_BITS], __ATOMIC_RELAXED) >>
-		((unsigned)fd % KASHIM_WORD_BITS)) & 1;
+	return kashim_bit(m->bits, KASHIM_TRACKED_FDS, fd);
 }
 
 static inline void kashim_mark(struct kashim_marks *m, int fd, bool on)
 {
-	unsigned long *word, bit;
-
-	if (fd < 0 || (unsigned)fd >= KASHIM_TRACKED_FDS)
-		return;
-	word = &m->bits[(unsigned)fd / KASHIM_WORD_BITS];
-	bit = 1UL << ((unsigned)fd % KASHIM_WORD_BITS);
-	if (on)
-		__atomic_fetch_or(word, bit, __ATOMIC_RELAXED);
-	else if (__atomic_load_n(word, __ATOMIC_RELAXED) & bit)
-		__atomic_fetch_and(word, ~bit, __ATOMIC_RELAXED);
+	(void)kashim_set_bit(m->bits, KASHIM_TRACKED_FDS, fd, on);
 }
 
-/* A descriptor handed out anew carries no marks from an earlier use. */
+/* A descriptor handed out anew carries no marks from an earlier use (nor
+ * a pending adoption left from a socket made during the load and closed). */
 static inline void kashim_fresh_fd(int fd)
 {
-	if (kashim_marked(&kashim_app_off, fd))
-		kashim_mark(&kashim_app_off, fd, false);
-	if (kashim_marked(&kashim_ours, fd))
-		kashim_mark(&kashim_ours, fd, false);
-	if (kashim_marked(&kashim_not_tcp, fd))
-		kashim_mark(&kashim_not_tcp, fd, false);
+	kashim_mark(&kashim_app_off, fd, false);
+	kashim_mark(&kashim_ours, fd, false);
+	kashim_mark(&kashim_not_tcp, fd, false);
+	(void)kashim_set_bit(kashim_pending.bits, KASHIM_PENDING_FDS, fd, false);
+	(void)kashim_set_bit(kashim_pending_server.bits, KASHIM_PENDING_FDS, fd, false);
 }
 
 static bool kashim_is_tcp(int domain, int type, int protocol)
@@ -475,45 +562,11 @@ static const struct kashim_step kashim_steps[] = {
 	{ IPPROTO_TCP, TCP_KEEPCNT, "TCP_KEEPCNT" },
 	{ IPPROTO_TCP, TCP_USER_TIMEOUT, "TCP_USER_TIMEOUT" },
 };
+#define KASHIM_STEPS (sizeof kashim_steps / sizeof kashim_steps[0])
 
-KASHIM_COLD static void kashim_debug_refused(int fd, const char *where, const char *label, int e)
+static int kashim_step_value(const struct kashim_config *cfg, size_t step)
 {
-	struct kashim_line l;
-
-	kashim_debug_fd(&l, fd, where);
-	kashim_line_put(&l, label);
-	kashim_line_put(&l, " not set: ");
-	kashim_line_put(&l, kashim_errno_name(e));
-	kashim_line_put(&l, " (errno ");
-	kashim_line_put_uint(&l, (unsigned long)e);
-	kashim_line_put(&l, ")");
-	kashim_debug_send(&l);
-}
-
-KASHIM_COLD static void kashim_debug_set(int fd, const struct kashim_config *cfg,
-					 const char *where, bool all)
-{
-	struct kashim_line l;
-
-	kashim_debug_fd(&l, fd, where);
-	kashim_line_put(&l, all ? "keepalive set: idle " : "keepalive partly set: idle ");
-	kashim_line_put_uint(&l, (unsigned long)cfg->idle_s);
-	kashim_line_put(&l, "s, interval ");
-	kashim_line_put_uint(&l, (unsigned long)cfg->interval_s);
-	kashim_line_put(&l, "s, count ");
-	kashim_line_put_uint(&l, (unsigned long)cfg->count);
-	if (cfg->user_timeout_mode != KASHIM_UT_OFF) {
-		kashim_line_put(&l, ", user timeout ");
-		kashim_line_put_uint(&l, cfg->user_timeout_ms);
-		kashim_line_put(&l, "ms");
-	}
-	kashim_debug_send(&l);
-}
-
-/* kashim's value for option step i. */
-static int kashim_value(const struct kashim_config *cfg, size_t i)
-{
-	switch (i) {
+	switch (step) {
 	case 0: return 1;
 	case 1: return cfg->idle_s;
 	case 2: return cfg->interval_s;
@@ -522,52 +575,105 @@ static int kashim_value(const struct kashim_config *cfg, size_t i)
 	}
 }
 
+/* The socket's identity, for force mode (one fstat, in force mode only). */
+KASHIM_OUT_OF_LINE static unsigned kashim_identity(int fd)
+{
+	struct stat st;
+
+	return fstat(fd, &st) == 0 ? (unsigned)st.st_ino : 0;
+}
+
+static void kashim_remember_inode(int fd, unsigned ino)
+{
+	int top = __atomic_load_n(&kashim_inode_top, __ATOMIC_RELAXED);
+
+	if (fd < 0 || (unsigned)fd >= KASHIM_IDENTIFIED_FDS)
+		return;
+	__atomic_store_n(&kashim_inode[fd], ino, __ATOMIC_RELAXED);
+	while (top < fd && !__atomic_compare_exchange_n(&kashim_inode_top, &top, fd, true,
+							__ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		;
+}
+
+KASHIM_OUT_OF_LINE static void kashim_debug_not_set(int fd, const char *where, const char *label, int e)
+{
+	struct kashim_dline l;
+
+	kashim_debug_fd(&l, fd, where);
+	kashim_dput(&l, label);
+	kashim_dput(&l, " not set: ");
+	kashim_dput(&l, kashim_errno_name(e));
+	kashim_dput(&l, " (errno ");
+	kashim_dput_uint(&l, (unsigned long)e);
+	kashim_dput(&l, ")");
+	kashim_debug_send(&l);
+}
+
+KASHIM_OUT_OF_LINE static void kashim_debug_set(int fd, const struct kashim_config *cfg, const char *where,
+			     bool all)
+{
+	struct kashim_dline l;
+
+	kashim_debug_fd(&l, fd, where);
+	kashim_dput(&l, all ? "keepalive set: idle " : "keepalive partly set: idle ");
+	kashim_dput_uint(&l, (unsigned long)cfg->idle_s);
+	kashim_dput(&l, "s, interval ");
+	kashim_dput_uint(&l, (unsigned long)cfg->interval_s);
+	kashim_dput(&l, "s, count ");
+	kashim_dput_uint(&l, (unsigned long)cfg->count);
+	if (cfg->user_timeout_mode != KASHIM_UT_OFF) {
+		kashim_dput(&l, ", user timeout ");
+		kashim_dput_uint(&l, cfg->user_timeout_ms);
+		kashim_dput(&l, "ms");
+	}
+	kashim_debug_send(&l);
+}
+
 /* Sets each option as its own step; a refusal (an MPTCP socket on an older
  * kernel, a seccomp filter) skips that option only and is reported under
  * KASHIM_DEBUG.  The program's errno is left as it was. */
 static void kashim_apply(int fd, const struct kashim_config *cfg, const char *where)
 {
 	int saved = errno;
-	size_t steps = sizeof kashim_steps / sizeof kashim_steps[0], i;
+	size_t steps = KASHIM_STEPS, i;
 	bool all = true;
 
 	if (cfg->user_timeout_mode == KASHIM_UT_OFF)
 		steps--;
 	kashim_mark(&kashim_ours, fd, true);
+	if (cfg->mode == KASHIM_MODE_FORCE)
+		kashim_remember_inode(fd, kashim_identity(fd));
 	for (i = 0; i < steps; i++) {
-		const struct kashim_step *s = &kashim_steps[i];
-		int v = kashim_value(cfg, i);
-		if (kashim_real_setsockopt(fd, s->level, s->name, &v, sizeof v) == 0)
+		int value = kashim_step_value(cfg, i);
+		if (kashim_real_setsockopt(fd, kashim_steps[i].level, kashim_steps[i].name,
+					   &value, sizeof value) == 0)
 			continue;
 		all = false;
 		if (cfg->debug)
-			kashim_debug_refused(fd, where, s->label, errno);
+			kashim_debug_not_set(fd, where, kashim_steps[i].label, errno);
 	}
 	if (cfg->debug)
 		kashim_debug_set(fd, cfg, where, all);
 	errno = saved;
 }
 
-KASHIM_COLD static void kashim_debug_left_line(int fd, const char *where, const char *why)
+KASHIM_OUT_OF_LINE static void kashim_debug_left(int fd, const struct kashim_config *cfg,
+			      const char *where, const char *why)
 {
-	struct kashim_line l;
+	struct kashim_dline l;
 
+	if (!cfg->debug)
+		return;
 	kashim_debug_fd(&l, fd, where);
-	kashim_line_put(&l, why);
+	kashim_dput(&l, why);
 	kashim_debug_send(&l);
-}
-
-static inline void kashim_debug_left(int fd, const struct kashim_config *cfg,
-				     const char *where, const char *why)
-{
-	if (cfg->debug)
-		kashim_debug_left_line(fd, where, why);
 }
 
 /* A descriptor we did not create: a TCP socket with keepalive off gets the
  * options; one with keepalive already on (set by the program, inherited from
  * a listener we configured, or by whoever created it) is left as it is.
- * Anything that is not a TCP socket is left alone silently. */
+ * Anything that is not a TCP socket is left alone silently, and marked so
+ * that its next connect() or accept() costs nothing. */
 static void kashim_adopt(int fd, const struct kashim_config *cfg, const char *where)
 {
 	int saved = errno, on = 0, idle = 0;
@@ -584,40 +690,28 @@ static void kashim_adopt(int fd, const struct kashim_config *cfg, const char *wh
 		goto out;
 	}
 	/* Only TCP (and MPTCP) answer a TCP-level option. */
-	if (getsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, &len) != 0)
+	if (getsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, &len) != 0) {
+		kashim_mark(&kashim_not_tcp, fd, true);
 		goto out;
+	}
 	kashim_apply(fd, cfg, where);
 out:
 	errno = saved;
 }
 
-/* Copies len bytes the program passed, or fails (EFAULT) where reading
- * them would crash: process_vm_readv on this very process.  Only the rare
- * paths that must look at a program's buffer before the kernel has (filters
- * at connect(), force mode) pay these two system calls. */
-static bool kashim_copy_in(void *dst, const void *src, size_t len)
-{
-	struct iovec local = { dst, len }, remote = { (void *)(uintptr_t)src, len };
-	int saved = errno;
-	bool ok = src && syscall(SYS_process_vm_readv, (long)syscall(SYS_getpid), &local, 1UL,
-				 &remote, 1UL, 0UL) == (long)len;
-
-	errno = saved;
-	return ok;
-}
-
 /* With KASHIM_SCOPE, KASHIM_ONLY or KASHIM_SKIP, is this connection
  * covered?  addr is the remote end of a connection the program makes, the
- * local end of one it accepts; a copy kashim made, never the program's. */
+ * local end of one it accepts; len is what the kernel (or a safe copy)
+ * gave, never more than the buffer. */
 static bool kashim_covers(const struct kashim_config *cfg, bool server,
-			  const struct sockaddr_storage *addr, socklen_t len)
+			  const struct sockaddr *addr, socklen_t len)
 {
-	if (addr->ss_family == AF_INET && len >= (socklen_t)sizeof(struct sockaddr_in)) {
+	if (addr->sa_family == AF_INET && len >= (socklen_t)sizeof(struct sockaddr_in)) {
 		const struct sockaddr_in *a = (const void *)addr;
 		return kashim_config_covers(cfg, server, AF_INET,
 					    (const unsigned char *)&a->sin_addr, ntohs(a->sin_port));
 	}
-	if (addr->ss_family == AF_INET6 && len >= (socklen_t)sizeof(struct sockaddr_in6)) {
+	if (addr->sa_family == AF_INET6 && len >= (socklen_t)sizeof(struct sockaddr_in6)) {
 		const struct sockaddr_in6 *a = (const void *)addr;
 		return kashim_config_covers(cfg, server, AF_INET6, a->sin6_addr.s6_addr,
 					    ntohs(a->sin6_port));
@@ -625,42 +719,44 @@ static bool kashim_covers(const struct kashim_config *cfg, bool server,
 	return false;
 }
 
+/* A connection judged by one of its own addresses (getsockname for one
+ * accepted, getpeername for one made during load), when filters are in
+ * force; a family other than IPv4 or IPv6 marks it not TCP. */
+static bool kashim_covered_by_own_address(int fd, const struct kashim_config *cfg,
+					  bool server)
+{
+	struct sockaddr_in6 addr; /* the larger of the two families kashim judges */
+	socklen_t len = sizeof addr;
+	int saved = errno, rc;
+
+	rc = server ? getsockname(fd, (struct sockaddr *)&addr, &len)
+		    : getpeername(fd, (struct sockaddr *)&addr, &len);
+	errno = saved;
+	if (rc != 0)
+		return false;
+	if (len > sizeof addr)
+		len = sizeof addr; /* cut by the kernel: never read past the buffer */
+	if (addr.sin6_family != AF_INET && addr.sin6_family != AF_INET6) {
+		kashim_mark(&kashim_not_tcp, fd, true);
+		return false;
+	}
+	return kashim_covers(cfg, server, (const struct sockaddr *)&addr, len);
+}
+
 /* An accepted (or inherited, inetd-style) connection, judged by its local
  * address when filters are in force. */
 static void kashim_adopt_server_side(int fd, const struct kashim_config *cfg, const char *where)
 {
-	struct sockaddr_storage local;
-	socklen_t len = sizeof local;
-	int saved = errno;
-
-	if (cfg->deferred) {
-		if (getsockname(fd, (struct sockaddr *)&local, &len) != 0 ||
-		    !kashim_covers(cfg, true, &local, len)) {
-			errno = saved;
-			kashim_debug_left(fd, cfg, where, "not covered by KASHIM_SCOPE/ONLY/SKIP");
-			return;
-		}
-		errno = saved;
+	if (cfg->deferred && !kashim_covered_by_own_address(fd, cfg, true)) {
+		kashim_debug_left(fd, cfg, where, "not covered by KASHIM_SCOPE/ONLY/SKIP");
+		return;
 	}
 	kashim_adopt(fd, cfg, where);
 }
 
-/* The program's addr and len are not read: the kernel wrote them, but a
- * length larger than the buffer it was given is legal. */
 static void kashim_after_accept(int listener, int fd, const struct kashim_config *cfg,
 				const char *where)
 {
-	if (fd < 0)
-		return;
-	kashim_fresh_fd(fd);
-	if (kashim_marked(&kashim_not_tcp, listener)) {
-		kashim_mark(&kashim_not_tcp, fd, true);
-		return;
-	}
-	if (!cfg) {
-		kashim_queue(fd, true);
-		return;
-	}
 	if (!cfg->enabled)
 		return;
 	if (cfg->mode != KASHIM_MODE_FORCE && kashim_marked(&kashim_app_off, listener)) {
@@ -673,34 +769,196 @@ static void kashim_after_accept(int listener, int fd, const struct kashim_config
 	 * may since have been reused by a listener from elsewhere (systemd, a
 	 * parent), and close() is not watched. */
 	kashim_adopt_server_side(fd, cfg, where);
+	if (kashim_marked(&kashim_not_tcp, fd))
+		kashim_mark(&kashim_not_tcp, listener, true);
 }
 
+/* ---- sockets made while the configuration loads ------------------------ */
+
+static bool kashim_pending_take(int fd, bool *server)
+{
+	*server = kashim_set_bit(kashim_pending_server.bits, KASHIM_PENDING_FDS, fd, false);
+	return kashim_set_bit(kashim_pending.bits, KASHIM_PENDING_FDS, fd, false);
+}
+
+static void kashim_adopt_one_pending(int fd, bool server, const struct kashim_config *cfg)
+{
+	if (cfg->mode != KASHIM_MODE_FORCE && kashim_marked(&kashim_app_off, fd))
+		return; /* the program switched keepalive off meanwhile */
+	if (server) {
+		kashim_adopt_server_side(fd, cfg, "made during load");
+	} else if (!cfg->deferred || kashim_covered_by_own_address(fd, cfg, false)) {
+		kashim_adopt(fd, cfg, "made during load");
+	} else {
+		/* Not connected yet, or not covered: connect() judges it later. */
+		kashim_debug_left(fd, cfg, "made during load", "left to connect()");
+	}
+}
+
+/* The loader, when done, adopts every socket made meanwhile; each fd is
+ * taken by exactly one of the loader and its maker (below), by clearing
+ * its bit. */
+static void kashim_adopt_pending(const struct kashim_config *cfg)
+{
+	int fd, top;
+	bool server;
+
+	/* Pairs with the fence in kashim_pending_add: either the loader sees
+	 * the maker's bit here, or the maker sees READY there. */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	top = __atomic_load_n(&kashim_pending_top, __ATOMIC_RELAXED);
+
+	for (fd = 0; fd <= top; fd++)
+		if (kashim_bit(kashim_pending.bits, KASHIM_PENDING_FDS, fd) &&
+		    kashim_pending_take(fd, &server))
+			kashim_adopt_one_pending(fd, server, cfg);
+}
+
+/* A call that passed straight through while another loaded: its socket
+ * waits for the loader, unless the loader has finished since, in which
+ * case the maker adopts it itself.  No system call, errno untouched. */
+static void kashim_pending_add(int fd, bool server)
+{
+	int top = __atomic_load_n(&kashim_pending_top, __ATOMIC_RELAXED);
+	bool taken_server;
+
+	if (fd < 0 || (unsigned)fd >= KASHIM_PENDING_FDS)
+		return;
+	if (server)
+		kashim_set_bit(kashim_pending_server.bits, KASHIM_PENDING_FDS, fd, true);
+	kashim_set_bit(kashim_pending.bits, KASHIM_PENDING_FDS, fd, true);
+	while (top < fd && !__atomic_compare_exchange_n(&kashim_pending_top, &top, fd, true,
+							__ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+		;
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&kashim_state, __ATOMIC_ACQUIRE) == KASHIM_READY &&
+	    kashim_pending_take(fd, &taken_server) && kashim_settings_ro.enabled)
+		kashim_adopt_one_pending(fd, taken_server, &kashim_settings_ro);
+}
+
+/* ---- connect() --------------------------------------------------------- */
+
+/* The program's address, copied by the kernel (process_vm_readv on
+ * ourselves answers EFAULT where a plain read would crash); 0 bytes when it
+ * cannot be read. */
+static socklen_t kashim_copy_address(struct sockaddr_in6 *copy, const struct sockaddr *addr,
+				     socklen_t len)
+{
+	struct iovec local = { copy, sizeof *copy }, remote = { (void *)(uintptr_t)addr, len };
+	int saved = errno;
+	ssize_t n;
+
+	if (len < local.iov_len)
+		local.iov_len = len;
+	remote.iov_len = local.iov_len;
+	n = syscall(SYS_process_vm_readv, (long)getpid(), &local, 1UL, &remote, 1UL, 0UL);
+	errno = saved;
+	return n > 0 ? (socklen_t)n : 0;
+}
+
+/* Before the real call, so the user timeout also bounds the handshake.
+ * The decision is made from the fd, never from the address the program
+ * passed, which only the filters read, through a safe copy.  A socket
+ * kashim configured at socket() needs no second look (an unconnected
+ * socket from elsewhere reusing its fd number would be missed: rare, and
+ * then left as the kernel made it). */
 static void kashim_before_connect(int fd, const struct sockaddr *addr, socklen_t len,
 				  const struct kashim_config *cfg)
 {
-	struct sockaddr_storage copy;
+	struct sockaddr_in6 copy;
+	socklen_t copied;
 
-	if (!cfg || !cfg->enabled || kashim_marked(&kashim_not_tcp, fd))
+	if (!cfg->enabled || kashim_marked(&kashim_not_tcp, fd))
 		return;
 	if (cfg->mode != KASHIM_MODE_FORCE && kashim_marked(&kashim_app_off, fd))
 		return;
-	/* A socket kashim configured at socket() needs no second look (an
-	 * unconnected socket from elsewhere reusing its fd number would be
-	 * missed: rare, and then left as the kernel made it). */
-	if (!cfg->deferred && kashim_marked(&kashim_ours, fd)) {
-		kashim_debug_left(fd, cfg, "connect", "configured at socket()");
-		return;
-	}
 	if (!cfg->deferred) {
-		kashim_adopt(fd, cfg, "connect");
+		if (kashim_marked(&kashim_ours, fd))
+			kashim_debug_left(fd, cfg, "connect", "configured at socket()");
+		else
+			kashim_adopt(fd, cfg, "connect");
 		return;
 	}
-	if (len > (socklen_t)sizeof copy)
-		len = sizeof copy;
-	if (kashim_copy_in(&copy, addr, len) && kashim_covers(cfg, false, &copy, len))
+	copied = kashim_copy_address(&copy, addr, len);
+	if (copied && kashim_covers(cfg, false, (const struct sockaddr *)&copy, copied))
 		kashim_adopt(fd, cfg, "connect");
 	else
 		kashim_debug_left(fd, cfg, "connect", "not covered by KASHIM_SCOPE/ONLY/SKIP");
+}
+
+/* ---- setsockopt() in force mode ---------------------------------------- */
+
+/* Which of kashim's steps a call touches, or -1. */
+static int kashim_step_of(const struct kashim_config *cfg, int level, int name)
+{
+	size_t i, steps = KASHIM_STEPS;
+
+	if (cfg->user_timeout_mode == KASHIM_UT_OFF)
+		steps--;
+	for (i = 0; i < steps; i++)
+		if (kashim_steps[i].level == level && kashim_steps[i].name == name)
+			return (int)i;
+	return -1;
+}
+
+/* Another number for a socket kashim configured: its inode is one kashim
+ * recorded (a recorded number since reused still names its old socket's
+ * inode, which only a live alias of that socket can have).  A scan, on the
+ * rare path of a force-mode change to an unmarked descriptor. */
+static bool kashim_known_socket(unsigned ino)
+{
+	int fd, top = __atomic_load_n(&kashim_inode_top, __ATOMIC_RELAXED);
+
+	for (fd = 0; ino != 0 && fd <= top; fd++)
+		if (__atomic_load_n(&kashim_inode[fd], __ATOMIC_RELAXED) == ino)
+			return true;
+	return false;
+}
+
+/* Is fd the socket kashim configured (under this number or another)? */
+static bool kashim_claims(int fd)
+{
+	bool marked = kashim_marked(&kashim_ours, fd);
+	unsigned ino, want = 0;
+
+	if (marked && (unsigned)fd >= KASHIM_IDENTIFIED_FDS)
+		return true;
+	ino = kashim_identity(fd);
+	if (fd >= 0 && (unsigned)fd < KASHIM_IDENTIFIED_FDS)
+		want = __atomic_load_n(&kashim_inode[fd], __ATOMIC_RELAXED);
+	if (marked && ino != 0 && ino == want)
+		return true;
+	if (marked)
+		kashim_mark(&kashim_ours, fd, false); /* closed and reused: no claim */
+	if (!kashim_known_socket(ino))
+		return false;
+	kashim_remember_inode(fd, ino); /* a dup of kashim's socket */
+	kashim_mark(&kashim_ours, fd, true);
+	return true;
+}
+
+/* Force mode, after the program's call succeeded: the kernel itself
+ * validated it (so an invalid call got exactly libc's answer), and val is
+ * known readable.  A change to one of kashim's values on a socket kashim
+ * configured (under any number) is undone; the program sees success. */
+static void kashim_force_undo(int fd, int level, int name, const void *val,
+			      const struct kashim_config *cfg)
+{
+	int step = kashim_step_of(cfg, level, name), want, got;
+	int saved = errno;
+
+	if (step < 0)
+		return;
+	want = kashim_step_value(cfg, (size_t)step);
+	__builtin_memcpy(&got, val, sizeof got);
+	if ((step == 0 ? got != 0 : got == want) || !kashim_claims(fd))
+		goto out;
+	kashim_real_setsockopt(fd, level, name, &want, sizeof want);
+	errno = saved;
+	kashim_debug_left(fd, cfg, "setsockopt",
+			  "KASHIM_MODE=force: the program's keepalive change not applied");
+out:
+	errno = saved;
 }
 
 /* ---- the interposed calls ---------------------------------------------- */
@@ -718,7 +976,7 @@ KASHIM_API int socket(int domain, int type, int protocol)
 	if (!kashim_is_tcp(domain, type, protocol))
 		kashim_mark(&kashim_not_tcp, fd, true);
 	else if (!cfg)
-		kashim_queue(fd, false);
+		kashim_pending_add(fd, false);
 	/* With filters the decision waits for connect() or accept(). */
 	else if (cfg->enabled && !cfg->deferred)
 		kashim_apply(fd, cfg, "socket");
@@ -729,12 +987,31 @@ KASHIM_API int connect(int fd, const struct sockaddr *addr, socklen_t len)
 {
 	const struct kashim_config *cfg = kashim_settings();
 	connect_fn *next = KASHIM_NEXT(connect);
+	int rc;
 
-	/* Before the real call, so the user timeout also bounds the handshake. */
-	kashim_before_connect(fd, addr, len, cfg);
-	if (next)
-		return next(fd, addr, len);
-	return (int)syscall(SYS_connect, fd, addr, len);
+	if (cfg)
+		kashim_before_connect(fd, addr, len, cfg);
+	rc = next ? next(fd, addr, len) : (int)syscall(SYS_connect, fd, addr, len);
+	if (!cfg && !kashim_marked(&kashim_not_tcp, fd))
+		kashim_pending_add(fd, false);
+	return rc;
+}
+
+static int kashim_accepted(int listener, int fd, const struct kashim_config *cfg,
+			   const char *where)
+{
+	if (fd < 0)
+		return fd;
+	kashim_fresh_fd(fd);
+	/* The address the program got back is not read: its buffer may be
+	 * shorter than the address (or absent) however long *len says it is. */
+	if (kashim_marked(&kashim_not_tcp, listener))
+		kashim_mark(&kashim_not_tcp, fd, true);
+	else if (!cfg)
+		kashim_pending_add(fd, true);
+	else
+		kashim_after_accept(listener, fd, cfg, where);
+	return fd;
 }
 
 KASHIM_API int accept(int listener, struct sockaddr *addr, socklen_t *len)
@@ -744,8 +1021,7 @@ KASHIM_API int accept(int listener, struct sockaddr *addr, socklen_t *len)
 	int fd = next ? next(listener, addr, len)
 		      : (int)syscall(SYS_accept4, listener, addr, len, 0);
 
-	kashim_after_accept(listener, fd, cfg, "accept");
-	return fd;
+	return kashim_accepted(listener, fd, cfg, "accept");
 }
 
 KASHIM_API int accept4(int listener, struct sockaddr *addr, socklen_t *len, int flags)
@@ -755,88 +1031,25 @@ KASHIM_API int accept4(int listener, struct sockaddr *addr, socklen_t *len, int 
 	int fd = next ? next(listener, addr, len, flags)
 		      : (int)syscall(SYS_accept4, listener, addr, len, flags);
 
-	kashim_after_accept(listener, fd, cfg, "accept4");
-	return fd;
+	return kashim_accepted(listener, fd, cfg, "accept4");
 }
 
-/* The option step a call sets, or -1: switching keepalive (SOL_SOCKET
- * SO_KEEPALIVE) or one of the timers kashim sets. */
-static int kashim_step_of(const struct kashim_config *cfg, int level, int name)
-{
-	size_t i, steps = sizeof kashim_steps / sizeof kashim_steps[0];
-
-	if (cfg->user_timeout_mode == KASHIM_UT_OFF)
-		steps--;
-	for (i = 0; i < steps; i++)
-		if (kashim_steps[i].level == level && kashim_steps[i].name == name)
-			return (int)i;
-	return -1;
-}
-
-/* Would the kernel accept v for step i?  Its ranges, as tcp(7) and
- * do_tcp_setsockopt() give them; SO_KEEPALIVE takes any int. */
-static bool kashim_kernel_accepts(int i, int v)
-{
-	switch (i) {
-	case 0: return true;
-	case 1: case 2: return v >= KASHIM_SECONDS_MIN && v <= KASHIM_SECONDS_MAX;
-	case 3: return v >= KASHIM_COUNT_MIN && v <= KASHIM_COUNT_MAX;
-	default: return v >= 0;
-	}
-}
-
-/* Is fd still the socket kashim configured?  Its number may have been
- * closed and reused (dup2, a socket from elsewhere), and close() is not
- * watched: a reused number does not hold kashim's settings. */
-static bool kashim_still_ours(int fd, const struct kashim_config *cfg)
-{
-	int saved = errno, on = 0, idle = 0;
-	socklen_t len = sizeof on;
-	bool ours = getsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, &len) == 0 && on;
-
-	len = sizeof idle;
-	ours = ours && getsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, &len) == 0 &&
-	       idle == cfg->idle_s;
-	errno = saved;
-	return ours;
-}
-
-/* In force mode, a valid call that would change kashim's settings on a
- * socket it configured.  An invalid call (NULL, short, a value out of the
- * kernel's range) is not one: it goes to the kernel, which answers it. */
-static bool kashim_would_undo(int fd, const struct kashim_config *cfg, int level, int name,
-			      const void *val, socklen_t len)
-{
-	int step = kashim_step_of(cfg, level, name), v;
-
-	if (step < 0 || len < (socklen_t)sizeof v || !kashim_copy_in(&v, val, sizeof v) ||
-	    !kashim_kernel_accepts(step, v))
-		return false;
-	if (step == 0 ? v != 0 : v == kashim_value(cfg, (size_t)step))
-		return false; /* changes nothing kashim set */
-	return kashim_still_ours(fd, cfg);
-}
-
-/* Watches the program switching keepalive off or on, so its explicit
- * choice is respected later; in force mode, refuses (with success) what
- * would undo kashim's settings.  Everything else passes straight on. */
+/* Every call reaches the kernel first, so the program gets exactly libc's
+ * answer to an invalid one.  A successful SO_KEEPALIVE is watched, so the
+ * program's explicit choice is respected later; in force mode, a change to
+ * kashim's settings is undone (with success). */
 KASHIM_API int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 {
 	const struct kashim_config *cfg = kashim_settings();
-	int rc, on;
+	int rc = kashim_real_setsockopt(fd, level, name, val, len), on;
 
-	if (cfg && cfg->enabled && cfg->mode == KASHIM_MODE_FORCE &&
-	    kashim_marked(&kashim_ours, fd) && kashim_would_undo(fd, cfg, level, name, val, len)) {
-		kashim_debug_left(fd, cfg, "setsockopt",
-				  "KASHIM_MODE=force: the program's keepalive change not applied");
-		return 0;
-	}
-	rc = kashim_real_setsockopt(fd, level, name, val, len);
-	/* The kernel read the value: reading it is safe now. */
-	if (rc == 0 && level == SOL_SOCKET && name == SO_KEEPALIVE &&
-	    val && len >= (socklen_t)sizeof on) {
+	if (rc != 0 || !val || len < (socklen_t)sizeof on)
+		return rc;
+	if (level == SOL_SOCKET && name == SO_KEEPALIVE) {
 		__builtin_memcpy(&on, val, sizeof on);
 		kashim_mark(&kashim_app_off, fd, on == 0);
 	}
+	if (cfg && cfg->enabled && cfg->mode == KASHIM_MODE_FORCE)
+		kashim_force_undo(fd, level, name, val, cfg);
 	return rc;
 }

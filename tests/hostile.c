@@ -1,214 +1,264 @@
-/* Hostile calls for tests/t_hostile_lib.sh: what a careless or malicious
- * program does to the calls kashim wraps.
+/* The hostile calls of tests/t_hostile_lib.sh, made by a plain C program so
+ * that each one is exactly what is named:
  *
- *   hostile calls     bad pointers and invalid values; prints one line per
- *                     call, "NAME rc errno", to be compared with the same
- *                     run without kashim (the program must get what libc
- *                     gives, in every mode)
- *   hostile reuse     force mode: a number kashim configured, closed and
- *                     reused (a socket from elsewhere, dup2): the program's
- *                     own setsockopt applies; prints "NAME idle"
- *   hostile stderr2   fd 2 closed (at start or now): a socket becomes fd 2, then
- *                     more sockets are made under KASHIM_DEBUG; prints what
- *                     the peer of fd 2 received
- *   hostile one       one TCP socket (for stderr and two-copy checks)
- *   hostile stack     the stack each wrapped call uses on a thread, in
- *                     bytes, thread start-up included ("thread" alone) */
+ *   hostile pointers connect|setsockopt|accept
+ *                      invalid calls; prints "call: rc errno" lines, which
+ *                      must be the same with and without kashim, and
+ *                      "state:" lines with what the kernel holds after them
+ *   hostile reuse      force mode: a number kashim configured, reused by
+ *                      dup2() of a socket made elsewhere
+ *   hostile stderr [ignore|FILE]
+ *                      run with fd 2 closed: a socket becomes fd 2 (its
+ *                      peer must read nothing); with FILE, fd 2 is closed
+ *                      after start and a data file takes its number
+ *   hostile debuglines a few sockets, for counting debug lines */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "stack_depth.h"
+#define BAD ((void *)1) /* never mapped */
 
-#define BAD ((void *)1)
-
-static void said(const char *name, int rc)
+static void result(const char *what, int rc)
 {
-	printf("%s %d %s\n", name, rc < 0 ? -1 : 0, rc < 0 ? strerrorname_np(errno) : "-");
+	printf("%s: rc=%d errno=%s\n", what, rc < 0 ? -1 : rc >= 0 ? 0 : rc,
+	       rc < 0 ? strerrorname_np(errno) : "-");
+	fflush(stdout);
 }
 
-static int listener(struct sockaddr_in *at)
-{
-	socklen_t len = sizeof *at;
-	int l = socket(AF_INET, SOCK_STREAM, 0);
-
-	memset(at, 0, sizeof *at);
-	at->sin_family = AF_INET;
-	at->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (bind(l, (struct sockaddr *)at, sizeof *at) || listen(l, 8) ||
-	    getsockname(l, (struct sockaddr *)at, &len))
-		return -1;
-	return l;
-}
-
-static int set_int(int fd, int level, int name, int v)
-{
-	return setsockopt(fd, level, name, &v, sizeof v);
-}
-
-static int calls(void)
-{
-	struct sockaddr_in at;
-	socklen_t len = sizeof at;
-	int l = listener(&at), s, raw, zero = 0;
-	long long wide = 100;
-
-	s = socket(AF_INET, SOCK_STREAM, 0);
-	said("connect-bad-addr", connect(s, BAD, sizeof at));
-	said("connect-null-addr", connect(s, NULL, sizeof at));
-	said("connect-short-len", connect(s, (struct sockaddr *)&at, 1));
-	raw = (int)syscall(SYS_socket, AF_INET, SOCK_STREAM, 0);
-	said("connect-elsewhere-bad-addr", connect(raw, BAD, sizeof at));
-	said("connect-unix-bad-addr", connect(socket(AF_UNIX, SOCK_STREAM, 0), BAD, 110));
-	said("connect", connect(s, (struct sockaddr *)&at, sizeof at));
-	said("accept-bad-addr", accept(l, BAD, &len));
-	said("connect2", connect(socket(AF_INET, SOCK_STREAM, 0), (struct sockaddr *)&at, sizeof at));
-	said("accept-bad-len", accept(l, (struct sockaddr *)&at, BAD));
-	said("connect3", connect(socket(AF_INET, SOCK_STREAM, 0), (struct sockaddr *)&at, sizeof at));
-	said("accept4-bad-addr", accept4(l, BAD, &len, 0));
-	said("setsockopt-keepalive-null", setsockopt(s, SOL_SOCKET, SO_KEEPALIVE, NULL, 4));
-	said("setsockopt-keepalive-bad", setsockopt(s, SOL_SOCKET, SO_KEEPALIVE, BAD, 4));
-	said("setsockopt-keepalive-len0", setsockopt(s, SOL_SOCKET, SO_KEEPALIVE, &zero, 0));
-	said("setsockopt-keepalive-len2", setsockopt(s, SOL_SOCKET, SO_KEEPALIVE, &zero, 2));
-	said("setsockopt-keepcnt-0", set_int(s, IPPROTO_TCP, TCP_KEEPCNT, 0));
-	said("setsockopt-keepcnt-128", set_int(s, IPPROTO_TCP, TCP_KEEPCNT, 128));
-	said("setsockopt-keepidle-40000", set_int(s, IPPROTO_TCP, TCP_KEEPIDLE, 40000));
-	said("setsockopt-keepintvl-neg", set_int(s, IPPROTO_TCP, TCP_KEEPINTVL, -1));
-	said("setsockopt-user-timeout-neg", set_int(s, IPPROTO_TCP, TCP_USER_TIMEOUT, -1));
-	said("setsockopt-keepidle-bad", setsockopt(s, IPPROTO_TCP, TCP_KEEPIDLE, BAD, 4));
-	said("setsockopt-keepidle-null", setsockopt(s, IPPROTO_TCP, TCP_KEEPIDLE, NULL, 4));
-	said("setsockopt-keepidle-len8", setsockopt(s, IPPROTO_TCP, TCP_KEEPIDLE, &wide, 8));
-	said("setsockopt-notsock", set_int(1, IPPROTO_TCP, TCP_KEEPIDLE, 50));
-	said("setsockopt-badfd", set_int(-1, SOL_SOCKET, SO_KEEPALIVE, 0));
-	return 0;
-}
-
-static int idle_of(int fd)
+static int getopt_int(int fd, int level, int name)
 {
 	int v = -1;
 	socklen_t len = sizeof v;
 
-	getsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &v, &len);
+	getsockopt(fd, level, name, &v, &len);
 	return v;
 }
 
-static int reuse(void)
+static void state(const char *what, int fd)
 {
-	int s = socket(AF_INET, SOCK_STREAM, 0), t, u;
-
-	set_int(s, IPPROTO_TCP, TCP_KEEPIDLE, 100);
-	printf("own %d\n", idle_of(s));
-	close(s);
-	t = (int)syscall(SYS_socket, AF_INET, SOCK_STREAM, 0); /* takes s's number */
-	set_int(t, IPPROTO_TCP, TCP_KEEPIDLE, 100);
-	printf("elsewhere %d %s\n", idle_of(t), t == s ? "same-number" : "other-number");
-	s = socket(AF_INET, SOCK_STREAM, 0);
-	u = (int)syscall(SYS_socket, AF_INET, SOCK_STREAM, 0);
-	dup2(u, s);
-	set_int(s, IPPROTO_TCP, TCP_KEEPIDLE, 100);
-	printf("dup2 %d\n", idle_of(s));
-	return 0;
+	printf("state: %s keepalive=%d idle=%d interval=%d count=%d user_timeout=%d\n", what,
+	       getopt_int(fd, SOL_SOCKET, SO_KEEPALIVE), getopt_int(fd, IPPROTO_TCP, TCP_KEEPIDLE),
+	       getopt_int(fd, IPPROTO_TCP, TCP_KEEPINTVL), getopt_int(fd, IPPROTO_TCP, TCP_KEEPCNT),
+	       getopt_int(fd, IPPROTO_TCP, TCP_USER_TIMEOUT));
+	fflush(stdout);
 }
 
-static int stderr2(void)
+static int foreign_socket(int type)
 {
-	struct sockaddr_in at;
-	char got[600];
-	ssize_t n;
-	int l, c, a;
+	return (int)syscall(SYS_socket, AF_INET, type, 0);
+}
 
-	close(2); /* closed at start, or closed now: either way fd 2 is reused */
-	l = listener(&at); /* fd 2 */
-	c = socket(AF_INET, SOCK_STREAM, 0);
-	connect(c, (struct sockaddr *)&at, sizeof at);
-	a = accept(l, NULL, NULL);
-	close(l);
-	dup2(a, 2); /* the program's own socket, now at fd 2 */
+/* A loopback listener (made by socket()) and its address. */
+static int listener(struct sockaddr_in *addr)
+{
+	socklen_t len = sizeof *addr;
+	int l = socket(AF_INET, SOCK_STREAM, 0);
+
+	memset(addr, 0, sizeof *addr);
+	addr->sin_family = AF_INET;
+	addr->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (l < 0 || bind(l, (struct sockaddr *)addr, sizeof *addr) != 0 || listen(l, 16) != 0 ||
+	    getsockname(l, (struct sockaddr *)addr, &len) != 0) {
+		perror("hostile: listener");
+		exit(2);
+	}
+	return l;
+}
+
+static void set_int(const char *what, int fd, int level, int name, int v)
+{
+	result(what, setsockopt(fd, level, name, &v, sizeof v));
+}
+
+static void pointers_setsockopt(int fd)
+{
+	short small = 1;
+
+	set_int("setsockopt TCP_KEEPCNT 0", fd, IPPROTO_TCP, TCP_KEEPCNT, 0);
+	set_int("setsockopt TCP_KEEPCNT 128", fd, IPPROTO_TCP, TCP_KEEPCNT, 128);
+	set_int("setsockopt TCP_KEEPIDLE 40000", fd, IPPROTO_TCP, TCP_KEEPIDLE, 40000);
+	set_int("setsockopt TCP_KEEPIDLE 0", fd, IPPROTO_TCP, TCP_KEEPIDLE, 0);
+	set_int("setsockopt TCP_KEEPINTVL -1", fd, IPPROTO_TCP, TCP_KEEPINTVL, -1);
+	set_int("setsockopt TCP_USER_TIMEOUT -1", fd, IPPROTO_TCP, TCP_USER_TIMEOUT, -1);
+	result("setsockopt SO_KEEPALIVE bad pointer",
+	       setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, BAD, sizeof(int)));
+	result("setsockopt SO_KEEPALIVE NULL", setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, NULL, 4));
+	result("setsockopt SO_KEEPALIVE optlen 0", setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &small, 0));
+	result("setsockopt SO_KEEPALIVE optlen 2",
+	       setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &small, sizeof small));
+	result("setsockopt TCP_KEEPIDLE bad pointer",
+	       setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, BAD, sizeof(int)));
+	result("setsockopt TCP_KEEPIDLE NULL", setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, NULL, 4));
+	result("setsockopt TCP_KEEPIDLE optlen 2",
+	       setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &small, sizeof small));
+	result("setsockopt TCP_USER_TIMEOUT optlen 0",
+	       setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &small, 0));
+	result("setsockopt bad fd", setsockopt(-1, SOL_SOCKET, SO_KEEPALIVE, BAD, 4));
+}
+
+static void pointers_accept(int l, const struct sockaddr_in *addr, const char *how)
+{
+	int c = socket(AF_INET, SOCK_STREAM, 0), a;
+	socklen_t zero = 0, one = 1;
+	char tiny;
+
+	connect(c, (const struct sockaddr *)addr, sizeof *addr);
+	/* Length 0: the kernel writes no address, however bad the pointer,
+	 * and returns the full length in *len. */
+	a = how[6] == '4' ? accept4(l, BAD, &zero, SOCK_CLOEXEC) : accept(l, BAD, &zero);
+	printf("%s bad address, length 0: %s len=%u\n", how, a >= 0 ? "fd" : strerrorname_np(errno),
+	       zero);
 	close(a);
-	socket(AF_INET, SOCK_STREAM, 0); /* a debug line would go to fd 2 */
-	n = recv(c, got, sizeof got - 1, MSG_DONTWAIT);
-	got[n > 0 ? n : 0] = 0;
-	printf("peer read %zd bytes%s%s\n", n > 0 ? n : 0, n > 0 ? ": " : "", got);
-	return 0;
+	connect(socket(AF_INET, SOCK_STREAM, 0), (const struct sockaddr *)addr, sizeof *addr);
+	a = how[6] == '4' ? accept4(l, (void *)&tiny, &one, 0) : accept(l, (void *)&tiny, &one);
+	printf("%s 1-byte buffer: %s len=%u\n", how, a >= 0 ? "fd" : strerrorname_np(errno), one);
+	close(a);
+	connect(socket(AF_INET, SOCK_STREAM, 0), (const struct sockaddr *)addr, sizeof *addr);
+	result(how[6] == '4' ? "accept4 bad length pointer" : "accept bad length pointer",
+	       how[6] == '4' ? accept4(l, (void *)&tiny, BAD, 0) : accept(l, (void *)&tiny, BAD));
+	close(c);
+	fflush(stdout);
 }
 
-static struct sockaddr_in stack_at;
-static int stack_listener, stack_fd;
+/* which: connect, setsockopt or accept */
+static int pointers(const char *which)
+{
+	struct sockaddr_in addr;
+	int l = listener(&addr);
+	int tcp = socket(AF_INET, SOCK_STREAM, 0);
+	int foreign = foreign_socket(SOCK_STREAM), udp = foreign_socket(SOCK_DGRAM);
+	int unix_fd = socket(AF_UNIX, SOCK_STREAM, 0);
 
-static void *call_nothing(void *arg) { return arg; }
-static void *call_socket(void *arg)
-{
-	stack_fd = socket(AF_INET, SOCK_STREAM, 0);
-	return arg;
-}
-static void *call_connect(void *arg)
-{
-	connect(stack_fd, (struct sockaddr *)&stack_at, sizeof stack_at);
-	return arg;
-}
-static void *call_accept(void *arg)
-{
-	close(accept(stack_listener, NULL, NULL));
-	return arg;
-}
-static void *call_accept4(void *arg)
-{
-	close(accept4(stack_listener, NULL, NULL, SOCK_CLOEXEC));
-	return arg;
-}
-static void *call_setsockopt(void *arg)
-{
-	set_int(stack_fd, IPPROTO_TCP, TCP_KEEPIDLE, 100);
-	return arg;
-}
-
-static int stack(void)
-{
-	static const struct {
-		const char *name;
-		void *(*fn)(void *);
-	} calls[] = {
-		{ "socket", call_socket }, { "connect", call_connect }, { "accept", call_accept },
-		{ "connect", call_connect }, { "accept4", call_accept4 },
-		{ "setsockopt", call_setsockopt },
-	};
-	size_t base = stack_depth(call_nothing, NULL), i;
-
-	printf("thread %zu\n", base);
-	stack_listener = listener(&stack_at);
-	for (i = 0; i < sizeof calls / sizeof calls[0]; i++) {
-		size_t d;
-		if (calls[i].fn == call_connect)
-			stack_fd = socket(AF_INET, SOCK_STREAM, 0);
-		d = stack_depth(calls[i].fn, NULL);
-		if (calls[i].fn != call_connect || i == 1)
-			printf("%s %zu\n", calls[i].name, d);
+	if (!strcmp(which, "connect")) {
+		result("connect bad address", connect(tcp, BAD, sizeof addr));
+		result("connect NULL address", connect(tcp, NULL, sizeof addr));
+		result("connect bad address, length 2", connect(tcp, BAD, 2));
+		result("connect bad address, huge length", connect(tcp, BAD, 1u << 30));
+		result("connect foreign TCP bad address", connect(foreign, BAD, sizeof addr));
+		result("connect foreign UDP bad address", connect(udp, BAD, sizeof addr));
+		result("connect AF_UNIX bad address", connect(unix_fd, BAD, 110));
+		result("connect bad fd bad address", connect(-1, BAD, sizeof addr));
+	} else if (!strcmp(which, "setsockopt")) {
+		pointers_setsockopt(tcp);
+		state("after the invalid calls", tcp);
+	} else {
+		pointers_accept(l, &addr, "accept");
+		pointers_accept(l, &addr, "accept4");
 	}
 	return 0;
 }
 
+static int reuse(void)
+{
+	int n = socket(AF_INET, SOCK_STREAM, 0), t = foreign_socket(SOCK_STREAM), mine, again;
+
+	close(n);
+	if (dup2(t, n) != n)
+		return perror("hostile: dup2"), 2;
+	close(t);
+	/* and a number closed and taken by a socket made elsewhere */
+	again = socket(AF_INET, SOCK_STREAM, 0);
+	close(again);
+	if (foreign_socket(SOCK_STREAM) != again)
+		return perror("hostile: the number was not reused"), 2;
+	set_int("taken number: TCP_KEEPINTVL 50", again, IPPROTO_TCP, TCP_KEEPINTVL, 50);
+	state("taken", again);
+	set_int("reused number: TCP_KEEPIDLE 100", n, IPPROTO_TCP, TCP_KEEPIDLE, 100);
+	set_int("reused number: TCP_KEEPCNT 5", n, IPPROTO_TCP, TCP_KEEPCNT, 5);
+	set_int("reused number: SO_KEEPALIVE 1", n, SOL_SOCKET, SO_KEEPALIVE, 1);
+	set_int("reused number: SO_KEEPALIVE 0", n, SOL_SOCKET, SO_KEEPALIVE, 0);
+	state("reused", n);
+	mine = socket(AF_INET, SOCK_STREAM, 0);
+	set_int("kashim's socket: TCP_KEEPIDLE 100", mine, IPPROTO_TCP, TCP_KEEPIDLE, 100);
+	set_int("kashim's socket: TCP_KEEPCNT 5", mine, IPPROTO_TCP, TCP_KEEPCNT, 5);
+	set_int("kashim's socket: SO_KEEPALIVE 0", mine, SOL_SOCKET, SO_KEEPALIVE, 0);
+	state("kashim's", mine);
+	again = dup(mine); /* a second number for kashim's socket */
+	set_int("dup of kashim's socket: TCP_KEEPINTVL 50", again, IPPROTO_TCP, TCP_KEEPINTVL, 50);
+	set_int("dup of kashim's socket: SO_KEEPALIVE 0", again, SOL_SOCKET, SO_KEEPALIVE, 0);
+	state("dup of kashim's", mine);
+	return 0;
+}
+
+/* With fd 2 closed at start, the first socket is fd 2. */
+static int stderr_socket(void)
+{
+	struct sockaddr_in addr;
+	int c = socket(AF_INET, SOCK_STREAM, 0), l, a;
+	char buf[512];
+	struct pollfd p;
+	ssize_t n = 0;
+
+	if (c != 2)
+		return fprintf(stdout, "hostile: socket is fd %d, not 2\n", c), 2;
+	l = listener(&addr);
+	if (connect(c, (struct sockaddr *)&addr, sizeof addr) != 0)
+		return perror("hostile: connect"), 2;
+	a = accept(l, NULL, NULL);
+	setsockopt(c, SOL_SOCKET, SO_KEEPALIVE, &(int){ 1 }, sizeof(int));
+	p.fd = a;
+	p.events = POLLIN;
+	if (poll(&p, 1, 300) == 1)
+		n = read(a, buf, sizeof buf - 1);
+	printf("peer read %zd bytes%s%.*s\n", n, n > 0 ? ": " : "", (int)(n > 0 ? n : 0), buf);
+	return 0;
+}
+
+/* fd 2 closed after start, a data file opened in its place. */
+static int stderr_file(const char *path)
+{
+	int f, s;
+
+	close(2);
+	f = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (f != 2)
+		return printf("hostile: the file is fd %d, not 2\n", f), 2;
+	s = socket(AF_INET, SOCK_STREAM, 0);
+	setsockopt(s, SOL_SOCKET, SO_KEEPALIVE, &(int){ 0 }, sizeof(int));
+	close(s);
+	close(f);
+	return 0;
+}
+
+static int sigpipe_pending(void)
+{
+	sigset_t set;
+
+	sigpending(&set);
+	return sigismember(&set, SIGPIPE);
+}
+
 int main(int argc, char **argv)
 {
+	int rc = 2;
+
 	if (argc < 2)
-		return 2;
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	if (!strcmp(argv[1], "calls"))
-		return calls();
-	if (!strcmp(argv[1], "reuse"))
-		return reuse();
-	if (!strcmp(argv[1], "stderr2"))
-		return stderr2();
-	if (!strcmp(argv[1], "stack"))
-		return stack();
-	if (!strcmp(argv[1], "one"))
-		return socket(AF_INET, SOCK_STREAM, 0) < 0;
-	return 2;
+		return fprintf(stdout, "usage: hostile CASE\n"), 2;
+	if (!strcmp(argv[1], "pointers") && argc > 2)
+		rc = pointers(argv[2]);
+	else if (!strcmp(argv[1], "reuse"))
+		rc = reuse();
+	else if (!strcmp(argv[1], "stderr") && argc > 2 && strcmp(argv[2], "ignore"))
+		rc = stderr_file(argv[2]);
+	else if (!strcmp(argv[1], "stderr")) {
+		if (argc > 2)
+			signal(SIGPIPE, SIG_IGN);
+		rc = stderr_socket();
+	} else if (!strcmp(argv[1], "debuglines")) {
+		for (int i = 0; i < 3; i++)
+			close(socket(AF_INET, SOCK_STREAM, 0));
+		rc = 0;
+	}
+	printf("alive, SIGPIPE %s\n", sigpipe_pending() ? "pending" : "not pending");
+	return rc;
 }

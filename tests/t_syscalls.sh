@@ -92,8 +92,8 @@ u.connect(('127.0.0.1', 9))"
 	else
 		fail "AF_UNIX: $n calls: $(tr '\n' ';' < "$TMP/trace")"
 	fi
-	# socket() saw it is not TCP and marked it: its connect() costs nothing
-	# (it was 2 getsockopt when the address the program passed was read).
+	# Seen at socket() not to be TCP: its connect() is decided from the fd
+	# alone (2629af2 read the program's address, then made 2 getsockopt).
 	if [ "$(calls_on "$u" getsockopt)" -eq 0 ] && [ "$(calls_on "$u" setsockopt)" -eq 0 ]; then
 		ok "UDP connect(): no added call"
 	else

@@ -1,0 +1,243 @@
+/* tests/libhostile.so: a preloaded library whose constructor runs before
+ * kashim's and makes sockets on small stacks while kashim loads its
+ * configuration (make that load slow with a large KASHIM_CONFIG file):
+ *
+ * - 8 threads with 16 KiB stacks call socket() in a loop, keep the first
+ *   sockets they make while the load is under way, and count every
+ *   successful socket() that changed errno;
+ * - a ninth (16 KiB) thread sends SIGUSR1 to the main thread in a storm;
+ *   its handler runs on a 4 KiB sigaltstack (a guard page below it, so an
+ *   overflow crashes instead of corrupting) and calls socket(),
+ *   setsockopt(), connect(), accept() and accept4();
+ * - HOSTILE_LOADER=main: the main thread makes the first call, so it is
+ *   the loader and the others arrive during its load; =thread: the main
+ *   thread makes no call, and one of the small threads loads.
+ *
+ * HOSTILE_BIG_STACKS=1: the same on default stacks (only the concurrency).
+ *
+ * Afterwards the handler runs 100 more times, and after main() one line
+ * goes to the file named by HOSTILE_REPORT:
+ *   made=N kept=K configured=C errno_changed=E signals=S in_load=L
+ * where configured counts the kept sockets the kernel shows with keepalive
+ * on and TCP_KEEPIDLE equal to HOSTILE_IDLE. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define THREADS 8
+#define SMALL_STACK 16384
+#define ALT_STACK 4096
+#define KEEP 8
+#define CALLS 3000  /* per thread */
+#define SIGNALS 3000
+
+static int listen_fd = -1;
+static struct sockaddr_in listen_addr;
+static pid_t main_tid;
+static int go, stop, loading;
+static int kept[THREADS][KEEP], nkept[THREADS];
+static long made, errno_changed, signals, signals_in_load;
+
+static void add(long *counter)
+{
+	__atomic_fetch_add(counter, 1, __ATOMIC_RELAXED);
+}
+
+static void on_signal(int sig)
+{
+	int saved = errno, one = 1, idle = 100, s, a;
+
+	(void)sig;
+	s = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	setsockopt(s, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+	setsockopt(s, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+	connect(s, (struct sockaddr *)&listen_addr, sizeof listen_addr);
+	a = accept(listen_fd, NULL, NULL);
+	if (a >= 0)
+		close(a);
+	a = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	if (a >= 0)
+		close(a);
+	close(s);
+	add(&signals);
+	if (__atomic_load_n(&loading, __ATOMIC_ACQUIRE))
+		add(&signals_in_load);
+	errno = saved;
+}
+
+static void pause_us(long us)
+{
+	struct timespec t = { 0, us * 1000 };
+
+	nanosleep(&t, NULL);
+}
+
+static void *maker(void *arg)
+{
+	int id = (int)(long)arg, i;
+
+	while (!__atomic_load_n(&go, __ATOMIC_ACQUIRE))
+		pause_us(50);
+	for (i = 0; i < CALLS && !__atomic_load_n(&stop, __ATOMIC_ACQUIRE); i++) {
+		int during = __atomic_load_n(&loading, __ATOMIC_ACQUIRE), s;
+		errno = 4242;
+		s = socket(AF_INET, SOCK_STREAM, 0);
+		if (s < 0)
+			continue;
+		if (errno != 4242)
+			add(&errno_changed);
+		pause_us(20); /* leave the loader and the storm some of the CPU */
+		add(&made);
+		if (during && nkept[id] < KEEP)
+			kept[id][nkept[id]++] = s;
+		else
+			close(s);
+	}
+	return NULL;
+}
+
+static void *storm(void *arg)
+{
+	int i;
+
+	(void)arg;
+	while (!__atomic_load_n(&go, __ATOMIC_ACQUIRE))
+		pause_us(50);
+	for (i = 0; i < SIGNALS && !__atomic_load_n(&stop, __ATOMIC_ACQUIRE); i++) {
+		syscall(SYS_tgkill, getpid(), main_tid, SIGUSR1);
+		pause_us(20);
+	}
+	return NULL;
+}
+
+static int small_thread(pthread_t *t, void *(*fn)(void *), void *arg)
+{
+	pthread_attr_t attr;
+	int rc;
+
+	pthread_attr_init(&attr);
+	if (!getenv("HOSTILE_BIG_STACKS"))
+		pthread_attr_setstacksize(&attr, SMALL_STACK);
+	rc = pthread_create(t, &attr, fn, arg);
+	pthread_attr_destroy(&attr);
+	return rc;
+}
+
+/* The handler's stack: ALT_STACK bytes above a page that faults. */
+static int alt_stack(void)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	char *m = mmap(NULL, (size_t)page + ALT_STACK, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	stack_t ss;
+	struct sigaction sa;
+
+	if (m == MAP_FAILED || mprotect(m, (size_t)page, PROT_NONE) != 0)
+		return -1;
+	ss.ss_sp = m + page;
+	ss.ss_size = ALT_STACK;
+	ss.ss_flags = 0;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sa.sa_flags = getenv("HOSTILE_BIG_STACKS") ? SA_RESTART : SA_ONSTACK | SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	return sigaltstack(&ss, NULL) == 0 && sigaction(SIGUSR1, &sa, NULL) == 0 ? 0 : -1;
+}
+
+/* A listener made without socket(), so that making it loads nothing. */
+static int raw_listener(void)
+{
+	socklen_t len = sizeof listen_addr;
+
+	listen_fd = (int)syscall(SYS_socket, AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	listen_addr.sin_family = AF_INET;
+	listen_addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (listen_fd < 0 || bind(listen_fd, (struct sockaddr *)&listen_addr, sizeof listen_addr) ||
+	    listen(listen_fd, 64) || getsockname(listen_fd, (struct sockaddr *)&listen_addr, &len))
+		return -1;
+	return 0;
+}
+
+static int opt(int fd, int level, int name)
+{
+	int v = -1;
+	socklen_t len = sizeof v;
+
+	getsockopt(fd, level, name, &v, &len);
+	return v;
+}
+
+/* After main(), when kashim's constructor has run in every order. */
+__attribute__((destructor)) static void report(void)
+{
+	const char *want = getenv("HOSTILE_IDLE"), *path = getenv("HOSTILE_REPORT");
+	int t, i, keptn = 0, configured = 0, out;
+	char line[200];
+	int n;
+
+	if (!path)
+		return;
+	for (t = 0; t < THREADS; t++)
+		for (i = 0; i < nkept[t]; i++) {
+			int fd = kept[t][i];
+			keptn++;
+			if (opt(fd, SOL_SOCKET, SO_KEEPALIVE) == 1 && want &&
+			    opt(fd, IPPROTO_TCP, TCP_KEEPIDLE) == atoi(want))
+				configured++;
+			close(fd);
+		}
+	n = snprintf(line, sizeof line, "made=%ld kept=%d configured=%d errno_changed=%ld signals=%ld in_load=%ld\n",
+		     made, keptn, configured, errno_changed, signals, signals_in_load);
+	out = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (out >= 0) {
+		if (write(out, line, (size_t)n) != n)
+			perror("hostile: write");
+		close(out);
+	}
+}
+
+__attribute__((constructor)) static void hostile_start(void)
+{
+	const char *path = getenv("HOSTILE_REPORT"), *loader = getenv("HOSTILE_LOADER");
+	pthread_t threads[THREADS + 1];
+	int t, i;
+
+	if (!path)
+		return;
+	main_tid = (pid_t)syscall(SYS_gettid);
+	if (alt_stack() != 0 || raw_listener() != 0) {
+		perror("hostile: setup");
+		exit(3);
+	}
+	for (t = 0; t < THREADS; t++)
+		if (small_thread(&threads[t], maker, (void *)(long)t) != 0)
+			exit(3);
+	if (small_thread(&threads[THREADS], storm, NULL) != 0)
+		exit(3);
+	__atomic_store_n(&loading, 1, __ATOMIC_RELEASE);
+	__atomic_store_n(&go, 1, __ATOMIC_RELEASE);
+	pause_us(2000); /* the threads and the storm in full swing */
+	if (loader && !strcmp(loader, "main")) {
+		close(socket(AF_INET, SOCK_STREAM, 0)); /* loads, under the storm */
+		__atomic_store_n(&loading, 0, __ATOMIC_RELEASE);
+	} else {
+		pause_us(20000);
+	}
+	__atomic_store_n(&stop, 1, __ATOMIC_RELEASE);
+	for (t = 0; t <= THREADS; t++)
+		pthread_join(threads[t], NULL);
+	for (i = 0; i < 100; i++) /* the handler on the loaded configuration */
+		raise(SIGUSR1);
+}
