@@ -212,10 +212,10 @@ test_loader_stack_budget() {
 	(cd "$TMP" && "$cc" -std=gnu11 -O2 -fPIC -fvisibility=hidden -D_FORTIFY_SOURCE=2 -fstack-protector-strong \
 		-fstack-usage -fcallgraph-info=su -c "$ROOT/config.c" -o config.o) 2> "$TMP/build.err" ||
 		{ fail "build: $(head -c 300 "$TMP/build.err")"; return; }
-	out=$("$PY" "$HELPERS/stackpath.py" kashim_config_load_from "$TMP/config.ci") ||
-		{ fail "stackpath: $out"; return; }
-	bytes=${out%% *}
-	echo "# kashim_config_load_from worst path: $(head -n 1 <<< "$out")"
+	out=$("$PY" "$HELPERS/stackdepth.py" "$TMP/config.ci" -- kashim_config_load_from 2>&1) ||
+		{ fail "stackdepth: $out"; return; }
+	read -r _ bytes _ <<< "$out"
+	echo "# kashim_config_load_from worst path: $out"
 	if [ "$bytes" -le 1536 ]; then
 		ok "the loader's deepest path in config.c is $bytes bytes (budget 1536)"
 	else

@@ -6,7 +6,8 @@ along the heaviest call chain inside the given files.  Calls that leave them
 
 usage: stackdepth.py [--cut NAME]... FILE.ci... -- ENTRY...
 (--cut: leave NAME's subtree out, e.g. the one-time load path)
-prints one line per entry: NAME BYTES via CHAIN (+ outside: CALLS)"""
+prints one line per entry: NAME BYTES via CHAIN (+ outside: CALLS).
+Recursion has no bound: a cycle is named on stderr and the status is 1."""
 import re
 import sys
 
@@ -50,6 +51,7 @@ def main():
         return found[0] if found else None
 
     memo = {}
+    cycles = []
 
     def deepest(title, seen=()):
         if title in memo:
@@ -62,8 +64,9 @@ def main():
             if r is None:
                 outside.add(t)
                 continue
-            if r in seen:
-                continue  # no recursion expected; do not loop
+            if r in seen or r == title:
+                cycles.append(' > '.join(bare(x) for x in seen + (title, r)))
+                continue
             d, c, o = deepest(r, seen + (title,))
             outside |= o
             if d > best:
@@ -80,6 +83,9 @@ def main():
         outside.discard('__stack_chk_fail')
         outside.discard('__errno_location')
         print(entry, d, 'via', ' > '.join(chain), '(+ outside:', ' '.join(sorted(outside)) + ')')
+    for c in cycles:
+        print('recursion:', c, file=sys.stderr)
+    return 1 if cycles else 0
 
 
-main()
+sys.exit(main())
