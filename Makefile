@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # kashim: TCP keepalive for unmodified programs, by LD_PRELOAD.
 CC      ?= cc
 CFLAGS  ?= -O2 -g
@@ -127,7 +128,7 @@ detect-report: $(LIB) tests/sockpeek
 
 # Man pages and the entrypoint get the version and the library directory
 # of this build, so the installed files agree with `kashim --version`.
-INSTALL_SED := sed -e '1s/"kashim [^"]*"/"kashim $(VERSION)"/' -e 's|/usr/local/lib|$(LIBDIR)|g'
+INSTALL_SED := sed -e '/^\.TH/s/"kashim [^"]*"/"kashim $(VERSION)"/' -e 's|/usr/local/lib|$(LIBDIR)|g'
 MANS := man/kashim.1 man/kashim-entrypoint.1 man/libkashim.7
 
 install: $(LIB) $(CLI)

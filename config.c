@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* kashim configuration parsing and validation.  See config.h. */
 #include "config.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* kashim configuration: turns an environment into an immutable settings
  * struct plus one message line per problem.  Knows nothing of sockets or
  * dlsym, so it is unit tested without preloading anything, and so a future

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libkashim.so: the interposed calls.
  *
  * Every exported function is a thin wrapper: it calls the next definition

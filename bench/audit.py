@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """How long kashim audit takes on a busy host: 50 processes holding 400
 connected TCP sockets each (200 loopback connections, both ends), 20,000 in
 all, read with `kashim audit --json`.  Run by `make bench` after run.py;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench WHAT MODE ITERATIONS: time one kind of socket work, nanoseconds
  * per operation on stdout.
  *   WHAT  socket   socket() + close()

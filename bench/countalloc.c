@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Preloaded with the benchmark: counts every malloc, calloc and realloc in
  * the process, so the benchmark can show that kashim allocates nothing
  * after load.  Forwards to glibc's own entry points. */

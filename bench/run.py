@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """make bench: what kashim costs, measured against the floor.
 
 The floor is the program setting the same five options itself: no shim can

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* kashim audit: which connections on this host would never notice a dead
  * peer?  Every TCP socket of every process it may read (all as root, its
  * own otherwise), read with the same kernel reads as kashim inspect

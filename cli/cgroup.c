@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* kashim attach / detach / status: the cgroup-wide mode.  A
  * BPF_PROG_TYPE_SOCK_OPS program attached to a cgroup v2 directory sets the
  * keepalive options on every TCP connection made or accepted by any process
@@ -263,7 +264,7 @@ static int load_program(const struct bpf_insn *insn, unsigned n, const char *nam
 	attr.prog_type = BPF_PROG_TYPE_SOCK_OPS;
 	attr.insns = ptr(insn);
 	attr.insn_cnt = n;
-	attr.license = ptr("GPL");
+	attr.license = ptr("Dual MIT/GPL");
 	snprintf(attr.prog_name, sizeof attr.prog_name, "%s", name);
 	fd = sys_bpf(BPF_PROG_LOAD, &attr);
 	if (fd >= 0 || quiet || errno == EPERM)

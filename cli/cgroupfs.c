@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Where cgroup v2 is mounted, and the hint doctor and run give for a
  * program LD_PRELOAD cannot reach.  Apart from cgroup.c so that doctor.c
  * (and its fuzzer) link without the BPF code. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The kashim command: shared declarations. */
 #ifndef KASHIM_CLI_H
 #define KASHIM_CLI_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* kashim doctor: can LD_PRELOAD reach this program?  Reads the ELF file
  * itself (no ldd, which may run the program). */
 #define _GNU_SOURCE

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Opening files the command is pointed at (an environment file, a program,
  * its libraries, --library) without trusting them: a FIFO or a device must
  * not block or feed us forever, a directory or /proc file must not pass as

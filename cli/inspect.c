@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* kashim inspect PID: the keepalive state of every TCP socket of a running
  * process, read from the kernel.  Options come from getsockopt on a
  * duplicate of each descriptor (sockread.c); the time to the next probe

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* kashim: run programs with libkashim.so, check a configuration, inspect a
  * running process, tell whether a program can be reached.  Values are
  * validated by config.c, the same parser the library uses. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The TCP sockets of a running process, read from outside it.  Each
  * descriptor listed in /proc/PID/fd that is a socket is duplicated into
  * this process with pidfd_getfd(2) (which needs the right to ptrace the

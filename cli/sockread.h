@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Reading the TCP sockets of a running process from outside it, shared by
  * kashim inspect (one process) and kashim audit (every process). */
 #ifndef KASHIM_SOCKREAD_H

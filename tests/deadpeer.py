@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Dead-peer scenarios: how long a real, unmodified program takes to notice
 that its peer is gone, with kashim and without it.
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Another preloaded library whose constructor makes a TCP socket before
  * (or after) kashim's constructor has run, depending on the LD_PRELOAD
  * order.  It writes what the kernel says of that socket to the file named

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Preloaded into kashim inspect or kashim audit by the tests: right after
  * the EXITMID_AFTER-th pidfd_getfd(2) on process EXITMID_PID returns, that
  * process is killed and this waits (up to 5 s) until it has exited, so the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Memory pressure at load: every allocation of 32 KiB or more fails, as it
  * may in a container at its memory limit.  kashim's only large allocation
  * is the configuration file's buffer, at load. */

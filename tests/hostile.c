@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The hostile calls of tests/t_hostile_lib.sh, made by a plain C program so
  * that each one is exactly what is named:
  *

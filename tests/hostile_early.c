@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tests/libhostile.so: a preloaded library whose constructor runs before
  * kashim's and makes sockets on small stacks while kashim loads its
  * configuration (make that load slow with a large KASHIM_CONFIG file):

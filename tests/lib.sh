@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Shared helpers for the shell tests.  Source it, define test_* functions,
 # then call run_tests.  Each test runs in its own subshell; processes it
 # starts with bg are killed when it ends, pass or fail.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A probe run under LD_PRELOAD=libkashim.so.  It makes sockets through the
  * ordinary libc calls and reads the kernel's view back with getsockopt.
  *

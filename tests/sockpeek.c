@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* sockpeek PID: the kernel's view of every socket a running process holds,
  * read from outside it: each fd in /proc/PID/fd is duplicated into this
  * process with pidfd_getfd(2) (needs ptrace access: root, or the same user

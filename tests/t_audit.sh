@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # kashim audit against real processes whose options are known (covered by
 # kashim, setting their own, none), each in its own cgroup, inside fresh
 # pid and network namespaces (tests/helpers/audit_scene.sh); and kashim

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # The library as built: what it exports, what it needs at run time, and a
 # strict warning set that stays silent.
 . "$(dirname "$0")/lib.sh"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # kashim attach / detach / status: the cgroup-wide mode (a BPF sock_ops
 # program).  Every test makes its own cgroup under the cgroup2 mount, moves
 # only the processes it starts into it, and detaches and removes it at the

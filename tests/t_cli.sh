@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # The kashim command: every subcommand and flag, the refusals and the exit
 # statuses, from the build tree and from a `make install` into a DESTDIR.
 . "$(dirname "$0")/lib.sh"

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Another preloaded library makes a socket from its constructor, before or
 # after kashim's constructor has run: either order of LD_PRELOAD works.
 . "$(dirname "$0")/lib.sh"

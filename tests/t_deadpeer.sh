@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Layer 4: real programs notice a vanished peer within the configured bound,
 # and the same programs without kashim do not.  Every run is in a network
 # namespace of its own (tests/deadpeer.py); needs root.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # The Debian package as an operator gets it: make deb, lintian, dpkg -i,
 # real programs run with the installed files (LD_PRELOAD=libkashim.so with
 # no path, /usr/bin/kashim run, kashim-entrypoint) and read from outside,
@@ -137,7 +138,7 @@ check_versions() {
 	[ "$pv" = "$v" ] || bad="$bad the package is $pv;"
 	[ "$(cd "$ROOT" && dpkg-parsechangelog -S Version)" = "$v" ] || bad="$bad debian/changelog disagrees;"
 	for man in /usr/share/man/man1/kashim.1.gz /usr/share/man/man1/kashim-entrypoint.1.gz /usr/share/man/man7/libkashim.7.gz; do
-		zcat "$man" | head -n 1 | grep -qF "\"kashim $v\"" || bad="$bad $(basename "$man"): $(zcat "$man" | head -n 1);"
+		zcat "$man" | grep -m1 "^\.TH" | grep -qF "\"kashim $v\"" || bad="$bad $(basename "$man"): $(zcat "$man" | grep -m1 "^\.TH");"
 	done
 	if [ -z "$bad" ]; then ok "the Makefile, kashim --version, the package and the man pages all say $v"; else fail "$bad"; fi
 }

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # The kashim command under hostile input: environment files, libraries and
 # programs that are FIFOs, devices, directories, /proc files, huge or
 # truncated or damaged ELF files, odd #! lines, repeated options, library

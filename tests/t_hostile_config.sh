@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # The configuration under hostile input (issue 9), with real preloaded
 # programs: KASHIM_CONFIG or /etc/kashim.conf naming what is not a
 # configuration file (the program must neither hang nor lose its stdin), a

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # The interposed calls under hostile conditions (issue 9): invalid pointers
 # and values, small stacks, calls during the load, a closed or reused
 # stderr, force mode after descriptor reuse, two copies preloaded.  Each

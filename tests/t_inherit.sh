@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Sockets the program did not create through socket(): listeners handed
 # over by systemd socket activation or a parent, an inetd-style connection
 # on stdin, sockets created elsewhere and then connected.

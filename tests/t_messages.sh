@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # What an operator sees on stderr: nothing when all is well, exactly one
 # "kashim:" line per bad variable, and the program runs on unchanged.
 . "$(dirname "$0")/lib.sh"

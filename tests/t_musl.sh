@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # The musl build (libkashim-musl.so, for Alpine containers) with programs
 # linked against musl: the probe's cases, the kernel's view from outside,
 # the messages, and kashim doctor/run choosing the musl build.

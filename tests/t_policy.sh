@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Policy and reach with real programs and real connections: KASHIM_SCOPE,
 # KASHIM_ONLY/SKIP against loopback addresses and ports of servers started
 # here (IPv4, IPv6, IPv4-mapped), program filters, force mode against

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Layer 2: a C probe under LD_PRELOAD reads every option back with getsockopt.
 . "$(dirname "$0")/lib.sh"
 

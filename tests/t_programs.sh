@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Layer 3: real, unmodified programs from Debian packages, one side under
 # kashim and the other without it; the kernel state of their sockets is read
 # from outside the processes (pidfd_getfd + getsockopt).

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Layer 5: sanitizers and fuzzing (clang 14 and valgrind).
 # - the configuration parser fuzzed by libFuzzer (+ASan+UBSan);
 # - the unit tests and every probe case under ASan+UBSan, with the shim

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Stress and faults: many threads, signal handlers inside socket(), fork
 # storms and exec chains, vfork, the highest descriptors, setsockopt denied
 # by seccomp, other interposers stacked before and after kashim, memory

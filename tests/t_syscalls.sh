@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # The system calls kashim adds, counted with strace: a count does not drift
 # the way timings do on a shared machine.
 . "$(dirname "$0")/lib.sh"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests of config.c, linked without the shim.  Prints one
  * "ok - NAME" or "not ok - NAME: why" line per check. */
 #include "config.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Another interposer of socket() and connect(), as proxychains or torsocks
  * would be: it counts the calls and passes them on with RTLD_NEXT.  Stacked
  * before or after kashim, both must see the calls and kashim's options must

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libFuzzer target for config.c: every variable, the duration, switch, rule
  * and program-list grammars, and the configuration file.  The input is
  * split at newlines into environment entries; a line "--file--" ends them,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libFuzzer target for the ELF reader of kashim doctor (cli/doctor.c):
  * the input is the file.  Besides ASan and UBSan, every run checks what the
  * verdict relies on: a state other than ELF_OK comes with a reason and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Hold idle TCP connections open from the JVM: java Hold.java server|client HOST PORT
 import java.io.InputStream;
 import java.net.InetAddress;

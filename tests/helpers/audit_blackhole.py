@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """kashim audit's busy bound against the kernel: run inside a fresh network
 namespace (unshare -n), as root.  A client without kashim holds a loopback
 connection; audit reads its worst case with data in flight; then every

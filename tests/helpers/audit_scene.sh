@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # The scene behind tests/t_audit.sh, run by bash inside fresh pid, network
 # and mount namespaces (unshare -pfn --mount-proc), so that kashim audit
 # there sees these processes only.  Each program runs in its own cgroup

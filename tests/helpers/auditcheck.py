@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Checks of kashim audit's outputs for tests/t_audit.sh, independent of its
 C code: the worst-case bounds are recomputed here by walking the kernel's
 timers one firing at a time, and the options are compared with what

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Writes a damaged copy of a 64-bit little-endian ELF file, for the tests
 of kashim doctor and the fuzzing corpus.
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Hold idle TCP connections open from node: node hold.js server|client HOST PORT
 const net = require("net");
 const [mode, host, port] = process.argv.slice(2);

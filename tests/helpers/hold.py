@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The application side of the tests: small, plain socket programs.
 
   hold.py server HOST PORT       accept connections and keep them; never read

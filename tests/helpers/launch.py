@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Hand a TCP socket to a program the way a supervisor does, then exec it.
 
   launch.py MODE PORT PROGRAM [ARGS...]

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """The deepest stack each entry point of the library uses, from gcc's
 -fcallgraph-info=su files (one .ci per source file): the sum of the frames
 along the heaviest call chain inside the given files.  Calls that leave them

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tcphold: a TCP client or server that holds its connection until killed,
  * built statically (gcc -static) for the cgroup mode's tests: no loader, so
  * no LD_PRELOAD can reach it.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // gohold: a Go program for the cgroup mode's tests.  Go's net package
 // makes raw system calls, so no LD_PRELOAD reaches it.  Go's own keepalive
 // is switched off (KeepAlive: -1), so what the kernel shows is kashim's.
