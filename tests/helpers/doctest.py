@@ -265,6 +265,9 @@ def cmd_run(files):
             print("not ok - docs: marker: %s" % os.path.relpath(e, ROOT) if e.startswith("/")
                   else "not ok - docs: marker: %s" % e)
         for b in blocks:
+            only = os.environ.get("DOCTEST_ONLY")
+            if only and not b.name.startswith(only):
+                continue
             if "skip" in b.flags:
                 print("# %s: not run, as its marker says: %s" % (b.name, b.reason))
                 counts["skip"] += 1
