@@ -36,7 +36,7 @@ $ echo wrong
 right
 ```
 DOC
-out=$(TESTS_ROOT=$ROOT python3 $H/doctest.py run "$t/docs/self.md" 2>&1; python3 $H/doctest.py links "$t/docs/self.md" 2>&1)
+out=$(env -u DOCTEST_ONLY TESTS_ROOT=$ROOT python3 $H/doctest.py run "$t/docs/self.md" 2>&1; python3 $H/doctest.py links "$t/docs/self.md" 2>&1)
 if grep -q '^ok - docs: .*self.md:5:' <<< "$out" &&
 	grep -q '^not ok - docs: .*self.md:11 .*echo wrong: shown right; got wrong' <<< "$out" &&
 	grep -q 'missing.md does not exist' <<< "$out" && grep -q 'no heading gives #nope' <<< "$out" &&
