@@ -200,8 +200,18 @@ def tree_copy():
     if _tree:
         return _tree
     _tree = tempfile.mkdtemp(prefix="kashim-doctree.")
-    files = subprocess.run(["git", "-C", ROOT, "ls-files", "-z", "--cached", "--others",
-                            "--exclude-standard"], capture_output=True, check=True).stdout
+    try:
+        git = subprocess.run(["git", "-C", ROOT, "ls-files", "-z", "--cached", "--others",
+                              "--exclude-standard"], capture_output=True)
+    except FileNotFoundError:
+        git = None
+    if git and git.returncode == 0:
+        files = git.stdout
+    else:  # no git (a tarball): every file but the build's outputs
+        subprocess.run(["cp", "-a", ROOT + "/.", _tree], check=True)
+        subprocess.run(["make", "-s", "-C", _tree, "clean"], capture_output=True)
+        subprocess.run(["make", "-s", "-C", _tree], capture_output=True)
+        return _tree
     p1 = subprocess.Popen(["tar", "-C", ROOT, "--null", "-T", "-", "-cf", "-"],
                           stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     p2 = subprocess.Popen(["tar", "-C", _tree, "-xf", "-"], stdin=p1.stdout)
