@@ -22,7 +22,7 @@ CLI_SRC := cli/kashim.c cli/inspect.c cli/sockread.c cli/audit.c cli/doctor.c cl
 TEST_BINS := tests/test_config tests/probe tests/sockpeek tests/libearly.so tests/libwrap.so \
              tests/libfailbig.so tests/libexitmid.so tests/hostile tests/libhostile.so tests/tcphold
 
-.PHONY: all check demo bench musl fuzz detect-report install uninstall clean deb version
+.PHONY: all check demo bench musl fuzz detect-report install uninstall clean deb version man
 
 all: $(LIB) $(CLI)
 
@@ -155,6 +155,11 @@ deb:
 
 version:
 	@echo $(VERSION)
+
+# man/libkashim.7's variable list, generated from the tables of
+# docs/configuration.md (tests/t_docs.sh checks that they agree).
+man:
+	@python3 tests/helpers/docvars.py --write
 
 clean:
 	rm -f $(LIB) $(CLI) $(TEST_BINS) bench/bench bench/countalloc.so libkashim-musl.so tests/probe-musl \

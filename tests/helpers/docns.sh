@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# docns.sh SCRIPT [SRC]: runs the bash SCRIPT (one block of README.md or
+# docs/, written out by tests/helpers/doctest.py) the way a reader would run
+# it on a host where kashim is installed, without touching this host:
+#
+#   - private mount, network, pid and cgroup namespaces (as root; with a
+#     user namespace otherwise, where blocks marked "root" are not run);
+#   - kashim installed by `make install` (PREFIX=/usr/local) from the
+#     built tree SRC onto a tmpfs over /usr/local;
+#   - /etc and /var are overlays: writes land in a scratch upper layer;
+#   - cgroup2 at /sys/fs/cgroup, rooted at a cgroup of this run's own
+#     (removed afterwards, with every process and attachment in it);
+#   - lo up; the working directory an empty scratch directory, or
+#     $DOC_CWD when set (a copy of the source tree, for make commands).
+#
+# The exit status is the script's.
+set -u
+script=$1
+src=${2:-${TESTS_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}}
+
+if [ "${DOCNS_INNER:-}" = 1 ]; then
+	set -e
+	scratch=$DOCNS_SCRATCH
+	if [ "$(id -u)" = 0 ] && [ -n "${DOCNS_CGROUP:-}" ]; then
+		umount -R /sys/fs/cgroup 2> /dev/null || umount -l /sys/fs/cgroup 2> /dev/null || true
+		mount -t cgroup2 none /sys/fs/cgroup
+	fi
+	ip link set lo up
+	for d in etc var; do
+		mkdir -p "$scratch/ov/$d.up" "$scratch/ov/$d.work"
+		mount -t overlay overlay \
+			-o "lowerdir=/$d,upperdir=$scratch/ov/$d.up,workdir=$scratch/ov/$d.work" "/$d"
+	done
+	mount -t tmpfs tmpfs /usr/local
+	make -s -C "$src" install PREFIX=/usr/local > "$scratch/install.log" 2>&1 ||
+		{ echo "docns: make install failed:"; cat "$scratch/install.log"; exit 99; }
+	mkdir -p "$scratch/work"
+	cd "${DOC_CWD:-$scratch/work}"
+	set +e
+	export HOME=$scratch/work
+	# A login shell's PATH, as a reader has it (not the test runner's).
+	export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+	exec bash "$script"
+fi
+
+scratch=$(mktemp -d /tmp/kashim-doc.XXXXXX)
+cg=""
+cleanup() {
+	if [ -n "$cg" ] && [ -d "$cg" ]; then
+		# Every process left in the run's cgroups, then the cgroups,
+		# deepest first (an attachment goes with its cgroup).
+		local d i
+		for i in $(seq 50); do
+			[ -e "$cg/cgroup.kill" ] && echo 1 > "$cg/cgroup.kill" 2> /dev/null
+			find "$cg" -depth -mindepth 1 -type d -exec rmdir {} + 2> /dev/null
+			rmdir "$cg" 2> /dev/null && break
+			sleep 0.1
+		done
+		[ -d "$cg" ] && echo "docns: could not remove $cg" >&2
+	fi
+	rm -rf "$scratch"
+}
+trap cleanup EXIT
+
+export DOCNS_INNER=1 DOCNS_SCRATCH=$scratch
+if [ "$(id -u)" = 0 ]; then
+	mnt=$(awk '{ for (i = 7; i < NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2") print $5; break } }' /proc/self/mountinfo | head -n 1)
+	if [ -n "$mnt" ]; then
+		cg=$mnt/kashim-doc-$$
+		mkdir "$cg" || exit 99
+		export DOCNS_CGROUP=$cg
+	fi
+	# The wrapper joins the cgroup first, so that the new cgroup
+	# namespace is rooted there.
+	bash -c '[ -z "$1" ] || echo $$ > "$1/cgroup.procs" || exit 99
+		shift; exec "$@"' _ "$cg" \
+		unshare -m -n -p -f ${cg:+-C} --propagation private --mount-proc \
+		bash "$0" "$script" "$src"
+else
+	unshare -r -m -n -p -f --propagation private --mount-proc bash "$0" "$script" "$src"
+fi

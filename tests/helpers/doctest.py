@@ -1,0 +1,396 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""The documentation test's engine (tests/t_docs.sh; the convention is in
+docs/contributing.md, "The documentation test").
+
+  doctest.py run FILE...    run every ```sh and ```console block of FILEs
+  doctest.py links FILE...  check every relative link and #anchor
+  doctest.py match EXPECTED GOT   (used by the generated scripts)
+
+Prints ok / not ok / skip lines for tests/run.
+"""
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.environ.get("TESTS_ROOT") or os.path.dirname(os.path.dirname(HERE))
+DOCNS = os.path.join(HERE, "docns.sh")
+FLAGS = {"root", "tree", "wait", "skip"}
+BLOCK_SECONDS = int(os.environ.get("DOCTEST_BLOCK_SECONDS", "240"))
+WAIT_SECONDS = 30
+
+
+class Block:
+    def __init__(self, path, line, lang, body, flags, reason, setup):
+        self.path, self.line, self.lang, self.body = path, line, lang, body
+        self.flags, self.reason, self.setup = flags, reason, setup
+
+    @property
+    def name(self):
+        return "%s:%d" % (os.path.relpath(self.path, ROOT), self.line)
+
+
+def parse(path):
+    """The fenced blocks of PATH with their doctest markers, and the
+    marker mistakes found (a marker before no block, an unknown flag, a
+    transcript in a block that is not ```console)."""
+    lines = open(path, encoding="utf-8").read().split("\n")
+    blocks, errors = [], []
+    marker = None  # (line, flags, reason, setup) waiting for its block
+    i = 0
+    while i < len(lines):
+        ln = lines[i]
+        m = re.match(r"^<!-- doctest:(.*)$", ln)
+        if m:
+            start = i + 1
+            text = m.group(1)
+            head, _, tail = text.partition("-->")
+            setup = []
+            if not _:
+                i += 1
+                while i < len(lines) and "-->" not in lines[i]:
+                    setup.append(lines[i])
+                    i += 1
+                if i == len(lines):
+                    errors.append("%s:%d: doctest marker never closed" % (path, start))
+                    break
+            words = head.split()
+            flags, reason = set(), ""
+            for j, w in enumerate(words):
+                w = w.rstrip(",")
+                if w == "skip":
+                    flags.add("skip")
+                    reason = " ".join(words[j + 1:])
+                    break
+                if w not in FLAGS:
+                    errors.append("%s:%d: unknown doctest flag %r" % (path, start, w))
+                flags.add(w)
+            if "skip" in flags and not reason:
+                errors.append("%s:%d: doctest: skip without a reason" % (path, start))
+            marker = (start, flags, reason, setup)
+            i += 1
+            continue
+        m = re.match(r"^(`{3,})\s*([\w+-]*)", ln)
+        if m:
+            fence, lang, start = m.group(1), m.group(2), i + 1
+            body = []
+            i += 1
+            while i < len(lines) and not lines[i].startswith(fence):
+                body.append(lines[i])
+                i += 1
+            i += 1
+            if lang in ("sh", "console"):
+                flags, reason, setup = set(), "", []
+                if marker:
+                    _, flags, reason, setup = marker
+                blocks.append(Block(path, start, lang, body, flags, reason, setup))
+            else:
+                if marker:
+                    errors.append("%s:%d: doctest marker before a ```%s block (only sh and console "
+                                  "blocks are run)" % (path, marker[0], lang))
+                if any(b.startswith("$ ") for b in body):
+                    errors.append("%s:%d: a transcript ($ lines) in a ```%s block: make it ```console"
+                                  % (path, start, lang or ""))
+            marker = None
+            continue
+        if marker and ln.strip():
+            errors.append("%s:%d: doctest marker not followed by a block" % (path, marker[0]))
+            marker = None
+        i += 1
+    return blocks, errors
+
+
+def transcript(body):
+    """(command, expected output lines) pairs of a console block; a
+    command line ending in a backslash continues on the next."""
+    items, cmd = [], None
+    it = iter(body)
+    for ln in it:
+        if ln.startswith("$ "):
+            c = ln[2:]
+            while c.endswith("\\"):
+                c = c + "\n" + next(it, "")
+            cmd = [c, []]
+            items.append(cmd)
+        elif cmd is None:
+            if ln.strip():
+                raise ValueError("output before the first $ command: %r" % ln)
+        else:
+            cmd[1].append(ln)
+    return items
+
+
+def norm(line):
+    return re.sub(r"\s+", " ", line.strip())
+
+
+def line_re(line):
+    parts = norm(line).split("{...}")
+    return re.compile("^" + ".*".join(re.escape(p) for p in parts) + "$")
+
+
+def matches(expected, got):
+    """EXPECTED lines (with {...} within a line, and ... lines for any
+    number of lines) against GOT lines; blank lines at the ends ignored."""
+    def trim(xs):
+        xs = [norm(x) for x in xs]
+        while xs and not xs[-1]:
+            xs.pop()
+        while xs and not xs[0]:
+            xs.pop(0)
+        return xs
+    exp, out = trim(expected), trim(got)
+    pats = [None if e == "..." else line_re(e) for e in exp]
+    memo = {}
+
+    def go(i, j):
+        key = (i, j)
+        if key in memo:
+            return memo[key]
+        if i == len(pats):
+            r = j == len(out)
+        elif pats[i] is None:
+            r = any(go(i + 1, k) for k in range(j, len(out) + 1))
+        else:
+            r = j < len(out) and bool(pats[i].match(out[j])) and go(i + 1, j + 1)
+        memo[key] = r
+        return r
+    return go(0, 0)
+
+
+def q(s):
+    return "'" + s.replace("'", "'\\''") + "'"
+
+
+def script_for(block, work):
+    """The bash script that runs BLOCK, and for console blocks writes each
+    command's output to WORK/N and stops at the first mismatch."""
+    out = ["set -o pipefail"]
+    out += block.setup
+    if block.lang == "sh":
+        out.append("set -e")
+        out += block.body
+        return "\n".join(out) + "\n"
+    me = os.path.abspath(__file__)
+    for n, (cmd, exp) in enumerate(transcript(block.body)):
+        with open(os.path.join(work, "%d.exp" % n), "w") as f:
+            f.write("\n".join(exp) + "\n")
+        f_out, f_exp = q(os.path.join(work, str(n))), q(os.path.join(work, "%d.exp" % n))
+        wait = "wait" in block.flags
+        out.append("__end=$((SECONDS + %d))" % WAIT_SECONDS)
+        out.append("while :; do")
+        out.append("{ %s\n} > %s 2>&1 < /dev/null" % (cmd, f_out))
+        out.append("python3 %s match %s %s && break" % (q(me), f_exp, f_out))
+        if wait:
+            out.append("[ $SECONDS -lt $__end ] && { sleep 0.2; continue; }")
+        out.append("echo %d > %s; exit 1" % (n, q(os.path.join(work, "failed"))))
+        out.append("done")
+    return "\n".join(out) + "\n"
+
+
+_tree = None
+
+
+def tree_copy():
+    """A built copy of the source tree (tracked and new files), made once."""
+    global _tree
+    if _tree:
+        return _tree
+    _tree = tempfile.mkdtemp(prefix="kashim-doctree.")
+    try:
+        git = subprocess.run(["git", "-C", ROOT, "ls-files", "-z", "--cached", "--others",
+                              "--exclude-standard"], capture_output=True)
+    except FileNotFoundError:
+        git = None
+    if git and git.returncode == 0:
+        files = git.stdout
+    else:  # no git (a tarball): every file but the build's outputs
+        subprocess.run(["cp", "-a", ROOT + "/.", _tree], check=True)
+        subprocess.run(["make", "-s", "-C", _tree, "clean"], capture_output=True)
+        subprocess.run(["make", "-s", "-C", _tree], capture_output=True)
+        return _tree
+    p1 = subprocess.Popen(["tar", "-C", ROOT, "--null", "-T", "-", "-cf", "-"],
+                          stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    p2 = subprocess.Popen(["tar", "-C", _tree, "-xf", "-"], stdin=p1.stdout)
+    p1.stdin.write(files)
+    p1.stdin.close()
+    p1.stdout.close()
+    p2.wait()
+    p1.wait()
+    subprocess.run(["make", "-s", "-C", _tree], capture_output=True)
+    return _tree
+
+
+def run_block(block):
+    work = tempfile.mkdtemp(prefix="kashim-docblk.")
+    try:
+        path = os.path.join(work, "block.sh")
+        with open(path, "w") as f:
+            f.write(script_for(block, work))
+        env = dict(os.environ)
+        for k in list(env):
+            if k.startswith(("KASHIM", "DOCNS_", "DD_", "KEEP")) or k in ("LD_PRELOAD", "DOC_CWD"):
+                del env[k]
+        env["TESTS_ROOT"] = ROOT
+        if "tree" in block.flags:
+            env["DOC_CWD"] = tree_copy()
+        try:
+            p = subprocess.run(["bash", DOCNS, path, ROOT], env=env, capture_output=True,
+                               timeout=BLOCK_SECONDS)
+            rc, text = p.returncode, (p.stdout + p.stderr).decode(errors="replace")
+        except subprocess.TimeoutExpired:
+            return "did not finish within %d s" % BLOCK_SECONDS
+        if block.lang == "sh":
+            if rc != 0:
+                return "exited with status %d: %s" % (rc, oneline(text[-600:]))
+            return None
+        failed = os.path.join(work, "failed")
+        if os.path.exists(failed):
+            n = int(open(failed).read())
+            cmd, exp = transcript(block.body)[n]
+            got = open(os.path.join(work, str(n)), errors="replace").read()
+            return "$ %s: shown %s; got %s" % (cmd, oneline("\n".join(exp)) or "(nothing)",
+                                                 oneline(got) or "(nothing)")
+        if rc != 0:
+            return "the block's shell exited with status %d: %s" % (rc, oneline(text[-600:]))
+        return None
+    finally:
+        subprocess.run(["rm", "-rf", work])
+
+
+def oneline(s):
+    s = " | ".join(x.rstrip() for x in s.strip().split("\n"))
+    return s if len(s) <= 700 else s[:700] + "..."
+
+
+def cmd_run(files):
+    is_root = os.geteuid() == 0
+    counts = {"run": 0, "skip": 0}
+    for path in files:
+        blocks, errors = parse(path)
+        for e in errors:
+            print("not ok - docs: marker: %s" % os.path.relpath(e, ROOT) if e.startswith("/")
+                  else "not ok - docs: marker: %s" % e)
+        for b in blocks:
+            only = os.environ.get("DOCTEST_ONLY")
+            if only and not b.name.startswith(only):
+                continue
+            if "skip" in b.flags:
+                print("# %s: not run, as its marker says: %s" % (b.name, b.reason))
+                counts["skip"] += 1
+                continue
+            if "root" in b.flags and not is_root:
+                print("skip - docs: %s: needs root" % b.name)
+                continue
+            if b.lang == "console":
+                try:
+                    transcript(b.body)
+                except ValueError as ex:
+                    print("not ok - docs: %s: %s" % (b.name, ex))
+                    continue
+            why = run_block(b)
+            counts["run"] += 1
+            first = next((x for x in b.body if x.strip()), "")
+            if why:
+                print("not ok - docs: %s (%s): %s" % (b.name, first.strip()[:60], why))
+            else:
+                print("ok - docs: %s: %s" % (b.name, first.strip()[:70]))
+        sys.stdout.flush()
+    print("# %d blocks run, %d not run by their markers" % (counts["run"], counts["skip"]))
+    if _tree:
+        subprocess.run(["rm", "-rf", _tree])
+
+
+def slug(heading):
+    """GitHub's anchor for a heading."""
+    h = heading.strip().lower()
+    h = re.sub(r"[^\w\- ]", "", h)
+    return h.replace(" ", "-")
+
+
+def anchors(path):
+    seen, out = {}, set()
+    fence = None
+    for ln in open(path, encoding="utf-8"):
+        m = re.match(r"^(`{3,})", ln)
+        if m:
+            fence = None if fence and ln.startswith(fence) else (fence or m.group(1))
+            continue
+        if fence:
+            continue
+        m = re.match(r"^#{1,6}\s+(.*?)\s*#*\s*$", ln)
+        if m:
+            s = slug(m.group(1))
+            n = seen.get(s, 0)
+            seen[s] = n + 1
+            out.add(s if n == 0 else "%s-%d" % (s, n))
+    return out
+
+
+def links_of(path):
+    """(line, target) of every Markdown link outside code."""
+    fence = None
+    for no, ln in enumerate(open(path, encoding="utf-8"), 1):
+        m = re.match(r"^(`{3,})", ln)
+        if m:
+            fence = None if fence and ln.startswith(fence) else (fence or m.group(1))
+            continue
+        if fence:
+            continue
+        ln = re.sub(r"`[^`]*`", "", ln)
+        for m in re.finditer(r"\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)", ln):
+            yield no, m.group(1)
+        for m in re.finditer(r"^\[[^\]]+\]:\s*(\S+)", ln):
+            yield no, m.group(1)
+
+
+def cmd_links(files):
+    bad = 0
+    total = 0
+    for path in files:
+        for no, target in links_of(path):
+            if re.match(r"^[a-z][a-z0-9+.-]*:", target):
+                continue  # http:, https:, mailto:
+            total += 1
+            where = "%s:%d" % (os.path.relpath(path, ROOT), no)
+            file_part, _, anchor = target.partition("#")
+            dest = path if not file_part else os.path.normpath(
+                os.path.join(os.path.dirname(path), file_part))
+            if not os.path.exists(dest):
+                print("not ok - docs: link %s: %s does not exist" % (where, target))
+                bad += 1
+                continue
+            if anchor:
+                if not dest.endswith(".md"):
+                    print("not ok - docs: link %s: %s: an anchor into a file that is not Markdown"
+                          % (where, target))
+                    bad += 1
+                elif anchor not in anchors(dest):
+                    print("not ok - docs: link %s: no heading gives #%s in %s"
+                          % (where, anchor, os.path.relpath(dest, ROOT)))
+                    bad += 1
+    if not bad:
+        print("ok - docs: %d relative links and anchors resolve" % total)
+
+
+def main():
+    if len(sys.argv) < 2:
+        sys.exit(__doc__)
+    what, args = sys.argv[1], sys.argv[2:]
+    if what == "match":
+        exp = open(args[0], errors="replace").read().split("\n")
+        got = open(args[1], errors="replace").read().split("\n")
+        sys.exit(0 if matches(exp, got) else 1)
+    if what == "run":
+        cmd_run([os.path.abspath(a) for a in args])
+    elif what == "links":
+        cmd_links([os.path.abspath(a) for a in args])
+    else:
+        sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    main()
