@@ -298,7 +298,7 @@ test_doctor_scripts() {
 test_fuzz_the_elf_reader() {
 	need_cmd "$CLANG" || return
 	"$CLANG" -g -O1 -fno-omit-frame-pointer -fno-sanitize-recover=all -fsanitize=fuzzer,address,undefined \
-		-I"$ROOT" -o "$TMP/fuzz" "$ROOT/tests/fuzz/fuzz_elf.c" "$ROOT/cli/doctor.c" "$ROOT/cli/files.c" "$ROOT/cli/cgroupfs.c" 2> "$TMP/build.err" ||
+		-I"$ROOT" -o "$TMP/fuzz" "$ROOT/tests/fuzz/fuzz_elf.c" "$ROOT/cli/doctor.c" "$ROOT/cli/files.c" "$ROOT/cli/cgroupfs.c" "$ROOT/config.c" 2> "$TMP/build.err" ||
 		{ fail "build: $(head -5 "$TMP/build.err")"; return; }
 	# -timeout: an input that takes 5 s is a failure (unbounded work).
 	fuzz_corpus fuzz_elf "$ROOT/tests/fuzz/corpus_elf" -timeout=5 -max_len=8192 -rss_limit_mb=1024
