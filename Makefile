@@ -110,9 +110,9 @@ tests/fuzz/fuzz_config: tests/fuzz/fuzz_config.c config.c config.h
 
 # The ELF reader of kashim doctor, its corpus in tests/fuzz/corpus_elf (inputs up
 # to 8 KiB, which keeps the corpus small).
-tests/fuzz/fuzz_elf: tests/fuzz/fuzz_elf.c cli/doctor.c cli/files.c cli/cgroupfs.c cli/cli.h
+tests/fuzz/fuzz_elf: tests/fuzz/fuzz_elf.c cli/doctor.c cli/files.c cli/cgroupfs.c cli/cli.h config.c config.h
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -I. \
-		-o $@ tests/fuzz/fuzz_elf.c cli/doctor.c cli/files.c cli/cgroupfs.c
+		-o $@ tests/fuzz/fuzz_elf.c cli/doctor.c cli/files.c cli/cgroupfs.c config.c
 
 fuzz: tests/fuzz/fuzz_config tests/fuzz/fuzz_elf
 	@d=$$(mktemp -d) && ./tests/fuzz/fuzz_config -max_total_time=$(FUZZ_SECONDS) \

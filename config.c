@@ -67,6 +67,13 @@ static void line_put_escaped_n(struct kashim_line *l, const char *s, size_t len,
 		kashim_line_put(l, "...");
 }
 
+/* The same escaping for the kashim command's messages (one escaper for the
+ * library and the command). */
+void kashim_line_put_escaped(struct kashim_line *l, const char *s, size_t len, size_t max)
+{
+	line_put_escaped_n(l, s, len, max);
+}
+
 static void line_put_escaped(struct kashim_line *l, const char *s, size_t max)
 {
 	line_put_escaped_n(l, s, strnlen(s, max + 1), max);

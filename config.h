@@ -133,6 +133,8 @@ void kashim_line_put_uint(struct kashim_line *l, unsigned long v);
 /* The value as an operator typed it: quoted, bytes outside printable ASCII
  * as \xHH, cut with "..." past 40 bytes. */
 void kashim_line_put_value(struct kashim_line *l, const char *v);
+/* len bytes of s escaped as a value is (no quotes), cut with "..." past max. */
+void kashim_line_put_escaped(struct kashim_line *l, const char *s, size_t len, size_t max);
 /* Terminates with '\n' and returns the length. */
 size_t kashim_line_end(struct kashim_line *l);
 

@@ -19,13 +19,25 @@
  *          (tcp_model_timeout: 200 ms doubling up to the RTO cap),
  *          checked each time the retransmission timer fires, and that
  *          timer runs on the connection's own RTO, doubling up to the cap
- *          (retransmits_timed_out, tcp_retransmit_timer). */
+ *          (retransmits_timed_out, tcp_retransmit_timer).
+ *   MPTCP: the options are the subflows' (the kernel refuses a user
+ *          timeout); a dead peer ends a subflow within the bounds above,
+ *          and the connection net.mptcp.close_timeout later
+ *          (mptcp_close_tout_expired).  Unknown ("not bounded") without
+ *          that setting, and for the busy bound with more than one
+ *          subflow (the data is sent again on another).
+ *
+ * A socket is counted once per program however many descriptors and
+ * processes of the program hold it (inetd gives one on fds 0, 1 and 2);
+ * an option the kernel refuses to read makes the bound unknown, never a
+ * number. */
 #define _GNU_SOURCE
 #include "cli.h"
 #include "sockread.h"
 #include "../config.h"
 
 #include <ctype.h>
+#include <float.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -40,39 +52,51 @@
 #define RTO_MIN_MS 200u        /* TCP_RTO_MIN: the base of the kernel's model */
 #define RETRIES2_DEFAULT 15    /* when the sysctl cannot be read */
 #define MODEL_STEPS_MAX 100000 /* bounds the timer walk; far above any real one */
+/* A /proc/PID/cgroup line longer than this is not a path the kernel
+ * writes (it refuses paths past PATH_MAX): shown as too long, not read. */
+#define CGROUP_LINE_MAX 16384
+#define FDS_KEPT 16 /* the descriptor numbers listed per socket */
+#define UNKNOWN NAN /* a bound that cannot be proved */
 
+/* One socket of one program (listeners too), however many of its
+ * descriptors and processes hold it. */
 struct connection {
 	size_t program;
-	long pid;
+	long pid; /* the first process seen holding it */
 	struct sock_info s;
-	int retries2;
-	double idle_ms, busy_ms; /* INFINITY: never */
+	int retries2, close_timeout_s; /* of its network namespace; -1: none */
+	unsigned nfds, nprocs;         /* descriptors in pid; processes of the program */
+	int fds[FDS_KEPT];
+	char *socket_cgroup; /* its own cgroup when not its process's, else NULL */
+	double idle_ms, busy_ms; /* INFINITY: never; NAN: unknown */
 };
 
 struct program {
 	char exe[PATH_MAX];
-	char unit[256];   /* the systemd unit (*.service), or "" */
-	char cgroup[1024]; /* the cgroup v2 path */
+	char unit[256];   /* the systemd unit (*.service, *.scope), or "" */
+	char *cgroup;     /* the cgroup v2 path, whole */
 	long *pids;
 	size_t npids, cap_pids;
 	unsigned connections, keepalive, user_timeout, listeners, listeners_keepalive;
-	double worst_idle_ms, worst_busy_ms;
+	unsigned mptcp, unknown, other_cgroup;
+	double worst_idle_ms, worst_busy_ms; /* over the bounds known */
+	bool unknown_idle, unknown_busy;
 };
 
-struct netns_retries {
+struct netns_facts {
 	unsigned long long id;
-	int retries2;
+	int retries2, close_timeout_s;
+	struct diag_table diag;
 };
 
 struct audit {
 	struct program *programs;
 	size_t nprograms, cap_programs;
-	struct connection *conns; /* kept for --json only */
+	struct connection *conns; /* every socket of every program */
 	size_t nconns, cap_conns;
-	bool keep_conns;
-	struct netns_retries *netns;
-	size_t nnetns;
-	unsigned read, unreadable, exited, total_connections;
+	struct netns_facts *netns;
+	size_t nnetns, cap_netns;
+	unsigned read, unreadable, exited, total_connections, mptcp, other_cgroup;
 	/* the sockets of the process being read, counted once it was read
 	 * whole: a process that exits mid-read has no connections left */
 	struct sock_info *pending;
@@ -97,12 +121,16 @@ static void *grow(void *p, size_t *cap, size_t n, size_t size)
 
 /* --- the worst-case bounds ------------------------------------------ */
 
-static double idle_bound_ms(const struct sock_info *s)
+static double tcp_idle_bound_ms(const struct sock_info *s)
 {
 	long long idle = s->idle * 1000LL, interval = s->interval * 1000LL, k;
 
+	if (s->keepalive < 0)
+		return UNKNOWN;
 	if (s->keepalive != 1)
 		return INFINITY;
+	if (s->idle < 0 || s->interval < 0 || s->count < 0 || s->user_timeout < 0)
+		return UNKNOWN;
 	if (s->user_timeout <= 0 || interval <= 0)
 		return (double)(idle + interval * s->count);
 	k = (s->user_timeout - idle + interval - 1) / interval; /* rounded up */
@@ -129,11 +157,13 @@ static double model_timeout_ms(int boundary, unsigned rto_max_ms)
 	return ((2.0 * (1u << thresh)) - 1) * RTO_MIN_MS + (double)(boundary - thresh) * rto_max_ms;
 }
 
-static double busy_bound_ms(const struct sock_info *s, int retries2)
+static double tcp_busy_bound_ms(const struct sock_info *s, int retries2)
 {
 	double rto = s->rto_ms ? s->rto_ms : RTO_MIN_MS, step = rto, elapsed = 0, limit;
 	int i;
 
+	if (s->user_timeout < 0)
+		return UNKNOWN;
 	if (s->user_timeout > 0)
 		return 2 * rto + s->user_timeout;
 	limit = model_timeout_ms(retries2 < 0 ? 0 : retries2 > 30 ? 30 : retries2, s->rto_max_ms);
@@ -144,84 +174,150 @@ static double busy_bound_ms(const struct sock_info *s, int retries2)
 	return 2 * rto + elapsed;
 }
 
+/* An MPTCP connection: its subflow's bound (the kernel refuses a user
+ * timeout, so a subflow has none), then the close timeout. */
+static void bounds(struct connection *c)
+{
+	struct sock_info sub = c->s;
+
+	if (!c->s.mptcp) {
+		c->idle_ms = tcp_idle_bound_ms(&c->s);
+		c->busy_ms = tcp_busy_bound_ms(&c->s, c->retries2);
+		return;
+	}
+	sub.user_timeout = 0;
+	c->idle_ms = tcp_idle_bound_ms(&sub);
+	c->busy_ms = tcp_busy_bound_ms(&sub, c->retries2);
+	if (c->close_timeout_s < 0) { /* no make-after-break timeout known */
+		c->idle_ms = isinf(c->idle_ms) ? INFINITY : UNKNOWN;
+		c->busy_ms = UNKNOWN;
+		return;
+	}
+	c->idle_ms += c->close_timeout_s * 1000.0; /* never stays never */
+	c->busy_ms = c->s.mptcp_subflows == 0 ? c->busy_ms + c->close_timeout_s * 1000.0 : UNKNOWN;
+}
+
 /* --- reading -------------------------------------------------------- */
+
+static int read_number(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	char buf[32] = { 0 }, *end;
+	long v = -1;
+
+	if (fd < 0)
+		return -1;
+	if (read(fd, buf, sizeof buf - 1) > 0) {
+		v = strtol(buf, &end, 10);
+		if (end == buf || v < 0 || v > INT_MAX)
+			v = -1;
+	}
+	close(fd);
+	return (int)v;
+}
 
 static void read_retries2(void *ctx)
 {
-	int *v = ctx, fd = open("/proc/sys/net/ipv4/tcp_retries2", O_RDONLY | O_CLOEXEC);
-	char buf[32] = { 0 };
+	int *v = ctx, got = read_number("/proc/sys/net/ipv4/tcp_retries2");
 
-	if (fd < 0)
-		return;
-	if (read(fd, buf, sizeof buf - 1) > 0)
-		*v = atoi(buf);
-	close(fd);
+	if (got >= 0)
+		*v = got;
 }
 
-/* net.ipv4.tcp_retries2 of pid's network namespace, read there once. */
-static int retries2_of(struct audit *a, long pid)
+/* Run in a process's network namespace: the settings bounds need. */
+static void read_netns_facts(void *ctx)
 {
-	unsigned long long id = 0;
-	int v = -1;
+	struct netns_facts *f = ctx;
+
+	f->retries2 = read_number("/proc/sys/net/ipv4/tcp_retries2");
+	f->close_timeout_s = read_number("/proc/sys/net/mptcp/close_timeout");
+}
+
+/* The facts of pid's network namespace, read there once. */
+static const struct netns_facts *netns_of(struct audit *a, long pid)
+{
+	struct netns_facts f = { .retries2 = -1, .close_timeout_s = -1 };
 	size_t i;
 
-	if (!netns_id(pid, &id))
-		id = 0;
+	if (!netns_id(pid, &f.id))
+		f.id = 0;
 	for (i = 0; i < a->nnetns; i++)
-		if (a->netns[i].id == id)
-			return a->netns[i].retries2;
-	if (!id || !netns_run(pid, read_retries2, &v) || v < 0)
-		read_retries2(&v); /* ours, when theirs cannot be entered */
-	if (v < 0)
-		v = RETRIES2_DEFAULT;
-	a->netns = realloc(a->netns, (a->nnetns + 1) * sizeof *a->netns);
-	if (a->netns)
-		a->netns[a->nnetns++] = (struct netns_retries){ id, v };
-	else
-		a->nnetns = 0;
-	return v;
+		if (a->netns[i].id == f.id)
+			return &a->netns[i];
+	if (!f.id || !netns_run(pid, read_netns_facts, &f) || f.retries2 < 0) {
+		read_retries2(&f.retries2); /* ours, when theirs cannot be entered */
+		f.close_timeout_s = -1;
+	}
+	if (f.retries2 < 0)
+		f.retries2 = RETRIES2_DEFAULT;
+	if (f.id)
+		diag_load(pid, &f.diag);
+	a->netns = grow(a->netns, &a->cap_netns, a->nnetns, sizeof *a->netns);
+	a->netns[a->nnetns] = f;
+	return &a->netns[a->nnetns++];
 }
 
-/* The unit from a cgroup path: its last component ending in .service. */
+/* The unit from a cgroup path: its first component ending in .service or
+ * .scope, the one the system's manager made.  Below it the names are the
+ * unit's own (a delegated subtree): a process there may call its cgroup
+ * sshd.service, and is still in the unit above. */
 static void unit_of(const char *cgroup, char *unit, size_t size)
 {
-	const char *p = cgroup, *best = NULL, *end;
+	const char *p = cgroup;
 
 	unit[0] = 0;
-	while (p && *p) {
-		const char *next = strchr(p + 1, '/');
-		size_t len = next ? (size_t)(next - p - 1) : strlen(p + 1);
-		if (len > 8 && !strncmp(p + 1 + len - 8, ".service", 8))
-			best = p + 1;
-		p = next;
+	while (*p) {
+		size_t len;
+		p += strspn(p, "/");
+		len = strcspn(p, "/");
+		if ((len > 8 && !strncmp(p + len - 8, ".service", 8)) ||
+		    (len > 6 && !strncmp(p + len - 6, ".scope", 6))) {
+			if (len < size)
+				snprintf(unit, size, "%.*s", (int)len, p);
+			return;
+		}
+		p += len;
 	}
-	if (!best)
-		return;
-	end = strchr(best, '/');
-	snprintf(unit, size, "%.*s", (int)(end ? end - best : (long)strlen(best)), best);
 }
 
-static void cgroup_of(long pid, char *out, size_t size)
+/* pid's cgroup v2 path, from whole lines of /proc/PID/cgroup (any length:
+ * a cut line must not pass its remainder off as the next one); malloc'd. */
+static char *cgroup_of(long pid)
 {
-	char path[64], line[1024];
+	char path[64], *line = NULL, *found = NULL;
+	size_t cap = 0;
+	ssize_t n;
 	FILE *f;
 
-	snprintf(out, size, "?");
 	snprintf(path, sizeof path, "/proc/%ld/cgroup", pid);
 	f = fopen(path, "re");
-	if (!f)
-		return;
-	while (fgets(line, sizeof line, f))
-		if (!strncmp(line, "0::", 3)) { /* the cgroup v2 hierarchy */
+	if (f) {
+		while ((n = getline(&line, &cap, f)) > 0) {
+			if (strncmp(line, "0::", 3)) /* the cgroup v2 hierarchy only */
+				continue;
+			free(found);
+			if (n > CGROUP_LINE_MAX) {
+				found = strdup("?(a cgroup path too long to read)");
+				continue;
+			}
 			line[strcspn(line, "\n")] = 0;
-			snprintf(out, size, "%s", line + 3);
+			found = strdup(line + 3);
 		}
-	fclose(f);
+		fclose(f);
+	}
+	free(line);
+	if (!found)
+		found = strdup("?");
+	if (!found) {
+		fputs("kashim audit: out of memory\n", stderr);
+		exit(EXIT_PROBLEM);
+	}
+	return found;
 }
 
 static size_t program_of(struct audit *a, long pid)
 {
-	char exe[PATH_MAX], cgroup[1024], unit[256], path[64];
+	char exe[PATH_MAX], unit[256], path[64], *cgroup;
 	struct program *p;
 	ssize_t n;
 	size_t i;
@@ -231,7 +327,7 @@ static size_t program_of(struct audit *a, long pid)
 	exe[n > 0 ? n : 0] = 0;
 	if (n <= 0)
 		snprintf(exe, sizeof exe, "?");
-	cgroup_of(pid, cgroup, sizeof cgroup);
+	cgroup = cgroup_of(pid);
 	unit_of(cgroup, unit, sizeof unit);
 	for (i = 0; i < a->nprograms; i++) {
 		p = &a->programs[i];
@@ -246,7 +342,9 @@ static size_t program_of(struct audit *a, long pid)
 		memset(p, 0, sizeof *p);
 		snprintf(p->exe, sizeof p->exe, "%s", exe);
 		snprintf(p->unit, sizeof p->unit, "%s", unit);
-		snprintf(p->cgroup, sizeof p->cgroup, "%s", cgroup);
+		p->cgroup = cgroup;
+	} else {
+		free(cgroup);
 	}
 	p = &a->programs[i];
 	p->pids = grow(p->pids, &p->cap_pids, p->npids, sizeof *p->pids);
@@ -264,48 +362,148 @@ static void audit_visit(void *ctx, const struct sock_info *s)
 	a->pending[a->npending++] = *s;
 }
 
-static void account(struct audit *a, size_t program, long pid, int retries2,
-		    const struct sock_info *s)
+static int by_inode(const void *x, const void *y)
 {
-	struct program *p = &a->programs[program];
-	struct connection c;
+	const struct sock_info *p = x, *q = y;
 
-	if (s->state == TCP_LISTEN) {
-		p->listeners++;
-		p->listeners_keepalive += s->keepalive == 1;
-		return;
-	}
-	c = (struct connection){ program, pid, *s, retries2, idle_bound_ms(s),
-				 busy_bound_ms(s, retries2) };
-	p->connections++;
-	p->keepalive += s->keepalive == 1;
-	p->user_timeout += s->user_timeout > 0;
-	if (c.idle_ms > p->worst_idle_ms)
-		p->worst_idle_ms = c.idle_ms;
-	if (c.busy_ms > p->worst_busy_ms)
-		p->worst_busy_ms = c.busy_ms;
-	a->total_connections++;
-	if (a->keep_conns) {
+	if (p->inode != q->inode)
+		return p->inode < q->inode ? -1 : 1;
+	return (p->fd > q->fd) - (p->fd < q->fd);
+}
+
+/* The socket's own cgroup, when sock_diag knows it and it is not the
+ * process's (accepted on a listener made elsewhere). */
+static char *other_cgroup(const struct netns_facts *nf, const struct sock_info *s,
+			  unsigned long long own_id)
+{
+	const struct diag_entry *d = diag_find(&nf->diag, s->inode);
+	char path[PATH_MAX], *out;
+
+	if (!d || !d->cgroup_id || !own_id || d->cgroup_id == own_id)
+		return NULL;
+	if (!cgroup_path_of_id(d->cgroup_id, path, sizeof path))
+		snprintf(path, sizeof path, "?(cgroup id %llu)", d->cgroup_id);
+	out = strdup(path);
+	return out;
+}
+
+/* The sockets of one process, read whole: one entry per socket (inode),
+ * with the descriptors that hold it. */
+static void add_process(struct audit *a, long pid)
+{
+	size_t program = program_of(a, pid), i, k;
+	const struct netns_facts *nf = netns_of(a, pid);
+	unsigned long long own_id = cgroup_id_of_path(a->programs[program].cgroup);
+
+	qsort(a->pending, a->npending, sizeof *a->pending, by_inode);
+	for (i = 0; i < a->npending; i = k) {
+		struct connection *c;
 		a->conns = grow(a->conns, &a->cap_conns, a->nconns, sizeof *a->conns);
-		a->conns[a->nconns++] = c;
+		c = &a->conns[a->nconns++];
+		memset(c, 0, sizeof *c);
+		*c = (struct connection){ .program = program, .pid = pid, .s = a->pending[i],
+					  .retries2 = nf->retries2,
+					  .close_timeout_s = nf->close_timeout_s, .nprocs = 1 };
+		for (k = i; k < a->npending && a->pending[k].inode == a->pending[i].inode; k++)
+			if (c->nfds < FDS_KEPT)
+				c->fds[c->nfds++] = a->pending[k].fd;
+			else
+				c->nfds++;
+		c->socket_cgroup = other_cgroup(nf, &c->s, own_id);
+		bounds(c);
 	}
+}
+
+static int by_program_inode(const void *x, const void *y)
+{
+	const struct connection *p = x, *q = y;
+
+	if (p->program != q->program)
+		return p->program < q->program ? -1 : 1;
+	if (p->s.inode != q->s.inode)
+		return p->s.inode < q->s.inode ? -1 : 1;
+	return (p->pid > q->pid) - (p->pid < q->pid);
+}
+
+/* A socket held by several processes of one program (a forking server, a
+ * shell and its child) is one: the first process's entry is kept. */
+static void merge_shared(struct audit *a)
+{
+	size_t i, o = 0;
+
+	qsort(a->conns, a->nconns, sizeof *a->conns, by_program_inode);
+	for (i = 0; i < a->nconns; i++) {
+		if (o && a->conns[o - 1].program == a->conns[i].program &&
+		    a->conns[o - 1].s.inode == a->conns[i].s.inode) {
+			a->conns[o - 1].nprocs++;
+			free(a->conns[i].socket_cgroup);
+			continue;
+		}
+		a->conns[o++] = a->conns[i];
+	}
+	a->nconns = o;
+}
+
+static void worst(double *w, bool *unknown, double ms)
+{
+	if (isnan(ms))
+		*unknown = true;
+	else if (ms > *w)
+		*w = ms;
+}
+
+static int by_inode_only(const void *x, const void *y)
+{
+	unsigned long p = *(const unsigned long *)x, q = *(const unsigned long *)y;
+
+	return (p > q) - (p < q);
+}
+
+static void account(struct audit *a)
+{
+	unsigned long *inodes = malloc(a->nconns * sizeof *inodes + 1);
+	size_t i, n = 0;
+
+	for (i = 0; i < a->nconns; i++) {
+		const struct connection *c = &a->conns[i];
+		struct program *p = &a->programs[c->program];
+		if (c->s.state == TCP_LISTEN) {
+			p->listeners++;
+			p->listeners_keepalive += c->s.keepalive == 1;
+			continue;
+		}
+		p->connections++;
+		p->keepalive += c->s.keepalive == 1;
+		p->user_timeout += c->s.user_timeout > 0;
+		p->mptcp += c->s.mptcp;
+		p->unknown += isnan(c->idle_ms) || isnan(c->busy_ms);
+		p->other_cgroup += c->socket_cgroup != NULL;
+		a->mptcp += c->s.mptcp;
+		a->other_cgroup += c->socket_cgroup != NULL;
+		worst(&p->worst_idle_ms, &p->unknown_idle, c->idle_ms);
+		worst(&p->worst_busy_ms, &p->unknown_busy, c->busy_ms);
+		if (inodes)
+			inodes[n++] = c->s.inode;
+	}
+	/* the host's total: a socket two programs hold is one connection */
+	if (inodes) {
+		qsort(inodes, n, sizeof *inodes, by_inode_only);
+		for (i = 0; i < n; i++)
+			a->total_connections += !i || inodes[i] != inodes[i - 1];
+	}
+	free(inodes);
 }
 
 static void audit_process(struct audit *a, long pid)
 {
-	size_t program, i;
-	int err, retries2;
+	int err;
 
 	a->npending = 0;
 	switch (proc_read_sockets(pid, audit_visit, a, &err)) {
 	case PROC_READ_OK:
 		a->read++;
-		if (!a->npending)
-			break;
-		program = program_of(a, pid);
-		retries2 = retries2_of(a, pid);
-		for (i = 0; i < a->npending; i++)
-			account(a, program, pid, retries2, &a->pending[i]);
+		if (a->npending)
+			add_process(a, pid);
 		break;
 	case PROC_READ_DENIED: a->unreadable++; break;
 	case PROC_READ_EXITED: a->exited++; break;
@@ -335,12 +533,25 @@ static void audit_host(struct audit *a)
 
 static void seconds_text(double ms, char *out, size_t size)
 {
-	if (isinf(ms))
+	if (isnan(ms))
+		snprintf(out, size, "unknown");
+	else if (isinf(ms))
 		snprintf(out, size, "never");
 	else if (ms == (double)((long long)ms / 1000 * 1000))
 		snprintf(out, size, "%.0fs", ms / 1000);
 	else
 		snprintf(out, size, "%.1fs", ms / 1000);
+}
+
+/* A program's worst case: never if one connection never notices, else
+ * unknown if one cannot be proved, else the longest known. */
+static double program_worst(const struct program *p, bool busy)
+{
+	double w = busy ? p->worst_busy_ms : p->worst_idle_ms;
+
+	if (!isinf(w) && (busy ? p->unknown_busy : p->unknown_idle))
+		return UNKNOWN;
+	return w;
 }
 
 static void pids_text(const struct program *p, char *out, size_t size)
@@ -359,18 +570,6 @@ static const char *label_of(const struct program *p)
 	return *p->unit ? p->unit : p->cgroup;
 }
 
-/* s for a table row or a message: control characters (a newline in a
- * cgroup name) become '?', so that one program stays one line. */
-static const char *printable(const char *s, char *out, size_t size)
-{
-	size_t i;
-
-	for (i = 0; s[i] && i + 1 < size; i++)
-		out[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
-	out[i] = 0;
-	return out;
-}
-
 /* The widths of the program and unit columns: the longest value shown,
  * so that a long path never shifts the numbers out of their columns. */
 static void column_widths(const struct audit *a, bool listeners, int *wexe, int *wlabel)
@@ -381,19 +580,28 @@ static void column_widths(const struct audit *a, bool listeners, int *wexe, int 
 	*wlabel = 11;               /* "UNIT/CGROUP" */
 	for (i = 0; i < a->nprograms; i++) {
 		const struct program *p = &a->programs[i];
-		size_t le = strlen(p->exe), ll = strlen(label_of(p));
+		int le = table_text_width(p->exe), ll = table_text_width(label_of(p));
 		if (!(listeners ? p->listeners : p->connections))
 			continue;
-		if (le > (size_t)*wexe)
-			*wexe = le > PATH_MAX ? PATH_MAX : (int)le;
-		if (ll > (size_t)*wlabel)
-			*wlabel = ll > 1023 ? 1023 : (int)ll;
+		if (le > *wexe)
+			*wexe = le > PATH_MAX ? PATH_MAX : le;
+		if (ll > *wlabel)
+			*wlabel = ll > PATH_MAX ? PATH_MAX : ll;
 	}
+}
+
+/* PROGRAM and UNIT/CGROUP, each padded to its column. */
+static void print_names(const struct program *p, int we, int wl)
+{
+	put_table_text(stdout, p->exe, we);
+	fputs("  ", stdout);
+	put_table_text(stdout, label_of(p), wl);
+	fputs("  ", stdout);
 }
 
 static void print_text(const struct audit *a, int retries2)
 {
-	char pids[40], idle[24], busy[24], exe[PATH_MAX], label[1024];
+	char pids[40], idle[24], busy[24];
 	size_t i;
 	bool any = false;
 	int we, wl;
@@ -406,12 +614,11 @@ static void print_text(const struct audit *a, int retries2)
 		if (!p->connections)
 			continue;
 		pids_text(p, pids, sizeof pids);
-		seconds_text(p->worst_idle_ms, idle, sizeof idle);
-		seconds_text(p->worst_busy_ms, busy, sizeof busy);
-		printf("%-*s  %-*s  %-16s %5u %9u %12u %10s %10s\n",
-		       we, printable(p->exe, exe, sizeof exe),
-		       wl, printable(label_of(p), label, sizeof label), pids,
-		       p->connections, p->keepalive, p->user_timeout, idle, busy);
+		seconds_text(program_worst(p, false), idle, sizeof idle);
+		seconds_text(program_worst(p, true), busy, sizeof busy);
+		print_names(p, we, wl);
+		printf("%-16s %5u %9u %12u %10s %10s\n", pids, p->connections, p->keepalive,
+		       p->user_timeout, idle, busy);
 	}
 	column_widths(a, true, &we, &wl);
 	for (i = 0; i < a->nprograms; i++) {
@@ -423,9 +630,8 @@ static void print_text(const struct audit *a, int retries2)
 			       "UNIT/CGROUP", "PIDS", "LISTENERS", "KEEPALIVE");
 		any = true;
 		pids_text(p, pids, sizeof pids);
-		printf("%-*s  %-*s  %-16s %9u %9u\n", we, printable(p->exe, exe, sizeof exe),
-		       wl, printable(label_of(p), label, sizeof label), pids, p->listeners,
-		       p->listeners_keepalive);
+		print_names(p, we, wl);
+		printf("%-16s %9u %9u\n", pids, p->listeners, p->listeners_keepalive);
 	}
 	printf("\n%u processes read, %u TCP connections; net.ipv4.tcp_retries2=%d here", a->read,
 	       a->total_connections, retries2);
@@ -435,47 +641,86 @@ static void print_text(const struct audit *a, int retries2)
 	if (a->exited)
 		printf("; %u exited while read", a->exited);
 	printf("\n");
-}
-
-static void json_string(const char *s)
-{
-	putchar('"');
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\')
-			printf("\\%c", c);
-		else if (c < 0x20 || c == 0x7f)
-			printf("\\u%04x", c);
-		else
-			putchar(c);
-	}
-	putchar('"');
+	if (a->mptcp)
+		printf("%u MPTCP connection(s): a dead peer ends a subflow within its keepalive or\n"
+		       "retransmission bound, and the connection net.mptcp.close_timeout later; the\n"
+		       "bounds shown include it, or are unknown where it cannot be read or where\n"
+		       "data in flight may move to another subflow\n", a->mptcp);
+	if (a->other_cgroup)
+		printf("%u connection(s) belong to another cgroup than their process's (accepted\n"
+		       "on a listener created there: inherited, socket activation, inetd, or a\n"
+		       "process moved): the cgroup mode of the process's cgroup does not reach\n"
+		       "them; --json shows each one's socket_cgroup\n", a->other_cgroup);
 }
 
 static void json_seconds(double ms)
 {
-	if (isinf(ms))
+	if (isinf(ms) || isnan(ms))
 		printf("null");
 	else
 		printf("%.3f", ms / 1000);
 }
 
+/* The note beside a bound that is null: why. */
+static const char *bound_note(const struct connection *c)
+{
+	if (!isnan(c->idle_ms) && !isnan(c->busy_ms))
+		return NULL;
+	if (c->s.mptcp)
+		return c->close_timeout_s < 0 ? "mptcp: not bounded (net.mptcp.close_timeout unreadable)"
+					      : "mptcp: not bounded with data in flight (more than one subflow)";
+	return "unknown: the kernel refused an option read";
+}
+
+static void json_int(const char *name, int v)
+{
+	if (v < 0)
+		printf(", \"%s\": null", name);
+	else
+		printf(", \"%s\": %d", name, v);
+}
+
 static void json_connection(const struct connection *c, bool first)
 {
 	char local[64], remote[64];
+	const char *note = bound_note(c);
+	unsigned k;
 
 	sockaddr_text(&c->s.local, local, sizeof local);
 	sockaddr_text(&c->s.remote, remote, sizeof remote);
-	printf("%s\n      {\"pid\": %ld, \"fd\": %d, \"state\": \"%s\", \"local\": \"%s\", "
-	       "\"remote\": \"%s\", \"keepalive\": %s, \"idle_s\": %d, \"interval_s\": %d, "
-	       "\"count\": %d, \"user_timeout_ms\": %d, \"rto_ms\": %u, \"rto_max_ms\": %u, "
-	       "\"tcp_retries2\": %d, \"idle_bound_s\": ",
-	       first ? "" : ",", c->pid, c->s.fd, tcp_state_name(c->s.state), local, remote,
-	       c->s.keepalive == 1 ? "true" : "false", c->s.idle, c->s.interval, c->s.count,
-	       c->s.user_timeout, c->s.rto_ms, c->s.rto_max_ms, c->retries2);
+	printf("%s\n      {\"pid\": %ld, \"fd\": %d, \"fds\": [", first ? "" : ",", c->pid,
+	       c->fds[0]);
+	for (k = 0; k < c->nfds && k < FDS_KEPT; k++)
+		printf("%s%d", k ? ", " : "", c->fds[k]);
+	printf("], \"descriptors\": %u, \"processes\": %u, \"inode\": %lu, \"protocol\": \"%s\", "
+	       "\"state\": \"%s\", \"local\": \"%s\", \"remote\": \"%s\", \"keepalive\": %s",
+	       c->nfds, c->nprocs, c->s.inode, c->s.mptcp ? "mptcp" : "tcp",
+	       tcp_state_name(c->s.state), local, remote,
+	       c->s.keepalive < 0 ? "null" : c->s.keepalive == 1 ? "true" : "false");
+	json_int("idle_s", c->s.idle);
+	json_int("interval_s", c->s.interval);
+	json_int("count", c->s.count);
+	json_int("user_timeout_ms", c->s.user_timeout);
+	printf(", \"rto_ms\": %u, \"rto_max_ms\": %u, \"tcp_retries2\": %d", c->s.rto_ms,
+	       c->s.rto_max_ms, c->retries2);
+	if (c->s.mptcp) {
+		json_int("mptcp_close_timeout_s", c->close_timeout_s);
+		json_int("mptcp_extra_subflows", c->s.mptcp_subflows);
+	}
+	printf(", \"idle_bound_s\": ");
 	json_seconds(c->idle_ms);
 	printf(", \"busy_bound_s\": ");
 	json_seconds(c->busy_ms);
+	printf(", \"bound_note\": ");
+	if (note)
+		put_json_string(stdout, note);
+	else
+		printf("null");
+	printf(", \"socket_cgroup\": ");
+	if (c->socket_cgroup)
+		put_json_string(stdout, c->socket_cgroup);
+	else
+		printf("null");
 	printf("}");
 }
 
@@ -486,27 +731,29 @@ static void json_program(const struct audit *a, size_t i)
 	bool first = true;
 
 	printf("\n    {\"program\": ");
-	json_string(p->exe);
+	put_json_string(stdout, p->exe);
 	printf(", \"unit\": ");
 	if (*p->unit)
-		json_string(p->unit);
+		put_json_string(stdout, p->unit);
 	else
 		printf("null");
 	printf(", \"cgroup\": ");
-	json_string(p->cgroup);
+	put_json_string(stdout, p->cgroup);
 	printf(", \"pids\": [");
 	for (k = 0; k < p->npids; k++)
 		printf("%s%ld", k ? ", " : "", p->pids[k]);
 	printf("], \"connections\": %u, \"keepalive\": %u, \"user_timeout\": %u, "
-	       "\"worst_idle_s\": ", p->connections, p->keepalive, p->user_timeout);
+	       "\"mptcp\": %u, \"unknown_bounds\": %u, \"other_cgroup\": %u, \"worst_idle_s\": ",
+	       p->connections, p->keepalive, p->user_timeout, p->mptcp, p->unknown,
+	       p->other_cgroup);
 	/* without connections there is no worst case: null, as for never */
-	json_seconds(p->connections ? p->worst_idle_ms : INFINITY);
+	json_seconds(p->connections ? program_worst(p, false) : INFINITY);
 	printf(", \"worst_busy_s\": ");
-	json_seconds(p->connections ? p->worst_busy_ms : INFINITY);
+	json_seconds(p->connections ? program_worst(p, true) : INFINITY);
 	printf(", \"listeners\": %u, \"listeners_keepalive\": %u, \"sockets\": [",
 	       p->listeners, p->listeners_keepalive);
 	for (k = 0; k < a->nconns; k++)
-		if (a->conns[k].program == i) {
+		if (a->conns[k].program == i && a->conns[k].s.state != TCP_LISTEN) {
 			json_connection(&a->conns[k], first);
 			first = false;
 		}
@@ -528,18 +775,12 @@ static void print_json(const struct audit *a, int retries2)
 	printf("%s]}\n", a->nprograms ? "\n  " : "");
 }
 
-/* A label value in the Prometheus text format: \\, \" and \n escaped. */
+/* A label in the Prometheus text format: valid UTF-8 (bytes that are not
+ * become the text \xHH), \\, \" and \n escaped. */
 static void prom_label(const char *name, const char *v, bool last)
 {
 	printf("%s=\"", name);
-	for (; *v; v++) {
-		if (*v == '\\' || *v == '"')
-			printf("\\%c", *v);
-		else if (*v == '\n')
-			printf("\\n");
-		else
-			putchar(*v);
-	}
+	put_prom_label_value(stdout, v);
 	printf("\"%s", last ? "" : ",");
 }
 
@@ -555,7 +796,8 @@ static void prom_labels(const struct program *p, const char *bound)
 	putchar('}');
 }
 
-enum prom_field { PF_CONNS, PF_KEEPALIVE, PF_USER_TIMEOUT, PF_LISTENERS, PF_LISTENERS_KA };
+enum prom_field { PF_CONNS, PF_KEEPALIVE, PF_USER_TIMEOUT, PF_LISTENERS, PF_LISTENERS_KA,
+		  PF_MPTCP, PF_OTHER_CGROUP };
 
 static void prom_family(const struct audit *a, const char *name, const char *help,
 			enum prom_field f)
@@ -567,7 +809,9 @@ static void prom_family(const struct audit *a, const char *name, const char *hel
 		const struct program *p = &a->programs[i];
 		unsigned v = f == PF_CONNS ? p->connections : f == PF_KEEPALIVE ? p->keepalive :
 			     f == PF_USER_TIMEOUT ? p->user_timeout :
-			     f == PF_LISTENERS ? p->listeners : p->listeners_keepalive;
+			     f == PF_LISTENERS ? p->listeners :
+			     f == PF_MPTCP ? p->mptcp :
+			     f == PF_OTHER_CGROUP ? p->other_cgroup : p->listeners_keepalive;
 		fputs(name, stdout);
 		prom_labels(p, NULL);
 		printf(" %u\n", v);
@@ -580,25 +824,35 @@ static void print_prometheus(const struct audit *a)
 	size_t i, b;
 
 	prom_family(a, "kashim_audit_connections",
-		    "TCP connections of the program, listeners excluded.", PF_CONNS);
+		    "TCP connections of the program (sockets, however many descriptors hold "
+		    "each), listeners excluded.", PF_CONNS);
 	prom_family(a, "kashim_audit_connections_keepalive",
 		    "Connections with SO_KEEPALIVE on.", PF_KEEPALIVE);
 	prom_family(a, "kashim_audit_connections_user_timeout",
 		    "Connections with a TCP_USER_TIMEOUT.", PF_USER_TIMEOUT);
+	prom_family(a, "kashim_audit_connections_mptcp",
+		    "MPTCP connections (bounds through their subflows and net.mptcp.close_timeout).",
+		    PF_MPTCP);
+	prom_family(a, "kashim_audit_connections_other_cgroup",
+		    "Connections whose socket belongs to another cgroup than the process "
+		    "(accepted on a listener created elsewhere).", PF_OTHER_CGROUP);
 	prom_family(a, "kashim_audit_listeners", "Listening TCP sockets of the program.",
 		    PF_LISTENERS);
 	prom_family(a, "kashim_audit_listeners_keepalive",
 		    "Listening sockets with SO_KEEPALIVE on (inherited by accepted connections).",
 		    PF_LISTENERS_KA);
 	printf("# HELP kashim_audit_worst_case_seconds Worst-case time for the program's "
-	       "connections to notice a dead peer, idle or with data in flight; +Inf: never.\n"
+	       "connections to notice a dead peer, idle or with data in flight; +Inf: never; "
+	       "NaN: unknown.\n"
 	       "# TYPE kashim_audit_worst_case_seconds gauge\n");
 	for (i = 0; i < a->nprograms; i++)
 		for (b = 0; b < 2 && a->programs[i].connections; b++) {
-			double ms = b ? a->programs[i].worst_busy_ms : a->programs[i].worst_idle_ms;
+			double ms = program_worst(&a->programs[i], b);
 			fputs("kashim_audit_worst_case_seconds", stdout);
 			prom_labels(&a->programs[i], bound[b]);
-			if (isinf(ms))
+			if (isnan(ms))
+				printf(" NaN\n");
+			else if (isinf(ms))
 				printf(" +Inf\n");
 			else
 				printf(" %.3f\n", ms / 1000);
@@ -613,16 +867,26 @@ static void print_prometheus(const struct audit *a)
 
 /* --- the command ---------------------------------------------------- */
 
+/* For sorting: never, then unknown, then the longest. */
+static double sort_key(const struct program *p, bool busy)
+{
+	double w = program_worst(p, busy);
+
+	return isnan(w) ? DBL_MAX : w;
+}
+
 /* The worst programs first: those that never notice, then the slowest. */
 static int by_worst(const void *x, const void *y, void *programs)
 {
 	const struct program *p = (const struct program *)programs + *(const size_t *)x;
 	const struct program *q = (const struct program *)programs + *(const size_t *)y;
+	double pi = sort_key(p, false), qi = sort_key(q, false);
+	double pb = sort_key(p, true), qb = sort_key(q, true);
 
-	if (p->worst_idle_ms != q->worst_idle_ms)
-		return p->worst_idle_ms < q->worst_idle_ms ? 1 : -1;
-	if (p->worst_busy_ms != q->worst_busy_ms)
-		return p->worst_busy_ms < q->worst_busy_ms ? 1 : -1;
+	if (pi != qi)
+		return pi < qi ? 1 : -1;
+	if (pb != qb)
+		return pb < qb ? 1 : -1;
 	return strcmp(p->exe, q->exe);
 }
 
@@ -670,40 +934,51 @@ static bool parse_bound(const char *text, double *ms)
 }
 
 /* Counts the connections whose worst case exceeds max_ms and says so. */
+/* A bound that is not proved within max_ms: over it, unknown too. */
+static bool over(double ms, double max_ms)
+{
+	return isnan(ms) || ms > max_ms;
+}
+
+/* Counts the connections whose worst case exceeds max_ms and says so. */
 static unsigned over_bound(const struct audit *a, double max_ms, const char *text)
 {
-	char idle[24], busy[24], exe[PATH_MAX], label[1024];
-	unsigned over = 0, n;
-	size_t i;
+	static char exe[ESCAPED_PATH_MAX], label[ESCAPED_PATH_MAX];
+	char idle[24], busy[24], shown[160];
+	unsigned total = 0, n;
+	size_t i, k;
 
 	for (i = 0; i < a->nprograms; i++) {
 		const struct program *p = &a->programs[i];
-		if (!p->connections || (p->worst_idle_ms <= max_ms && p->worst_busy_ms <= max_ms))
+		double wi = program_worst(p, false), wb = program_worst(p, true);
+		if (!p->connections || (!over(wi, max_ms) && !over(wb, max_ms)))
 			continue;
-		n = p->connections; /* an upper figure unless the sockets were kept */
-		if (a->keep_conns) {
-			size_t k;
-			for (n = 0, k = 0; k < a->nconns; k++)
-				n += a->conns[k].program == i &&
-				     (a->conns[k].idle_ms > max_ms || a->conns[k].busy_ms > max_ms);
-		}
-		seconds_text(p->worst_idle_ms, idle, sizeof idle);
-		seconds_text(p->worst_busy_ms, busy, sizeof busy);
+		for (n = 0, k = 0; k < a->nconns; k++)
+			n += a->conns[k].program == i && a->conns[k].s.state != TCP_LISTEN &&
+			     (over(a->conns[k].idle_ms, max_ms) || over(a->conns[k].busy_ms, max_ms));
+		seconds_text(wi, idle, sizeof idle);
+		seconds_text(wb, busy, sizeof busy);
 		fprintf(stderr, "kashim audit: %s (%s, pid %ld): %u connection(s) over --max-bound "
-			"%s: worst case idle %s, busy %s\n", printable(p->exe, exe, sizeof exe),
-			printable(label_of(p), label, sizeof label), p->pids[0], n,
-			text, idle, busy);
-		over += n;
+			"%s: worst case idle %s, busy %s\n", escaped(p->exe, exe, sizeof exe),
+			escaped(label_of(p), label, sizeof label), p->pids[0], n,
+			escaped(text, shown, sizeof shown), idle, busy);
+		total += n;
 	}
-	return over;
+	return total;
 }
 
 static void audit_free(struct audit *a)
 {
 	size_t i;
 
-	for (i = 0; i < a->nprograms; i++)
+	for (i = 0; i < a->nprograms; i++) {
 		free(a->programs[i].pids);
+		free(a->programs[i].cgroup);
+	}
+	for (i = 0; i < a->nconns; i++)
+		free(a->conns[i].socket_cgroup);
+	for (i = 0; i < a->nnetns; i++)
+		free(a->netns[i].diag.e);
 	free(a->programs);
 	free(a->conns);
 	free(a->netns);
@@ -755,12 +1030,15 @@ int cmd_audit(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	if (bound_text && !parse_bound(bound_text, &max_ms)) {
+		char shown[160];
 		fprintf(stderr, "kashim audit: --max-bound \"%s\" is not a duration; accepted: "
-			"1ms to 2147483647ms, as 45, 45s, 2m, 1h or 1500ms\n", bound_text);
+			"1ms to 2147483647ms, as 45, 45s, 2m, 1h or 1500ms\n",
+			escaped(bound_text, shown, sizeof shown));
 		return EXIT_USAGE;
 	}
-	a.keep_conns = json || bound_text;
 	audit_host(&a);
+	merge_shared(&a);
+	account(&a);
 	read_retries2(&retries2);
 	sort_programs(&a);
 	if (json)

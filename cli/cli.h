@@ -50,6 +50,26 @@ void elf_read_facts(const unsigned char *data, size_t size, struct elf_facts *ou
 int open_regular(const char *path, struct stat *st, char *why, size_t why_size);
 ssize_t read_at_most(int fd, void *buf, size_t max, char *why, size_t why_size);
 
+/* files.c: text from the system (paths, cgroup names, arguments) on its
+ * way out.  escaped: as the library's messages escape it (config.c: bytes
+ * outside printable ASCII, the quote and the backslash as \xHH), into out,
+ * cut with "..." when it does not fit; escaped_n: the first n bytes of s.
+ * The machine formats keep well-formed UTF-8 and write each byte that is
+ * not UTF-8 as the text \xHH: put_json_string (quoted, control characters
+ * as \u00XX), put_prom_label_value (control characters as the text \xHH,
+ * \n as the format wants).  put_table_text: a column of a table, padded to
+ * width characters, control characters and bytes that are not UTF-8 as
+ * '?'; table_text_width: the characters it takes. */
+#include <stdio.h>
+const char *escaped(const char *s, char *out, size_t size);
+const char *escaped_n(const char *s, size_t n, char *out, size_t size);
+void put_json_string(FILE *f, const char *s);
+void put_prom_label_value(FILE *f, const char *s);
+void put_table_text(FILE *f, const char *s, int width);
+int table_text_width(const char *s);
+/* A buffer for escaped(): 4 bytes out per byte in, for a path. */
+#define ESCAPED_PATH_MAX (4 * 4096 + 4)
+
 int cmd_doctor(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_audit(int argc, char **argv);

@@ -354,10 +354,14 @@ static const char *needed_lib_imports(const struct elf_facts *f)
 	return NULL;
 }
 
+/* arg (an interpreter's or a library's name, from the file) is escaped:
+ * the reason is printed as one line. */
 static void verdict(struct doctor_verdict *v, bool reachable, const char *fmt, const char *arg)
 {
+	char shown[ESCAPED_PATH_MAX];
+
 	v->reachable = reachable;
-	snprintf(v->reason, sizeof v->reason, fmt, arg);
+	snprintf(v->reason, sizeof v->reason, fmt, escaped(arg, shown, sizeof shown));
 }
 
 static void examine_elf(struct doctor_verdict *v, const struct elf_facts *f)
@@ -410,9 +414,9 @@ static void examine_elf(struct doctor_verdict *v, const struct elf_facts *f)
 
 static bool cannot_read(struct doctor_verdict *v, const char *why)
 {
-	char path[sizeof v->path];
+	char path[ESCAPED_PATH_MAX];
 
-	snprintf(path, sizeof path, "%s", v->path);
+	escaped(v->path, path, sizeof path);
 	snprintf(v->reason, sizeof v->reason, "%.4096s: %s", path, why);
 	v->reachable = false;
 	return false;
@@ -491,6 +495,7 @@ static bool examine_script(const char *head, size_t len, bool longer, struct doc
 			   int depth)
 {
 	char interp[256], target[256], path[sizeof v->path], inner[sizeof v->reason];
+	char shown[ESCAPED_PATH_MAX];
 	const char *why;
 
 	if (!parse_shebang(head, len, longer, interp, target, sizeof interp, &why)) {
@@ -507,7 +512,8 @@ static bool examine_script(const char *head, size_t len, bool longer, struct doc
 		return false;
 	/* Prefix what we found about the interpreter. */
 	snprintf(inner, sizeof inner, "%s", v->reason);
-	snprintf(v->reason, sizeof v->reason, "a script run by %.2048s: %.4096s", v->path, inner);
+	snprintf(v->reason, sizeof v->reason, "a script run by %.2048s: %.4096s",
+		 escaped(v->path, shown, sizeof shown), inner);
 	snprintf(v->path, sizeof v->path, "%s", path);
 	return true;
 }
@@ -523,8 +529,9 @@ static bool examine(const char *program, struct doctor_verdict *v, int depth)
 	if (!find_in_path(program, v->path, sizeof v->path)) {
 		if (errno != ENOENT && strchr(program, '/'))
 			return cannot_read(v, strerror(errno));
-		snprintf(v->reason, sizeof v->reason, "%s: not found%s", program,
-			 strchr(program, '/') ? "" : " in PATH");
+		char shown[ESCAPED_PATH_MAX];
+		snprintf(v->reason, sizeof v->reason, "%.4096s: not found%s",
+			 escaped(program, shown, sizeof shown), strchr(program, '/') ? "" : " in PATH");
 		v->reachable = false;
 		return false;
 	}
@@ -569,8 +576,18 @@ bool doctor_examine(const char *program, struct doctor_verdict *v)
 	return examine(program, v, 0);
 }
 
+/* What the cgroup mode cannot reach, said wherever it is proposed. */
+static const char listener_note[] =
+	"note: the cgroup mode covers the connections a program makes in the cgroup and\n"
+	"those it accepts on listeners created there; a listener created elsewhere\n"
+	"(inherited from a parent, systemd socket activation, inetd, a server moved into\n"
+	"the cgroup by pid) keeps its creator's cgroup, and so do the connections\n"
+	"accepted on it: attach kashim to that cgroup too (for a socket unit, the\n"
+	"socket's own: KeepAlive= there), and check with kashim audit\n";
+
 int cmd_doctor(int argc, char **argv)
 {
+	static char shown[ESCAPED_PATH_MAX];
 	struct doctor_verdict v;
 
 	if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
@@ -589,8 +606,8 @@ int cmd_doctor(int argc, char **argv)
 		fprintf(stderr, "kashim doctor: %s\n", v.reason);
 		return EXIT_PROBLEM;
 	}
-	printf("%s: %s\n", v.path, v.reason);
+	printf("%s: %s\n", escaped(v.path, shown, sizeof shown), v.reason);
 	if (!v.reachable)
-		printf("hint: %s\n", cgroup_hint());
+		printf("hint: %s\n%s", cgroup_hint(), listener_note);
 	return v.reachable ? EXIT_OK : EXIT_PROBLEM;
 }

@@ -10,9 +10,6 @@
 #include "sockread.h"
 
 #include <errno.h>
-#include <linux/inet_diag.h>
-#include <linux/netlink.h>
-#include <linux/sock_diag.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,153 +17,87 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-/* inet_diag idiag_timer values */
-enum { TIMER_NONE, TIMER_RETRANSMIT, TIMER_KEEPALIVE, TIMER_TIME_WAIT, TIMER_ZERO_WINDOW };
-
-struct diag_entry {
-	unsigned long inode;
-	unsigned char timer;
-	unsigned expires_ms;
-	unsigned char probes;
-};
-
-struct diag_table {
-	struct diag_entry *e;
-	size_t n, cap;
-	bool ok; /* false: no timer information could be had */
-};
-
-static void diag_add(struct diag_table *t, const struct inet_diag_msg *m)
+static void next_probe_text(const struct sock_info *s, const struct diag_entry *timer,
+			    bool diag_ok, char *out, size_t size)
 {
-	if (t->n == t->cap) {
-		size_t cap = t->cap ? t->cap * 2 : 256;
-		struct diag_entry *e = realloc(t->e, cap * sizeof *e);
-		if (!e)
-			return;
-		t->e = e;
-		t->cap = cap;
-	}
-	t->e[t->n++] = (struct diag_entry){ m->idiag_inode, m->idiag_timer, m->idiag_expires,
-					    m->idiag_retrans };
-}
-
-static bool diag_dump_family(int nl, int family, struct diag_table *t)
-{
-	struct {
-		struct nlmsghdr nlh;
-		struct inet_diag_req_v2 req;
-	} msg = {
-		.nlh = { .nlmsg_len = sizeof msg, .nlmsg_type = SOCK_DIAG_BY_FAMILY,
-			 .nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP },
-		.req = { .sdiag_family = (unsigned char)family, .sdiag_protocol = IPPROTO_TCP,
-			 .idiag_states = ~0u },
-	};
-	static char buf[32768];
-
-	if (send(nl, &msg, sizeof msg, 0) != (ssize_t)sizeof msg)
-		return false;
-	for (;;) {
-		ssize_t n = recv(nl, buf, sizeof buf, 0);
-		struct nlmsghdr *h;
-		if (n <= 0)
-			return false;
-		for (h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
-			if (h->nlmsg_type == NLMSG_DONE)
-				return true;
-			if (h->nlmsg_type == NLMSG_ERROR)
-				return false;
-			diag_add(t, NLMSG_DATA(h));
-		}
-	}
-}
-
-static int by_inode(const void *a, const void *b)
-{
-	unsigned long x = ((const struct diag_entry *)a)->inode;
-	unsigned long y = ((const struct diag_entry *)b)->inode;
-
-	return x < y ? -1 : x > y;
-}
-
-/* Runs in the target's network namespace (netns_run). */
-static void diag_dump(void *ctx)
-{
-	struct diag_table *t = ctx;
-	int nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-
-	if (nl < 0)
-		return;
-	t->ok = diag_dump_family(nl, AF_INET, t) && diag_dump_family(nl, AF_INET6, t);
-	close(nl);
-}
-
-static void diag_load(long pid, struct diag_table *t)
-{
-	memset(t, 0, sizeof *t);
-	netns_run(pid, diag_dump, t);
-	if (t->ok)
-		qsort(t->e, t->n, sizeof *t->e, by_inode);
-}
-
-static const struct diag_entry *diag_find(const struct diag_table *t, unsigned long inode)
-{
-	struct diag_entry key = { .inode = inode };
-
-	return t->n ? bsearch(&key, t->e, t->n, sizeof *t->e, by_inode) : NULL;
-}
-
-static void next_probe_text(const struct diag_entry *timer, bool diag_ok, char *out,
-			    size_t size)
-{
-	if (!diag_ok)
+	if (s->mptcp)
+		snprintf(out, size, "mptcp: per subflow (*)");
+	else if (!diag_ok)
 		snprintf(out, size, "?");
-	else if (!timer || timer->timer == TIMER_NONE)
+	else if (!timer || timer->timer == DIAG_TIMER_NONE)
 		snprintf(out, size, "-");
-	else if (timer->timer == TIMER_KEEPALIVE)
+	else if (timer->timer == DIAG_TIMER_KEEPALIVE)
 		snprintf(out, size, "in %.1fs (%u unanswered)", timer->expires_ms / 1000.0,
 			 timer->probes);
-	else if (timer->timer == TIMER_RETRANSMIT)
+	else if (timer->timer == DIAG_TIMER_RETRANSMIT)
 		snprintf(out, size, "retransmitting");
-	else if (timer->timer == TIMER_ZERO_WINDOW)
+	else if (timer->timer == DIAG_TIMER_ZERO_WINDOW)
 		snprintf(out, size, "zero-window probing");
 	else
 		snprintf(out, size, "-");
+}
+
+/* An option as read: "unknown" where the kernel refused the read. */
+static const char *option_text(int v, const char *unit, char *out, size_t size)
+{
+	if (v < 0)
+		snprintf(out, size, "unknown");
+	else
+		snprintf(out, size, "%d%s", v, unit);
+	return out;
 }
 
 static void print_text(const struct sock_info *s, const char *local, const char *remote,
 		       const struct diag_entry *timer, bool diag_ok)
 {
 	const char *state = tcp_state_name(s->state);
-	char next[64];
+	char next[64], idle[16], intvl[16], count[16], ut[16];
 
-	next_probe_text(timer, diag_ok, next, sizeof next);
+	next_probe_text(s, timer, diag_ok, next, sizeof next);
+	option_text(s->user_timeout, "ms", ut, sizeof ut);
 	if (s->keepalive == 1)
-		printf("%-4d %-12s %-24s %-24s on  %6ds %6ds %5d %9dms %s\n", s->fd, state,
-		       local, remote, s->idle, s->interval, s->count, s->user_timeout, next);
+		printf("%-4d %-12s %-24s %-24s on  %7s %7s %5s %11s %s\n", s->fd, state, local,
+		       remote, option_text(s->idle, "s", idle, sizeof idle),
+		       option_text(s->interval, "s", intvl, sizeof intvl),
+		       option_text(s->count, "", count, sizeof count), ut, next);
 	else
-		printf("%-4d %-12s %-24s %-24s off %7s %7s %5s %9dms %s\n", s->fd, state,
-		       local, remote, "-", "-", "-", s->user_timeout, next);
+		printf("%-4d %-12s %-24s %-24s %-3s %7s %7s %5s %11s %s\n", s->fd, state, local,
+		       remote, s->keepalive < 0 ? "?" : "off", "-", "-", "-", ut, next);
+}
+
+/* A number, or null where the kernel refused the read. */
+static void json_int(const char *name, int v)
+{
+	if (v < 0)
+		printf(", \"%s\": null", name);
+	else
+		printf(", \"%s\": %d", name, v);
 }
 
 static void print_json(const struct sock_info *s, const char *local, const char *remote,
 		       const struct diag_entry *timer, bool diag_ok, bool first)
 {
-	printf("%s\n  {\"fd\": %d, \"state\": \"%s\", \"local\": \"%s\", \"remote\": \"%s\", "
-	       "\"keepalive\": %s, \"idle_s\": %d, \"interval_s\": %d, \"count\": %d, "
-	       "\"user_timeout_ms\": %d, \"timer\": ",
-	       first ? "" : ",", s->fd, tcp_state_name(s->state), local, remote,
-	       s->keepalive == 1 ? "true" : "false", s->idle, s->interval, s->count,
-	       s->user_timeout);
-	if (!diag_ok)
+	printf("%s\n  {\"fd\": %d, \"protocol\": \"%s\", \"state\": \"%s\", \"local\": \"%s\", "
+	       "\"remote\": \"%s\", \"keepalive\": %s", first ? "" : ",", s->fd,
+	       s->mptcp ? "mptcp" : "tcp", tcp_state_name(s->state), local, remote,
+	       s->keepalive < 0 ? "null" : s->keepalive == 1 ? "true" : "false");
+	json_int("idle_s", s->idle);
+	json_int("interval_s", s->interval);
+	json_int("count", s->count);
+	json_int("user_timeout_ms", s->user_timeout);
+	printf(", \"timer\": ");
+	if (s->mptcp)
+		printf("\"mptcp-subflows\", \"next_probe_ms\": null, \"unanswered_probes\": null}");
+	else if (!diag_ok)
 		printf("null, \"next_probe_ms\": null, \"unanswered_probes\": null}");
-	else if (timer && timer->timer == TIMER_KEEPALIVE)
+	else if (timer && timer->timer == DIAG_TIMER_KEEPALIVE)
 		printf("\"keepalive\", \"next_probe_ms\": %u, \"unanswered_probes\": %u}",
 		       timer->expires_ms, timer->probes);
 	else
 		printf("\"%s\", \"next_probe_ms\": null, \"unanswered_probes\": null}",
-		       !timer || timer->timer == TIMER_NONE ? "none" :
-		       timer->timer == TIMER_RETRANSMIT ? "retransmit" :
-		       timer->timer == TIMER_ZERO_WINDOW ? "zero-window" : "other");
+		       !timer || timer->timer == DIAG_TIMER_NONE ? "none" :
+		       timer->timer == DIAG_TIMER_RETRANSMIT ? "retransmit" :
+		       timer->timer == DIAG_TIMER_ZERO_WINDOW ? "zero-window" : "other");
 }
 
 static void print_header(bool json)
@@ -180,7 +111,7 @@ static void print_header(bool json)
 
 struct inspect_ctx {
 	bool json;
-	int rows;
+	int rows, mptcp;
 	struct diag_table diag;
 };
 
@@ -199,6 +130,7 @@ static void inspect_visit(void *ctx, const struct sock_info *s)
 	else
 		print_text(s, local, remote, timer, c->diag.ok);
 	c->rows++;
+	c->mptcp += s->mptcp;
 }
 
 static int usage(FILE *to, int status)
@@ -269,7 +201,9 @@ int cmd_inspect(int argc, char **argv)
 	if (!pid_arg)
 		return usage(stderr, EXIT_USAGE);
 	if (!parse_pid(pid_arg, &pid)) {
-		fprintf(stderr, "kashim inspect: \"%s\" is not a process id\n", pid_arg);
+		char shown[128];
+		fprintf(stderr, "kashim inspect: \"%s\" is not a process id\n",
+			escaped(pid_arg, shown, sizeof shown));
 		return EXIT_USAGE;
 	}
 	diag_load(pid, &c.diag);
@@ -279,6 +213,11 @@ int cmd_inspect(int argc, char **argv)
 		fputs(c.rows ? "\n]\n" : st == PROC_READ_OK || st == PROC_READ_EXITED ? "[]\n" : "", stdout);
 	else if (!c.rows && st == PROC_READ_OK)
 		fputs("(no TCP sockets)\n", stdout);
+	else if (c.mptcp)
+		fputs("\n(*) MPTCP: the options shown are those of its subflows (no user timeout:\n"
+		      "    the kernel refuses one); a vanished peer ends a subflow, and the\n"
+		      "    connection only net.mptcp.close_timeout later: kashim audit gives the bound\n",
+		      stdout);
 	free(c.diag.e);
 	fflush(stdout);
 	return read_failed(pid, st, err, c.rows);

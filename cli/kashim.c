@@ -93,6 +93,7 @@ static void report_stderr(void *ctx, const char *line, size_t len)
 static bool parse_settings(int argc, char **argv, int *i, struct settings *s, bool *help,
 			   bool *force)
 {
+	static char shown[ESCAPED_PATH_MAX];
 	static const struct { const char *opt, *var; } map[] = {
 		{ "--idle", "KASHIM_IDLE" }, { "--interval", "KASHIM_INTERVAL" },
 		{ "--count", "KASHIM_COUNT" }, { "--user-timeout", "KASHIM_USER_TIMEOUT" },
@@ -132,7 +133,7 @@ static bool parse_settings(int argc, char **argv, int *i, struct settings *s, bo
 			} else if (*i + 1 < argc) {
 				value = argv[++*i];
 			} else {
-				fprintf(stderr, "kashim: %s needs a value\n", opt);
+				fprintf(stderr, "kashim: %s needs a value\n", opt); /* ours */
 				return false;
 			}
 			if (k == sizeof map / sizeof map[0])
@@ -142,7 +143,7 @@ static bool parse_settings(int argc, char **argv, int *i, struct settings *s, bo
 			matched = true;
 		}
 		if (!matched) {
-			fprintf(stderr, "kashim: unknown option %s\n", a);
+			fprintf(stderr, "kashim: unknown option %s\n", escaped(a, shown, sizeof shown));
 			return false;
 		}
 	}
@@ -195,11 +196,13 @@ static bool usable(const char *path, char *out, size_t size)
  * Environment= would not help): such a path cannot be preloaded. */
 static bool preloadable(const char *lib, const char *cmd)
 {
+	static char shown[ESCAPED_PATH_MAX];
+
 	if (!lib[strcspn(lib, ": ")])
 		return true;
 	fprintf(stderr, "kashim %s: cannot preload %s: the loader splits LD_PRELOAD at "
 		"spaces and colons; put the library at a path without them (--library PATH)\n",
-		cmd, lib);
+		cmd, escaped(lib, shown, sizeof shown));
 	return false;
 }
 
@@ -238,6 +241,7 @@ static bool find_library(const struct settings *s, char *out, size_t size)
  * a regular file): said, and to be dropped. */
 static bool stale_entry(const char *p, size_t n)
 {
+	static char shown[ESCAPED_PATH_MAX];
 	char entry[PATH_MAX];
 	struct stat st;
 	int err;
@@ -248,13 +252,25 @@ static bool stale_entry(const char *p, size_t n)
 	err = stat(entry, &st) != 0 ? errno : 0;
 	if (!err && S_ISREG(st.st_mode))
 		return false;
-	fprintf(stderr, "kashim run: dropping %s from LD_PRELOAD: %s\n", entry,
+	fprintf(stderr, "kashim run: dropping %s from LD_PRELOAD: %s\n",
+		escaped(entry, shown, sizeof shown),
 		err ? strerror(err) : "not a regular file");
 	return true;
 }
 
+/* An LD_PRELOAD entry that names libkashim.so without a directory: the
+ * loader looks for it in its search path, and in a setuid program (secure
+ * execution), where only the system's directories count and a library
+ * needs the setuid bit, it prints an error line for it; an entry with a
+ * '/' it drops there silently. */
+static bool bare_name(const char *p, size_t n)
+{
+	return !memchr(p, '/', n);
+}
+
 /* LD_PRELOAD with lib appended, unless a libkashim.so that is there is
- * already named.  Entries are split as the loader splits them, at spaces
+ * already named (one named without a directory is replaced by lib, the
+ * full path: see bare_name).  Entries are split as the loader splits them, at spaces
  * and colons; one naming a libkashim.so path that is gone (or is not a
  * regular file) is dropped with a message: it would only make the loader
  * complain, and must not stop the real one from being added. */
@@ -268,7 +284,7 @@ static char *preload_with(const char *lib)
 
 	if (!old)
 		old = "";
-	cap = strlen(old) + strlen(lib) + 2;
+	cap = 2 * (strlen(old) + strlen(lib) + 2); /* room for lib twice, in place and appended */
 	out = malloc(cap);
 	if (!out)
 		return NULL;
@@ -281,7 +297,10 @@ static char *preload_with(const char *lib)
 		if (ours && stale_entry(p, n))
 			continue;
 		present |= ours;
-		len += (size_t)snprintf(out + len, cap - len, "%s%.*s", len ? ":" : "", (int)n, p);
+		if (ours && bare_name(p, n))
+			len += (size_t)snprintf(out + len, cap - len, "%s%s", len ? ":" : "", lib);
+		else
+			len += (size_t)snprintf(out + len, cap - len, "%s%.*s", len ? ":" : "", (int)n, p);
 	}
 	if (!present)
 		snprintf(out + len, cap - len, "%s%s", len ? ":" : "", lib);
@@ -291,6 +310,7 @@ static char *preload_with(const char *lib)
 static int cmd_run(int argc, char **argv)
 {
 	struct settings s = { 0 };
+	static char shown[ESCAPED_PATH_MAX];
 	struct doctor_verdict v;
 	bool help = false, force = false;
 	char lib[PATH_MAX];
@@ -307,7 +327,9 @@ static int cmd_run(int argc, char **argv)
 		       "Refuses a program kashim cannot reach (see kashim doctor), and a\n"
 		       "library path with a space or colon (the loader splits LD_PRELOAD\n"
 		       "at both: use a path without them, a symlink will do).  Drops an\n"
-		       "LD_PRELOAD entry naming a libkashim.so that is gone.  Repeated\n"
+		       "LD_PRELOAD entry naming a libkashim.so that is gone, and replaces one\n"
+		       "naming it without a directory by its full path (by name, every setuid\n"
+		       "program started below would print an ld.so error line).  Repeated\n"
 		       "options: the last one wins.\n\n"
 		       "options:\n%s"
 		       "  --force             run PROGRAM even if kashim cannot reach it\n\n"
@@ -330,14 +352,14 @@ static int cmd_run(int argc, char **argv)
 									: EXIT_CANNOT_EXEC;
 	}
 	if (!v.reachable && !force) {
-		fprintf(stderr, "kashim run: refusing %s: %s (--force runs it anyway; %s)\n", v.path,
-			v.reason, cgroup_hint());
+		fprintf(stderr, "kashim run: refusing %s: %s (--force runs it anyway; %s)\n",
+			escaped(v.path, shown, sizeof shown), v.reason, cgroup_hint());
 		return EXIT_RUN_FAILED;
 	}
 	if (!find_named_library(&s, v.musl ? "libkashim-musl.so" : "libkashim.so", lib, sizeof lib)) {
 		fprintf(stderr, "kashim run: cannot find %s%s%s (use --library PATH)\n",
 			v.musl ? "libkashim-musl.so, the build for musl programs" : "libkashim.so",
-			s.library ? " at " : "", s.library ? s.library : "");
+			s.library ? " at " : "", s.library ? escaped(s.library, shown, sizeof shown) : "");
 		return EXIT_RUN_FAILED;
 	}
 	if (!preloadable(lib, "run"))
@@ -353,8 +375,9 @@ static int cmd_run(int argc, char **argv)
 			return EXIT_RUN_FAILED;
 		}
 	execvp(argv[i], argv + i);
-	fprintf(stderr, "kashim run: %s: %s\n", argv[i], strerror(errno));
-	return errno == ENOENT ? EXIT_NOT_FOUND : EXIT_CANNOT_EXEC;
+	k = errno;
+	fprintf(stderr, "kashim run: %s: %s\n", escaped(argv[i], shown, sizeof shown), strerror(k));
+	return k == ENOENT ? EXIT_NOT_FOUND : EXIT_CANNOT_EXEC;
 }
 
 /* ---- check ---------------------------------------------------------- */
@@ -386,20 +409,21 @@ static bool valid_key(const char *s, size_t len)
  * (its own NULs are kept: lines holding one are refused), or NULL. */
 static char *slurp_env_file(const char *path, size_t *size)
 {
+	static char shown[ESCAPED_PATH_MAX];
 	char why[256], *buf;
 	struct stat st;
 	ssize_t len;
 	int fd = open_regular(path, &st, why, sizeof why);
 
 	if (fd < 0) {
-		fprintf(stderr, "kashim: cannot read %s: %s\n", path, why);
+		fprintf(stderr, "kashim: cannot read %s: %s\n", escaped(path, shown, sizeof shown), why);
 		return NULL;
 	}
 	buf = malloc(ENV_FILE_MAX + 2);
 	len = buf ? read_at_most(fd, buf, ENV_FILE_MAX + 1, why, sizeof why) : -1;
 	close(fd);
 	if (len < 0 || len > ENV_FILE_MAX) {
-		fprintf(stderr, "kashim: cannot read %s: %s\n", path,
+		fprintf(stderr, "kashim: cannot read %s: %s\n", escaped(path, shown, sizeof shown),
 			!buf ? strerror(ENOMEM) : len < 0 ? why : "larger than 1 MiB, not an environment file");
 		free(buf);
 		return NULL;
@@ -414,6 +438,7 @@ static char *slurp_env_file(const char *path, size_t *size)
  * the value removed. */
 static bool read_env_file(const char *path, struct env_file *out)
 {
+	static char shown[ESCAPED_PATH_MAX];
 	size_t size, start, end;
 	char *text = slurp_env_file(path, &size);
 	unsigned lineno = 0;
@@ -438,7 +463,8 @@ static bool read_env_file(const char *path, struct env_file *out)
 			continue;
 		eq = eq ? strchr(s, '=') : NULL;
 		if (!eq || !valid_key(s, (size_t)(eq - s))) {
-			fprintf(stderr, "kashim: %s:%u: not a KEY=VALUE line\n", path, lineno);
+			fprintf(stderr, "kashim: %s:%u: not a KEY=VALUE line\n",
+				escaped(path, shown, sizeof shown), lineno);
 			out->problems++;
 			continue;
 		}
@@ -520,6 +546,20 @@ static void show_settings(const struct kashim_config *c)
 						     : "the user timeout");
 }
 
+/* Does LD_PRELOAD name libkashim.so without a directory (bare_name)? */
+static bool names_bare_library(const char *pre)
+{
+	const char *p;
+	size_t n;
+
+	for (p = pre + strspn(pre, ": "); *p; p += n + strspn(p + n, ": ")) {
+		n = strcspn(p, ": ");
+		if (n == 12 && !strncmp(p, "libkashim.so", 12))
+			return true;
+	}
+	return false;
+}
+
 static int cmd_check(int argc, char **argv)
 {
 	struct kashim_config cfg;
@@ -527,6 +567,7 @@ static int cmd_check(int argc, char **argv)
 	const char *path = NULL, *names[2] = { NULL, NULL };
 	char *const *envp = environ;
 	struct kashim_source src;
+	static char shown[ESCAPED_PATH_MAX];
 	unsigned problems;
 	int i;
 
@@ -569,7 +610,7 @@ static int cmd_check(int argc, char **argv)
 		names[0] = "";
 	}
 	if (names[0])
-		printf("program              %s\n", names[0]);
+		printf("program              %s\n", escaped(names[0], shown, sizeof shown));
 	if (!cfg.enabled) {
 		printf("KASHIM               off: kashim does nothing%s; programs run unchanged\n",
 		       cfg.program_filtered && names[0] ? " for this program" : "");
@@ -581,6 +622,11 @@ static int cmd_check(int argc, char **argv)
 		if (!pre || !strstr(pre, "libkashim.so"))
 			printf("\nnote: LD_PRELOAD does not name libkashim.so here; these settings "
 			       "apply where it is preloaded (kashim run does that)\n");
+		else if (names_bare_library(pre))
+			printf("\nnote: LD_PRELOAD names libkashim.so without a directory: every "
+			       "setuid program started from here prints an ld.so error line for it "
+			       "(in a setuid program the loader drops an entry with a '/' silently); "
+			       "name its full path, as kashim run and kashim dropin write it\n");
 	}
 	if (problems)
 		fprintf(stderr, "kashim check: %u problem%s\n", problems, problems == 1 ? "" : "s");
@@ -644,7 +690,9 @@ static int cmd_dropin(int argc, char **argv)
 		return EXIT_OK;
 	}
 	if (i < argc) {
-		fprintf(stderr, "kashim dropin: unexpected argument %s\n", argv[i]);
+		char shown[ESCAPED_PATH_MAX];
+		fprintf(stderr, "kashim dropin: unexpected argument %s\n",
+			escaped(argv[i], shown, sizeof shown));
 		return EXIT_USAGE;
 	}
 	if (!settings_valid(&s)) {
@@ -698,6 +746,8 @@ int main(int argc, char **argv)
 		return cmd_detach(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "status"))
 		return cmd_status(argc - 1, argv + 1);
-	fprintf(stderr, "kashim: unknown command %s\n%s", argv[1], main_usage);
+	static char shown[ESCAPED_PATH_MAX];
+	fprintf(stderr, "kashim: unknown command %s\n%s", escaped(argv[1], shown, sizeof shown),
+		main_usage);
 	return EXIT_USAGE;
 }

@@ -15,6 +15,11 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <linux/inet_diag.h>
+#include <linux/mptcp.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <linux/sock_diag.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sched.h>
@@ -33,6 +38,9 @@
 #endif
 #ifndef IPPROTO_MPTCP
 #define IPPROTO_MPTCP 262
+#endif
+#ifndef SOL_MPTCP
+#define SOL_MPTCP 284
 #endif
 #ifndef TCP_RTO_MAX_MS
 #define TCP_RTO_MAX_MS 44 /* Linux 6.15: the per-socket cap of the backoff */
@@ -114,11 +122,21 @@ static void fill_info(int fd, int target_fd, struct sock_info *s)
 {
 	socklen_t len = sizeof s->local;
 	struct tcp_info info;
+	struct mptcp_info mi;
 	struct stat st;
 	int rto_max;
 
 	memset(s, 0, sizeof *s);
 	s->fd = target_fd;
+	s->mptcp = opt(fd, SOL_SOCKET, SO_PROTOCOL) == IPPROTO_MPTCP;
+	s->mptcp_subflows = -1;
+	if (s->mptcp) {
+		memset(&mi, 0, sizeof mi);
+		len = sizeof mi;
+		if (getsockopt(fd, SOL_MPTCP, MPTCP_INFO, &mi, &len) == 0 && len > 0)
+			s->mptcp_subflows = mi.mptcpi_subflows;
+		len = sizeof s->local;
+	}
 	getsockname(fd, (struct sockaddr *)&s->local, &len);
 	len = sizeof s->remote;
 	getpeername(fd, (struct sockaddr *)&s->remote, &len);
@@ -316,4 +334,159 @@ bool netns_run(long pid, void (*fn)(void *ctx), void *ctx)
 	if (target >= 0)
 		close(target);
 	return ran;
+}
+
+/* --- sock_diag -------------------------------------------------------- */
+
+static void diag_add(struct diag_table *t, const struct nlmsghdr *h)
+{
+	const struct inet_diag_msg *m = NLMSG_DATA(h);
+	unsigned long long cgroup_id = 0;
+	size_t off, end = h->nlmsg_len;
+
+	if (end < NLMSG_LENGTH(sizeof *m))
+		return;
+	/* the attributes after the message, each checked to lie inside it */
+	for (off = NLMSG_SPACE(sizeof *m); off + sizeof(struct rtattr) <= end;) {
+		const struct rtattr *a = (const void *)((const char *)h + off);
+		if (a->rta_len < sizeof *a || a->rta_len > end - off)
+			break;
+		if (a->rta_type == INET_DIAG_CGROUP_ID && a->rta_len >= RTA_LENGTH(sizeof cgroup_id))
+			memcpy(&cgroup_id, RTA_DATA(a), sizeof cgroup_id);
+		off += RTA_ALIGN(a->rta_len);
+	}
+	if (t->n == t->cap) {
+		size_t cap = t->cap ? t->cap * 2 : 256;
+		struct diag_entry *e = realloc(t->e, cap * sizeof *e);
+		if (!e)
+			return;
+		t->e = e;
+		t->cap = cap;
+	}
+	t->e[t->n++] = (struct diag_entry){ m->idiag_inode, m->idiag_timer, m->idiag_expires,
+					    m->idiag_retrans, cgroup_id };
+}
+
+static bool diag_dump_family(int nl, int family, int protocol, struct diag_table *t)
+{
+	struct {
+		struct nlmsghdr nlh;
+		struct inet_diag_req_v2 req;
+	} msg = {
+		.nlh = { .nlmsg_len = sizeof msg, .nlmsg_type = SOCK_DIAG_BY_FAMILY,
+			 .nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP },
+		.req = { .sdiag_family = (unsigned char)family, .sdiag_protocol = (unsigned char)protocol,
+			 .idiag_states = ~0u },
+	};
+	static char buf[32768];
+
+	if (send(nl, &msg, sizeof msg, 0) != (ssize_t)sizeof msg)
+		return false;
+	for (;;) {
+		ssize_t n = recv(nl, buf, sizeof buf, 0);
+		struct nlmsghdr *h;
+		if (n <= 0)
+			return false;
+		for (h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
+			if (h->nlmsg_type == NLMSG_DONE)
+				return true;
+			if (h->nlmsg_type == NLMSG_ERROR)
+				return false;
+			diag_add(t, h);
+		}
+	}
+}
+
+static int by_inode(const void *a, const void *b)
+{
+	unsigned long x = ((const struct diag_entry *)a)->inode;
+	unsigned long y = ((const struct diag_entry *)b)->inode;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Runs in the target's network namespace (netns_run). */
+static void diag_dump(void *ctx)
+{
+	struct diag_table *t = ctx;
+	int nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+
+	if (nl < 0)
+		return;
+	t->ok = diag_dump_family(nl, AF_INET, IPPROTO_TCP, t) &&
+		diag_dump_family(nl, AF_INET6, IPPROTO_TCP, t);
+	/* MPTCP sockets, where the kernel has its diag module (IPv4 and IPv6
+	 * alike): their cgroups; a refusal leaves them out, nothing else. */
+	if (t->ok)
+		diag_dump_family(nl, AF_INET, IPPROTO_MPTCP, t);
+	close(nl);
+}
+
+void diag_load(long pid, struct diag_table *t)
+{
+	memset(t, 0, sizeof *t);
+	netns_run(pid, diag_dump, t);
+	if (t->ok)
+		qsort(t->e, t->n, sizeof *t->e, by_inode);
+}
+
+const struct diag_entry *diag_find(const struct diag_table *t, unsigned long inode)
+{
+	struct diag_entry key = { .inode = inode };
+
+	return t->n ? bsearch(&key, t->e, t->n, sizeof *t->e, by_inode) : NULL;
+}
+
+/* --- cgroups by id ------------------------------------------------------ */
+
+#define FILEID_KERNFS 0xfe /* include/linux/exportfs.h: a cgroup's id */
+
+bool cgroup_path_of_id(unsigned long long id, char *out, size_t size)
+{
+	union {
+		struct file_handle fh;
+		char room[sizeof(struct file_handle) + sizeof(unsigned long long)];
+	} h;
+	char mount[PATH_MAX], link[64], path[PATH_MAX];
+	size_t mlen;
+	ssize_t n;
+	int mfd, fd;
+
+	if (!id || !cgroup2_mount(mount, sizeof mount))
+		return false;
+	mfd = open(mount, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (mfd < 0)
+		return false;
+	h.fh.handle_bytes = sizeof id;
+	h.fh.handle_type = FILEID_KERNFS;
+	memcpy(h.fh.f_handle, &id, sizeof id);
+	fd = open_by_handle_at(mfd, &h.fh, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	close(mfd);
+	if (fd < 0)
+		return false;
+	snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+	n = readlink(link, path, sizeof path - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	path[n] = 0;
+	mlen = strlen(mount);
+	if (strncmp(path, mount, mlen) || (path[mlen] && path[mlen] != '/'))
+		return false; /* outside the mount we know */
+	snprintf(out, size, "%s", path[mlen] ? path + mlen : "/");
+	return true;
+}
+
+unsigned long long cgroup_id_of_path(const char *path)
+{
+	char mount[PATH_MAX], *full;
+	struct stat st;
+	bool ok;
+
+	if (path[0] != '/' || !cgroup2_mount(mount, sizeof mount) ||
+	    asprintf(&full, "%s%s", mount, path) < 0)
+		return 0;
+	ok = stat(full, &st) == 0 && S_ISDIR(st.st_mode);
+	free(full);
+	return ok ? (unsigned long long)st.st_ino : 0;
 }

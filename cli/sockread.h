@@ -12,9 +12,13 @@
 struct sock_info {
 	int fd; /* the descriptor number in the target */
 	unsigned long inode;
+	bool mptcp;              /* IPPROTO_MPTCP: the options are its subflows' */
+	int mptcp_subflows;      /* subflows besides the first; -1: unreadable */
 	unsigned char state; /* tcpi_state: TCP_ESTABLISHED, TCP_LISTEN... */
 	struct sockaddr_storage local, remote;
-	int keepalive, idle, interval, count, user_timeout; /* -1: unreadable */
+	/* -1: the kernel refused the read (MPTCP refuses TCP_USER_TIMEOUT),
+	 * shown as "unknown", never as a value */
+	int keepalive, idle, interval, count, user_timeout;
 	unsigned rto_ms;    /* the retransmission timeout before any backoff */
 	unsigned rto_max_ms; /* the cap of its exponential backoff */
 };
@@ -41,6 +45,34 @@ bool netns_run(long pid, void (*fn)(void *ctx), void *ctx);
 
 /* The device and inode of pid's network namespace, false if unreadable. */
 bool netns_id(long pid, unsigned long long *id);
+
+/* What sock_diag says of each TCP (and MPTCP) socket of a network
+ * namespace, by inode: its timer, and the cgroup the socket belongs to
+ * (the one of the process that created it, or of the listener it was
+ * accepted on; INET_DIAG_CGROUP_ID, Linux 5.7; 0 when not said). */
+enum { DIAG_TIMER_NONE, DIAG_TIMER_RETRANSMIT, DIAG_TIMER_KEEPALIVE, DIAG_TIMER_TIME_WAIT,
+       DIAG_TIMER_ZERO_WINDOW };
+struct diag_entry {
+	unsigned long inode;
+	unsigned char timer;
+	unsigned expires_ms;
+	unsigned char probes;
+	unsigned long long cgroup_id;
+};
+struct diag_table {
+	struct diag_entry *e;
+	size_t n, cap;
+	bool ok; /* false: no information could be had */
+};
+/* The table of pid's network namespace (entered, as netns_run). */
+void diag_load(long pid, struct diag_table *t);
+const struct diag_entry *diag_find(const struct diag_table *t, unsigned long inode);
+
+/* The cgroup v2 path (from the mount's root) of the cgroup with this id,
+ * by its file handle (needs CAP_DAC_READ_SEARCH); false if unknown. */
+bool cgroup_path_of_id(unsigned long long id, char *out, size_t size);
+/* The id of the cgroup at path (as in /proc/PID/cgroup); 0 if unknown. */
+unsigned long long cgroup_id_of_path(const char *path);
 
 const char *tcp_state_name(unsigned state);
 void sockaddr_text(const struct sockaddr_storage *ss, char *out, size_t size);

@@ -295,10 +295,65 @@ test_doctor_scripts() {
 	says "$TMP/out" "says so" "names no interpreter"
 }
 
+# Every path and value the command prints is escaped as the library's
+# messages are: a newline in a name cannot forge a line.
+test_printed_names_are_escaped() {
+	local nl=$'x\nkashim: forged line\e[31m'
+	bounded 1 "check --env-file NAME-WITH-NEWLINE" "$K" check --env-file "$TMP/$nl"
+	[ "$(wc -l < "$TMP/err")" = 1 ] && ok "one line on stderr" || fail "$(cat -A "$TMP/err" | head -c 300)"
+	says "$TMP/err" "the newline and the escape as \\xHH" 'x\x0akashim: forged line\x1b[31m: No such file'
+	printf 'nonsense\n' > "$TMP/$nl"
+	bounded 1 "check --env-file: a bad line of a file so named" "$K" check --env-file "$TMP/$nl"
+	says "$TMP/err" "escaped before :LINE" 'x\x0akashim: forged line\x1b[31m:1: not a KEY=VALUE line'
+	local cmd
+	for cmd in "doctor $TMP/$nl" "run -- $TMP/$nl" "inspect 1${nl}" "audit --max-bound 5${nl}" "run --idle=5 --frob${nl}" "dropin --idle 5 ${nl}" "frob${nl}"; do
+		# shellcheck disable=SC2086 # the words are the arguments; the name is one
+		set -f; IFS=' ' read -r -a args <<< "${cmd%%"$nl"*}"; set +f
+		args[${#args[@]} - 1]=${args[${#args[@]} - 1]}$nl
+		timeout 20 "$K" "${args[@]}" > "$TMP/out" 2> "$TMP/err"
+		if grep -aq '^kashim: forged' "$TMP/out" "$TMP/err" || grep -aq $'\e' "$TMP/out" "$TMP/err"; then
+			fail "kashim ${cmd%%"$nl"*}...: a forged line or a raw escape: $(cat -A "$TMP/err" "$TMP/out" | head -c 300)"
+		elif grep -aqF 'x0akashim: forged line\x1b[31m' "$TMP/out" "$TMP/err"; then
+			ok "kashim ${cmd%%"$nl"*}...: the name escaped"
+		else
+			fail "kashim ${cmd%%"$nl"*}...: the name not shown: $(cat "$TMP/err" "$TMP/out" | head -c 300)"
+		fi
+	done
+}
+
+# LD_PRELOAD=libkashim.so by name: in a setuid program the loader looks
+# for it in the system's directories only, where a preload needs the
+# setuid bit, and prints an error line; a full path it drops silently.
+test_setuid_programs_silent_with_the_full_path() {
+	need_root || return
+	chmod 755 "$TMP"
+	cp /usr/bin/id "$TMP/suid-id" && chmod 4755 "$TMP/suid-id"
+	cp "$LIB" "$TMP/libkashim.so" && chmod 644 "$TMP/libkashim.so"
+	local nobody=(setpriv --reuid=65534 --regid=65534 --clear-groups)
+	LD_PRELOAD=libkashim.so "${nobody[@]}" "$TMP/suid-id" -u > "$TMP/out" 2> "$TMP/err"
+	grep -q "ld.so: object 'libkashim.so' from LD_PRELOAD cannot be preloaded" "$TMP/err" &&
+		ok "by name: the setuid program prints the loader's error (as the issue says)" ||
+		fail "by name, no error: $(cat "$TMP/err")"
+	LD_PRELOAD=$TMP/libkashim.so "${nobody[@]}" "$TMP/suid-id" -u > "$TMP/out" 2> "$TMP/err"
+	[ ! -s "$TMP/err" ] && [ "$(cat "$TMP/out")" = 0 ] && ok "by full path: silent, and it ran setuid" ||
+		fail "by full path: $(cat "$TMP/err" "$TMP/out")"
+	# LD_LIBRARY_PATH: the bare name found by the programs that are not
+	# setuid, as the package's is in the loader's path
+	LD_LIBRARY_PATH=$TMP LD_PRELOAD=libkashim.so timeout 20 "$K" run --library "$TMP/libkashim.so" -- sh -c 'echo "$LD_PRELOAD"; exec "$@"' - \
+		"${nobody[@]}" "$TMP/suid-id" -u > "$TMP/out" 2> "$TMP/err"
+	if [ "$(head -n 1 "$TMP/out")" = "$TMP/libkashim.so" ] && [ "$(sed -n 2p "$TMP/out")" = 0 ] && ! grep -q ld.so "$TMP/err"; then
+		ok "run replaces the bare name by the full path: the setuid program below is silent"
+	else
+		fail "LD_PRELOAD under run: $(cat "$TMP/out" "$TMP/err" | head -c 300)"
+	fi
+	LD_PRELOAD=libkashim.so timeout 20 "$K" check > "$TMP/out" 2> "$TMP/err"
+	says "$TMP/out" "check says to name the full path" "LD_PRELOAD names libkashim.so without a directory"
+}
+
 test_fuzz_the_elf_reader() {
 	need_cmd "$CLANG" || return
 	"$CLANG" -g -O1 -fno-omit-frame-pointer -fno-sanitize-recover=all -fsanitize=fuzzer,address,undefined \
-		-I"$ROOT" -o "$TMP/fuzz" "$ROOT/tests/fuzz/fuzz_elf.c" "$ROOT/cli/doctor.c" "$ROOT/cli/files.c" "$ROOT/cli/cgroupfs.c" 2> "$TMP/build.err" ||
+		-I"$ROOT" -o "$TMP/fuzz" "$ROOT/tests/fuzz/fuzz_elf.c" "$ROOT/cli/doctor.c" "$ROOT/cli/files.c" "$ROOT/cli/cgroupfs.c" "$ROOT/config.c" 2> "$TMP/build.err" ||
 		{ fail "build: $(head -5 "$TMP/build.err")"; return; }
 	# -timeout: an input that takes 5 s is a failure (unbounded work).
 	fuzz_corpus fuzz_elf "$ROOT/tests/fuzz/corpus_elf" -timeout=5 -max_len=8192 -rss_limit_mb=1024

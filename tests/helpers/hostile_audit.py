@@ -1,0 +1,94 @@
+# SPDX-License-Identifier: MIT
+"""Processes for tests/t_hostile_audit.sh; each writes DIR/ready when set up
+and then holds its connections until killed (at most 120 s).
+
+  hostile_audit.py dups DIR       one connection held on fds 0, 1, 2 and 7
+                                  more duplicates, in two processes (a fork)
+  hostile_audit.py mptcp DIR      an MPTCP listener and one MPTCP connection to
+                                  it; on DIR/go, blackholes lo (tc) and prints
+                                  to DIR/noticed the seconds until the client
+                                  notices, or "never" after 120 s
+  hostile_audit.py server DIR PORT  accepts on a listener it got as fd 3
+"""
+import os
+import select
+import socket
+import subprocess
+import sys
+import time
+
+IPPROTO_MPTCP = 262
+
+
+def ready(d, text=""):
+    with open(d + "/ready.tmp", "w") as f:
+        f.write(text)
+    os.rename(d + "/ready.tmp", d + "/ready")
+
+
+def wait_file(path, seconds):
+    end = time.time() + seconds
+    while time.time() < end and not os.path.exists(path):
+        time.sleep(0.05)
+    return os.path.exists(path)
+
+
+def dups(d):
+    l = socket.socket()
+    l.bind(("127.0.0.1", 0))
+    l.listen(1)
+    c = socket.create_connection(l.getsockname())
+    a, _ = l.accept()
+    l.close()
+    a_keep = a  # the peer, in this process too
+    fd = c.detach()
+    for target in (0, 1, 2):
+        os.dup2(fd, target)
+    extra = [os.dup(fd) for _ in range(6)]
+    child = os.fork()
+    if child == 0:
+        time.sleep(120)
+        os._exit(0)
+    ready(d, "%d %d %d" % (os.getpid(), child, len(extra)))
+    time.sleep(120)
+    del a_keep
+
+
+def mptcp(d):
+    l = socket.socket(socket.AF_INET, socket.SOCK_STREAM, IPPROTO_MPTCP)
+    l.bind(("127.0.0.1", 0))
+    l.listen(1)
+    c = socket.socket(socket.AF_INET, socket.SOCK_STREAM, IPPROTO_MPTCP)
+    c.connect(l.getsockname())
+    a, _ = l.accept()
+    ready(d, "%d" % c.fileno())
+    if not wait_file(d + "/go", 120):
+        return
+    subprocess.run(["tc", "qdisc", "add", "dev", "lo", "root", "blackhole"], check=True)
+    t0 = time.monotonic()
+    r, _, _ = select.select([c], [], [], 120)
+    took = time.monotonic() - t0
+    try:
+        got = c.recv(1) if r else None
+    except OSError as e:
+        got = e
+    with open(d + "/noticed", "w") as f:
+        f.write("%.2f %r\n" % (took, got) if r else "never\n")
+    del a
+
+
+def server(d):
+    l = socket.socket(fileno=3)
+    ready(d)
+    held = []
+    end = time.time() + 120
+    while time.time() < end:
+        l.settimeout(max(0.1, end - time.time()))
+        try:
+            held.append(l.accept()[0])
+        except socket.timeout:
+            break
+
+
+if __name__ == "__main__":
+    {"dups": dups, "mptcp": mptcp, "server": server}[sys.argv[1]](sys.argv[2])

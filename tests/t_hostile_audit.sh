@@ -1,0 +1,248 @@
+# SPDX-License-Identifier: MIT
+# kashim audit and inspect against hostile processes: a program and a
+# cgroup whose names are not UTF-8, one connection on ten descriptors in
+# two processes, a cgroup path made to forge a /proc/PID/cgroup line, an
+# MPTCP connection (its bound checked against the kernel), a connection
+# accepted on a listener created in another cgroup.
+# TEST_KASHIM=path runs it against another build of the command.
+. "$(dirname "$0")/lib.sh"
+
+K=${TEST_KASHIM:-$ROOT/kashim}
+HA=$HELPERS/hostile_audit.py
+
+cgroup2_root() {
+	awk '{ for (i = 1; i <= NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2") { print $5; exit } } }' \
+		/proc/self/mountinfo
+}
+
+# need_cgroup: sets CGROOT and CG (a fresh cgroup of this test, removed
+# at the end with everything below it).
+need_cgroup() {
+	need_root || return 1
+	CGROOT=$(cgroup2_root)
+	[ -n "$CGROOT" ] && [ -w "$CGROOT" ] || { skip "no writable cgroup v2 mount"; return 1; }
+	CG=$CGROOT/kashim-ha-$$-$RANDOM
+	mkdir "$CG" || { fail "cannot make $CG"; return 1; }
+	CG_MADE=$CG
+}
+
+# The processes of the test's cgroups are killed with the test (bg), then
+# the cgroups go, deepest first.
+remove_cgroups() {
+	[ -n "${CG_MADE:-}" ] || return 0
+	local i
+	for i in $(seq 50); do
+		find "$CG_MADE" -name cgroup.procs -exec cat {} + 2> /dev/null | grep -q . || break
+		sleep 0.1
+	done
+	find "$CG_MADE" -depth -type d -exec rmdir {} + 2> /dev/null
+	[ -d "$CG_MADE" ] && fail "cgroup $CG_MADE left behind"
+	return 0
+}
+trap_cleanup() { cleanup; remove_cgroups; }
+
+# in_cgroup DIR CMD...: CMD, started in cgroup DIR, in the background (bg).
+in_cgroup() {
+	local dir=$1
+	shift
+	bg bash -c 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"' - "$dir" "$@"
+}
+
+# wait_for FILE WHAT: up to 30 s for FILE; false (and a failure naming
+# WHAT) when it did not appear.
+wait_for() {
+	local i
+	for i in $(seq 300); do
+		[ -e "$1" ] && return 0
+		sleep 0.1
+	done
+	fail "the scene did not get ready: $2 ($1 missing)"
+	return 1
+}
+
+# audit_json OUT: kashim audit --json into OUT; status 0 and a document
+# that strict UTF-8 JSON accepts.
+audit_json() {
+	"$K" audit --json > "$1" 2> "$TMP/audit.err" || { fail "audit --json: status $?: $(head -c 300 "$TMP/audit.err")"; return 1; }
+	if "$PY" -c 'import json, sys; json.loads(open(sys.argv[1], "rb").read().decode("utf-8", "strict"))' "$1" 2> "$TMP/json.err"; then
+		return 0
+	fi
+	fail "audit --json is not valid UTF-8 JSON: $(tail -n 1 "$TMP/json.err")"
+	return 1
+}
+
+# pyq OUT PID EXPR: EXPR (python, with doc, progs: the programs holding
+# PID, socks: their sockets) is true.
+pyq() {
+	"$PY" - "$@" <<'PYEOF'
+import json, sys
+doc = json.loads(open(sys.argv[1], "rb").read().decode("utf-8"))
+pid = int(sys.argv[2])
+progs = [p for p in doc["programs"] if pid in p["pids"]]
+socks = [s for p in progs for s in p["sockets"] if s["pid"] == pid]
+ok = eval(sys.argv[3])
+if not ok:
+    print("false: %s; programs %s" % (sys.argv[3], json.dumps(progs)[:600]))
+sys.exit(0 if ok else 1)
+PYEOF
+}
+
+check() { # WHAT OUT PID EXPR
+	local what=$1 out
+	shift
+	if out=$(pyq "$@" 2>&1); then ok "$what"; else fail "$what: $out"; fi
+}
+
+test_names_that_are_not_utf8() {
+	need_cgroup || return
+	trap trap_cleanup EXIT
+	local bad=$'\xff\xfe\x1b[31m' exe dir port
+	exe="$TMP/hold-$bad"
+	cp "$ROOT/tests/tcphold" "$exe" && chmod 755 "$exe"
+	dir="$CG/cg-$bad.service"
+	mkdir "$dir" || { fail "cannot make a cgroup named with \\xff"; return; }
+	port=$(free_port)
+	in_cgroup "$dir" "$exe" serve "$port"
+	wait_listen "$port" || { fail "the scene did not get ready: no listener on $port"; return; }
+	in_cgroup "$dir" "$exe" connect "$port"
+	local client=$BG i
+	for i in $(seq 100); do grep -q ready "$TMP/bg.$client.log" 2> /dev/null && break; sleep 0.1; done
+	grep -q ready "$TMP/bg.$client.log" || { fail "the scene did not get ready: no connection"; return; }
+	"$K" audit --prometheus > "$TMP/a.prom" 2> "$TMP/err"
+	if promtool check metrics < "$TMP/a.prom" > "$TMP/lint" 2>&1; then
+		ok "promtool check metrics accepts audit --prometheus"
+	else
+		fail "promtool: $(head -c 300 "$TMP/lint")"
+	fi
+	grep -aF 'unit="cg-\\xff\\xfe\\x1b[31m.service"' "$TMP/a.prom" | grep -q . &&
+		ok "the label holds the text \\xff\\xfe\\x1b" || fail "no such label: $(grep -a 'cg-' "$TMP/a.prom" | head -c 300)"
+	"$K" audit > "$TMP/a.txt"
+	if grep -a "cg-" "$TMP/a.txt" | grep -q $'\x1b'; then fail "the text table holds the raw escape"; else
+		grep -aqF 'cg-???[31m.service' "$TMP/a.txt" && ok "the text table shows them as ?" || fail "$(grep -a cg- "$TMP/a.txt")"
+	fi
+	audit_json "$TMP/a.json" || return
+	ok "audit --json is valid JSON with a program and a cgroup named with bytes that are not UTF-8"
+	check "the bytes are written as \\xHH, the escape as \\u001b" "$TMP/a.json" "$client" \
+		'progs and progs[0]["program"].endswith("hold-\\xff\\xfe\x1b[31m") and progs[0]["unit"] == "cg-\\xff\\xfe\x1b[31m.service"'
+}
+
+test_one_connection_on_ten_descriptors() {
+	need_cgroup || return
+	trap trap_cleanup EXIT
+	mkdir "$TMP/d" "$CG/dups.service"
+	in_cgroup "$CG/dups.service" "$PY" "$HA" dups "$TMP/d"
+	wait_for "$TMP/d/ready" "dups" || return
+	local pid child
+	read -r pid child _ < "$TMP/d/ready"
+	audit_json "$TMP/a.json" || return
+	check "one connection counted (it is on fds 0, 1, 2 and 7 more, in two processes), and its peer" "$TMP/a.json" "$pid" \
+		'len(progs) == 1 and progs[0]["connections"] == 2 and sorted(progs[0]["pids"]) == sorted([pid, '"$child"'])'
+	check "the socket lists its 10 descriptors and 2 processes" "$TMP/a.json" "$pid" \
+		'[(s["descriptors"], s["processes"], s["fds"][:3]) for s in socks if s["descriptors"] > 1] == [(10, 2, [0, 1, 2])]'
+	"$K" audit > "$TMP/a.txt"
+	grep -E "^\S+python\S*\s+\S+\s+($pid,$child|$child,$pid)\s+2\s" "$TMP/a.txt" > /dev/null &&
+		ok "the text table says 2 connections" || fail "$(grep -E "$pid|$child" "$TMP/a.txt")"
+}
+
+test_cgroup_path_made_to_forge_a_line() {
+	need_cgroup || return
+	trap trap_cleanup EXIT
+	# The line is "0::PATH\n"; the old reader took 1023 bytes, and the
+	# rest of the line, here "0::/system.slice/sshd.service", as a line.
+	local rel=${CG#"$CGROOT"}/deleg.service dir pad
+	while [ $((${#rel} + 200)) -lt 1019 ]; do rel=$rel/$(printf 'p%.0s' $(seq 199)); done
+	pad=$((1019 - ${#rel} - 1))
+	rel=$rel/$(printf 'q%.0s' $(seq "$pad"))/0::/system.slice/sshd.service
+	dir=$CGROOT$rel
+	mkdir -p "$dir" || { fail "cannot make $dir"; return; }
+	in_cgroup "$dir" "$PY" "$HELPERS/hold.py" server 127.0.0.1 "$(free_port)"
+	local pid=$BG i
+	for i in $(seq 100); do ss -Htlnp | grep -q "pid=$pid," && break; sleep 0.1; done
+	ss -Htlnp | grep -q "pid=$pid," || { fail "the scene did not get ready: no listener"; return; }
+	audit_json "$TMP/a.json" || return
+	check "the whole cgroup path, and the unit the manager made (deleg.service), not sshd.service" "$TMP/a.json" "$pid" \
+		'progs and progs[0]["cgroup"] == "'"$rel"'" and progs[0]["unit"] == "deleg.service"'
+}
+
+test_mptcp_bound_is_the_kernels() {
+	need_cmd unshare tc || return
+	need_cgroup || return
+	trap trap_cleanup EXIT
+	mkdir "$TMP/m" "$CG/mptcp.service"
+	local home
+	home=$(sed -n 's/^0:://p' /proc/self/cgroup)
+	echo $BASHPID > "$CG/mptcp.service/cgroup.procs" # the child below starts there
+	timeout -k 5 150 unshare -n bash -c '
+		ip link set lo up
+		sysctl -qw net.mptcp.enabled=1 net.mptcp.close_timeout=3 || exit 3
+		exec env LD_PRELOAD="$1" KASHIM_IDLE=2 KASHIM_INTERVAL=1 KASHIM_COUNT=2 "$2" "$3" mptcp "$4"
+	' - "$LIB" "$PY" "$HA" "$TMP/m" > "$TMP/m/log" 2>&1 &
+	BG_PIDS+=($!)
+	echo $BASHPID > "$CGROOT$home/cgroup.procs" # this shell back where it was
+	wait_for "$TMP/m/ready" "the MPTCP connection: $(head -c 200 "$TMP/m/log")" || return
+	local pid fd
+	pid=$(pgrep -f "hostile_audit.py mptcp $TMP/m" | head -n 1)
+	fd=$(cat "$TMP/m/ready")
+	audit_json "$TMP/a.json" || return
+	check "audit: the MPTCP connection is one, its user timeout unknown (null, not -1)" "$TMP/a.json" "$pid" \
+		'[(s["protocol"], s["user_timeout_ms"]) for s in socks if s["fd"] == '"$fd"'] == [("mptcp", None)]'
+	check "audit: idle bound 2 s + 2 x 1 s on the subflow, then net.mptcp.close_timeout 3 s: 7 s" "$TMP/a.json" "$pid" \
+		'[s["idle_bound_s"] for s in socks if s["fd"] == '"$fd"'] == [7.0]'
+	"$K" inspect "$pid" > "$TMP/i.txt" 2>&1
+	if grep -q -- '-1' "$TMP/i.txt"; then fail "inspect shows -1: $(cat "$TMP/i.txt")"; else
+		grep -qE "^$fd .* unknown mptcp: per subflow" "$TMP/i.txt" && ok "inspect: user timeout unknown, mptcp said" || fail "$(cat "$TMP/i.txt")"
+	fi
+	"$K" inspect --json "$pid" > "$TMP/i.json" 2>&1
+	"$PY" -c 'import json, sys; d = [s for s in json.load(open(sys.argv[1])) if s["fd"] == int(sys.argv[2])]; sys.exit(not (d and d[0]["user_timeout_ms"] is None and d[0]["protocol"] == "mptcp"))' \
+		"$TMP/i.json" "$fd" && ok "inspect --json: user_timeout_ms null" || fail "$(head -c 400 "$TMP/i.json")"
+	touch "$TMP/m/go"
+	wait_for "$TMP/m/noticed" "the measurement" || return
+	local took
+	read -r took _ < "$TMP/m/noticed"
+	if [ "$took" = never ]; then
+		fail "the MPTCP connection never noticed its peer vanish"
+	elif "$PY" -c 'import sys; sys.exit(not float(sys.argv[1]) <= 7.0 + 1.0)' "$took"; then
+		ok "blackholed: the program noticed after $took s, within audit's 7 s bound (1 s of timer slack)"
+	else
+		fail "the program noticed after $took s, audit said 7 s"
+	fi
+}
+
+test_connection_accepted_on_a_listener_made_elsewhere() {
+	need_cgroup || return
+	need_cmd ss || return
+	trap 'cleanup; "$K" detach "$CG/attached" > /dev/null 2>&1; remove_cgroups' EXIT
+	mkdir "$CG/attached" "$CG/elsewhere" "$TMP/l"
+	"$K" attach "${KENV[@]/#/--}" "$CG/attached" > "$TMP/out" 2>&1 ||
+		"$K" attach --idle 37 --interval 11 --count 4 "$CG/attached" > "$TMP/out" 2>&1 ||
+		{ fail "attach: $(head -c 300 "$TMP/out")"; return; }
+	local port server
+	port=$(free_port)
+	# the listener is made in "elsewhere"; the server is then moved into
+	# the attached cgroup by pid, as an operator would
+	in_cgroup "$CG/elsewhere" "$PY" -c '
+import os, socket, sys
+l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind(("127.0.0.1", int(sys.argv[1]))); l.listen(8)
+os.dup2(l.fileno(), 3); os.set_inheritable(3, True)
+os.execv(sys.executable, [sys.executable, sys.argv[2], "server", sys.argv[3]])' "$port" "$HA" "$TMP/l"
+	server=$BG
+	wait_for "$TMP/l/ready" "the server" || return
+	echo "$server" > "$CG/attached/cgroup.procs"
+	bg "$PY" "$HELPERS/hold.py" client 127.0.0.1 "$port"
+	local i
+	for i in $(seq 100); do [ "$(ss -Htn state established "sport = :$port" | wc -l)" -ge 1 ] && break; sleep 0.1; done
+	audit_json "$TMP/a.json" || return
+	check "audit: the accepted connection has no keepalive, its socket in the listener's cgroup, not the process's" "$TMP/a.json" "$server" \
+		'progs and progs[0]["cgroup"] == "'"${CG#"$CGROOT"}/attached"'" and [(s["keepalive"], s["socket_cgroup"]) for s in socks] == [(False, "'"${CG#"$CGROOT"}/elsewhere"'")]'
+	expect_socket "$server" "state=ESTABLISHED" "keepalive=0" "the kernel agrees: keepalive off"
+	"$K" audit > "$TMP/a.txt"
+	grep -q "belong to another cgroup than their process's" "$TMP/a.txt" && ok "the text says why" || fail "$(tail -n 5 "$TMP/a.txt")"
+}
+
+test_doctor_says_what_the_cgroup_mode_misses() {
+	expect_status 1 "doctor on a static program" "$K" doctor "$ROOT/tests/tcphold"
+	expect_text "$TMP/out" "it says listeners created elsewhere keep their creator's cgroup" "keeps its creator's cgroup"
+}
+
+run_tests
