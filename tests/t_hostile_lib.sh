@@ -114,6 +114,29 @@ test_filters_in_a_seccomp_sandbox() {
 		"$PY" "$HELPERS/filtered_connects.py"
 }
 
+# The cost of the address check, counted with strace: with filters, one
+# refused rt_sigprocmask per connect() (two when the address crosses a
+# 4 KiB boundary) and two at load; no process_vm_readv.
+test_filters_cost_one_probe_per_connect() {
+	need_cmd strace || return
+	strace -f -qq -o "$TMP/trace" -e trace=rt_sigprocmask,process_vm_readv \
+		"${SHIM[@]}" KASHIM_ONLY=127.0.0.1 "$PY" -c '
+import socket
+l = socket.create_server(("127.0.0.1", 0))
+x = socket.create_server(("127.0.0.2", 0))
+keep = [socket.create_connection(l.getsockname()) for i in range(3)]
+keep.append(socket.create_connection(x.getsockname()))' > "$TMP/out" 2>&1
+	local refused faulted readv
+	refused=$(grep -c 'rt_sigprocmask(.* = -1 EINVAL' "$TMP/trace")
+	faulted=$(grep -c 'rt_sigprocmask(.* = -1 EFAULT' "$TMP/trace")
+	readv=$(grep -c 'process_vm_readv(' "$TMP/trace")
+	if [ "$readv" -eq 0 ] && [ "$faulted" -eq 1 ] && [ "$refused" -ge 5 ] && [ "$refused" -le 9 ]; then
+		ok "4 connect() with KASHIM_ONLY: $((refused + faulted)) address checks (2 at load), no process_vm_readv"
+	else
+		fail "$refused refused and $faulted faulted rt_sigprocmask, $readv process_vm_readv (want 5 to 9, 1, 0)"
+	fi
+}
+
 # The options are on the socket before the SYN, sandbox or not: a blocking
 # connect() to a peer that never answers ends at the user timeout (2 s),
 # not at the kernel's SYN retries (about 130 s).
