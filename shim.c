@@ -381,6 +381,8 @@ KASHIM_OUT_OF_LINE static void kashim_debug_loaded(const struct kashim_config *c
 		kashim_dput_uint(&l, cfg->user_timeout_ms);
 		kashim_dput(&l, cfg->user_timeout_mode == KASHIM_UT_AUTO ? "ms (auto)" : "ms");
 	}
+	if (cfg->deferred && !__atomic_load_n(&kashim_probe_works, __ATOMIC_RELAXED))
+		kashim_dput(&l, "; filters judged after connect()");
 	kashim_debug_send(&l);
 }
 

@@ -112,6 +112,7 @@ test_filters_in_a_seccomp_sandbox() {
 	sandboxed "KASHIM_ONLY, rt_sigprocmask answering EINVAL before reading" \
 		"${SHIM[@]}" KASHIM_ONLY=127.0.0.1,::1 KASHIM_DEBUG=1 "$HOSTILE" sandbox emulated \
 		"$PY" "$HELPERS/filtered_connects.py"
+	expect_text "$TMP/err" "... and KASHIM_DEBUG says so at load" 'loaded: .*; filters judged after connect\(\)$'
 }
 
 # The cost of the address check, counted with strace: with filters, one
