@@ -8,8 +8,9 @@
  * only: no getenv, malloc, stdio or locks, and errno is always restored.
  *
  * Living inside someone else's process:
- * - a pointer the program passes is read only after the kernel accepted it
- *   (or copied with process_vm_readv, which answers EFAULT, never SIGSEGV);
+ * - a pointer the program passes is read only after the kernel accepted it,
+ *   or showed it can read it (a refused rt_sigprocmask: EFAULT, never
+ *   SIGSEGV, and no call a sandbox may deny);
  * - the stack is borrowed (a 16 KiB thread, a 4 KiB sigaltstack): no
  *   wrapper keeps more than a short line and a few words on its frame, and a
  *   call that arrives while another is loading passes straight through;
@@ -109,6 +110,10 @@ struct kashim_names {
 	char exe[256];
 };
 static struct kashim_names kashim_names_ro;
+
+/* With filters: whether the address check before connect() answers as the
+ * kernel does (kashim_copy_address); written by the loader, before READY. */
+static bool kashim_probe_works;
 
 /* ---- messages ---------------------------------------------------------- */
 
@@ -376,6 +381,8 @@ KASHIM_OUT_OF_LINE static void kashim_debug_loaded(const struct kashim_config *c
 		kashim_dput_uint(&l, cfg->user_timeout_ms);
 		kashim_dput(&l, cfg->user_timeout_mode == KASHIM_UT_AUTO ? "ms (auto)" : "ms");
 	}
+	if (cfg->deferred && !__atomic_load_n(&kashim_probe_works, __ATOMIC_RELAXED))
+		kashim_dput(&l, "; filters judged after connect()");
 	kashim_debug_send(&l);
 }
 
@@ -383,6 +390,7 @@ static void kashim_adopt(int fd, const struct kashim_config *cfg, const char *wh
 static void kashim_adopt_server_side(int fd, const struct kashim_config *cfg,
 				     const char *where);
 static void kashim_adopt_pending(const struct kashim_config *cfg);
+static bool kashim_probe_check(void);
 
 /* Sockets the program holds before main(): an inetd-style connection on
  * stdin/stdout/stderr and systemd's socket-activated listeners. */
@@ -451,6 +459,9 @@ static __attribute__((noinline)) void kashim_load_as_winner(void)
 	if (kashim_first_copy()) {
 		kashim_load_config(&kashim_settings_ro, &kashim_names_ro,
 				   getauxval(AT_SECURE) != 0);
+		if (kashim_settings_ro.deferred)
+			__atomic_store_n(&kashim_probe_works, kashim_probe_check(),
+					 __ATOMIC_RELAXED);
 		if (kashim_settings_ro.enabled && kashim_settings_ro.debug)
 			kashim_debug_loaded(&kashim_settings_ro);
 	} else {
@@ -720,9 +731,29 @@ static bool kashim_covers(const struct kashim_config *cfg, bool server,
 	return false;
 }
 
-/* A connection judged by one of its own addresses (getsockname for one
- * accepted, getpeername for one made during load), when filters are in
- * force; a family other than IPv4 or IPv6 marks it not TCP. */
+/* The remote end of a connection the program made, as the kernel holds
+ * it.  getpeername() answers ENOTCONN until the handshake is done, so a
+ * non-blocking connect() still in SYN_SENT would look unconnected;
+ * SO_PEERNAME (the kernel's "peer 2" query) answers from the moment the
+ * kernel accepted the address.  It refuses a buffer longer than the
+ * address, so the IPv4 size is asked first and IPv6 only when that is
+ * the family. */
+static int kashim_peer_address(int fd, struct sockaddr_in6 *addr, socklen_t *len)
+{
+	*len = sizeof(struct sockaddr_in);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERNAME, addr, len) != 0)
+		return -1;
+	if (addr->sin6_family != AF_INET6)
+		return 0;
+	*len = sizeof *addr;
+	return getsockopt(fd, SOL_SOCKET, SO_PEERNAME, addr, len);
+}
+
+/* A connection judged by one of its own addresses (the local one for a
+ * connection accepted, the remote one for a connection made during the
+ * load or, when the address cannot be read before the call, after its
+ * connect()), when filters are in force; a family other than IPv4 or
+ * IPv6 marks it not TCP. */
 static bool kashim_covered_by_own_address(int fd, const struct kashim_config *cfg,
 					  bool server)
 {
@@ -731,7 +762,7 @@ static bool kashim_covered_by_own_address(int fd, const struct kashim_config *cf
 	int saved = errno, rc;
 
 	rc = server ? getsockname(fd, (struct sockaddr *)&addr, &len)
-		    : getpeername(fd, (struct sockaddr *)&addr, &len);
+		    : kashim_peer_address(fd, &addr, &len);
 	errno = saved;
 	if (rc != 0)
 		return false;
@@ -839,27 +870,69 @@ static void kashim_pending_add(int fd, bool server)
 
 /* ---- connect() --------------------------------------------------------- */
 
-/* The program's address, copied by the kernel (process_vm_readv on
- * ourselves answers EFAULT where a plain read would crash); 0 bytes when it
- * cannot be read. */
+/* The program's address, read only where the kernel has just shown it can
+ * read it itself.  The filters need the address before the real call
+ * (the user timeout then also bounds the handshake), and a preload must
+ * neither crash on a pointer the kernel would refuse with EFAULT nor make
+ * a call a sandbox may deny: process_vm_readv, used before, is one that
+ * seccomp policies deny (every connection then looked uncovered) or kill
+ * on (SIGSYS at connect()), and a filter may be installed after the load,
+ * so checking for one at load would not do.
+ *
+ * The probe is rt_sigprocmask() with a `how` the kernel refuses: it copies
+ * the 8-byte signal set from user memory first (EFAULT if it cannot),
+ * then answers EINVAL without touching the mask.  No sandbox can deny the
+ * call (libc blocks signals around fork, posix_spawn, thread creation,
+ * abort), and no policy filters it on `how`.  An address of at most 28
+ * bytes spans at most two pages, so its first and last 8 bytes cover
+ * every page the kernel's own copy will touch (one probe when both are in
+ * the same 4 KiB).  The loader checks once that the probe answers as the
+ * kernel does (an emulator, another signal-set size); when it does not,
+ * connect() is judged after the call instead, from the kernel's copy
+ * (kashim_after_connect).  Left: a thread that unmaps the address while
+ * another is inside connect() with it. */
+#define KASHIM_HOW_REFUSED 0x6b61 /* not SIG_BLOCK, SIG_UNBLOCK or SIG_SETMASK */
+#define KASHIM_KERNEL_SIGSET ((_NSIG - 1) / 8)
+
+static bool kashim_kernel_reads(const void *p)
+{
+	int saved = errno;
+	bool readable = syscall(SYS_rt_sigprocmask, KASHIM_HOW_REFUSED, p, NULL,
+				(unsigned long)KASHIM_KERNEL_SIGSET) != 0 && errno == EINVAL;
+
+	errno = saved;
+	return readable;
+}
+
+/* Once, at load, when filters are set: a readable set answers EINVAL, a
+ * kernel address EFAULT. */
+static bool kashim_probe_check(void)
+{
+	unsigned long set[2] = { 0, 0 };
+
+	return kashim_kernel_reads(set) &&
+	       !kashim_kernel_reads((const void *)(~(uintptr_t)0 - 4095));
+}
+
+/* 0 when the address cannot be read, or is too short to judge. */
 static socklen_t kashim_copy_address(struct sockaddr_in6 *copy, const struct sockaddr *addr,
 				     socklen_t len)
 {
-	struct iovec local = { copy, sizeof *copy }, remote = { (void *)(uintptr_t)addr, len };
-	int saved = errno;
-	ssize_t n;
+	uintptr_t first = (uintptr_t)addr, last;
+	socklen_t n = len < sizeof *copy ? len : (socklen_t)sizeof *copy;
 
-	if (len < local.iov_len)
-		local.iov_len = len;
-	remote.iov_len = local.iov_len;
-	n = syscall(SYS_process_vm_readv, (long)getpid(), &local, 1UL, &remote, 1UL, 0UL);
-	errno = saved;
-	return n > 0 ? (socklen_t)n : 0;
+	if (n < sizeof(struct sockaddr_in) || !kashim_kernel_reads(addr))
+		return 0;
+	last = first + n - KASHIM_KERNEL_SIGSET;
+	if ((first >> 12) != ((first + n - 1) >> 12) && !kashim_kernel_reads((const void *)last))
+		return 0;
+	__builtin_memcpy(copy, addr, n);
+	return n;
 }
 
 /* Before the real call, so the user timeout also bounds the handshake.
  * The decision is made from the fd, never from the address the program
- * passed, which only the filters read, through a safe copy.  A socket
+ * passed, which only the filters read, through a checked copy.  A socket
  * kashim configured at socket() needs no second look (an unconnected
  * socket from elsewhere reusing its fd number would be missed: rare, and
  * then left as the kernel made it). */
@@ -880,8 +953,26 @@ static void kashim_before_connect(int fd, const struct sockaddr *addr, socklen_t
 			kashim_adopt(fd, cfg, "connect");
 		return;
 	}
+	if (!__atomic_load_n(&kashim_probe_works, __ATOMIC_RELAXED))
+		return; /* judged after the call */
 	copied = kashim_copy_address(&copy, addr, len);
 	if (copied && kashim_covers(cfg, false, (const struct sockaddr *)&copy, copied))
+		kashim_adopt(fd, cfg, "connect");
+	else
+		kashim_debug_left(fd, cfg, "connect", "not covered by KASHIM_SCOPE/ONLY/SKIP");
+}
+
+/* With filters and no working probe: judged by the remote address the
+ * kernel accepted (a failed call leaves none).  The keepalive options
+ * still hold; a blocking connect()'s handshake is then bounded by the
+ * kernel's SYN retries, not by the user timeout. */
+KASHIM_OUT_OF_LINE static void kashim_after_connect(int fd, const struct kashim_config *cfg)
+{
+	if (!cfg->enabled || kashim_marked(&kashim_not_tcp, fd))
+		return;
+	if (cfg->mode != KASHIM_MODE_FORCE && kashim_marked(&kashim_app_off, fd))
+		return;
+	if (kashim_covered_by_own_address(fd, cfg, false))
 		kashim_adopt(fd, cfg, "connect");
 	else
 		kashim_debug_left(fd, cfg, "connect", "not covered by KASHIM_SCOPE/ONLY/SKIP");
@@ -995,6 +1086,8 @@ KASHIM_API int connect(int fd, const struct sockaddr *addr, socklen_t len)
 	rc = next ? next(fd, addr, len) : (int)syscall(SYS_connect, fd, addr, len);
 	if (!cfg && !kashim_marked(&kashim_not_tcp, fd))
 		kashim_pending_add(fd, false);
+	else if (cfg && cfg->deferred && !__atomic_load_n(&kashim_probe_works, __ATOMIC_RELAXED))
+		kashim_after_connect(fd, cfg);
 	return rc;
 }
 

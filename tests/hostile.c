@@ -12,17 +12,34 @@
  *                      run with fd 2 closed: a socket becomes fd 2 (its
  *                      peer must read nothing); with FILE, fd 2 is closed
  *                      after start and a data file takes its number
- *   hostile debuglines a few sockets, for counting debug lines */
+ *   hostile debuglines a few sockets, for counting debug lines
+ *   hostile sandbox errno|kill|killthread|trap|emulated PROGRAM [ARG...]
+ *                      PROGRAM run under a seccomp filter that denies the
+ *                      process-inspection calls (process_vm_readv and
+ *                      _writev, ptrace, kcmp, pidfd_getfd, process_madvise)
+ *                      as sandboxes do: with EPERM, SECCOMP_RET_KILL_PROCESS,
+ *                      _KILL_THREAD or _TRAP (SIGSYS); raw prctl, no
+ *                      libseccomp; every other call is allowed.  emulated:
+ *                      EPERM, and rt_sigprocmask with a `how` other than
+ *                      SIG_BLOCK/UNBLOCK/SETMASK answers EINVAL before the
+ *                      kernel reads the set (as an emulator checking its
+ *                      arguments in another order might) */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stddef.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -239,12 +256,72 @@ static int sigpipe_pending(void)
 	return sigismember(&set, SIGPIPE);
 }
 
+#if defined(__x86_64__)
+#define NATIVE_ARCH AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define NATIVE_ARCH AUDIT_ARCH_AARCH64
+#elif defined(__i386__)
+#define NATIVE_ARCH AUDIT_ARCH_I386
+#endif
+
+#define DENY(nr) BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (nr), 0, 1), \
+		 BPF_STMT(BPF_RET | BPF_K, action)
+
+static int sandbox(const char *how, char **argv)
+{
+	bool emulated = !strcmp(how, "emulated"), known = true;
+	unsigned action = SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA);
+
+	if (!strcmp(how, "kill"))
+		action = SECCOMP_RET_KILL_PROCESS;
+	else if (!strcmp(how, "killthread"))
+		action = SECCOMP_RET_KILL_THREAD; /* 0 */
+	else if (!strcmp(how, "trap"))
+		action = SECCOMP_RET_TRAP;
+	else
+		known = emulated || !strcmp(how, "errno");
+	struct sock_filter insn[] = {
+#ifdef NATIVE_ARCH
+		/* another ABI's numbers mean other calls: allow nothing of it */
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, NATIVE_ARCH, 1, 0),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
+#endif
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		/* emulated: rt_sigprocmask(how > 2, ...) is EINVAL, unread (the
+		 * low half of args[0]: little-endian) */
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_rt_sigprocmask, 0, 4),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])),
+		BPF_JUMP(BPF_JMP | BPF_JGT | BPF_K, emulated ? SIG_SETMASK : ~0u, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EINVAL & SECCOMP_RET_DATA)),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+		DENY(SYS_process_vm_readv),
+		DENY(SYS_process_vm_writev),
+		DENY(SYS_ptrace),
+		DENY(SYS_kcmp),
+		DENY(438), /* pidfd_getfd */
+		DENY(440), /* process_madvise */
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { (unsigned short)(sizeof insn / sizeof insn[0]), insn };
+
+	if (!known || !argv[0])
+		return fprintf(stdout, "usage: hostile sandbox errno|kill|killthread|trap|emulated PROGRAM...\n"), 2;
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+	    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
+		return perror("hostile: seccomp filter"), 2;
+	execvp(argv[0], argv);
+	return perror("hostile: exec"), 2;
+}
+
 int main(int argc, char **argv)
 {
 	int rc = 2;
 
 	if (argc < 2)
 		return fprintf(stdout, "usage: hostile CASE\n"), 2;
+	if (!strcmp(argv[1], "sandbox") && argc > 2)
+		return sandbox(argv[2], argv + 3);
 	if (!strcmp(argv[1], "pointers") && argc > 2)
 		rc = pointers(argv[2]);
 	else if (!strcmp(argv[1], "reuse"))

@@ -16,11 +16,22 @@
  *
  * HOSTILE_BIG_STACKS=1: the same on default stacks (only the concurrency).
  *
+ * HOSTILE_CONNECT=answer|busy: each socket a thread keeps is non-blocking
+ * and connect()ed at once, in turn to a listener on 127.0.0.1 (for a
+ * KASHIM_ONLY=127.0.0.1 that covers it) and one on 127.0.0.2 (excluded);
+ * with busy, the listeners' queues are full, so the connections stay in
+ * SYN_SENT (a server an RTT away looks the same while the load runs).
+ *
  * Afterwards the handler runs 100 more times, and after main() one line
  * goes to the file named by HOSTILE_REPORT:
  *   made=N kept=K configured=C errno_changed=E signals=S in_load=L
+ *   excluded=X excluded_configured=Y connect_failed=F
  * where configured counts the kept sockets the kernel shows with keepalive
- * on and TCP_KEEPIDLE equal to HOSTILE_IDLE. */
+ * on and TCP_KEEPIDLE equal to HOSTILE_IDLE; with HOSTILE_CONNECT, kept
+ * and configured count the connections to 127.0.0.1, excluded and
+ * excluded_configured (keepalive on) those to 127.0.0.2, and
+ * connect_failed the connect() calls that answered neither 0 nor
+ * EINPROGRESS. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -28,6 +39,7 @@
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,7 +61,10 @@ static struct sockaddr_in listen_addr;
 static pid_t main_tid;
 static int go, stop, loading;
 static int kept[THREADS][KEEP], nkept[THREADS];
-static long made, errno_changed, signals, signals_in_load;
+static long made, errno_changed, signals, signals_in_load, connect_failed, makers_under_way;
+static int connect_mode; /* HOSTILE_CONNECT given */
+static struct sockaddr_in target[2]; /* covered, excluded */
+static int target_fd[2] = { -1, -1 };
 
 static void add(long *counter)
 {
@@ -93,15 +108,22 @@ static void *maker(void *arg)
 		pause_us(50);
 	for (i = 0; i < CALLS && !__atomic_load_n(&stop, __ATOMIC_ACQUIRE); i++) {
 		int during = __atomic_load_n(&loading, __ATOMIC_ACQUIRE), s;
+		bool keep = during && nkept[id] < KEEP;
 		errno = 4242;
-		s = socket(AF_INET, SOCK_STREAM, 0);
+		s = socket(AF_INET, connect_mode && keep ? SOCK_STREAM | SOCK_NONBLOCK : SOCK_STREAM, 0);
 		if (s < 0)
 			continue;
 		if (errno != 4242)
 			add(&errno_changed);
+		if (connect_mode && keep &&
+		    connect(s, (struct sockaddr *)&target[nkept[id] % 2], sizeof target[0]) != 0 &&
+		    errno != EINPROGRESS)
+			add(&connect_failed);
 		pause_us(20); /* leave the loader and the storm some of the CPU */
 		add(&made);
-		if (during && nkept[id] < KEEP)
+		if (i == 0)
+			add(&makers_under_way);
+		if (keep)
 			kept[id][nkept[id]++] = s;
 		else
 			close(s);
@@ -171,6 +193,32 @@ static int raw_listener(void)
 	return 0;
 }
 
+/* The two listeners the kept sockets connect to, made without socket(). */
+static int connect_targets(const char *how)
+{
+	const char *host[2] = { "\x7f\x00\x00\x01", "\x7f\x00\x00\x02" };
+	int busy = !strcmp(how, "busy"), i;
+
+	for (i = 0; i < 2; i++) {
+		socklen_t len = sizeof target[i];
+		int fd = (int)syscall(SYS_socket, AF_INET, SOCK_STREAM, 0);
+		target[i].sin_family = AF_INET;
+		memcpy(&target[i].sin_addr, host[i], 4);
+		/* backlog 0 holds one connection; a second fills nothing more */
+		if (fd < 0 || bind(fd, (struct sockaddr *)&target[i], sizeof target[i]) ||
+		    listen(fd, busy ? 0 : THREADS * KEEP) ||
+		    getsockname(fd, (struct sockaddr *)&target[i], &len))
+			return -1;
+		target_fd[i] = fd;
+		if (busy) { /* fill the queue, with sockets made without socket() */
+			int c = (int)syscall(SYS_socket, AF_INET, SOCK_STREAM, 0);
+			if (c < 0 || syscall(SYS_connect, c, &target[i], sizeof target[i]) != 0)
+				return -1;
+		}
+	}
+	return 0;
+}
+
 static int opt(int fd, int level, int name)
 {
 	int v = -1;
@@ -184,8 +232,8 @@ static int opt(int fd, int level, int name)
 __attribute__((destructor)) static void report(void)
 {
 	const char *want = getenv("HOSTILE_IDLE"), *path = getenv("HOSTILE_REPORT");
-	int t, i, keptn = 0, configured = 0, out;
-	char line[200];
+	int t, i, keptn = 0, configured = 0, excluded = 0, excluded_configured = 0, out;
+	char line[300];
 	int n;
 
 	if (!path)
@@ -193,14 +241,23 @@ __attribute__((destructor)) static void report(void)
 	for (t = 0; t < THREADS; t++)
 		for (i = 0; i < nkept[t]; i++) {
 			int fd = kept[t][i];
+			if (connect_mode && i % 2 == 1) { /* to 127.0.0.2 */
+				excluded++;
+				excluded_configured += opt(fd, SOL_SOCKET, SO_KEEPALIVE) == 1;
+				close(fd);
+				continue;
+			}
 			keptn++;
 			if (opt(fd, SOL_SOCKET, SO_KEEPALIVE) == 1 && want &&
 			    opt(fd, IPPROTO_TCP, TCP_KEEPIDLE) == atoi(want))
 				configured++;
 			close(fd);
 		}
-	n = snprintf(line, sizeof line, "made=%ld kept=%d configured=%d errno_changed=%ld signals=%ld in_load=%ld\n",
-		     made, keptn, configured, errno_changed, signals, signals_in_load);
+	n = snprintf(line, sizeof line,
+		     "made=%ld kept=%d configured=%d errno_changed=%ld signals=%ld in_load=%ld "
+		     "excluded=%d excluded_configured=%d connect_failed=%ld\n",
+		     made, keptn, configured, errno_changed, signals, signals_in_load, excluded,
+		     excluded_configured, connect_failed);
 	out = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (out >= 0) {
 		if (write(out, line, (size_t)n) != n)
@@ -212,13 +269,16 @@ __attribute__((destructor)) static void report(void)
 __attribute__((constructor)) static void hostile_start(void)
 {
 	const char *path = getenv("HOSTILE_REPORT"), *loader = getenv("HOSTILE_LOADER");
+	const char *connect_how = getenv("HOSTILE_CONNECT");
 	pthread_t threads[THREADS + 1];
 	int t, i;
 
 	if (!path)
 		return;
 	main_tid = (pid_t)syscall(SYS_gettid);
-	if (alt_stack() != 0 || raw_listener() != 0) {
+	connect_mode = connect_how != NULL;
+	if (alt_stack() != 0 || raw_listener() != 0 ||
+	    (connect_mode && connect_targets(connect_how) != 0)) {
 		perror("hostile: setup");
 		exit(3);
 	}
@@ -229,7 +289,10 @@ __attribute__((constructor)) static void hostile_start(void)
 		exit(3);
 	__atomic_store_n(&loading, 1, __ATOMIC_RELEASE);
 	__atomic_store_n(&go, 1, __ATOMIC_RELEASE);
-	pause_us(2000); /* the threads and the storm in full swing */
+	/* the threads and the storm in full swing: every maker has made a
+	 * socket (a loaded machine may take long to run them all; 10 s) */
+	for (i = 0; i < 5000 && __atomic_load_n(&makers_under_way, __ATOMIC_ACQUIRE) < THREADS; i++)
+		pause_us(2000);
 	if (loader && !strcmp(loader, "main")) {
 		close(socket(AF_INET, SOCK_STREAM, 0)); /* loads, under the storm */
 		__atomic_store_n(&loading, 0, __ATOMIC_RELEASE);

@@ -4,9 +4,10 @@
 # stderr, force mode after descriptor reuse, two copies preloaded.  Each
 # check is made from outside (the program's own results, the kernel's view
 # of its sockets, strace counts, what a peer reads), never from kashim's
-# word.  C helpers: tests/hostile (the calls) and tests/libhostile.so (a
-# constructor that makes sockets on 16 KiB threads and a 4 KiB sigaltstack
-# while kashim loads).
+# word.  C helpers: tests/hostile (the calls, and a seccomp sandbox to run
+# a program in) and tests/libhostile.so (a constructor that makes sockets,
+# and connections, on 16 KiB threads and a 4 KiB sigaltstack while kashim
+# loads).
 . "$(dirname "$0")/lib.sh"
 
 HOSTILE=$ROOT/tests/hostile
@@ -64,6 +65,102 @@ test_force_mode_after_descriptor_reuse() {
 		fail "a valid call failed: $(grep 'rc=-1' "$TMP/out" | head -2)"
 	else
 		ok "every valid call answered with success"
+	fi
+}
+
+# sandboxed WHAT CMD...: CMD runs tests/helpers/filtered_connects.py; the
+# connections to 127.0.0.1 and ::1 (blocking and not) hold kashim's values,
+# those to 127.0.0.2 none, a bad pointer gets EFAULT, the program lives.
+sandboxed() {
+	local what=$1 rc covered excluded
+	shift
+	timeout 60 "$@" > "$TMP/out" 2> "$TMP/err"
+	rc=$?
+	covered=$(grep -c '^covered-.* keepalive=1 idle=37 ' "$TMP/out")
+	excluded=$(grep -c '^excluded-.* keepalive=0 idle=7200 user_timeout=0$' "$TMP/out")
+	if [ "$rc" -ne 0 ] || ! grep -q '^done$' "$TMP/out"; then
+		fail "$what: status $rc (159: SIGSYS), after: $(tail -n 1 "$TMP/out") $(head -c 200 "$TMP/err")"
+	elif [ "$covered" -ne 4 ] || [ "$excluded" -ne 2 ]; then
+		fail "$what: $covered of 4 covered connections configured, $excluded of 2 excluded left alone: $(grep -e -blocking -e -nonblocking "$TMP/out" | tr '\n' ';')"
+	elif ! grep -q '^badpointer rc=-1 errno=EFAULT$' "$TMP/out"; then
+		fail "$what: $(grep badpointer "$TMP/out")"
+	else
+		ok "$what: the program lives, 4 covered connections configured, 2 excluded left alone, a bad address gets EFAULT"
+	fi
+}
+
+# Under a seccomp policy that denies the process-inspection calls
+# (process_vm_readv among them), with EPERM or a kill action: 46f1555 read
+# the address through process_vm_readv (EPERM: nothing covered; kill or
+# trap: SIGSYS at the first connect()).
+test_filters_in_a_seccomp_sandbox() {
+	local filter action
+	for filter in "KASHIM_ONLY=127.0.0.1,::1" "KASHIM_SKIP=127.0.0.2"; do
+		for action in errno kill killthread trap; do
+			# shellcheck disable=SC2086 # filter is one word
+			sandboxed "$filter, sandbox denying with $action before exec" \
+				"${SHIM[@]}" $filter "$HOSTILE" sandbox "$action" "$PY" "$HELPERS/filtered_connects.py"
+		done
+	done
+	# A program that sandboxes itself after kashim loaded.
+	for action in errno kill trap; do
+		sandboxed "KASHIM_ONLY, the program installs the filter itself ($action) after the load" \
+			"${SHIM[@]}" KASHIM_ONLY=127.0.0.1,::1 "$PY" "$HELPERS/filtered_connects.py" self "$action"
+	done
+	# Where the address check does not answer as the kernel does (checked
+	# at load), connect() is judged after the call, from the kernel's copy.
+	sandboxed "KASHIM_ONLY, rt_sigprocmask answering EINVAL before reading" \
+		"${SHIM[@]}" KASHIM_ONLY=127.0.0.1,::1 KASHIM_DEBUG=1 "$HOSTILE" sandbox emulated \
+		"$PY" "$HELPERS/filtered_connects.py"
+	expect_text "$TMP/err" "... and KASHIM_DEBUG says so at load" 'loaded: .*; filters judged after connect\(\)$'
+}
+
+# The cost of the address check, counted with strace: with filters, one
+# refused rt_sigprocmask per connect() (two when the address crosses a
+# 4 KiB boundary) and two at load; no process_vm_readv.
+test_filters_cost_one_probe_per_connect() {
+	need_cmd strace || return
+	strace -f -qq -o "$TMP/trace" -e trace=rt_sigprocmask,process_vm_readv \
+		"${SHIM[@]}" KASHIM_ONLY=127.0.0.1 "$PY" -c '
+import socket
+l = socket.create_server(("127.0.0.1", 0))
+x = socket.create_server(("127.0.0.2", 0))
+keep = [socket.create_connection(l.getsockname()) for i in range(3)]
+keep.append(socket.create_connection(x.getsockname()))' > "$TMP/out" 2>&1
+	local refused faulted readv
+	refused=$(grep -c 'rt_sigprocmask(.* = -1 EINVAL' "$TMP/trace")
+	faulted=$(grep -c 'rt_sigprocmask(.* = -1 EFAULT' "$TMP/trace")
+	readv=$(grep -c 'process_vm_readv(' "$TMP/trace")
+	if [ "$readv" -eq 0 ] && [ "$faulted" -eq 1 ] && [ "$refused" -ge 5 ] && [ "$refused" -le 9 ]; then
+		ok "4 connect() with KASHIM_ONLY: $((refused + faulted)) address checks (2 at load), no process_vm_readv"
+	else
+		fail "$refused refused and $faulted faulted rt_sigprocmask, $readv process_vm_readv (want 5 to 9, 1, 0)"
+	fi
+}
+
+# The options are on the socket before the SYN, sandbox or not: a blocking
+# connect() to a peer that never answers ends at the user timeout (2 s),
+# not at the kernel's SYN retries (about 130 s).
+test_filters_bound_the_handshake_in_a_sandbox() {
+	need_root || return
+	need_cmd unshare tc || return
+	timeout 30 unshare -n sh -c 'ip link set lo up && tc qdisc add dev lo root blackhole && exec "$@"' sh \
+		"${SHIM[@]}" KASHIM_ONLY=127.0.0.1 KASHIM_USER_TIMEOUT=2000ms "$HOSTILE" sandbox errno "$PY" -c '
+import errno, socket, time
+s = socket.socket()
+t = time.monotonic()
+try:
+    s.connect(("127.0.0.1", 9))
+    r = "connected"
+except OSError as e:
+    r = errno.errorcode.get(e.errno, str(e.errno))
+print("handshake", r, "after %.0f s" % (time.monotonic() - t))' > "$TMP/out" 2>&1
+	local rc=$? line
+	line=$(grep '^handshake' "$TMP/out")
+	if [[ $line =~ ^handshake\ ETIMEDOUT\ after\ ([0-9]+)\ s$ ]] && [ "${BASH_REMATCH[1]}" -le 10 ]; then
+		ok "sandboxed, KASHIM_ONLY, a blocking connect() to a silent peer: $line (KASHIM_USER_TIMEOUT=2000ms)"
+	else
+		fail "status $rc, '${line:-no result within 30 s}': the user timeout was not on the socket before the SYN"
 	fi
 }
 
@@ -181,6 +278,33 @@ test_small_stacks_during_load() {
 			report_ok "16 KiB threads and a 4 KiB sigaltstack, loader $loader, $mode"
 		done
 	done
+}
+
+# Non-blocking connects made on 16 KiB threads while kashim loads, with
+# filters: each is judged when the load ends, by the address the kernel
+# holds; busy: the listeners' queues are full, so the connections are still
+# in SYN_SENT then (46f1555 asked getpeername, which answers ENOTCONN until
+# the handshake is done, and configured none of them).
+test_connects_during_load_with_filters() {
+	big_config
+	local loader how r
+	for how in busy answer; do
+		for loader in main thread; do
+			early_run "$loader" KASHIM_CONFIG="$TMP/big.conf" KASHIM_ONLY=127.0.0.1 HOSTILE_IDLE=37 \
+				HOSTILE_CONNECT="$how"
+			report_ok "KASHIM_ONLY=127.0.0.1, connects to a listener that is $how, loader $loader"
+			r=$(cat "$TMP/report" 2> /dev/null)
+			if [[ $r =~ excluded=([0-9]+)\ excluded_configured=0\ connect_failed=0 ]] &&
+				[ "${BASH_REMATCH[1]}" -gt 0 ]; then
+				ok "... and the ${BASH_REMATCH[1]} connections to 127.0.0.2 are left alone"
+			else
+				fail "... excluded connections: '$r'"
+			fi
+		done
+	done
+	early_run main KASHIM_CONFIG="$TMP/big.conf" KASHIM_SKIP=127.0.0.2 KASHIM_MODE=force KASHIM_DEBUG=1 \
+		HOSTILE_IDLE=37 HOSTILE_CONNECT=busy
+	report_ok "KASHIM_SKIP=127.0.0.2, force mode, debug, listener busy"
 }
 
 test_concurrent_first_calls_parse_once() {
