@@ -1041,22 +1041,22 @@ int cmd_status(int argc, char **argv)
 
 /* ---- dropin --cgroup ---------------------------------------------------- */
 
-/* Takes --strict out of dropin --cgroup's arguments (the rest are
- * attach's); true when it was there. */
-static bool take_strict(int *argc, char **argv)
+/* Takes FLAG out of dropin --cgroup's arguments (the rest are attach's);
+ * true when it was there. */
+static bool take_flag(int *argc, char **argv, const char *flag)
 {
-	bool strict = false;
+	bool found = false;
 	int i, o = 1;
 
 	for (i = 1; i < *argc; i++) {
-		if (!strcmp(argv[i], "--strict"))
-			strict = true;
+		if (!strcmp(argv[i], flag))
+			found = true;
 		else
 			argv[o++] = argv[i];
 	}
 	argv[o] = NULL;
 	*argc = o;
-	return strict;
+	return found;
 }
 
 /* A systemd drop-in that attaches kashim to the service's own cgroup
@@ -1067,19 +1067,26 @@ static bool take_strict(int *argc, char **argv)
  * so that one drop-in, made once, works on every host of a fleet whatever
  * its cgroup layout.  A refused attach ("-": its status is ignored) leaves
  * its one line in the journal and the service starts uncovered; with
- * --strict it does not start.  The options are written from the parsed
- * values, so nothing the operator typed reaches the unit file as is. */
+ * --strict it does not start.  With --socket, for a socket unit: the
+ * kernel ties an accepted connection to the cgroup of its listener's
+ * creator, not of the process that accepts it, and systemd makes a socket
+ * unit's listeners in that unit's own cgroup (a helper forked there, when
+ * PID 1 can use BPF; measured with systemd 252 on both layouts), so the
+ * attach goes there, before the listeners are made.  The options are
+ * written from the parsed values, so nothing the operator typed reaches
+ * the unit file as is. */
 int cmd_dropin_cgroup(int argc, char **argv)
 {
 	struct kashim_config cfg;
 	char self[4096];
-	bool help = false, strict = take_strict(&argc, argv);
+	bool help = false, strict = take_flag(&argc, argv, "--strict");
+	bool socket = take_flag(&argc, argv, "--socket");
 	ssize_t n;
 	int i;
 
 	i = parse_attach(argc, argv, &cfg, &help, &(struct command){ "dropin", "nothing written" });
 	if (help) {
-		printf("usage: kashim dropin --cgroup [--strict] [OPTIONS]\n\n"
+		printf("usage: kashim dropin --cgroup [--strict] [--socket] [OPTIONS]\n\n"
 		       "Prints a systemd drop-in that covers every TCP connection of a service\n"
 		       "with kashim's cgroup mode (kashim attach on the service's cgroup before\n"
 		       "each start), for programs LD_PRELOAD cannot reach:\n\n"
@@ -1090,11 +1097,14 @@ int cmd_dropin_cgroup(int argc, char **argv)
 		       "one drop-in serves every host.  When the attach is refused (no BPF, a\n"
 		       "seccomp filter, missing capabilities) the service starts uncovered and\n"
 		       "the journal has kashim's line saying why; with --strict it does not\n"
-		       "start.  For a socket unit (NAME.socket.d), the same drop-in covers the\n"
-		       "connections accepted on its listeners where systemd makes them in the\n"
-		       "socket's cgroup (see kashim(1)).\n\n"
+		       "start.\n\n"
+		       "A socket-activated service's accepted connections belong to the socket\n"
+		       "unit's cgroup, where systemd made the listener: cover them with\n"
+		       "  kashim dropin --cgroup --socket > /etc/systemd/system/NAME.socket.d/kashim.conf\n"
+		       "  systemctl daemon-reload && systemctl restart NAME.socket\n\n"
 		       "Options: those of kashim attach (kashim attach --help), and\n"
-		       "  --strict            a refused attach stops the service from starting\n");
+		       "  --strict            a refused attach stops the unit from starting\n"
+		       "  --socket            a drop-in for a socket unit (NAME.socket.d)\n");
 		return EXIT_OK;
 	}
 	if (i < 0)
@@ -1124,9 +1134,12 @@ int cmd_dropin_cgroup(int argc, char **argv)
 	else
 		printf("# A refused attach is one journal line saying why, and the unit starts\n"
 		       "# uncovered (kashim dropin --cgroup --strict: it does not start).\n");
-	printf("[Service]\n"
-	       "ExecStartPre=%s+%s attach --idle %ds --interval %ds --count %d", strict ? "" : "-",
-	       self, cfg.idle_s, cfg.interval_s, cfg.count);
+	if (socket)
+		printf("# For a socket unit: the connections accepted on its listeners belong to\n"
+		       "# its cgroup (systemd makes them there), whoever accepts them.\n");
+	printf("[%s]\n"
+	       "ExecStartPre=%s+%s attach --idle %ds --interval %ds --count %d", socket ? "Socket" : "Service",
+	       strict ? "" : "-", self, cfg.idle_s, cfg.interval_s, cfg.count);
 	if (cfg.user_timeout_mode == KASHIM_UT_OFF)
 		printf(" --user-timeout off");
 	else if (cfg.user_timeout_mode == KASHIM_UT_FIXED)
