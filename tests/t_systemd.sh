@@ -180,6 +180,53 @@ socket_boot() {
 test_socket_units_hybrid() { socket_boot hybrid; }
 test_socket_units_unified() { socket_boot unified; }
 
+# The boot-time unit of the cgroup mode: kashim-attach@system.slice.service
+# (make install's copy, in the scratch /usr/local/lib/systemd/system),
+# enabled as systemctl enable would, with /etc/kashim.conf's settings,
+# covers a static program in system.slice from its first connection;
+# disabling it detaches; systemctl enable --now attaches again.
+template_boot() {
+	local layout=$1
+	nspawn_usable || return
+	nspawn_prepare || return
+	printf 'idle = 37s\ninterval = 11s\ncount = 4\n' > "$SD/kashim.conf"
+	mkdir -p "$SD/units/sysinit.target.wants" "$SD/units/kt.target.wants"
+	ln -s /usr/local/lib/systemd/system/kashim-attach@.service \
+		"$SD/units/sysinit.target.wants/kashim-attach@system.slice.service"
+	static_unit kt-tmpl.service 7110
+	ln -s ../kt-tmpl.service "$SD/units/kt.target.wants/kt-tmpl.service"
+	plan <<-'PLAN'
+	A=kashim-attach@system.slice.service
+	status_line() { "$KASHIM" status 2>&1 | grep -F "$CGROOT/system.slice idle="; }
+	if [ "$(systemctl is-active $A)" = active ] && status_line | grep -q "idle=37s interval=11s count=4 "; then
+		ok "$A is active at boot with /etc/kashim.conf's settings: $(status_line)"
+	else
+		fail "$A: $(systemctl is-active $A): $(unit_says $A) status: $("$KASHIM" status 2>&1 | head -n 3)"
+	fi
+	attached=$(systemctl show -P ExecMainExitTimestampMonotonic $A)
+	started=$(systemctl show -P ExecMainStartTimestampMonotonic kt-tmpl.service)
+	if [ "${attached:-0}" -gt 0 ] && [ "${started:-0}" -gt "$attached" ]; then
+		ok "ordered: attached at ${attached} us, the service started at ${started} us"
+	else
+		fail "not ordered before the service: attached at '$attached', the service started at '$started'"
+	fi
+	serve_check kt-tmpl.service 7110 "$WANT" "a static program in system.slice, from its first connection"
+	systemctl disable --now $A 2> /dev/null
+	if status_line > /dev/null; then fail "still attached after systemctl disable --now: $(status_line)"; else ok "stopped: detached"; fi
+	restart_check kt-tmpl.service 7110 "$UNTOUCHED" "after the stop, a new connection is left alone"
+	if systemctl enable --now $A 2> "$TMP/enable.err" && status_line > /dev/null; then
+		ok "systemctl enable --now $A attaches: $(status_line)"
+	else
+		fail "systemctl enable --now $A: $(cat "$TMP/enable.err") $(unit_says $A)"
+	fi
+	restart_check kt-tmpl.service 7110 "$WANT" "after enable --now, covered again"
+	PLAN
+	nspawn_boot "template-$layout" "$layout" bpf "$BOOT_LIMIT"
+}
+
+test_template_hybrid() { template_boot hybrid; }
+test_template_unified() { template_boot unified; }
+
 # A refused attach (bpf(2) stopped by nspawn's seccomp filter, as by a
 # sandbox): the service starts anyway, uncovered, and its journal has
 # kashim's one line saying why; with --strict it does not start.
