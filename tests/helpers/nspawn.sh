@@ -26,18 +26,31 @@ nspawn_cgroup2_root() {
 
 NSPAWN_CGROUPS=()
 
+# The cgroup v1 mount points (on a hybrid host, name=systemd among them).
+nspawn_cgroup1_mounts() {
+	awk '{ for (i = 1; i <= NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup") print $5; break } }' \
+		/proc/self/mountinfo
+}
+
 # nspawn_end_cgroup DIR: every process in DIR and below killed, the
-# cgroups removed, depth first; waits up to 10 s for them to go.
+# cgroups removed, depth first, with those nspawn made under the same name
+# in the cgroup v1 hierarchies of a hybrid host (name=systemd); waits up
+# to 10 s for them to go.
 nspawn_end_cgroup() {
-	local dir=$1 i
-	[ -d "$dir" ] || return 0
+	local dir=$1 rel i m left
+	rel=${dir#"$(nspawn_cgroup2_root)"}
 	[ -e "$dir/cgroup.kill" ] && echo 1 > "$dir/cgroup.kill" 2> /dev/null
 	for i in $(seq 100); do
-		find "$dir" -depth -type d -exec rmdir {} + 2> /dev/null
-		[ -d "$dir" ] || return 0
+		left=0
+		for m in "$dir" $(nspawn_cgroup1_mounts | sed "s|\$|$rel|"); do
+			[ -d "$m" ] || continue
+			find "$m" -depth -type d -exec rmdir {} + 2> /dev/null
+			[ -d "$m" ] && left=1
+		done
+		[ "$left" = 0 ] && return 0
 		sleep 0.1
 	done
-	echo "# cgroup $dir could not be removed" >&2
+	echo "# cgroup $rel could not be removed everywhere" >&2
 	return 1
 }
 
