@@ -251,4 +251,4 @@ test_refused_attach() {
 	nspawn_boot refused hybrid none "$BOOT_LIMIT"
 }
 
-[ -n "${T_ONLY:-}" ] || run_tests
+run_tests
