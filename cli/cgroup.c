@@ -791,8 +791,9 @@ static int attach_help(void)
 {
 	printf("%s\n"
 	       "attach sets TCP keepalive on every TCP connection made or accepted, from\n"
-	       "now on, by any process in CGROUP (an absolute path to a cgroup v2\n"
-	       "directory) or below: a BPF sock_ops program in the kernel, which reaches\n"
+	       "now on, by any process in CGROUP (a cgroup v2 directory: an absolute\n"
+	       "path, a path below the cgroup2 mount such as system.slice, or self, the\n"
+	       "cgroup kashim runs in) or below: a BPF sock_ops program in the kernel, which reaches\n"
 	       "what LD_PRELOAD cannot (static and Go programs, setuid programs, raw\n"
 	       "system calls, io_uring).  Attaching again replaces the settings.  The\n"
 	       "attachment stays after kashim exits, until detach or until the cgroup\n"
