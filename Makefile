@@ -15,6 +15,7 @@ LIBDIR  ?= $(PREFIX)/lib
 MUSLLIBDIR ?= $(LIBDIR)
 BINDIR  ?= $(PREFIX)/bin
 MANDIR  ?= $(PREFIX)/share/man
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 
 LIB := libkashim.so
 CLI := kashim
@@ -142,11 +143,16 @@ install: $(LIB) $(CLI)
 	for m in $(MANS); do \
 		$(INSTALL_SED) $$m > $(DESTDIR)$(MANDIR)/man$${m##*.}/$${m##*/} || exit 1; \
 		chmod 0644 $(DESTDIR)$(MANDIR)/man$${m##*.}/$${m##*/}; done
+	install -d $(DESTDIR)$(SYSTEMDUNITDIR)
+	sed 's|/usr/local/bin/kashim|$(BINDIR)/kashim|g' scripts/systemd/kashim-attach@.service \
+		> $(DESTDIR)$(SYSTEMDUNITDIR)/kashim-attach@.service
+	chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/kashim-attach@.service
 
 uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/$(LIB) $(DESTDIR)$(MUSLLIBDIR)/libkashim-musl.so $(DESTDIR)$(BINDIR)/$(CLI) \
 		$(DESTDIR)$(BINDIR)/kashim-entrypoint $(DESTDIR)$(MANDIR)/man1/kashim.1 \
-		$(DESTDIR)$(MANDIR)/man1/kashim-entrypoint.1 $(DESTDIR)$(MANDIR)/man7/libkashim.7
+		$(DESTDIR)$(MANDIR)/man1/kashim-entrypoint.1 $(DESTDIR)$(MANDIR)/man7/libkashim.7 \
+		$(DESTDIR)$(SYSTEMDUNITDIR)/kashim-attach@.service
 
 # The Debian package, built by dpkg-buildpackage from a copy of this tree
 # in build/deb (see debian/); the last line is the path of the .deb.

@@ -280,17 +280,86 @@ static int load_program(const struct bpf_insn *insn, unsigned n, const char *nam
 	return -1;
 }
 
-/* Can this kernel load a sock_ops program at all?  A trivial one, loaded
- * once and closed. */
-static bool sock_ops_supported(void)
+/* A "Name:\tvalue" line of /proc/self/status, or -1. */
+static long status_field(const char *name)
 {
-	static const struct bpf_insn trivial[] = { BPF_MOV64_IMM(R0, 1), BPF_EXIT_INSN() };
-	int fd = load_program(trivial, 2, "kashim_probe", true);
+	char buf[8192], why[128], *p;
+	struct stat st;
+	ssize_t n;
+	size_t len = strlen(name);
+	int fd = open_regular("/proc/self/status", &st, why, sizeof why);
+
+	if (fd < 0)
+		return -1;
+	n = read_at_most(fd, buf, sizeof buf - 1, why, sizeof why);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = 0;
+	for (p = buf; p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+		if (!strncmp(p, name, len) && p[len] == ':')
+			return strtol(p + len + 1, NULL, 10);
+	return -1;
+}
+
+/* Is this process in a user namespace other than the initial one?  Its
+ * capabilities then do not count for bpf(2). */
+static bool in_user_namespace(void)
+{
+	char buf[256], why[128];
+	unsigned long inside, outside, count;
+	struct stat st;
+	ssize_t n;
+	int fd = open_regular("/proc/self/uid_map", &st, why, sizeof why);
 
 	if (fd < 0)
 		return false;
+	n = read_at_most(fd, buf, sizeof buf - 1, why, sizeof why);
 	close(fd);
-	return true;
+	if (n <= 0)
+		return false;
+	buf[n] = 0;
+	return sscanf(buf, "%lu %lu %lu", &inside, &outside, &count) != 3 || inside != 0 ||
+	       outside != 0 || count != 4294967295ul;
+}
+
+/* Can this kernel load a sock_ops program at all?  A trivial one, loaded
+ * once and closed.  When it cannot, one line says whose refusal it is: the
+ * kernel's (no BPF, no sock_ops), or this process's conditions (a seccomp
+ * filter, a user namespace, a missing capability, a security module). */
+static bool sock_ops_supported(const char *release)
+{
+	static const struct bpf_insn trivial[] = { BPF_MOV64_IMM(R0, 1), BPF_EXIT_INSN() };
+	int fd = load_program(trivial, 2, "kashim_probe", true), err = errno;
+	bool filtered;
+
+	if (fd >= 0) {
+		close(fd);
+		return true;
+	}
+	filtered = status_field("Seccomp") == 2;
+	if ((err == EPERM || err == EACCES) && filtered)
+		fprintf(stderr, "kashim attach: bpf(2) was refused (%s) and this process runs "
+			"under a seccomp filter, the likely cause (a container's, or a unit's "
+			"SystemCallFilter=): let bpf through it; nothing attached\n", strerror(err));
+	else if ((err == EPERM || err == EACCES) && in_user_namespace())
+		fprintf(stderr, "kashim attach: bpf(2) was refused (%s): this process is in a user "
+			"namespace, whose capabilities do not count for BPF; run it from the "
+			"host; nothing attached\n", strerror(err));
+	else if (err == EPERM || err == EACCES)
+		fprintf(stderr, "kashim attach: bpf(2) was refused (%s): not permitted here (a "
+			"capability dropped from the bounding set, a security module, or kernel "
+			"lockdown), not a kernel limit; nothing attached\n", strerror(err));
+	else if (err == ENOSYS)
+		fprintf(stderr, "kashim attach: bpf(2) does not exist here (%s): %s; nothing "
+			"attached\n", strerror(err), filtered ? "a seccomp filter answers ENOSYS for it, "
+			"or the kernel was built without CONFIG_BPF_SYSCALL" :
+			"the kernel was built without CONFIG_BPF_SYSCALL");
+	else
+		fprintf(stderr, "kashim attach: this kernel (%s) cannot load a BPF sock_ops "
+			"program (%s); nothing attached\n", release, strerror(err));
+	errno = err;
+	return false;
 }
 
 static int create_map(void)
@@ -419,10 +488,12 @@ static bool privileged(const char *cmd, bool need_sys_admin)
 	ok = sys_admin || (!need_sys_admin && have_capability(data, CAP_BPF) &&
 			   have_capability(data, CAP_NET_ADMIN));
 	if (!ok)
-		fprintf(stderr, "kashim %s: not permitted: %s (run it as root)\n", cmd,
+		fprintf(stderr, "kashim %s: not permitted: %s (%s)\n", cmd,
 			need_sys_admin ? "needs CAP_SYS_ADMIN to find kashim's BPF programs"
 				       : "loading and attaching a BPF program needs CAP_BPF and "
-					 "CAP_NET_ADMIN, or CAP_SYS_ADMIN");
+					 "CAP_NET_ADMIN, or CAP_SYS_ADMIN",
+			in_user_namespace() ? "in the initial user namespace: run it from the host"
+					    : "run it as root");
 	return ok;
 }
 
@@ -444,19 +515,131 @@ static bool kernel_at_least(int major, int minor, int want_major, int want_minor
 	return major > want_major || (major == want_major && minor >= want_minor);
 }
 
-/* Opens CGROUP when it is an absolute path to a directory on a cgroup v2
- * mount; else says why and returns -1. */
-static int open_cgroup(const char *cmd, const char *path)
+/* The cgroup this process runs in (the 0:: line of /proc/self/cgroup),
+ * relative to the cgroup2 mount, into out; false (with the reason in why)
+ * when there is none or it lies outside this cgroup namespace. */
+static bool own_cgroup(char *out, size_t size, char *why, size_t why_size)
 {
+	enum { CGROUP_FILE_MAX = 1 << 20 }; /* bounded: a path is at most a few KiB */
+	struct stat st;
+	char *buf = NULL, *line, *save = NULL;
+	bool found = false;
+	ssize_t n;
+	int fd = open_regular("/proc/self/cgroup", &st, why, why_size);
+
+	if (fd < 0)
+		return false;
+	if (!(buf = malloc(CGROUP_FILE_MAX + 1))) {
+		snprintf(why, why_size, "%s", strerror(errno));
+		goto out;
+	}
+	if ((n = read_at_most(fd, buf, CGROUP_FILE_MAX, why, why_size)) < 0)
+		goto out;
+	buf[n] = 0;
+	snprintf(why, why_size, "no cgroup v2 line (0::) in /proc/self/cgroup");
+	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		if (strncmp(line, "0::", 3))
+			continue;
+		line += 3;
+		if (line[0] != '/' || !strncmp(line, "/..", 3)) {
+			snprintf(why, why_size, "this process's cgroup is outside its cgroup namespace");
+			break;
+		}
+		if (strlen(line) >= size) {
+			snprintf(why, why_size, "its cgroup's path is too long");
+			break;
+		}
+		snprintf(out, size, "%s", line);
+		found = true;
+		break;
+	}
+out:
+	free(buf);
+	close(fd);
+	return found;
+}
+
+/* A path below the mount must stay below it. */
+static bool climbs_out(const char *path)
+{
+	const char *p = path;
+
+	while (*p) {
+		size_t len = strcspn(p, "/");
+		if (len == 2 && p[0] == '.' && p[1] == '.')
+			return true;
+		p += len;
+		p += strspn(p, "/");
+	}
+	return false;
+}
+
+/* The directory CGROUP names, resolved where kashim runs (so that one
+ * drop-in or unit works on every host, whatever its cgroup layout):
+ *   /ABSOLUTE   that directory;
+ *   self        the cgroup this process runs in (for ExecStartPre=, the
+ *               service's own; a delegated unit's control processes run in
+ *               its .control subgroup, so that one level is dropped);
+ *   RELATIVE    that path below the cgroup2 mount of /proc/self/mountinfo
+ *               (system.slice, kubepods.slice; ./self for one named self).
+ * False, with one line on stderr, when it cannot be resolved. */
+static bool resolve_cgroup(const char *cmd, const char *operand, char *out, size_t size)
+{
+	char root[4096], rel[4096], why[256];
+	const char *below = operand;
+	size_t len;
+
+	if (operand[0] == '/') {
+		if ((size_t)snprintf(out, size, "%s", operand) >= size) {
+			fprintf(stderr, "kashim %s: the cgroup's path is too long\n", cmd);
+			return false;
+		}
+		return true;
+	}
+	if (!cgroup2_mount(root, sizeof root)) {
+		fprintf(stderr, "kashim %s: %s: no cgroup2 mount in /proc/self/mountinfo to find it "
+			"below\n", cmd, operand);
+		return false;
+	}
+	if (!strcmp(root, "/"))
+		root[0] = 0;
+	if (!strcmp(operand, "self")) {
+		if (!own_cgroup(rel, sizeof rel, why, sizeof why)) {
+			fprintf(stderr, "kashim %s: self: %s\n", cmd, why);
+			return false;
+		}
+		len = strlen(rel);
+		if (len > 9 && !strcmp(rel + len - 9, "/.control"))
+			rel[len - 9] = 0;
+		if (!strcmp(rel, "/")) {
+			fprintf(stderr, "kashim %s: self: this process is in the root cgroup (name %s "
+				"to mean the whole machine)\n", cmd, root[0] ? root : "/");
+			return false;
+		}
+		below = rel + 1;
+	} else if (climbs_out(operand)) {
+		fprintf(stderr, "kashim %s: %s: a path below the cgroup2 mount cannot hold \"..\"\n",
+			cmd, operand);
+		return false;
+	}
+	if ((size_t)snprintf(out, size, "%s/%s", root, below) >= size) {
+		fprintf(stderr, "kashim %s: the cgroup's path is too long\n", cmd);
+		return false;
+	}
+	return true;
+}
+
+/* Opens the cgroup CGROUP names (see resolve_cgroup) when it is a
+ * directory on a cgroup v2 mount; else says why and returns -1. */
+static int open_cgroup(const char *cmd, const char *operand)
+{
+	char path[8192];
 	struct statfs sfs;
 	struct stat st;
 	int fd;
 
-	if (path[0] != '/') {
-		fprintf(stderr, "kashim %s: %s: not an absolute path (give a cgroup v2 directory, "
-			"such as /sys/fs/cgroup/NAME)\n", cmd, path);
+	if (!resolve_cgroup(cmd, operand, path, sizeof path))
 		return -1;
-	}
 	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0) {
 		fprintf(stderr, "kashim %s: %s: %s\n", cmd, path,
@@ -487,17 +670,20 @@ struct command {
 };
 
 /* The options of attach, as the library's variables, validated by
- * kashim_config_load so the grammar, ranges and messages are the
- * library's.  Returns the index of the first operand, or -1. */
-static int parse_attach(int argc, char **argv, struct kashim_config *cfg, bool *help,
-			const struct command *cmd)
+ * kashim_config_load_from so the grammar, ranges and messages are the
+ * library's; --config FILE is KASHIM_CONFIG, so the file is read by the
+ * library's own loader and the options win over it, as variables do in
+ * the library.  Returns the index of the first operand, or -1. */
+static int parse_options(int argc, char **argv, struct kashim_config *cfg, bool *help,
+			 const struct command *cmd, bool policy)
 {
 	static const char *const opt[] = { "--idle", "--interval", "--count", "--user-timeout",
-					   "--mode" };
+					   "--mode", "--config" };
 	static const char *const var[] = { "KASHIM_IDLE", "KASHIM_INTERVAL", "KASHIM_COUNT",
-					   "KASHIM_USER_TIMEOUT", "KASHIM_MODE" };
-	enum { N = sizeof opt / sizeof opt[0] };
-	char env_buf[N][300];
+					   "KASHIM_USER_TIMEOUT", "KASHIM_MODE", "KASHIM_CONFIG" };
+	enum { N = sizeof opt / sizeof opt[0], FILE_OPT = N - 1 };
+	struct kashim_source src = { NULL, NULL, false, NULL };
+	char env_buf[N][4200];
 	char *env[N + 1];
 	const char *value[N] = { 0 };
 	int i, n = 0;
@@ -519,7 +705,7 @@ static int parse_attach(int argc, char **argv, struct kashim_config *cfg, bool *
 		len = eq ? (size_t)(eq - a) : strlen(a);
 		for (k = 0; k < N && (strlen(opt[k]) != len || strncmp(a, opt[k], len)); k++)
 			;
-		if (k == N) {
+		if (k == N || (k == FILE_OPT && !policy)) {
 			fprintf(stderr, "kashim %s: unknown option %s\n", cmd->name, a);
 			return -1;
 		}
@@ -531,16 +717,36 @@ static int parse_attach(int argc, char **argv, struct kashim_config *cfg, bool *
 	}
 	for (k = 0; k < N; k++)
 		if (value[k]) {
-			snprintf(env_buf[n], sizeof env_buf[n], "%s=%s", var[k], value[k]);
+			if (snprintf(env_buf[n], sizeof env_buf[n], "%s=%s", var[k], value[k]) >=
+			    (int)sizeof env_buf[n]) {
+				fprintf(stderr, "kashim %s: %s: the value is too long; %s\n",
+					cmd->name, opt[k], cmd->nothing);
+				return -1;
+			}
 			env[n] = env_buf[n];
 			n++;
 		}
 	env[n] = NULL;
-	if (kashim_config_load(cfg, env, false, report_line, (void *)cmd->name) != 0) {
-		fprintf(stderr, "kashim %s: %s; correct the option above\n", cmd->name, cmd->nothing);
+	src.envp = env;
+	if (kashim_config_load_from(cfg, &src, report_line, (void *)cmd->name) != 0) {
+		fprintf(stderr, "kashim %s: %s; correct the %s above\n", cmd->name, cmd->nothing,
+			value[FILE_OPT] ? "setting" : "option");
+		return -1;
+	}
+	if (!cfg->enabled) {
+		fprintf(stderr, "kashim %s: the configuration file turns kashim off (kashim = off); "
+			"%s\n", cmd->name, cmd->nothing);
 		return -1;
 	}
 	return i;
+}
+
+/* dropin --cgroup's options: attach's, without those it cannot write
+ * into the unit (--config). */
+static int parse_attach(int argc, char **argv, struct kashim_config *cfg, bool *help,
+			const struct command *cmd)
+{
+	return parse_options(argc, argv, cfg, help, cmd, false);
 }
 
 static void settings_from(const struct kashim_config *cfg, struct cgroup_settings *s)
@@ -585,9 +791,10 @@ static int attach_help(void)
 {
 	printf("%s\n"
 	       "attach sets TCP keepalive on every TCP connection made or accepted, from\n"
-	       "now on, by any process in CGROUP (an absolute path to a cgroup v2\n"
-	       "directory) or below: a BPF sock_ops program in the kernel, which reaches\n"
-	       "what LD_PRELOAD cannot (static and Go programs, setuid programs, raw\n"
+	       "now on, by any process in CGROUP (a cgroup v2 directory: an absolute\n"
+	       "path, a path below the cgroup2 mount such as system.slice, or self, the\n"
+	       "cgroup kashim runs in) or below: a BPF sock_ops program in the kernel,\n"
+	       "which reaches what LD_PRELOAD cannot (static and Go programs, setuid programs, raw\n"
 	       "system calls, io_uring).  Attaching again replaces the settings.  The\n"
 	       "attachment stays after kashim exits, until detach or until the cgroup\n"
 	       "is removed.  status lists every cgroup kashim is attached to.\n\n"
@@ -596,6 +803,8 @@ static int attach_help(void)
 	       "  --interval D        time between probes, 1s..32767s (15s)\n"
 	       "  --count N           unanswered probes before the drop, 1..127 (9)\n"
 	       "  --user-timeout V    auto, off, or 1ms..2147483647ms (auto)\n"
+	       "  --config FILE       the library's configuration file (/etc/kashim.conf):\n"
+	       "                      its global settings; the options above win over it\n"
 	       "  --mode M            respect (a program's own keepalive timers and user\n"
 	       "                      timeout stay; with its own timers, an automatic user\n"
 	       "                      timeout is not set) or force (kashim's values\n"
@@ -623,11 +832,8 @@ static bool kernel_fits(const struct cgroup_settings *s)
 			release, KERNEL_SET_MAJOR, KERNEL_SET_MINOR);
 		return false;
 	}
-	if (!sock_ops_supported()) {
-		fprintf(stderr, "kashim attach: this kernel (%s) cannot load a BPF sock_ops "
-			"program (%s); nothing attached\n", release, strerror(errno));
+	if (!sock_ops_supported(release))
 		return false;
-	}
 	if (!s->force && !kernel_at_least(major, minor, KERNEL_GET_MAJOR, KERNEL_GET_MINOR))
 		fprintf(stderr, "kashim attach: this kernel (%s) cannot read a socket's own "
 			"keepalive from BPF (Linux %d.%d can): --mode respect acts as force here\n",
@@ -690,7 +896,8 @@ int cmd_attach(int argc, char **argv)
 	bool help = false;
 	int i, cgroup_fd, prog_fd, map_fd, status = EXIT_PROBLEM;
 
-	i = parse_attach(argc, argv, &cfg, &help, &(struct command){ "attach", "nothing attached" });
+	i = parse_options(argc, argv, &cfg, &help, &(struct command){ "attach", "nothing attached" },
+			  true);
 	if (help)
 		return attach_help();
 	if (i < 0)
@@ -699,6 +906,10 @@ int cmd_attach(int argc, char **argv)
 		fprintf(stderr, "%s", i == argc ? attach_usage : "kashim attach: one CGROUP only\n");
 		return EXIT_USAGE;
 	}
+	if (cfg.scope != KASHIM_SCOPE_ALL || cfg.has_only || cfg.skip.n || cfg.program_filtered ||
+	    cfg.debug)
+		fprintf(stderr, "kashim attach: the file's scope, only, skip, debug and program "
+			"settings are not applied in the cgroup mode; the others are\n");
 	memset(&s, 0, sizeof s);
 	settings_from(&cfg, &s);
 	if ((cgroup_fd = open_cgroup("attach", argv[i])) < 0)
@@ -861,30 +1072,70 @@ int cmd_status(int argc, char **argv)
 
 /* ---- dropin --cgroup ---------------------------------------------------- */
 
+/* Takes FLAG out of dropin --cgroup's arguments (the rest are attach's);
+ * true when it was there. */
+static bool take_flag(int *argc, char **argv, const char *flag)
+{
+	bool found = false;
+	int i, o = 1;
+
+	for (i = 1; i < *argc; i++) {
+		if (!strcmp(argv[i], flag))
+			found = true;
+		else
+			argv[o++] = argv[i];
+	}
+	argv[o] = NULL;
+	*argc = o;
+	return found;
+}
+
 /* A systemd drop-in that attaches kashim to the service's own cgroup
  * before every start (and so after every restart: systemd makes the
  * cgroup anew each time, and the attachment goes with it at stop).  The
- * cgroup is read from /proc/self/cgroup by the ExecStartPre= process,
- * which runs in it; the options are written from the parsed values, so
- * nothing the operator typed reaches the unit file as is. */
+ * cgroup and the cgroup2 mount are found by kashim attach when it runs
+ * (CGROUP "self": the ExecStartPre= process runs in the service's cgroup),
+ * so that one drop-in, made once, works on every host of a fleet whatever
+ * its cgroup layout.  A refused attach ("-": its status is ignored) leaves
+ * its one line in the journal and the service starts uncovered; with
+ * --strict it does not start.  With --socket, for a socket unit: the
+ * kernel ties an accepted connection to the cgroup of its listener's
+ * creator, not of the process that accepts it, and systemd makes a socket
+ * unit's listeners in that unit's own cgroup (a helper forked there, when
+ * PID 1 can use BPF; measured with systemd 252 on both layouts), so the
+ * attach goes there, before the listeners are made.  The options are
+ * written from the parsed values, so nothing the operator typed reaches
+ * the unit file as is. */
 int cmd_dropin_cgroup(int argc, char **argv)
 {
 	struct kashim_config cfg;
-	char self[4096], root[4096];
-	bool help = false;
+	char self[4096];
+	bool help = false, strict = take_flag(&argc, argv, "--strict");
+	bool socket = take_flag(&argc, argv, "--socket");
 	ssize_t n;
 	int i;
 
 	i = parse_attach(argc, argv, &cfg, &help, &(struct command){ "dropin", "nothing written" });
 	if (help) {
-		printf("usage: kashim dropin --cgroup [OPTIONS]\n\n"
+		printf("usage: kashim dropin --cgroup [--strict] [--socket] [OPTIONS]\n\n"
 		       "Prints a systemd drop-in that covers every TCP connection of a service\n"
 		       "with kashim's cgroup mode (kashim attach on the service's cgroup before\n"
 		       "each start), for programs LD_PRELOAD cannot reach:\n\n"
 		       "  mkdir -p /etc/systemd/system/NAME.service.d\n"
 		       "  kashim dropin --cgroup --idle 30s > /etc/systemd/system/NAME.service.d/kashim.conf\n"
 		       "  systemctl daemon-reload && systemctl restart NAME\n\n"
-		       "Options: those of kashim attach (kashim attach --help).\n");
+		       "The cgroup is found when the service starts, on the host it runs on:\n"
+		       "one drop-in serves every host.  When the attach is refused (no BPF, a\n"
+		       "seccomp filter, missing capabilities) the service starts uncovered and\n"
+		       "the journal has kashim's line saying why; with --strict it does not\n"
+		       "start.\n\n"
+		       "A socket-activated service's accepted connections belong to the socket\n"
+		       "unit's cgroup, where systemd made the listener: cover them with\n"
+		       "  kashim dropin --cgroup --socket > /etc/systemd/system/NAME.socket.d/kashim.conf\n"
+		       "  systemctl daemon-reload && systemctl restart NAME.socket\n\n"
+		       "Options: those of kashim attach (kashim attach --help), and\n"
+		       "  --strict            a refused attach stops the unit from starting\n"
+		       "  --socket            a drop-in for a socket unit (NAME.socket.d)\n");
 		return EXIT_OK;
 	}
 	if (i < 0)
@@ -894,29 +1145,36 @@ int cmd_dropin_cgroup(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	n = readlink("/proc/self/exe", self, sizeof self - 1);
-	if (n <= 0 || (size_t)n >= sizeof self - 1 || strpbrk(self, " '\"\\$%;")) {
-		fprintf(stderr, "kashim dropin: cannot name this command's path in a unit file\n");
+	if (n <= 0 || (size_t)n >= sizeof self - 1) {
+		fprintf(stderr, "kashim dropin: cannot read this command's path\n");
 		return EXIT_PROBLEM;
 	}
 	self[n] = 0;
-	if (!cgroup2_mount(root, sizeof root) || strpbrk(root, " '\"\\$%;")) {
-		fprintf(stderr, "kashim dropin: no cgroup2 mount in /proc/self/mountinfo\n");
+	if (strpbrk(self, " \t\n'\"\\$%;") || self[0] != '/') {
+		fprintf(stderr, "kashim dropin: cannot name this command's path in a unit file "
+			"(a space, quote, backslash, $, %% or ;); install kashim in a plain path\n");
 		return EXIT_PROBLEM;
 	}
-	if (!strcmp(root, "/"))
-		root[0] = 0;
 	printf("# Written by kashim dropin --cgroup: TCP keepalive for every connection of\n"
-	       "# this service, by kashim's cgroup mode (a BPF program on the service's cgroup,\n"
-	       "# attached before each start as root; it goes with the cgroup when the\n"
-	       "# service stops).  Needs Linux %d.%d or later.\n"
-	       "[Service]\n"
-	       "ExecStartPre=+/bin/sh -c 'exec %s attach --idle %ds --interval %ds --count %d",
-	       KERNEL_SET_MAJOR, KERNEL_SET_MINOR, self, cfg.idle_s, cfg.interval_s, cfg.count);
+	       "# this unit, by kashim's cgroup mode (a BPF program on the unit's own cgroup,\n"
+	       "# found when it starts, on whatever host it runs; attached before each start\n"
+	       "# as root; it goes with the cgroup when the unit stops).  Needs Linux %d.%d.\n",
+	       KERNEL_SET_MAJOR, KERNEL_SET_MINOR);
+	if (strict)
+		printf("# --strict: a refused attach stops the unit from starting.\n");
+	else
+		printf("# A refused attach is one journal line saying why, and the unit starts\n"
+		       "# uncovered (kashim dropin --cgroup --strict: it does not start).\n");
+	if (socket)
+		printf("# For a socket unit: the connections accepted on its listeners belong to\n"
+		       "# its cgroup (systemd makes them there), whoever accepts them.\n");
+	printf("[%s]\n"
+	       "ExecStartPre=%s+%s attach --idle %ds --interval %ds --count %d", socket ? "Socket" : "Service",
+	       strict ? "" : "-", self, cfg.idle_s, cfg.interval_s, cfg.count);
 	if (cfg.user_timeout_mode == KASHIM_UT_OFF)
 		printf(" --user-timeout off");
 	else if (cfg.user_timeout_mode == KASHIM_UT_FIXED)
 		printf(" --user-timeout %ums", cfg.user_timeout_ms);
-	printf(" --mode %s \"%s$$(sed -n \"s/^0:://p\" /proc/self/cgroup)\"'\n",
-	       cfg.mode == KASHIM_MODE_FORCE ? "force" : "respect", root);
+	printf(" --mode %s self\n", cfg.mode == KASHIM_MODE_FORCE ? "force" : "respect");
 	return EXIT_OK;
 }

@@ -89,10 +89,16 @@ check_nothing_runs_on_install() {
 	else
 		fail "maintainer scripts: '$scripts', triggers: $(cat "$ctl/triggers" 2> /dev/null)"
 	fi
-	if dpkg-deb -c "$DEB" | grep -qE '/etc/|systemd/system|/lib/systemd|init\.d|ld\.so\.preload'; then
-		fail "files that could start or preload: $(dpkg-deb -c "$DEB" | grep -E '/etc/|systemd/system|/lib/systemd|init\.d' | head -3)"
+	# The one unit is the cgroup mode's template, which only an operator's
+	# systemctl enable kashim-attach@CGROUP.service starts.
+	local listed
+	listed=$(dpkg-deb -c "$DEB" | awk '{print $NF}' | grep -vxE '\./usr/lib/systemd/(system/(kashim-attach@\.service)?)?')
+	if printf '%s\n' "$listed" | grep -qE '/etc/|systemd/system|/lib/systemd|init\.d|ld\.so\.preload'; then
+		fail "files that could start or preload: $(printf '%s\n' "$listed" | grep -E '/etc/|systemd/system|/lib/systemd|init\.d' | head -3)"
+	elif ! dpkg-deb -c "$DEB" | grep -q '\./usr/lib/systemd/system/kashim-attach@\.service$'; then
+		fail "the package does not ship kashim-attach@.service"
 	else
-		ok "no file in /etc, no unit, no init script"
+		ok "no file in /etc, no init script; one unit, the template kashim-attach@.service, enabled by nothing"
 	fi
 }
 
