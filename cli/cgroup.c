@@ -487,17 +487,20 @@ struct command {
 };
 
 /* The options of attach, as the library's variables, validated by
- * kashim_config_load so the grammar, ranges and messages are the
- * library's.  Returns the index of the first operand, or -1. */
-static int parse_attach(int argc, char **argv, struct kashim_config *cfg, bool *help,
-			const struct command *cmd)
+ * kashim_config_load_from so the grammar, ranges and messages are the
+ * library's; --config FILE is KASHIM_CONFIG, so the file is read by the
+ * library's own loader and the options win over it, as variables do in
+ * the library.  Returns the index of the first operand, or -1. */
+static int parse_options(int argc, char **argv, struct kashim_config *cfg, bool *help,
+			 const struct command *cmd, bool policy)
 {
 	static const char *const opt[] = { "--idle", "--interval", "--count", "--user-timeout",
-					   "--mode" };
+					   "--mode", "--config" };
 	static const char *const var[] = { "KASHIM_IDLE", "KASHIM_INTERVAL", "KASHIM_COUNT",
-					   "KASHIM_USER_TIMEOUT", "KASHIM_MODE" };
-	enum { N = sizeof opt / sizeof opt[0] };
-	char env_buf[N][300];
+					   "KASHIM_USER_TIMEOUT", "KASHIM_MODE", "KASHIM_CONFIG" };
+	enum { N = sizeof opt / sizeof opt[0], FILE_OPT = N - 1 };
+	struct kashim_source src = { NULL, NULL, false, NULL };
+	char env_buf[N][4200];
 	char *env[N + 1];
 	const char *value[N] = { 0 };
 	int i, n = 0;
@@ -519,7 +522,7 @@ static int parse_attach(int argc, char **argv, struct kashim_config *cfg, bool *
 		len = eq ? (size_t)(eq - a) : strlen(a);
 		for (k = 0; k < N && (strlen(opt[k]) != len || strncmp(a, opt[k], len)); k++)
 			;
-		if (k == N) {
+		if (k == N || (k == FILE_OPT && !policy)) {
 			fprintf(stderr, "kashim %s: unknown option %s\n", cmd->name, a);
 			return -1;
 		}
@@ -531,16 +534,36 @@ static int parse_attach(int argc, char **argv, struct kashim_config *cfg, bool *
 	}
 	for (k = 0; k < N; k++)
 		if (value[k]) {
-			snprintf(env_buf[n], sizeof env_buf[n], "%s=%s", var[k], value[k]);
+			if (snprintf(env_buf[n], sizeof env_buf[n], "%s=%s", var[k], value[k]) >=
+			    (int)sizeof env_buf[n]) {
+				fprintf(stderr, "kashim %s: %s: the value is too long; %s\n",
+					cmd->name, opt[k], cmd->nothing);
+				return -1;
+			}
 			env[n] = env_buf[n];
 			n++;
 		}
 	env[n] = NULL;
-	if (kashim_config_load(cfg, env, false, report_line, (void *)cmd->name) != 0) {
-		fprintf(stderr, "kashim %s: %s; correct the option above\n", cmd->name, cmd->nothing);
+	src.envp = env;
+	if (kashim_config_load_from(cfg, &src, report_line, (void *)cmd->name) != 0) {
+		fprintf(stderr, "kashim %s: %s; correct the %s above\n", cmd->name, cmd->nothing,
+			value[FILE_OPT] ? "setting" : "option");
+		return -1;
+	}
+	if (!cfg->enabled) {
+		fprintf(stderr, "kashim %s: the configuration file turns kashim off (kashim = off); "
+			"%s\n", cmd->name, cmd->nothing);
 		return -1;
 	}
 	return i;
+}
+
+/* dropin --cgroup's options: attach's, without those it cannot write
+ * into the unit (--config). */
+static int parse_attach(int argc, char **argv, struct kashim_config *cfg, bool *help,
+			const struct command *cmd)
+{
+	return parse_options(argc, argv, cfg, help, cmd, false);
 }
 
 static void settings_from(const struct kashim_config *cfg, struct cgroup_settings *s)
@@ -596,6 +619,8 @@ static int attach_help(void)
 	       "  --interval D        time between probes, 1s..32767s (15s)\n"
 	       "  --count N           unanswered probes before the drop, 1..127 (9)\n"
 	       "  --user-timeout V    auto, off, or 1ms..2147483647ms (auto)\n"
+	       "  --config FILE       the library's configuration file (/etc/kashim.conf):\n"
+	       "                      its global settings; the options above win over it\n"
 	       "  --mode M            respect (a program's own keepalive timers and user\n"
 	       "                      timeout stay; with its own timers, an automatic user\n"
 	       "                      timeout is not set) or force (kashim's values\n"
@@ -690,7 +715,8 @@ int cmd_attach(int argc, char **argv)
 	bool help = false;
 	int i, cgroup_fd, prog_fd, map_fd, status = EXIT_PROBLEM;
 
-	i = parse_attach(argc, argv, &cfg, &help, &(struct command){ "attach", "nothing attached" });
+	i = parse_options(argc, argv, &cfg, &help, &(struct command){ "attach", "nothing attached" },
+			  true);
 	if (help)
 		return attach_help();
 	if (i < 0)
@@ -699,6 +725,10 @@ int cmd_attach(int argc, char **argv)
 		fprintf(stderr, "%s", i == argc ? attach_usage : "kashim attach: one CGROUP only\n");
 		return EXIT_USAGE;
 	}
+	if (cfg.scope != KASHIM_SCOPE_ALL || cfg.has_only || cfg.skip.n || cfg.program_filtered ||
+	    cfg.debug)
+		fprintf(stderr, "kashim attach: the file's scope, only, skip, debug and program "
+			"settings are not applied in the cgroup mode; the others are\n");
 	memset(&s, 0, sizeof s);
 	settings_from(&cfg, &s);
 	if ((cgroup_fd = open_cgroup("attach", argv[i])) < 0)

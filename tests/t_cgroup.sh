@@ -165,6 +165,30 @@ test_replace_status_detach() {
 	expect_text "$TMP/err" "detach again says why" "^kashim detach: kashim is not attached to $CG\$"
 }
 
+# --config FILE: the library's configuration file, read by its own loader;
+# options on the command line win over it; a bad line attaches nothing.
+test_config_file() {
+	need_cgroup || return
+	printf '# kashim.conf\nidle = 41s\ninterval = 7\ncount = 3\nuser_timeout = 9s\nmode = force\n' \
+		> "$TMP/kashim.conf"
+	attach --config "$TMP/kashim.conf" --count 5 || return
+	client_in "$CG" own || return
+	expect_socket "$BG" "ESTABLISHED" "keepalive=1 idle=41 interval=7 count=5 user_timeout=9000" \
+		"the file's settings (force mode too), --count over the file's count"
+	"$KASHIM" status > "$TMP/status" 2>&1
+	expect_text "$TMP/status" "status shows the file's settings" \
+		"^$CG idle=41s interval=7s count=5 user_timeout=9000ms mode=force "
+	printf 'idle = 41s\ncount = 200\n' > "$TMP/bad.conf"
+	expect_status 2 "a bad line in the file" "$KASHIM" attach --config "$TMP/bad.conf" "$CG"
+	expect_text "$TMP/err" "the library's message, with file and line" \
+		"^kashim attach: kashim: $TMP/bad.conf:2: count=\"200\" ignored \(out of range\)"
+	expect_text "$TMP/err" "and nothing attached" "^kashim attach: nothing attached"
+	expect_status 2 "a missing file" "$KASHIM" attach --config "$TMP/none.conf" "$CG"
+	expect_text "$TMP/err" "names the file" "cannot read the configuration file \"$TMP/none.conf\": no such file"
+	"$KASHIM" status > "$TMP/status" 2>&1
+	expect_text "$TMP/status" "the settings in force are unchanged" "^$CG idle=41s interval=7s count=5 "
+}
+
 # Refusals: one line, a non-zero status, nothing attached.
 test_refusals() {
 	need_cgroup || return
