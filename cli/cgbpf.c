@@ -157,7 +157,7 @@ static int rules_map_create(void)
 #define BPF_MOV64_IMM(DST, IMM) INSN(BPF_ALU64 | BPF_MOV | BPF_K, DST, 0, 0, IMM)
 #define BPF_ADD64_IMM(DST, IMM) INSN(BPF_ALU64 | BPF_ADD | BPF_K, DST, 0, 0, IMM)
 #define BPF_AND64_IMM(DST, IMM) INSN(BPF_ALU64 | BPF_AND | BPF_K, DST, 0, 0, IMM)
-#define BPF_TO_BE32(DST) INSN(BPF_ALU | BPF_END | BPF_TO_BE, DST, 0, 0, 32)
+#define BPF_TO_BE16(DST) INSN(BPF_ALU | BPF_END | BPF_TO_BE, DST, 0, 0, 16)
 #define BPF_LDX_W(DST, SRC, OFF) INSN(BPF_LDX | BPF_W | BPF_MEM, DST, SRC, OFF, 0)
 #define BPF_LDX_H(DST, SRC, OFF) INSN(BPF_LDX | BPF_H | BPF_MEM, DST, SRC, OFF, 0)
 #define BPF_STX_W(DST, SRC, OFF) INSN(BPF_STX | BPF_W | BPF_MEM, DST, SRC, OFF, 0)
@@ -375,8 +375,9 @@ static void put_address(struct prog *p, int none)
 	/* if word 1 != 0 goto done */
 	jump(p, BPF_JMP_IMM(BPF_JNE, R1, 0), done);
 	put(p, BPF_LDX_W(R1, R10, (short)(TKEY_AT(addr) + 8)));
-	/* if word 2 == ::ffff goto mapped */
-	jump(p, BPF_JMP_IMM(BPF_JEQ, R1, (int32_t)htonl(0xffff)), mapped);
+	/* if word 2 == ::ffff goto mapped (a 32-bit compare: the constant
+	 * would be sign-extended in a 64-bit one) */
+	jump(p, INSN(BPF_JMP32 | BPF_JEQ | BPF_K, R1, 0, 0, (int32_t)htonl(0xffff)), mapped);
 	jump(p, BPF_JMP_A(), done);
 	label(p, mapped);
 	put(p, BPF_LDX_W(R1, R10, (short)(TKEY_AT(addr) + 12)));
@@ -391,9 +392,17 @@ static void put_address(struct prog *p, int none)
 		int local = new_label(p), stored = new_label(p);
 		/* if server goto local */
 		jump(p, BPF_JMP_IMM(BPF_JNE, R2, 0), local);
-		/* remote_port: network order, in the upper half on little-endian */
+		int low = new_label(p);
+		/* remote_port: the port in network order, in the low half of the
+		 * word or (kernels that shift it) the high half */
 		put(p, BPF_LDX_W(R1, CTX, (short)offsetof(struct bpf_sock_ops, remote_port)));
-		put(p, BPF_TO_BE32(R1));
+		put(p, BPF_MOV64_REG(R3, R1));
+		put(p, BPF_AND64_IMM(R3, 0xffff));
+		/* if the low half holds it goto low */
+		jump(p, BPF_JMP_IMM(BPF_JNE, R3, 0), low);
+		put(p, INSN(BPF_ALU64 | BPF_RSH | BPF_K, R1, 0, 0, 16));
+		label(p, low);
+		put(p, BPF_TO_BE16(R1));
 		jump(p, BPF_JMP_A(), stored);
 		label(p, local);
 		put(p, BPF_LDX_W(R1, CTX, (short)offsetof(struct bpf_sock_ops, local_port)));
