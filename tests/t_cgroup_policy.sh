@@ -283,16 +283,20 @@ print("done", flush=True); time.sleep(600)' "$port" "$n" > "$TMP/client.log" 2>&
 # every kashim program it finds.
 test_concurrent_attach() {
 	need_cgroup || return
-	local i n
-	for i in 1 2 3 4 5 6; do
-		"$KASHIM" attach --idle "$((30 + i))" "$CG" 2>> "$TMP/attach.err" &
+	local i n round
+	# three rounds of 16 at once: the old code left two programs in about
+	# one round of three here
+	for round in 1 2 3; do
+		for i in $(seq 16); do
+			"$KASHIM" attach --idle "$((30 + i))" "$CG" 2>> "$TMP/attach.err" &
+		done
+		wait
+		n=$("$PY" "$BPFCG" progs "$CG" | grep -c kashim_sockops)
+		if [ "$n" = 1 ]; then ok "round $round: 16 concurrent attaches: one kashim program"; else fail "round $round: $n kashim programs on $CG: $(head -c 300 "$TMP/attach.err")"; fi
+		expect_status 0 "round $round: detach" "$KASHIM" detach "$CG"
+		n=$("$PY" "$BPFCG" progs "$CG" | grep -c kashim_sockops)
+		if [ "$n" = 0 ]; then ok "round $round: detach leaves no kashim program"; else fail "$n kashim programs left"; fi
 	done
-	wait
-	n=$("$PY" "$BPFCG" progs "$CG" | grep -c kashim_sockops)
-	if [ "$n" = 1 ]; then ok "six concurrent attaches: one kashim program"; else fail "$n kashim programs on $CG: $(cat "$TMP/attach.err")"; fi
-	expect_status 0 "detach" "$KASHIM" detach "$CG"
-	n=$("$PY" "$BPFCG" progs "$CG" | grep -c kashim_sockops)
-	if [ "$n" = 0 ]; then ok "detach leaves no kashim program"; else fail "$n kashim programs left"; fi
 }
 
 # A foreign program on a parent, attached with BPF_F_ALLOW_OVERRIDE, would
