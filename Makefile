@@ -19,7 +19,7 @@ SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 
 LIB := libkashim.so
 CLI := kashim
-CLI_SRC := cli/kashim.c cli/inspect.c cli/sockread.c cli/audit.c cli/doctor.c cli/files.c cli/cgroup.c cli/cgroupfs.c config.c
+CLI_SRC := cli/kashim.c cli/inspect.c cli/sockread.c cli/audit.c cli/doctor.c cli/files.c cli/cgroup.c cli/cgbpf.c cli/cgroupfs.c config.c
 TEST_BINS := tests/test_config tests/probe tests/sockpeek tests/libearly.so tests/libwrap.so \
              tests/libfailbig.so tests/libexitmid.so tests/hostile tests/libhostile.so tests/tcphold
 
@@ -27,7 +27,7 @@ TEST_BINS := tests/test_config tests/probe tests/sockpeek tests/libearly.so test
 
 all: $(LIB) $(CLI)
 
-$(CLI): $(CLI_SRC) cli/cli.h cli/sockread.h config.h
+$(CLI): $(CLI_SRC) cli/cli.h cli/sockread.h cli/cgbpf.h config.h
 	$(CC) $(KCFLAGS) -DKASHIM_VERSION='"$(VERSION)"' -DKASHIM_LIBDIR='"$(LIBDIR)"' \
 		-DKASHIM_MUSL_LIBDIR='"$(MUSLLIBDIR)"' -o $@ $(CLI_SRC) $(LDHARDEN) $(LDFLAGS)
 

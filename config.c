@@ -767,6 +767,8 @@ struct build {
 	struct origin from[VAR_COUNT_];
 	const char *const *names;
 	struct reporter r;
+	kashim_report_fn *unapplied; /* see kashim_config_load_unnamed */
+	const char *unapplied_why;
 };
 
 static void emit(struct reporter *r, struct kashim_line *l)
@@ -1254,7 +1256,35 @@ MESSAGE static void file_problem(struct reporter *r, struct file_text *f, unsign
 
 struct section {
 	bool in_section, matches;
+	const char *name; /* NULL: not a valid [program] section */
 };
+
+/* "kashim: FILE:LINE: KEY in [program NAME] not applied (WHY)", or for a
+ * global setting (section NULL) "kashim: FILE:LINE: KEY not applied (WHY)";
+ * not counted as a problem. */
+MESSAGE static void report_unapplied(struct build *b, const struct origin *at, const char *key,
+				     const char *section)
+{
+	struct kashim_line l;
+
+	if (!b->unapplied)
+		return;
+	kashim_line_start(&l);
+	kashim_line_put(&l, "kashim: ");
+	put_origin(&l, at);
+	kashim_line_put(&l, ": ");
+	kashim_line_put(&l, key);
+	if (section) {
+		kashim_line_put(&l, " in [program ");
+		line_put_escaped(&l, section, NAME_SHOWN);
+		kashim_line_put(&l, "]");
+	}
+	kashim_line_put(&l, " not applied (");
+	kashim_line_put(&l, b->unapplied_why ? b->unapplied_why : "no program name");
+	kashim_line_put(&l, ")");
+	kashim_line_end(&l);
+	b->unapplied(b->r.ctx, l.buf, l.len);
+}
 
 /* "[program NAME-OR-GLOB, ...]": whether it is one, and whether it names
  * this program.  A name that could never match is reported. */
@@ -1266,6 +1296,7 @@ static void parse_section(struct build *b, struct file_text *f, unsigned lineno,
 
 	s->in_section = true;
 	s->matches = false;
+	s->name = NULL;
 	if (end[-1] != ']' || strncmp(name, "program", 7) || !is_space(name[7])) {
 		file_problem(&b->r, f, lineno, "not a [program NAME] section", line, strlen(line),
 			     NULL);
@@ -1285,6 +1316,7 @@ static void parse_section(struct build *b, struct file_text *f, unsigned lineno,
 		return;
 	}
 	s->matches = globs_match(name, b->names);
+	s->name = name;
 }
 
 /* One line, without its newline and NUL-free. */
@@ -1338,6 +1370,10 @@ static void parse_line(struct build *b, struct file_text *f, unsigned lineno, ch
 	}
 	if (!s->in_section || s->matches)
 		b->from[id] = (struct origin){ f->path, lineno };
+	if (s->in_section && s->name) {
+		struct origin at = { f->path, lineno };
+		report_unapplied(b, &at, vars[id].key, s->name);
+	}
 }
 
 /* The file's global settings, then the settings of the [program ...]
@@ -1348,7 +1384,7 @@ static void parse_line(struct build *b, struct file_text *f, unsigned lineno, ch
 static void parse_file(struct build *b, struct file_text *f)
 {
 	char *line = f->text, *stop = f->text + f->len;
-	struct section s = { false, false };
+	struct section s = { false, false, NULL };
 	unsigned lineno = 0;
 
 	while (line < stop) {
@@ -1464,8 +1500,9 @@ static void read_config_file(struct build *b, const char *path, bool quiet_if_mi
 	free(file.text);
 }
 
-unsigned kashim_config_load_from(struct kashim_config *cfg, const struct kashim_source *src,
-				 kashim_report_fn *report, void *ctx)
+static unsigned config_load(struct kashim_config *cfg, const struct kashim_source *src,
+			    kashim_report_fn *report, kashim_report_fn *unapplied,
+			    const char *why, void *ctx)
 {
 	struct build b;
 	const char *values[VAR_COUNT_] = { 0 };
@@ -1481,6 +1518,8 @@ unsigned kashim_config_load_from(struct kashim_config *cfg, const struct kashim_
 	b.cfg = cfg;
 	b.names = src->program_names;
 	b.r = (struct reporter){ report, ctx, 0 };
+	b.unapplied = unapplied;
+	b.unapplied_why = why;
 
 	/* KASHIM=off in the environment means nothing at all happens, so it
 	 * is looked at before anything can produce a message. */
@@ -1502,7 +1541,13 @@ unsigned kashim_config_load_from(struct kashim_config *cfg, const struct kashim_
 
 	cfg->has_only = (b.set & (1u << VAR_ONLY)) != 0;
 	cfg->program_filtered = (b.set & (1u << VAR_PROGRAMS | 1u << VAR_SKIP_PROGRAMS)) != 0;
-	if ((b.set & (1u << VAR_PROGRAMS)) && !b.programs_match)
+	if (unapplied) {
+		int id;
+		for (id = VAR_PROGRAMS; id <= VAR_SKIP_PROGRAMS; id++)
+			if (b.set & (1u << id))
+				report_unapplied(&b, &b.from[id], b.from[id].line ? vars[id].key :
+								   vars[id].name, NULL);
+	} else if ((b.set & (1u << VAR_PROGRAMS)) && !b.programs_match)
 		cfg->enabled = false;
 	if ((b.set & (1u << VAR_SKIP_PROGRAMS)) && b.skip_programs_match)
 		cfg->enabled = false;
@@ -1510,6 +1555,19 @@ unsigned kashim_config_load_from(struct kashim_config *cfg, const struct kashim_
 	resolve_user_timeout(cfg);
 	errno = saved_errno;
 	return b.r.problems;
+}
+
+unsigned kashim_config_load_from(struct kashim_config *cfg, const struct kashim_source *src,
+				 kashim_report_fn *report, void *ctx)
+{
+	return config_load(cfg, src, report, NULL, NULL, ctx);
+}
+
+unsigned kashim_config_load_unnamed(struct kashim_config *cfg, const struct kashim_source *src,
+				    kashim_report_fn *report, kashim_report_fn *unapplied,
+				    const char *why, void *ctx)
+{
+	return config_load(cfg, src, report, unapplied, why, ctx);
 }
 
 unsigned kashim_config_load(struct kashim_config *cfg, char *const *envp,

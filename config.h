@@ -67,6 +67,9 @@ struct kashim_config {
 	struct kashim_rules only, skip;
 };
 
+/* Receives one finished line (ending in '\n') per problem found. */
+typedef void kashim_report_fn(void *ctx, const char *line, size_t len);
+
 /* Where the configuration comes from, besides defaults. */
 struct kashim_source {
 	char *const *envp;
@@ -80,8 +83,6 @@ struct kashim_source {
 	const char *default_file;
 };
 
-/* Receives one finished line (ending in '\n') per problem found. */
-typedef void kashim_report_fn(void *ctx, const char *line, size_t len);
 
 void kashim_config_defaults(struct kashim_config *cfg);
 
@@ -99,6 +100,16 @@ unsigned kashim_config_load(struct kashim_config *cfg, char *const *envp,
  * sections (the last one wins), the file's global settings, defaults. */
 unsigned kashim_config_load_from(struct kashim_config *cfg, const struct kashim_source *src,
 				 kashim_report_fn *report, void *ctx);
+
+/* The same where no program is known (the cgroup mode: the kernel's
+ * callbacks do not say which program a connection belongs to): each
+ * setting of a [program] section and each program filter is passed to
+ * unapplied, one line each ending with "(WHY)", instead of being matched,
+ * and a program filter does not turn kashim off.  Such lines are not
+ * counted as problems. */
+unsigned kashim_config_load_unnamed(struct kashim_config *cfg, const struct kashim_source *src,
+				    kashim_report_fn *report, kashim_report_fn *unapplied,
+				    const char *why, void *ctx);
 
 /* Does a connection to or from this address match one of the rules?
  * addr is 4 (AF_INET) or 16 (AF_INET6) bytes in network order; an

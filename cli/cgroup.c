@@ -13,7 +13,9 @@
 #define _GNU_SOURCE
 #include "cli.h"
 #include "../config.h"
+#include "cgbpf.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -27,15 +29,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
+#include <time.h>
 #include <unistd.h>
-
-#define PROG_NAME "kashim_sockops"
-#define MAP_NAME "kashim_settings"
 
 /* Kernels: bpf_setsockopt() takes SO_KEEPALIVE, TCP_KEEPIDLE/INTVL/CNT and
  * TCP_USER_TIMEOUT from Linux 5.9; bpf_getsockopt() reads SO_KEEPALIVE and
@@ -45,240 +47,16 @@
 #define KERNEL_GET_MAJOR 6
 #define KERNEL_GET_MINOR 2
 
-/* The map's one value.  The program reads the settings and counts what it
- * did; attach writes the settings (keeping the counts), status reads all. */
-struct cgroup_settings {
-	uint32_t idle_s, interval_s, count;
-	uint32_t user_timeout_ms; /* 0: leave the kernel's value alone */
-	uint32_t user_timeout_auto; /* 1: computed from kashim's own timers */
-	uint32_t force;           /* 0 respect, 1 force */
-	int32_t last_error;       /* the last -errno of a refused bpf_setsockopt */
-	uint32_t reserved;
-	uint64_t connections;     /* connections the program saw */
-	uint64_t refused;         /* bpf_setsockopt calls the kernel refused */
-};
-
-/* ---- bpf(2) ---------------------------------------------------------- */
-
-static int sys_bpf(enum bpf_cmd cmd, union bpf_attr *attr)
-{
-	return (int)syscall(__NR_bpf, cmd, attr, sizeof *attr);
-}
-
-static uint64_t ptr(const void *p)
-{
-	return (uint64_t)(uintptr_t)p;
-}
-
-/* The eBPF instruction macros the uapi headers leave out (<linux/filter.h>
- * has classic BPF only), named as in the kernel's own filter.h. */
-#define INSN(CODE, DST, SRC, OFF, IMM) \
-	((struct bpf_insn){ .code = (CODE), .dst_reg = (DST), .src_reg = (SRC), .off = (OFF), .imm = (IMM) })
-#define BPF_MOV64_REG(DST, SRC) INSN(BPF_ALU64 | BPF_MOV | BPF_X, DST, SRC, 0, 0)
-#define BPF_MOV64_IMM(DST, IMM) INSN(BPF_ALU64 | BPF_MOV | BPF_K, DST, 0, 0, IMM)
-#define BPF_ADD64_IMM(DST, IMM) INSN(BPF_ALU64 | BPF_ADD | BPF_K, DST, 0, 0, IMM)
-#define BPF_LDX_W(DST, SRC, OFF) INSN(BPF_LDX | BPF_W | BPF_MEM, DST, SRC, OFF, 0)
-#define BPF_STX_W(DST, SRC, OFF) INSN(BPF_STX | BPF_W | BPF_MEM, DST, SRC, OFF, 0)
-#define BPF_ST_W(DST, OFF, IMM) INSN(BPF_ST | BPF_W | BPF_MEM, DST, 0, OFF, IMM)
-#define BPF_ATOMIC_ADD_DW(DST, SRC, OFF) INSN(BPF_STX | BPF_DW | BPF_ATOMIC, DST, SRC, OFF, BPF_ADD)
-#define BPF_JMP_IMM(OP, DST, IMM) INSN(BPF_JMP | (OP) | BPF_K, DST, 0, 0, IMM)
-#define BPF_JMP_A() INSN(BPF_JMP | BPF_JA, 0, 0, 0, 0)
-#define BPF_CALL_HELPER(FN) INSN(BPF_JMP | BPF_CALL, 0, 0, 0, FN)
-#define BPF_EXIT_INSN() INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0)
-
-/* Registers: r1-r5 arguments, r0 the result, r6-r9 kept across calls,
- * r10 the frame pointer. */
-enum { R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, R10 };
-#define CTX R6      /* struct bpf_sock_ops * */
-#define SETTINGS R7 /* struct cgroup_settings * in the map */
-#define SCRATCH (-8) /* a u32 on the stack for the option values */
-#define KEY (-4)     /* the map key, 0 */
-#define FIELD(f) ((short)offsetof(struct cgroup_settings, f))
-
-/* A program being assembled, with forward jumps to named labels. */
-enum label { L_COVER, L_OWN_KEEPALIVE, L_KEEPALIVE, L_USER_TIMEOUT, L_SET_USER_TIMEOUT, L_OUT,
-	     L_COUNT };
-#define PROG_MAX 128
-struct prog {
-	struct bpf_insn insn[PROG_MAX];
-	unsigned n;
-	int at[L_COUNT];
-	struct { unsigned insn; enum label to; } jump[16];
-	unsigned n_jumps;
-};
-
-static void put(struct prog *p, struct bpf_insn i)
-{
-	if (p->n < PROG_MAX)
-		p->insn[p->n] = i;
-	p->n++; /* an overflow is caught by prog_finish */
-}
-
-/* A conditional or plain jump whose offset is filled in by prog_finish. */
-static void jump(struct prog *p, struct bpf_insn i, enum label to)
-{
-	if (p->n_jumps < sizeof p->jump / sizeof p->jump[0]) {
-		p->jump[p->n_jumps].insn = p->n;
-		p->jump[p->n_jumps].to = to;
-	}
-	p->n_jumps++;
-	put(p, i);
-}
-
-static void label(struct prog *p, enum label l)
-{
-	p->at[l] = (int)p->n;
-}
-
-static bool prog_finish(struct prog *p)
-{
-	unsigned k;
-
-	if (p->n > PROG_MAX || p->n_jumps > sizeof p->jump / sizeof p->jump[0])
-		return false;
-	for (k = 0; k < p->n_jumps; k++)
-		p->insn[p->jump[k].insn].off =
-			(short)(p->at[p->jump[k].to] - (int)p->jump[k].insn - 1);
-	return true;
-}
-
-/* helper(ctx, level, name, &scratch, 4): bpf_setsockopt or bpf_getsockopt. */
-static void put_sockopt_call(struct prog *p, int helper, int level, int name)
-{
-	put(p, BPF_MOV64_REG(R1, CTX));
-	put(p, BPF_MOV64_IMM(R2, level));
-	put(p, BPF_MOV64_IMM(R3, name));
-	put(p, BPF_MOV64_REG(R4, R10));
-	put(p, BPF_ADD64_IMM(R4, SCRATCH));
-	put(p, BPF_MOV64_IMM(R5, 4));
-	put(p, BPF_CALL_HELPER(helper));
-}
-
-/* setsockopt(ctx, level, name, &value, 4), value a settings field or, with
- * field < 0, the constant 1; a refusal is counted and its errno kept. */
-static void put_setsockopt(struct prog *p, int level, int name, short field)
-{
-	put(p, field < 0 ? BPF_MOV64_IMM(R1, 1) : BPF_LDX_W(R1, SETTINGS, field));
-	put(p, BPF_STX_W(R10, R1, SCRATCH));
-	put_sockopt_call(p, BPF_FUNC_setsockopt, level, name);
-	/* if r0 >= 0 (accepted) skip the three that count the refusal */
-	put(p, INSN(BPF_JMP | BPF_JSGE | BPF_K, R0, 0, 3, 0));
-	put(p, BPF_STX_W(SETTINGS, R0, FIELD(last_error)));
-	put(p, BPF_MOV64_IMM(R1, 1));
-	put(p, BPF_ATOMIC_ADD_DW(SETTINGS, R1, FIELD(refused)));
-}
-
-/* Respect mode's question for one option: in force mode, or where the
- * kernel cannot read the option (bpf_getsockopt before Linux 6.2), goto
- * set; when the socket already has it (nonzero), goto keep. */
-static void put_unless_own(struct prog *p, int level, int name, enum label set, enum label keep)
-{
-	put(p, BPF_LDX_W(R1, SETTINGS, FIELD(force)));
-	/* if force goto set */
-	jump(p, BPF_JMP_IMM(BPF_JNE, R1, 0), set);
-	put(p, BPF_ST_W(R10, SCRATCH, 0));
-	put_sockopt_call(p, BPF_FUNC_getsockopt, level, name);
-	/* if the kernel cannot read it (r0 < 0) goto set */
-	jump(p, BPF_JMP_IMM(BPF_JSLT, R0, 0), set);
-	put(p, BPF_LDX_W(R1, R10, SCRATCH));
-	/* if the program set it goto keep */
-	jump(p, BPF_JMP_IMM(BPF_JNE, R1, 0), keep);
-}
-
-/* The sock_ops program: at TCP_CONNECT_CB (before the SYN, so the user
- * timeout bounds the handshake too) and PASSIVE_ESTABLISHED_CB (a
- * connection accepted), it sets the options from the map.  In respect
- * mode, a socket with keepalive already on keeps its timers (and gets no
- * automatic user timeout, which would cut them short) and a nonzero
- * user timeout stays; where the kernel cannot read them, kashim's values
- * are set.  Always returns 1 (the return value of sock_ops only matters to
- * a few callbacks, none of these). */
-static bool assemble_keepalive(struct prog *p, int map_fd)
-{
-	memset(p, 0, sizeof *p);
-	put(p, BPF_MOV64_REG(CTX, R1));
-	put(p, BPF_LDX_W(R2, CTX, (short)offsetof(struct bpf_sock_ops, op)));
-	/* if op == TCP_CONNECT_CB goto cover */
-	jump(p, BPF_JMP_IMM(BPF_JEQ, R2, BPF_SOCK_OPS_TCP_CONNECT_CB), L_COVER);
-	/* if op == PASSIVE_ESTABLISHED_CB goto cover */
-	jump(p, BPF_JMP_IMM(BPF_JEQ, R2, BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB), L_COVER);
-	jump(p, BPF_JMP_A(), L_OUT);
-
-	label(p, L_COVER);
-	put(p, BPF_ST_W(R10, KEY, 0));
-	put(p, BPF_MOV64_REG(R2, R10));
-	put(p, BPF_ADD64_IMM(R2, KEY));
-	put(p, INSN(BPF_LD | BPF_DW | BPF_IMM, R1, BPF_PSEUDO_MAP_FD, 0, map_fd));
-	put(p, INSN(0, 0, 0, 0, 0));
-	put(p, BPF_CALL_HELPER(BPF_FUNC_map_lookup_elem));
-	/* if the map has no value (cannot happen for an array) goto out */
-	jump(p, BPF_JMP_IMM(BPF_JEQ, R0, 0), L_OUT);
-	put(p, BPF_MOV64_REG(SETTINGS, R0));
-	put(p, BPF_MOV64_IMM(R1, 1));
-	put(p, BPF_ATOMIC_ADD_DW(SETTINGS, R1, FIELD(connections)));
-	/* a program's own keepalive keeps its timers */
-	put_unless_own(p, SOL_SOCKET, SO_KEEPALIVE, L_KEEPALIVE, L_OWN_KEEPALIVE);
-
-	label(p, L_KEEPALIVE);
-	put_setsockopt(p, IPPROTO_TCP, TCP_KEEPIDLE, FIELD(idle_s));
-	put_setsockopt(p, IPPROTO_TCP, TCP_KEEPINTVL, FIELD(interval_s));
-	put_setsockopt(p, IPPROTO_TCP, TCP_KEEPCNT, FIELD(count));
-	put_setsockopt(p, SOL_SOCKET, SO_KEEPALIVE, -1);
-
-	jump(p, BPF_JMP_A(), L_USER_TIMEOUT);
-
-	/* The program's own timers: an automatic user timeout, computed from
-	 * kashim's timers, would cut them short; an operator's fixed one is
-	 * still set. */
-	label(p, L_OWN_KEEPALIVE);
-	put(p, BPF_LDX_W(R1, SETTINGS, FIELD(user_timeout_auto)));
-	/* if the user timeout is automatic goto out */
-	jump(p, BPF_JMP_IMM(BPF_JNE, R1, 0), L_OUT);
-
-	label(p, L_USER_TIMEOUT);
-	put(p, BPF_LDX_W(R1, SETTINGS, FIELD(user_timeout_ms)));
-	/* if user_timeout == 0 (off) goto out */
-	jump(p, BPF_JMP_IMM(BPF_JEQ, R1, 0), L_OUT);
-	/* a program's own user timeout stays */
-	put_unless_own(p, IPPROTO_TCP, TCP_USER_TIMEOUT, L_SET_USER_TIMEOUT, L_OUT);
-
-	label(p, L_SET_USER_TIMEOUT);
-	put_setsockopt(p, IPPROTO_TCP, TCP_USER_TIMEOUT, FIELD(user_timeout_ms));
-
-	label(p, L_OUT);
-	put(p, BPF_MOV64_IMM(R0, 1));
-	put(p, BPF_EXIT_INSN());
-	return prog_finish(p);
-}
-
-static char verifier_log[65536];
-
-/* Loads a sock_ops program; on failure loads it again with the verifier's
- * log and prints that. */
 static int load_program(const struct bpf_insn *insn, unsigned n, const char *name, bool quiet)
 {
-	union bpf_attr attr;
-	int fd;
-
-	memset(&attr, 0, sizeof attr);
-	attr.prog_type = BPF_PROG_TYPE_SOCK_OPS;
-	attr.insns = ptr(insn);
-	attr.insn_cnt = n;
-	attr.license = ptr("Dual MIT/GPL");
-	snprintf(attr.prog_name, sizeof attr.prog_name, "%s", name);
-	fd = sys_bpf(BPF_PROG_LOAD, &attr);
-	if (fd >= 0 || quiet || errno == EPERM)
-		return fd;
-	int saved = errno;
-	attr.log_level = 1;
-	attr.log_buf = ptr(verifier_log);
-	attr.log_size = sizeof verifier_log;
-	verifier_log[0] = 0;
-	if (sys_bpf(BPF_PROG_LOAD, &attr) < 0 && verifier_log[0])
-		fprintf(stderr, "kashim: the kernel's verifier refused the program:\n%s", verifier_log);
-	errno = saved;
-	return -1;
+	return cgbpf_load(insn, n, name, quiet);
 }
+
+#define R0 BPF_REG_0
+#define INSN(CODE, DST, SRC, OFF, IMM) \
+	((struct bpf_insn){ .code = (CODE), .dst_reg = (DST), .src_reg = (SRC), .off = (OFF), .imm = (IMM) })
+#define BPF_MOV64_IMM(DST, IMM) INSN(BPF_ALU64 | BPF_MOV | BPF_K, DST, 0, 0, IMM)
+#define BPF_EXIT_INSN() INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0)
 
 /* A "Name:\tvalue" line of /proc/self/status, or -1. */
 static long status_field(const char *name)
@@ -359,109 +137,6 @@ static bool sock_ops_supported(const char *release)
 		fprintf(stderr, "kashim attach: this kernel (%s) cannot load a BPF sock_ops "
 			"program (%s); nothing attached\n", release, strerror(err));
 	errno = err;
-	return false;
-}
-
-static int create_map(void)
-{
-	union bpf_attr attr;
-
-	memset(&attr, 0, sizeof attr);
-	attr.map_type = BPF_MAP_TYPE_ARRAY;
-	attr.key_size = sizeof(uint32_t);
-	attr.value_size = sizeof(struct cgroup_settings);
-	attr.max_entries = 1;
-	snprintf(attr.map_name, sizeof attr.map_name, "%s", MAP_NAME);
-	return sys_bpf(BPF_MAP_CREATE, &attr);
-}
-
-static int map_access(int map_fd, enum bpf_cmd cmd, struct cgroup_settings *value)
-{
-	union bpf_attr attr;
-	uint32_t key = 0;
-
-	memset(&attr, 0, sizeof attr);
-	attr.map_fd = (uint32_t)map_fd;
-	attr.key = ptr(&key);
-	attr.value = ptr(value);
-	attr.flags = cmd == BPF_MAP_UPDATE_ELEM ? BPF_ANY : 0;
-	return sys_bpf(cmd, &attr);
-}
-
-/* ---- finding kashim's program on a cgroup ----------------------------- */
-
-/* Is this map a settings map of this kashim's layout?  (One of another
- * version would be read and written with the wrong size.) */
-static bool settings_map(int map_fd)
-{
-	struct bpf_map_info info;
-	union bpf_attr a;
-
-	memset(&info, 0, sizeof info);
-	memset(&a, 0, sizeof a);
-	a.info.bpf_fd = (uint32_t)map_fd;
-	a.info.info_len = sizeof info;
-	a.info.info = ptr(&info);
-	if (sys_bpf(BPF_OBJ_GET_INFO_BY_FD, &a) == 0 &&
-	    info.value_size == sizeof(struct cgroup_settings) && info.max_entries == 1)
-		return true;
-	close(map_fd);
-	return false;
-}
-
-/* The fds of kashim's program attached directly to the cgroup open at
- * cgroup_fd, and of its settings map; false when there is none (errno 0)
- * or on an error (errno set; EPERM when a program there could not be
- * identified, which needs CAP_SYS_ADMIN). */
-static bool find_attached(int cgroup_fd, int *prog_fd, int *map_fd,
-			  struct bpf_prog_info *found)
-{
-	uint32_t ids[64];
-	union bpf_attr attr;
-	unsigned k;
-	bool denied = false;
-
-	memset(&attr, 0, sizeof attr);
-	attr.query.target_fd = (uint32_t)cgroup_fd;
-	attr.query.attach_type = BPF_CGROUP_SOCK_OPS;
-	attr.query.prog_ids = ptr(ids);
-	attr.query.prog_cnt = sizeof ids / sizeof ids[0];
-	if (sys_bpf(BPF_PROG_QUERY, &attr) < 0)
-		return false;
-	for (k = 0; k < attr.query.prog_cnt && k < sizeof ids / sizeof ids[0]; k++) {
-		struct bpf_prog_info info;
-		union bpf_attr a;
-		uint32_t map_id = 0;
-		int fd;
-
-		memset(&a, 0, sizeof a);
-		a.prog_id = ids[k];
-		if ((fd = sys_bpf(BPF_PROG_GET_FD_BY_ID, &a)) < 0) {
-			denied |= errno == EPERM;
-			continue; /* else detached meanwhile */
-		}
-		memset(&info, 0, sizeof info);
-		info.nr_map_ids = 1;
-		info.map_ids = ptr(&map_id);
-		memset(&a, 0, sizeof a);
-		a.info.bpf_fd = (uint32_t)fd;
-		a.info.info_len = sizeof info;
-		a.info.info = ptr(&info);
-		if (sys_bpf(BPF_OBJ_GET_INFO_BY_FD, &a) == 0 &&
-		    !strncmp(info.name, PROG_NAME, sizeof info.name) && info.nr_map_ids == 1) {
-			memset(&a, 0, sizeof a);
-			a.map_id = map_id;
-			if ((*map_fd = sys_bpf(BPF_MAP_GET_FD_BY_ID, &a)) >= 0 &&
-			    settings_map(*map_fd)) {
-				*prog_fd = fd;
-				if (found)
-					*found = info;
-				return true;
-			}
-		}
-		close(fd);
-	}
-	errno = denied ? EPERM : 0;
 	return false;
 }
 
@@ -675,13 +350,14 @@ struct command {
  * library's own loader and the options win over it, as variables do in
  * the library.  Returns the index of the first operand, or -1. */
 static int parse_options(int argc, char **argv, struct kashim_config *cfg, bool *help,
-			 const struct command *cmd, bool policy)
+			 const struct command *cmd, bool *override)
 {
 	static const char *const opt[] = { "--idle", "--interval", "--count", "--user-timeout",
-					   "--mode", "--config" };
+					   "--mode", "--config", "--scope", "--only", "--skip" };
 	static const char *const var[] = { "KASHIM_IDLE", "KASHIM_INTERVAL", "KASHIM_COUNT",
-					   "KASHIM_USER_TIMEOUT", "KASHIM_MODE", "KASHIM_CONFIG" };
-	enum { N = sizeof opt / sizeof opt[0], FILE_OPT = N - 1 };
+					   "KASHIM_USER_TIMEOUT", "KASHIM_MODE", "KASHIM_CONFIG",
+					   "KASHIM_SCOPE", "KASHIM_ONLY", "KASHIM_SKIP" };
+	enum { N = sizeof opt / sizeof opt[0], FILE_OPT = 5, SCOPE_OPT = 6 };
 	struct kashim_source src = { NULL, NULL, false, NULL };
 	char env_buf[N][4200];
 	char *env[N + 1];
@@ -701,11 +377,15 @@ static int parse_options(int argc, char **argv, struct kashim_config *cfg, bool 
 			*help = true;
 			return i;
 		}
+		if (override && !strcmp(a, "--override-inherited")) {
+			*override = true;
+			continue;
+		}
 		eq = strchr(a, '=');
 		len = eq ? (size_t)(eq - a) : strlen(a);
 		for (k = 0; k < N && (strlen(opt[k]) != len || strncmp(a, opt[k], len)); k++)
 			;
-		if (k == N || (k == FILE_OPT && !policy)) {
+		if (k == N || (k >= FILE_OPT && !override)) {
 			fprintf(stderr, "kashim %s: unknown option %s\n", cmd->name, a);
 			return -1;
 		}
@@ -714,6 +394,8 @@ static int parse_options(int argc, char **argv, struct kashim_config *cfg, bool 
 			return -1;
 		}
 		value[k] = eq ? eq + 1 : argv[++i];
+		if (k == SCOPE_OPT && !strcmp(value[k], "both"))
+			value[k] = "all"; /* the library's word for both */
 	}
 	for (k = 0; k < N; k++)
 		if (value[k]) {
@@ -728,7 +410,10 @@ static int parse_options(int argc, char **argv, struct kashim_config *cfg, bool 
 		}
 	env[n] = NULL;
 	src.envp = env;
-	if (kashim_config_load_from(cfg, &src, report_line, (void *)cmd->name) != 0) {
+	if (kashim_config_load_unnamed(cfg, &src, report_line, report_line,
+				       "the cgroup mode does not know which program a connection "
+				       "belongs to; the other settings are applied",
+				       (void *)cmd->name) != 0) {
 		fprintf(stderr, "kashim %s: %s; correct the %s above\n", cmd->name, cmd->nothing,
 			value[FILE_OPT] ? "setting" : "option");
 		return -1;
@@ -746,38 +431,128 @@ static int parse_options(int argc, char **argv, struct kashim_config *cfg, bool 
 static int parse_attach(int argc, char **argv, struct kashim_config *cfg, bool *help,
 			const struct command *cmd)
 {
-	return parse_options(argc, argv, cfg, help, cmd, false);
+	return parse_options(argc, argv, cfg, help, cmd, NULL);
 }
 
-static void settings_from(const struct kashim_config *cfg, struct cgroup_settings *s)
+/* The configuration as the program's policy, and its rules in order (ONLY,
+ * then SKIP).  Says, one line each, what the cgroup mode cannot apply. */
+static unsigned policy_from(const struct kashim_config *cfg, struct cg_policy *p,
+			    struct cg_rule *rules)
 {
-	s->idle_s = (uint32_t)cfg->idle_s;
-	s->interval_s = (uint32_t)cfg->interval_s;
-	s->count = (uint32_t)cfg->count;
-	s->user_timeout_ms = cfg->user_timeout_mode == KASHIM_UT_OFF ? 0 : cfg->user_timeout_ms;
-	s->user_timeout_auto = cfg->user_timeout_mode == KASHIM_UT_AUTO;
-	s->force = cfg->mode == KASHIM_MODE_FORCE;
+	unsigned n = 0;
+	int i;
+
+	memset(p, 0, sizeof *p);
+	p->idle_s = (uint32_t)cfg->idle_s;
+	p->interval_s = (uint32_t)cfg->interval_s;
+	p->count = (uint32_t)cfg->count;
+	p->user_timeout_ms = cfg->user_timeout_mode == KASHIM_UT_OFF ? 0 : cfg->user_timeout_ms;
+	p->user_timeout_auto = cfg->user_timeout_mode == KASHIM_UT_AUTO;
+	p->force = cfg->mode == KASHIM_MODE_FORCE;
+	p->scope = (uint32_t)cfg->scope;
+	p->has_only = cfg->has_only;
+	for (i = 0; cfg->has_only && i < cfg->only.n; i++, n++)
+		rules[n] = (struct cg_rule){ .list = CG_ONLY, .rule = cfg->only.rule[i] };
+	for (i = 0; i < cfg->skip.n; i++, n++)
+		rules[n] = (struct cg_rule){ .list = CG_SKIP, .rule = cfg->skip.rule[i] };
+	if (cfg->debug)
+		fprintf(stderr, "kashim attach: debug not applied (the cgroup mode writes no debug "
+			"lines: kashim status shows what it did); the other settings are applied\n");
+	return n;
 }
 
-/* With kernel.bpf_stats_enabled=1 the kernel times every run of the
+/* Bytes as the project's messages show them: printable ASCII and valid
+ * UTF-8 as they are; control bytes (C1 too), space, backslash and bytes
+ * that are not UTF-8 as \xHH, so no name can move the cursor, colour the
+ * terminal, split a line or pose as a field. */
+static void print_escaped(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	while (*p) {
+		unsigned len = *p < 0x80 ? 1 : (*p & 0xe0) == 0xc0 ? 2 : (*p & 0xf0) == 0xe0 ? 3 :
+			       (*p & 0xf8) == 0xf0 ? 4 : 0;
+		unsigned long cp = len == 1 ? *p : len ? (unsigned long)(*p & (0x7f >> len)) : 0;
+		unsigned k;
+		bool ok = len > 0;
+
+		for (k = 1; ok && k < len; k++) {
+			ok = (p[k] & 0xc0) == 0x80;
+			cp = cp << 6 | (p[k] & 0x3f);
+		}
+		if (ok && len > 1) {
+			static const unsigned long min[] = { 0, 0, 0x80, 0x800, 0x10000 };
+			ok = cp >= min[len] && cp <= 0x10ffff && !(cp >= 0xd800 && cp <= 0xdfff) &&
+			     cp >= 0xa0; /* C1 controls are escaped too */
+		}
+		if (ok && len == 1)
+			ok = *p > 0x20 && *p < 0x7f && *p != '\\';
+		if (ok) {
+			fwrite(p, 1, len, stdout);
+			p += len;
+		} else {
+			printf("\\x%02x", *p++);
+		}
+	}
+}
+
+/* A rule as the grammar writes it: 10.0.0.0/8, [fd00::/8]:443, :5432. */
+static void print_rule(const struct kashim_rule *r)
+{
+	char host[INET6_ADDRSTRLEN];
+	bool any_port = r->port_lo == 1 && r->port_hi == 65535;
+
+	if (r->family) {
+		inet_ntop(r->family, r->addr, host, sizeof host);
+		printf(r->family == AF_INET6 && !any_port ? "[%s/%u]" : "%s/%u", host, r->prefix);
+	}
+	if (!any_port)
+		printf(r->port_lo == r->port_hi ? ":%u" : ":%u-%u", r->port_lo, r->port_hi);
+}
+
+static const char *scope_word(uint32_t scope)
+{
+	return scope == KASHIM_SCOPE_CLIENT ? "client" : scope == KASHIM_SCOPE_SERVER ? "server" : "all";
+}
+
+/* One attachment: a line of settings and counts, then a line per rule.
+ * With kernel.bpf_stats_enabled=1 the kernel times every run of the
  * program: ns_per_run is its cost in the kernel (two runs a connection
  * made and accepted inside the cgroup). */
-static void print_settings(const char *path, const struct cgroup_settings *s,
-			   const struct bpf_prog_info *info)
+static void print_attachment(const char *path, const struct cg_attached *a, const struct cg_state *st)
 {
-	printf("%s idle=%us interval=%us count=%u user_timeout=", path, s->idle_s, s->interval_s,
-	       s->count);
-	if (s->user_timeout_ms)
-		printf("%ums", s->user_timeout_ms);
+	const struct cg_policy *p = &st->policy;
+	const struct cg_counts *c = &st->counts;
+	uint32_t i;
+
+	print_escaped(path);
+	printf(" idle=%us interval=%us count=%u user_timeout=", p->idle_s, p->interval_s, p->count);
+	if (p->user_timeout_ms)
+		printf("%ums", p->user_timeout_ms);
 	else
 		printf("off");
-	printf(" mode=%s connections=%llu refused=%llu", s->force ? "force" : "respect",
-	       (unsigned long long)s->connections, (unsigned long long)s->refused);
-	if (s->refused)
-		printf(" last_error=%s", strerror(-s->last_error));
-	if (info->run_cnt)
-		printf(" ns_per_run=%llu", (unsigned long long)(info->run_time_ns / info->run_cnt));
+	printf(" mode=%s connections=%llu refused=%llu", p->force ? "force" : "respect",
+	       (unsigned long long)c->connections, (unsigned long long)c->refused);
+	if (c->refused)
+		printf(" last_error=%s", strerror(-c->last_error));
+	if (p->scope != KASHIM_SCOPE_ALL)
+		printf(" scope=%s out_of_scope=%llu", scope_word(p->scope),
+		       (unsigned long long)c->out_of_scope);
+	if (a->run_cnt)
+		printf(" ns_per_run=%llu", (unsigned long long)(a->run_time_ns / a->run_cnt));
 	printf("\n");
+	for (i = 0; i < p->n_rules && i < CG_RULES_MAX; i++) {
+		printf("  %s ", st->rules[i].list == CG_ONLY ? "only" : "skip");
+		print_rule(&st->rules[i].rule);
+		if (st->rules[i].list == CG_SKIP)
+			printf(" skipped=%llu", (unsigned long long)st->skipped[i]);
+		printf("\n");
+	}
+	if (p->has_only)
+		printf("  only: no rule matched, skipped=%llu\n", (unsigned long long)c->not_only);
+	if (c->unread)
+		printf("  respect acted as force on %llu connections: this kernel's bpf_getsockopt "
+		       "cannot read a socket's keepalive\n", (unsigned long long)c->unread);
 }
 
 /* ---- attach ------------------------------------------------------------ */
@@ -790,25 +565,38 @@ static const char attach_usage[] =
 static int attach_help(void)
 {
 	printf("%s\n"
-	       "attach sets TCP keepalive on every TCP connection made or accepted, from\n"
-	       "now on, by any process in CGROUP (a cgroup v2 directory: an absolute\n"
-	       "path, a path below the cgroup2 mount such as system.slice, or self, the\n"
-	       "cgroup kashim runs in) or below: a BPF sock_ops program in the kernel,\n"
-	       "which reaches what LD_PRELOAD cannot (static and Go programs, setuid programs, raw\n"
-	       "system calls, io_uring).  Attaching again replaces the settings.  The\n"
-	       "attachment stays after kashim exits, until detach or until the cgroup\n"
-	       "is removed.  status lists every cgroup kashim is attached to.\n\n"
+	       "attach sets TCP keepalive on every TCP connection made, and accepted on\n"
+	       "a listener created, from now on by any process in CGROUP or below (a\n"
+	       "cgroup v2 directory: an absolute path, a path below the cgroup2 mount\n"
+	       "such as system.slice, or self, the cgroup kashim runs in): a BPF sock_ops\n"
+	       "program in the kernel, which reaches what LD_PRELOAD cannot (static and\n"
+	       "Go programs, setuid programs, raw system calls, io_uring).\n"
+	       "Attaching again replaces the settings and rules\n"
+	       "at once.  The attachment stays after kashim exits, until detach or until\n"
+	       "the cgroup is removed.  status lists every cgroup kashim is attached to,\n"
+	       "with its rules and what each skipped.\n\n"
 	       "options:\n"
 	       "  --idle D            idle time before the first probe, 1s..32767s (15s)\n"
 	       "  --interval D        time between probes, 1s..32767s (15s)\n"
 	       "  --count N           unanswered probes before the drop, 1..127 (9)\n"
 	       "  --user-timeout V    auto, off, or 1ms..2147483647ms (auto)\n"
-	       "  --config FILE       the library's configuration file (/etc/kashim.conf):\n"
-	       "                      its global settings; the options above win over it\n"
 	       "  --mode M            respect (a program's own keepalive timers and user\n"
 	       "                      timeout stay; with its own timers, an automatic user\n"
 	       "                      timeout is not set) or force (kashim's values\n"
 	       "                      stand) (respect)\n"
+	       "  --scope S           client (connections made), server (accepted) or\n"
+	       "                      both (all)\n"
+	       "  --only RULES        only connections matching a rule (KASHIM_ONLY's form)\n"
+	       "  --skip RULES        not connections matching a rule (KASHIM_SKIP's form):\n"
+	       "                      10.0.0.0/8, ::1, :5432, :8000-8999, 10.1.2.3:5432,\n"
+	       "                      [fd00::/8]:443; a connection made is matched on its\n"
+	       "                      peer, one accepted on its local address and port\n"
+	       "  --config FILE       the library's configuration file (/etc/kashim.conf):\n"
+	       "                      its global settings and rules; the options above win\n"
+	       "                      over it; [program] sections and program filters\n"
+	       "                      cannot apply here (each is named)\n"
+	       "  --override-inherited  attach even where it switches off a sock_ops program\n"
+	       "                      a parent cgroup attached with BPF_F_ALLOW_OVERRIDE\n"
 	       "Durations: 45, 45s, 2m, 1h (and 1500ms for the user timeout).\n\n"
 	       "Needs Linux %d.%d or later (%d.%d for respect), CAP_BPF and CAP_NET_ADMIN\n"
 	       "(CAP_SYS_ADMIN to replace, detach or list).\n"
@@ -818,12 +606,13 @@ static int attach_help(void)
 }
 
 /* Refuses a kernel whose bpf_setsockopt cannot set the options; in respect
- * mode on a kernel whose bpf_getsockopt cannot read them, says what
- * happens instead. */
-static bool kernel_fits(const struct cgroup_settings *s)
+ * mode, asks the kernel (a probe program on one loopback connection)
+ * whether bpf_getsockopt can read a socket's own keepalive, and says what
+ * happens when it cannot. */
+static bool kernel_fits(const struct cg_policy *p)
 {
-	char release[128];
-	int major, minor;
+	char release[128], root[4096];
+	int major, minor, can;
 
 	kernel_version(&major, &minor, release, sizeof release);
 	if (!kernel_at_least(major, minor, KERNEL_SET_MAJOR, KERNEL_SET_MINOR)) {
@@ -834,70 +623,209 @@ static bool kernel_fits(const struct cgroup_settings *s)
 	}
 	if (!sock_ops_supported(release))
 		return false;
-	if (!s->force && !kernel_at_least(major, minor, KERNEL_GET_MAJOR, KERNEL_GET_MINOR))
+	if (p->force)
+		return true;
+	can = cgroup2_mount(root, sizeof root) ? cgbpf_can_read_keepalive(root) : -1;
+	if (can == 0)
 		fprintf(stderr, "kashim attach: this kernel (%s) cannot read a socket's own "
-			"keepalive from BPF (Linux %d.%d can): --mode respect acts as force here\n",
-			release, KERNEL_GET_MAJOR, KERNEL_GET_MINOR);
+			"keepalive from BPF (bpf_getsockopt refused it; Linux %d.%d can): --mode "
+			"respect acts as force here\n", release, KERNEL_GET_MAJOR, KERNEL_GET_MINOR);
+	else if (can < 0)
+		fprintf(stderr, "kashim attach: could not ask this kernel whether BPF can read a "
+			"socket's own keepalive; where it cannot, respect acts as force (kashim "
+			"status counts it)\n");
 	return true;
 }
 
-/* A new program and map on the cgroup open at cgroup_fd. */
-static bool attach_new(int cgroup_fd, const char *path, struct cgroup_settings *s)
+/* Serializes attach and detach on one cgroup: an exclusive lock on its
+ * directory, waited for up to 30 s. */
+static bool lock_cgroup(const char *cmd, int fd, const char *path)
 {
-	struct prog *p = calloc(1, sizeof *p);
-	union bpf_attr attr;
-	int map_fd = -1, prog_fd = -1;
-	bool done = false;
+	int i;
 
-	if (!p)
-		goto out;
-	if ((map_fd = create_map()) < 0) {
-		fprintf(stderr, "kashim attach: cannot create the settings map: %s\n", strerror(errno));
-		goto out;
+	for (i = 0; i < 3000; i++) {
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+			return true;
+		if (errno != EWOULDBLOCK && errno != EINTR) {
+			fprintf(stderr, "kashim %s: cannot lock %s: %s\n", cmd, path, strerror(errno));
+			return false;
+		}
+		usleep(10000);
 	}
-	if (map_access(map_fd, BPF_MAP_UPDATE_ELEM, s) < 0) {
-		fprintf(stderr, "kashim attach: cannot write the settings: %s\n", strerror(errno));
-		goto out;
-	}
-	if (!assemble_keepalive(p, map_fd)) {
-		fprintf(stderr, "kashim attach: the program does not fit (a bug)\n");
-		goto out;
-	}
-	if ((prog_fd = load_program(p->insn, p->n, PROG_NAME, false)) < 0) {
-		fprintf(stderr, "kashim attach: cannot load the program: %s\n", strerror(errno));
-		goto out;
-	}
+	fprintf(stderr, "kashim %s: another kashim attach or detach has held %s for 30 s; "
+		"nothing changed\n", cmd, path);
+	return false;
+}
+
+/* The sock_ops programs attached directly to a cgroup, and their flags. */
+struct level {
+	uint32_t flags, n;
+	uint32_t ids[64];
+};
+
+static bool query_level(const char *path, struct level *l)
+{
+	union bpf_attr attr;
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	memset(l, 0, sizeof *l);
+	if (fd < 0)
+		return false;
 	memset(&attr, 0, sizeof attr);
-	attr.target_fd = (uint32_t)cgroup_fd;
-	attr.attach_bpf_fd = (uint32_t)prog_fd;
-	attr.attach_type = BPF_CGROUP_SOCK_OPS;
-	/* Other sock_ops programs on this cgroup (systemd's, Cilium's) stay. */
-	attr.attach_flags = BPF_F_ALLOW_MULTI;
-	if (sys_bpf(BPF_PROG_ATTACH, &attr) < 0) {
-		fprintf(stderr, "kashim attach: cannot attach to %s: %s%s\n", path, strerror(errno),
-			errno == EPERM ? " (a program attached there without BPF_F_ALLOW_MULTI "
-					 "allows no other)" : "");
-		goto out;
+	attr.query.target_fd = (uint32_t)fd;
+	attr.query.attach_type = BPF_CGROUP_SOCK_OPS;
+	attr.query.prog_ids = cgbpf_ptr(l->ids);
+	attr.query.prog_cnt = sizeof l->ids / sizeof l->ids[0];
+	if (cgbpf_sys(BPF_PROG_QUERY, &attr) == 0) {
+		l->flags = attr.query.attach_flags;
+		l->n = attr.query.prog_cnt < 64 ? attr.query.prog_cnt : 64;
 	}
-	done = true;
-out:
-	if (prog_fd >= 0)
-		close(prog_fd);
-	if (map_fd >= 0)
-		close(map_fd);
-	free(p);
+	close(fd);
+	return true;
+}
+
+/* "program 42 (name)", or "program 42" when its name cannot be read. */
+static void program_text(uint32_t id, char *out, size_t size)
+{
+	struct bpf_prog_info info;
+	union bpf_attr a;
+	int fd;
+
+	snprintf(out, size, "program %u", id);
+	memset(&a, 0, sizeof a);
+	a.prog_id = id;
+	if ((fd = cgbpf_sys(BPF_PROG_GET_FD_BY_ID, &a)) < 0)
+		return;
+	memset(&info, 0, sizeof info);
+	memset(&a, 0, sizeof a);
+	a.info.bpf_fd = (uint32_t)fd;
+	a.info.info_len = sizeof info;
+	a.info.info = cgbpf_ptr(&info);
+	if (cgbpf_sys(BPF_OBJ_GET_INFO_BY_FD, &a) == 0 && info.name[0])
+		snprintf(out, size, "program %u (%.16s)", id, info.name);
+	close(fd);
+}
+
+static void print_path_err(const char *path)
+{
+	fflush(stdout);
+	for (; *path; path++)
+		if ((unsigned char)*path < 0x20 || *path == 0x7f || *path == '\\')
+			fprintf(stderr, "\\x%02x", (unsigned char)*path);
+		else
+			fputc(*path, stderr);
+}
+
+/* Before a new attachment: the kernel's rules for programs inherited from
+ * parent cgroups.  A parent's program attached with neither
+ * BPF_F_ALLOW_MULTI nor BPF_F_ALLOW_OVERRIDE allows none below (the
+ * kernel refuses: say which parent); one attached with
+ * BPF_F_ALLOW_OVERRIDE is switched off for the cgroup by any program
+ * attached to it, so kashim would silently stop someone else's program
+ * there: refused unless the operator asks for it. */
+static bool parents_allow(const char *path, bool override)
+{
+	char root[4096], *up = strdup(path), *slash, what[64];
+	struct level self, l;
+	unsigned effective_below;
+	size_t rlen;
+	bool ok = true, blocked_checked = false;
+
+	if (!up || !cgroup2_mount(root, sizeof root)) {
+		free(up);
+		return true; /* the kernel decides */
+	}
+	if (!strcmp(root, "/"))
+		root[0] = 0;
+	rlen = strlen(root);
+	query_level(path, &self);
+	if (self.n && !(self.flags & BPF_F_ALLOW_MULTI)) {
+		program_text(self.ids[0], what, sizeof what);
+		fprintf(stderr, "kashim attach: ");
+		print_path_err(path);
+		fprintf(stderr, " has %s attached %s, which allows no other; nothing attached\n",
+			what, self.flags & BPF_F_ALLOW_OVERRIDE ? "with BPF_F_ALLOW_OVERRIDE" :
+			"without BPF_F_ALLOW_MULTI");
+		free(up);
+		return false;
+	}
+	effective_below = self.n;
+	while (ok && (slash = strrchr(up, '/')) && (size_t)(slash - up) >= rlen) {
+		*slash = 0;
+		if (!query_level(*up ? up : "/", &l))
+			break;
+		if (!l.n)
+			continue;
+		if (!blocked_checked && !(l.flags & (BPF_F_ALLOW_MULTI | BPF_F_ALLOW_OVERRIDE))) {
+			program_text(l.ids[0], what, sizeof what);
+			fprintf(stderr, "kashim attach: the parent cgroup ");
+			print_path_err(*up ? up : "/");
+			fprintf(stderr, " has %s attached without BPF_F_ALLOW_MULTI or "
+				"BPF_F_ALLOW_OVERRIDE, which allows no program below it; nothing "
+				"attached\n", what);
+			ok = false;
+			break;
+		}
+		blocked_checked = true; /* the kernel looks up to the first level with programs */
+		if (l.flags & BPF_F_ALLOW_MULTI) {
+			effective_below += l.n;
+			continue;
+		}
+		if (!effective_below && !override) {
+			program_text(l.ids[0], what, sizeof what);
+			fprintf(stderr, "kashim attach: the parent cgroup ");
+			print_path_err(*up ? up : "/");
+			fprintf(stderr, " runs %s for ", what);
+			print_path_err(path);
+			fprintf(stderr, ", attached with BPF_F_ALLOW_OVERRIDE: a program attached "
+				"below replaces it, so kashim would switch it off there; nothing "
+				"attached (--override-inherited attaches anyway)\n");
+			ok = false;
+		}
+		effective_below += l.n;
+	}
+	free(up);
+	return ok;
+}
+
+/* Removes kashim programs from the cgroup; returns how many. */
+static int detach_all(const char *cmd, int cgroup_fd, const char *path, struct cg_attached *a,
+		      int n, int keep)
+{
+	union bpf_attr attr;
+	int i, done = 0;
+
+	for (i = 0; i < n; i++) {
+		if (i == keep)
+			continue;
+		memset(&attr, 0, sizeof attr);
+		attr.target_fd = (uint32_t)cgroup_fd;
+		attr.attach_bpf_fd = (uint32_t)a[i].prog_fd;
+		attr.attach_type = BPF_CGROUP_SOCK_OPS;
+		if (cgbpf_sys(BPF_PROG_DETACH, &attr) == 0)
+			done++;
+		else
+			fprintf(stderr, "kashim %s: %s: cannot detach program %u: %s\n", cmd, path,
+				a[i].prog_id, strerror(errno));
+	}
 	return done;
 }
 
+#define FOUND_MAX 16
+
 int cmd_attach(int argc, char **argv)
 {
+	static struct cg_rule rules[CG_RULES_MAX];
+	struct cg_attached found[FOUND_MAX];
 	struct kashim_config cfg;
-	struct cgroup_settings s, old;
-	bool help = false;
-	int i, cgroup_fd, prog_fd, map_fd, status = EXIT_PROBLEM;
+	struct cg_policy policy;
+	struct rlimit unlimited = { RLIM_INFINITY, RLIM_INFINITY };
+	bool help = false, override = false;
+	int i, k, n, cgroup_fd, current = -1, status = EXIT_PROBLEM;
+	unsigned n_rules;
 
 	i = parse_options(argc, argv, &cfg, &help, &(struct command){ "attach", "nothing attached" },
-			  true);
+			  &override);
 	if (help)
 		return attach_help();
 	if (i < 0)
@@ -906,43 +834,48 @@ int cmd_attach(int argc, char **argv)
 		fprintf(stderr, "%s", i == argc ? attach_usage : "kashim attach: one CGROUP only\n");
 		return EXIT_USAGE;
 	}
-	if (cfg.scope != KASHIM_SCOPE_ALL || cfg.has_only || cfg.skip.n || cfg.program_filtered ||
-	    cfg.debug)
-		fprintf(stderr, "kashim attach: the file's scope, only, skip, debug and program "
-			"settings are not applied in the cgroup mode; the others are\n");
-	memset(&s, 0, sizeof s);
-	settings_from(&cfg, &s);
+	n_rules = policy_from(&cfg, &policy, rules);
 	if ((cgroup_fd = open_cgroup("attach", argv[i])) < 0)
 		return EXIT_PROBLEM;
-	if (!privileged("attach", false) || !kernel_fits(&s))
+	if (!privileged("attach", false) || !kernel_fits(&policy) ||
+	    !lock_cgroup("attach", cgroup_fd, argv[i]))
 		goto out;
-	if (find_attached(cgroup_fd, &prog_fd, &map_fd, NULL)) {
-		/* Already attached: the settings are replaced in place, the
-		 * counts kept. */
-		if (map_access(map_fd, BPF_MAP_LOOKUP_ELEM, &old) == 0) {
-			s.connections = old.connections;
-			s.refused = old.refused;
-			s.last_error = old.last_error;
-		}
-		if (map_access(map_fd, BPF_MAP_UPDATE_ELEM, &s) == 0)
-			status = EXIT_OK;
+	/* Before Linux 5.11 maps count against RLIMIT_MEMLOCK. */
+	setrlimit(RLIMIT_MEMLOCK, &unlimited);
+	if ((n = cgbpf_find(cgroup_fd, found, FOUND_MAX)) < 0) {
+		if (errno == EPERM)
+			/* Without CAP_SYS_ADMIN the programs there cannot be
+			 * told apart: attaching could put a second kashim on
+			 * the cgroup. */
+			fprintf(stderr, "kashim attach: not permitted: %s has sock_ops programs that "
+				"only CAP_SYS_ADMIN can identify (to replace kashim's); nothing "
+				"attached\n", argv[i]);
 		else
-			fprintf(stderr, "kashim attach: cannot replace the settings: %s\n",
-				strerror(errno));
-		close(prog_fd);
-		close(map_fd);
-	} else if (errno == EPERM) {
-		/* Without CAP_SYS_ADMIN the programs there cannot be told
-		 * apart: attaching could put a second kashim on the cgroup. */
-		fprintf(stderr, "kashim attach: not permitted: %s has sock_ops programs that only "
-			"CAP_SYS_ADMIN can identify (to replace kashim's); nothing attached\n", argv[i]);
-	} else if (errno != 0) {
-		fprintf(stderr, "kashim attach: cannot query %s: %s\n", argv[i], strerror(errno));
-	} else if (attach_new(cgroup_fd, argv[i], &s)) {
-		status = EXIT_OK;
+			fprintf(stderr, "kashim attach: cannot query %s: %s\n", argv[i], strerror(errno));
+		goto out;
 	}
+	for (k = 0; k < n && current < 0; k++)
+		if (found[k].current)
+			current = k;
+	if (current >= 0) {
+		/* Already attached: the whole set replaced at once, the counts
+		 * kept; any other kashim program there (another version's)
+		 * removed. */
+		if (cgbpf_replace(&found[current], &policy, rules, n_rules)) {
+			status = EXIT_OK;
+			detach_all("attach", cgroup_fd, argv[i], found, n, current);
+		}
+	} else if (parents_allow(argv[i], override) &&
+		   cgbpf_attach_new(cgroup_fd, argv[i], &policy, rules, n_rules,
+				    n ? found[0].prog_fd : -1)) {
+		/* found[0], another version's, was replaced in the attach */
+		status = EXIT_OK;
+		if (n > 1)
+			detach_all("attach", cgroup_fd, argv[i], found, n, 0);
+	}
+	cgbpf_release(found, n);
 out:
-	close(cgroup_fd);
+	close(cgroup_fd); /* and the lock with it */
 	return status;
 }
 
@@ -950,8 +883,8 @@ out:
 
 int cmd_detach(int argc, char **argv)
 {
-	union bpf_attr attr;
-	int cgroup_fd, prog_fd, map_fd, status = EXIT_PROBLEM;
+	struct cg_attached found[FOUND_MAX];
+	int cgroup_fd, n, status = EXIT_PROBLEM;
 
 	if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")))
 		return attach_help();
@@ -961,25 +894,19 @@ int cmd_detach(int argc, char **argv)
 	}
 	if ((cgroup_fd = open_cgroup("detach", argv[1])) < 0)
 		return EXIT_PROBLEM;
-	if (!privileged("detach", true))
+	if (!privileged("detach", true) || !lock_cgroup("detach", cgroup_fd, argv[1]))
 		goto out;
-	if (!find_attached(cgroup_fd, &prog_fd, &map_fd, NULL)) {
-		if (errno)
+	if ((n = cgbpf_find(cgroup_fd, found, FOUND_MAX)) <= 0) {
+		if (n < 0)
 			fprintf(stderr, "kashim detach: cannot query %s: %s\n", argv[1], strerror(errno));
 		else
 			fprintf(stderr, "kashim detach: kashim is not attached to %s\n", argv[1]);
 		goto out;
 	}
-	memset(&attr, 0, sizeof attr);
-	attr.target_fd = (uint32_t)cgroup_fd;
-	attr.attach_bpf_fd = (uint32_t)prog_fd;
-	attr.attach_type = BPF_CGROUP_SOCK_OPS;
-	if (sys_bpf(BPF_PROG_DETACH, &attr) == 0)
+	/* every kashim program found, whatever its version */
+	if (detach_all("detach", cgroup_fd, argv[1], found, n, -1) == n)
 		status = EXIT_OK;
-	else
-		fprintf(stderr, "kashim detach: %s: %s\n", argv[1], strerror(errno));
-	close(prog_fd);
-	close(map_fd);
+	cgbpf_release(found, n);
 out:
 	close(cgroup_fd);
 	return status;
@@ -987,61 +914,143 @@ out:
 
 /* ---- status ------------------------------------------------------------ */
 
-#define WALK_DEPTH 32
-#define WALK_MAX 100000
+/* The walk: depth first, with a stack of open directories on the heap (no
+ * recursion, no depth limit), bounded in cgroups visited and in time. */
+#define WALK_MAX 200000
+#define WALK_SECONDS 60
 
-struct walk {
-	unsigned visited, found;
-	char path[4096];
+struct frame {
+	DIR *dir;
+	size_t len; /* of the path, at this directory */
 };
 
-/* Visits the cgroup open at fd (path in w->path) and its children, depth
- * first, bounded in depth and count. */
-static void walk_cgroups(int fd, struct walk *w, int depth)
+struct walk {
+	char *path;
+	size_t size;
+	struct frame *stack;
+	size_t depth, cap;
+	unsigned visited, found, unopened;
+	int first_errno;
+	struct timespec start;
+	struct cg_state st;
+};
+
+static bool path_append(struct walk *w, size_t at, const char *name)
 {
-	struct bpf_prog_info info;
-	struct cgroup_settings s;
-	struct dirent *e;
-	int prog_fd, map_fd;
-	size_t len = strlen(w->path);
+	size_t need = at + 1 + strlen(name) + 1;
+
+	if (need > w->size) {
+		char *grown = realloc(w->path, need * 2);
+		if (!grown)
+			return false;
+		w->path = grown;
+		w->size = need * 2;
+	}
+	w->path[at] = '/';
+	strcpy(w->path + at + 1, name);
+	return true;
+}
+
+static void visit(int fd, struct walk *w)
+{
+	struct cg_attached found[FOUND_MAX];
+	int n = cgbpf_find(fd, found, FOUND_MAX), k;
+
+	for (k = 0; k < n; k++) {
+		if (found[k].current && cgbpf_read(&found[k], &w->st)) {
+			print_attachment(*w->path ? w->path : "/", &found[k], &w->st);
+		} else {
+			print_escaped(*w->path ? w->path : "/");
+			printf(" kashim program %u of another version (kashim attach replaces it, "
+			       "kashim detach removes it)\n", found[k].prog_id);
+		}
+		w->found++;
+	}
+	if (n > 0)
+		cgbpf_release(found, n);
+}
+
+static bool out_of_time(const struct walk *w)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return now.tv_sec - w->start.tv_sec >= WALK_SECONDS;
+}
+
+static bool push(struct walk *w, int fd)
+{
 	DIR *d;
 
-	if (++w->visited > WALK_MAX) {
-		close(fd);
-		return;
-	}
-	if (find_attached(fd, &prog_fd, &map_fd, &info)) {
-		if (map_access(map_fd, BPF_MAP_LOOKUP_ELEM, &s) == 0) {
-			print_settings(w->path, &s, &info);
-			w->found++;
+	if (w->depth == w->cap) {
+		size_t cap = w->cap ? w->cap * 2 : 64;
+		struct frame *grown = realloc(w->stack, cap * sizeof *grown);
+		if (!grown) {
+			close(fd);
+			return false;
 		}
-		close(prog_fd);
-		close(map_fd);
+		w->stack = grown;
+		w->cap = cap;
 	}
-	if (depth >= WALK_DEPTH || !(d = fdopendir(fd))) {
+	if (!(d = fdopendir(fd))) {
 		close(fd);
-		return;
+		return false;
 	}
-	while ((e = readdir(d))) {
+	w->stack[w->depth].dir = d;
+	w->stack[w->depth].len = strlen(w->path);
+	w->depth++;
+	return true;
+}
+
+/* Returns false when cut short (count or time). */
+static bool walk_cgroups(int root_fd, struct walk *w)
+{
+	bool complete = true;
+
+	w->visited = 1;
+	visit(root_fd, w);
+	if (!push(w, root_fd))
+		return true;
+	while (w->depth) {
+		struct frame *f = &w->stack[w->depth - 1];
+		struct dirent *e = readdir(f->dir);
 		int child;
 
+		if (!e) {
+			closedir(f->dir);
+			w->depth--;
+			continue;
+		}
 		if (e->d_type != DT_DIR || !strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
 			continue;
-		if (snprintf(w->path + len, sizeof w->path - len, "/%s", e->d_name) >=
-		    (int)(sizeof w->path - len))
+		if (++w->visited > WALK_MAX || out_of_time(w)) {
+			complete = false;
+			break;
+		}
+		if (!path_append(w, f->len, e->d_name))
 			continue;
-		child = openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-		if (child >= 0)
-			walk_cgroups(child, w, depth + 1);
-		w->path[len] = 0;
+		child = openat(dirfd(f->dir), e->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+		if (child < 0) {
+			if (!w->unopened++)
+				w->first_errno = errno;
+			w->path[f->len] = 0;
+			continue;
+		}
+		visit(child, w);
+		if (!push(w, child))
+			w->path[f->len] = 0;
 	}
-	closedir(d);
+	while (w->depth)
+		closedir(w->stack[--w->depth].dir);
+	return complete;
 }
 
 int cmd_status(int argc, char **argv)
 {
+	struct rlimit files;
 	struct walk *w;
 	int fd, status = EXIT_OK;
+	char root[4096];
 
 	if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")))
 		return attach_help();
@@ -1053,19 +1062,40 @@ int cmd_status(int argc, char **argv)
 		return EXIT_PROBLEM;
 	if (!(w = calloc(1, sizeof *w)))
 		return EXIT_PROBLEM;
-	if (!cgroup2_mount(w->path, sizeof w->path)) {
+	/* a directory open per level of the tree */
+	if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+		files.rlim_cur = files.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &files);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &w->start);
+	if (!cgroup2_mount(root, sizeof root)) {
 		fprintf(stderr, "kashim status: no cgroup2 mount in /proc/self/mountinfo\n");
 		status = EXIT_PROBLEM;
-	} else if ((fd = open(w->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
-		fprintf(stderr, "kashim status: %s: %s\n", w->path, strerror(errno));
+	} else if ((fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		fprintf(stderr, "kashim status: %s: %s\n", root, strerror(errno));
+		status = EXIT_PROBLEM;
+	} else if (!(w->path = strdup(strcmp(root, "/") ? root : ""))) {
+		close(fd);
 		status = EXIT_PROBLEM;
 	} else {
-		if (!strcmp(w->path, "/"))
-			w->path[0] = 0;
-		walk_cgroups(fd, w, 0);
+		w->size = strlen(w->path) + 1;
+		if (!walk_cgroups(fd, w)) {
+			fflush(stdout);
+			fprintf(stderr, "kashim status: stopped after %u cgroups or %d s; the list "
+				"may be incomplete\n", w->visited - 1, WALK_SECONDS);
+			status = EXIT_PROBLEM;
+		}
+		if (w->unopened) {
+			fflush(stdout);
+			fprintf(stderr, "kashim status: %u cgroups could not be opened (%s); the "
+				"list may be incomplete\n", w->unopened, strerror(w->first_errno));
+			status = EXIT_PROBLEM;
+		}
 		if (!w->found)
 			printf("kashim is attached to no cgroup\n");
 	}
+	free(w->path);
+	free(w->stack);
 	free(w);
 	return status;
 }

@@ -5,6 +5,10 @@
  *
  *   tcphold serve PORT [own]     accept one connection on 127.0.0.1:PORT
  *   tcphold connect PORT [own]   connect to 127.0.0.1:PORT
+ *   tcphold serve-on ADDR PORT   accept one connection on ADDR:PORT (IPv4
+ *                                or IPv6, as :: for both)
+ *   tcphold connect-to ADDR PORT connect to ADDR:PORT (an IPv6 address,
+ *                                ::ffff:127.0.0.1 too, from an IPv6 socket)
  *
  * With "own" it sets its own keepalive before connect/listen: on, idle 100,
  * interval 20, count 3, user timeout 5000 ms; with "ownka" the same but no
@@ -75,10 +79,63 @@ static int hold(int c)
 	}
 }
 
+/* serve-on / connect-to ADDR PORT: any address, IPv4 or IPv6. */
+static int by_address(int argc, char **argv)
+{
+	struct sockaddr_in6 a6;
+	struct sockaddr_in a4;
+	struct sockaddr *a;
+	socklen_t len;
+	int fd, c, one = 1, off = 0;
+
+	if (argc < 4)
+		return 2;
+	memset(&a4, 0, sizeof a4);
+	memset(&a6, 0, sizeof a6);
+	if (inet_pton(AF_INET, argv[2], &a4.sin_addr) == 1) {
+		a4.sin_family = AF_INET;
+		a4.sin_port = htons((unsigned short)atoi(argv[3]));
+		a = (struct sockaddr *)&a4;
+		len = sizeof a4;
+	} else if (inet_pton(AF_INET6, argv[2], &a6.sin6_addr) == 1) {
+		a6.sin6_family = AF_INET6;
+		a6.sin6_port = htons((unsigned short)atoi(argv[3]));
+		a = (struct sockaddr *)&a6;
+		len = sizeof a6;
+	} else {
+		fprintf(stderr, "tcphold: %s: not an address\n", argv[2]);
+		return 2;
+	}
+	fd = socket(a->sa_family, SOCK_STREAM, 0);
+	if (fd < 0)
+		return 1;
+	if (a->sa_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
+	if (!strcmp(argv[1], "serve-on")) {
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+		if (bind(fd, a, len) || listen(fd, 8)) {
+			perror("tcphold: listen");
+			return 1;
+		}
+		if ((c = accept(fd, NULL, NULL)) < 0)
+			return 1;
+	} else if (connect(fd, a, len) != 0) {
+		return ended("connect");
+	} else {
+		c = fd;
+	}
+	printf("ready\n");
+	fflush(stdout);
+	return hold(c);
+}
+
 int main(int argc, char **argv)
 {
 	struct sockaddr_in a;
 	int fd, c, one = 1;
+
+	if (argc > 1 && (!strcmp(argv[1], "serve-on") || !strcmp(argv[1], "connect-to")))
+		return by_address(argc, argv);
 
 	if (argc < 3) {
 		fprintf(stderr, "usage: tcphold serve|connect PORT [own|ownka]\n");

@@ -1,0 +1,354 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# The cgroup mode's policy, the twin of t_policy.sh: scope, ONLY/SKIP
+# (IPv4, IPv6, IPv4-mapped, ports) and the configuration file, judged on
+# real connections made by the static tests/tcphold in a test cgroup and
+# read back from the kernel with sockpeek; replacing the settings while
+# connections are made (no mixed set); and the cgroup mode under hostile
+# conditions (concurrent attach, foreign programs on parents, a deep tree,
+# names with terminal escapes).  Each test makes its own cgroups.
+. "$(dirname "$0")/lib.sh"
+
+KASHIM=$ROOT/kashim
+HOLD=$ROOT/tests/tcphold
+BPFCG=$HELPERS/bpfcg.py
+CG_ARGS=(--idle 37 --interval 11 --count 4)
+OFF="keepalive=0 idle=7200"
+
+cgroup2_root() {
+	awk '{ for (i = 1; i <= NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2") print $5; break } }' \
+		/proc/self/mountinfo | head -n 1
+}
+
+CG=""
+cg_cleanup() {
+	local p d
+	exec 2> /dev/null
+	for p in "${BG_PIDS[@]}"; do kill -KILL "$p" 2> /dev/null; done
+	wait 2> /dev/null
+	if [ -n "$CG" ] && [ -d "$CG" ]; then
+		# every program attached below, kashim's and the foreign ones
+		find "$CG" -depth -type d | while read -r d; do
+			"$PY" "$BPFCG" progs "$d" 2> /dev/null | while read -r id _; do
+				"$PY" "$BPFCG" detach "$d" "$id"
+			done
+			rmdir "$d"
+		done
+	fi
+	cleanup
+}
+
+need_cgroup() {
+	need_root || return 1
+	local root
+	root=$(cgroup2_root)
+	[ -n "$root" ] || { skip "no cgroup2 mount in /proc/self/mountinfo"; return 1; }
+	CG=$root/kashim-policy-$$-$RANDOM
+	trap cg_cleanup EXIT
+	mkdir "$CG" 2> "$TMP/mkdir.err" || { skip "cannot create a cgroup: $(cat "$TMP/mkdir.err")"; CG=""; return 1; }
+}
+
+# attach ARGS...: kashim attach ARGS $CG, which must succeed.
+attach() {
+	"$KASHIM" attach "$@" "$CG" 2> "$TMP/attach.err" && return 0
+	fail "kashim attach $* failed: $(cat "$TMP/attach.err")"
+	return 1
+}
+
+incg() {
+	local dir=$1
+	shift
+	exec sh -c 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"' incg "$dir" "$@"
+}
+
+# serve ADDR PORT [in]: a tcphold server (in $CG with "in"); pid in $BG.
+serve() {
+	if [ "${3:-}" = in ]; then bg incg "$CG" "$HOLD" serve-on "$1" "$2"; else bg "$HOLD" serve-on "$1" "$2"; fi
+	wait_listen "$2" || { fail "the server on $1:$2 does not listen: $(cat "$TMP/bg.$BG.log")"; return 1; }
+}
+
+# three servers outside the cgroup: 127.0.0.1:P1, 127.0.0.2:P2, [::1]:P3
+servers() {
+	P1=$(free_port) P2=$(free_port) P3=$(free_port)
+	serve 127.0.0.1 "$P1" && serve 127.0.0.2 "$P2" && serve ::1 "$P3"
+}
+
+# client_case WHAT WANT1 WANT2 WANT3 ATTACH-ARGS...: fresh servers, attach
+# with the args (@P1, @P2, @P3 in them: the servers' ports), three static
+# clients in the cgroup, one to each server.
+client_case() {
+	local what=$1 w1=$2 w2=$3 w3=$4 c1 c2 c3
+	shift 4
+	servers || return
+	set -- "${@//@P1/$P1}"
+	set -- "${@//@P2/$P2}"
+	set -- "${@//@P3/$P3}"
+	attach "${CG_ARGS[@]}" "$@" || return
+	bg incg "$CG" "$HOLD" connect-to 127.0.0.1 "$P1"
+	c1=$BG
+	bg incg "$CG" "$HOLD" connect-to 127.0.0.2 "$P2"
+	c2=$BG
+	bg incg "$CG" "$HOLD" connect-to ::1 "$P3"
+	c3=$BG
+	expect_socket "$c1" "remote=127\.0\.0\.1:$P1 " "$w1" "$what: to 127.0.0.1:$P1"
+	expect_socket "$c2" "remote=127\.0\.0\.2:$P2 " "$w2" "$what: to 127.0.0.2:$P2"
+	expect_socket "$c3" "remote=\[::1\]:$P3 " "$w3" "$what: to [::1]:$P3"
+}
+
+test_skip_and_only_for_connections_made() {
+	need_cgroup || return
+	client_case "--skip 127.0.0.2" "$WANT" "$OFF" "$WANT" --skip 127.0.0.2
+	client_case "--only :P3" "$OFF" "$OFF" "$WANT" --only ":@P3"
+	client_case "--only 127.0.0.0/8 with --skip 127.0.0.2: skip wins" "$WANT" "$OFF" "$OFF" \
+		--only 127.0.0.0/8 --skip 127.0.0.2
+	client_case "--skip [::1]:P3 and a port range" "$OFF" "$WANT" "$OFF" \
+		--skip "[::1]:@P3,127.0.0.1:@P1-@P1"
+	client_case "--only ::1/128 (IPv6 network)" "$OFF" "$OFF" "$WANT" --only ::1/128
+}
+
+test_status_shows_rules_and_counts() {
+	need_cgroup || return
+	client_case "--skip 127.0.0.2,:1-2" "$WANT" "$OFF" "$WANT" --skip 127.0.0.2,:1-2 || return
+	"$KASHIM" status > "$TMP/status" 2>&1
+	sed -n "\|^$CG |,/^\//p" "$TMP/status" > "$TMP/mine"
+	expect_text "$TMP/mine" "status: the settings line, 3 connections" "^$CG idle=37s .* connections=3 refused=0"
+	expect_text "$TMP/mine" "status: the first rule and what it skipped" "^  skip 127\.0\.0\.2/32 skipped=1$"
+	expect_text "$TMP/mine" "status: the second rule, nothing skipped" "^  skip :1-2 skipped=0$"
+	# a replacement keeping a rule keeps its count
+	attach --idle 40 --skip 127.0.0.2 || return
+	"$KASHIM" status > "$TMP/status" 2>&1
+	expect_text "$TMP/status" "status: a rule kept across a replacement keeps its count" "^  skip 127\.0\.0\.2/32 skipped=1$"
+}
+
+test_ipv4_mapped_matches_ipv4_rules() {
+	need_cgroup || return
+	local p1 p2
+	p1=$(free_port) p2=$(free_port)
+	serve :: "$p1" && serve 127.0.0.2 "$p2" || return
+	attach "${CG_ARGS[@]}" --skip 127.0.0.1 || return
+	bg incg "$CG" "$HOLD" connect-to ::ffff:127.0.0.1 "$p1"
+	expect_socket "$BG" "remote=\[::ffff:127\.0\.0\.1\]:$p1 " "$OFF" "--skip 127.0.0.1 skips ::ffff:127.0.0.1"
+	bg incg "$CG" "$HOLD" connect-to 127.0.0.2 "$p2"
+	expect_socket "$BG" "remote=127\.0\.0\.2:$p2 " "$WANT" "and covers the rest"
+	p1=$(free_port)
+	serve :: "$p1" || return
+	attach "${CG_ARGS[@]}" --only ::ffff:127.0.0.1 || return
+	bg incg "$CG" "$HOLD" connect-to ::ffff:127.0.0.1 "$p1"
+	expect_socket "$BG" "remote=\[::ffff:127\.0\.0\.1\]:$p1 " "$WANT" "--only ::ffff:127.0.0.1 (the IPv4 rule it means) covers it"
+}
+
+# Accepted connections are matched on their local address and port.
+test_skip_for_connections_accepted() {
+	need_cgroup || return
+	local p1 p2 s1 s2
+	p1=$(free_port) p2=$(free_port)
+	attach "${CG_ARGS[@]}" --skip 127.0.0.2 || return
+	serve 127.0.0.1 "$p1" in || return
+	s1=$BG
+	serve 127.0.0.2 "$p2" in || return
+	s2=$BG
+	bg "$HOLD" connect-to 127.0.0.1 "$p1"
+	bg "$HOLD" connect-to 127.0.0.2 "$p2"
+	expect_socket "$s1" "state=ESTABLISHED local=127\.0\.0\.1:$p1 " "$WANT" "accepted on 127.0.0.1: covered"
+	expect_socket "$s2" "state=ESTABLISHED local=127\.0\.0\.2:$p2 " "$OFF" "accepted on 127.0.0.2: skipped"
+	expect_socket "$s1" "state=LISTEN" "keepalive=0" "the listener itself is left alone"
+}
+
+scope_case() {
+	local scope=$1 want_server=$2 want_client=$3 port server
+	port=$(free_port)
+	attach "${CG_ARGS[@]}" --scope "$scope" || return
+	serve 127.0.0.1 "$port" in || return
+	server=$BG
+	bg incg "$CG" "$HOLD" connect-to 127.0.0.1 "$port"
+	expect_socket "$server" "state=ESTABLISHED local=[^ ]*:$port " "$want_server" "--scope $scope: accepted"
+	expect_socket "$BG" "state=ESTABLISHED .*remote=[^ ]*:$port " "$want_client" "--scope $scope: made"
+}
+
+test_scope() {
+	need_cgroup || return
+	scope_case client "$OFF" "$WANT"
+	scope_case server "$WANT" "$OFF"
+	scope_case both "$WANT" "$WANT"
+	"$KASHIM" status > "$TMP/status" 2>&1
+	expect_status 2 "a bad scope" "$KASHIM" attach --scope clients "$CG"
+	expect_text "$TMP/err" "the library's message for the scope" "^kashim attach: kashim: KASHIM_SCOPE=\"clients\" ignored \(not a recognised word\); accepted: all, client or server"
+}
+
+# The library's configuration file: global settings and rules applied,
+# each [program] setting and program filter named as not applied.
+test_config_file_rules_and_sections() {
+	need_cgroup || return
+	servers || return
+	cat > "$TMP/kashim.conf" <<CONF
+idle = 37
+interval = 11
+count = 4
+skip = 127.0.0.2
+programs = java,python3
+[program java]
+idle = 5m
+count = 2
+CONF
+	attach --config "$TMP/kashim.conf" || return
+	expect_text "$TMP/attach.err" "the program filter is named as not applied" \
+		"^kashim attach: kashim: $TMP/kashim.conf:5: programs not applied \(the cgroup mode does not know which program"
+	expect_text "$TMP/attach.err" "each [program] setting is named" \
+		"^kashim attach: kashim: $TMP/kashim.conf:7: idle in \[program java\] not applied"
+	expect_text "$TMP/attach.err" "the second one too" "^kashim attach: kashim: $TMP/kashim.conf:8: count in \[program java\] not applied"
+	if [ "$(wc -l < "$TMP/attach.err")" = 3 ]; then ok "one line per setting, no more"; else fail "stderr: $(cat "$TMP/attach.err")"; fi
+	bg incg "$CG" "$HOLD" connect-to 127.0.0.1 "$P1"
+	expect_socket "$BG" "remote=127\.0\.0\.1:$P1 " "$WANT" "the file's global settings"
+	bg incg "$CG" "$HOLD" connect-to 127.0.0.2 "$P2"
+	expect_socket "$BG" "remote=127\.0\.0\.2:$P2 " "$OFF" "the file's skip rule"
+	# the command line wins over the file
+	P2=$(free_port)
+	serve 127.0.0.2 "$P2" || return
+	attach --config "$TMP/kashim.conf" --skip 127.0.0.9 || return
+	bg incg "$CG" "$HOLD" connect-to 127.0.0.2 "$P2"
+	expect_socket "$BG" "remote=127\.0\.0\.2:$P2 " "$WANT" "--skip over the file's skip"
+}
+
+# A bad rule: the library's one line naming it, and nothing attached.
+test_bad_rules() {
+	need_cgroup || return
+	local many
+	expect_status 2 "a prefix out of range" "$KASHIM" attach --skip 10.0.0.0/33 "$CG"
+	expect_text "$TMP/err" "the library's message, naming the rule" \
+		"^kashim attach: kashim: KASHIM_SKIP=\"10\.0\.0\.0/33\" ignored \(not an address, network or port\)"
+	expect_status 2 "a port out of range" "$KASHIM" attach --only :70000 "$CG"
+	expect_text "$TMP/err" "names it" "KASHIM_ONLY=\":70000\" ignored"
+	many=$(seq -s, -f '10.0.0.%g' 1 33)
+	expect_status 2 "33 rules" "$KASHIM" attach --skip "$many" "$CG"
+	expect_text "$TMP/err" "the library's limit" "\(more than 32 rules\)"
+	printf 'skip = 10.0.0.1, , 10.0.0.2\n' > "$TMP/bad.conf"
+	expect_status 2 "a bad rule in the file" "$KASHIM" attach --config "$TMP/bad.conf" "$CG"
+	expect_text "$TMP/err" "with its file and line" "$TMP/bad.conf:1: skip=.* ignored \(an empty item\)"
+	if [ -z "$("$PY" "$BPFCG" progs "$CG")" ]; then ok "nothing attached"; else fail "something attached: $("$PY" "$BPFCG" progs "$CG")"; fi
+}
+
+# Replacing the settings while connections are made: each connection has
+# the whole of one set.  Set A: 37/11/4, automatic user timeout, no rules;
+# set B: 50/5/2, no user timeout, a SKIP rule for a port not used.
+test_replace_storm() {
+	need_cgroup || return
+	local port n=400 i client lines mixed a b
+	port=$(free_port)
+	"$PY" - "$port" "$n" > "$TMP/server.log" 2>&1 <<'PYEOF' &
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(1024); held = []
+for _ in range(int(sys.argv[2])):
+    held.append(s.accept()[0])
+import time; time.sleep(600)
+PYEOF
+	BG_PIDS+=($!)
+	wait_listen "$port" || { fail "the storm's server does not listen"; return; }
+	attach --idle 37 --interval 11 --count 4 || return
+	incg "$CG" "$PY" -c '
+import socket, sys, time
+held = []
+for i in range(int(sys.argv[2])):
+    c = socket.create_connection(("127.0.0.1", int(sys.argv[1]))); held.append(c)
+    time.sleep(0.002)
+print("done", flush=True); time.sleep(600)' "$port" "$n" > "$TMP/client.log" 2>&1 &
+	client=$!
+	BG_PIDS+=("$client")
+	for i in $(seq 200); do
+		grep -q done "$TMP/client.log" 2> /dev/null && break
+		if [ $((i % 2)) = 0 ]; then
+			"$KASHIM" attach --idle 37 --interval 11 --count 4 "$CG" 2>> "$TMP/storm.err"
+		else
+			"$KASHIM" attach --idle 50 --interval 5 --count 2 --user-timeout off --skip :1 "$CG" 2>> "$TMP/storm.err"
+		fi
+	done
+	for i in $(seq 600); do grep -q done "$TMP/client.log" 2> /dev/null && break; sleep 0.1; done
+	grep -q done "$TMP/client.log" || { fail "the storm's client did not make its $n connections: $(tail -3 "$TMP/client.log")"; return; }
+	peek "$client" | grep "state=ESTABLISHED" > "$TMP/conns"
+	lines=$(wc -l < "$TMP/conns")
+	a=$(grep -c "keepalive=1 idle=37 interval=11 count=4 user_timeout=81000" "$TMP/conns")
+	b=$(grep -c "keepalive=1 idle=50 interval=5 count=2 user_timeout=0" "$TMP/conns")
+	mixed=$((lines - a - b))
+	if [ "$lines" = "$n" ] && [ "$mixed" = 0 ] && [ "$a" -gt 0 ] && [ "$b" -gt 0 ]; then
+		ok "$n connections during $i replacements: $a with set A, $b with set B, none mixed"
+	else
+		fail "$lines connections, $a A, $b B, $mixed mixed: $(grep -v -e 'idle=37 interval=11 count=4 user_timeout=81000' -e 'idle=50 interval=5 count=2 user_timeout=0' "$TMP/conns" | head -3)"
+	fi
+	[ -s "$TMP/storm.err" ] && fail "attach wrote: $(head -c 300 "$TMP/storm.err")"
+	"$KASHIM" status > "$TMP/status" 2>&1
+	expect_text "$TMP/status" "no increment lost: the count is every connection" "^$CG .* connections=$n "
+}
+
+# Two attaches at once leave exactly one kashim program; detach removes
+# every kashim program it finds.
+test_concurrent_attach() {
+	need_cgroup || return
+	local i n round
+	# three rounds of 16 at once: the old code left two programs in about
+	# one round of three here
+	for round in 1 2 3; do
+		for i in $(seq 16); do
+			"$KASHIM" attach --idle "$((30 + i))" "$CG" 2>> "$TMP/attach.err" &
+		done
+		wait
+		n=$("$PY" "$BPFCG" progs "$CG" | grep -c kashim_sockops)
+		if [ "$n" = 1 ]; then ok "round $round: 16 concurrent attaches: one kashim program"; else fail "round $round: $n kashim programs on $CG: $(head -c 300 "$TMP/attach.err")"; fi
+		expect_status 0 "round $round: detach" "$KASHIM" detach "$CG"
+		n=$("$PY" "$BPFCG" progs "$CG" | grep -c kashim_sockops)
+		if [ "$n" = 0 ]; then ok "round $round: detach leaves no kashim program"; else fail "$n kashim programs left"; fi
+	done
+}
+
+# A foreign program on a parent, attached with BPF_F_ALLOW_OVERRIDE, would
+# be switched off for the child: refused, naming parent and program.
+test_foreign_override_parent() {
+	need_cgroup || return
+	local id
+	mkdir "$CG/child" || { fail "mkdir"; return; }
+	id=$("$PY" "$BPFCG" foreign "$CG" override) || { fail "cannot attach the foreign program"; return; }
+	expect_status 1 "attach below an ALLOW_OVERRIDE program" "$KASHIM" attach "$CG/child"
+	expect_text "$TMP/err" "names the parent and the program" \
+		"^kashim attach: the parent cgroup $CG runs program $id \(foreign_test\) for $CG/child, attached with BPF_F_ALLOW_OVERRIDE.*nothing attached \(--override-inherited attaches anyway\)$"
+	if "$PY" "$BPFCG" progs "$CG/child" effective | grep -q "^$id foreign_test"; then
+		ok "the foreign program still runs for the child"
+	else
+		fail "the child's effective programs: $("$PY" "$BPFCG" progs "$CG/child" effective)"
+	fi
+	expect_status 0 "--override-inherited attaches anyway" "$KASHIM" attach --override-inherited "$CG/child"
+	if "$PY" "$BPFCG" progs "$CG/child" effective | grep -q kashim_sockops; then ok "kashim runs there"; else fail "kashim is not in force"; fi
+}
+
+# An exclusive program on a parent blocks the attach: the message names
+# the parent, not the child.
+test_exclusive_parent() {
+	need_cgroup || return
+	local id
+	mkdir "$CG/child" || { fail "mkdir"; return; }
+	id=$("$PY" "$BPFCG" foreign "$CG" none) || { fail "cannot attach the foreign program"; return; }
+	expect_status 1 "attach below an exclusive program" "$KASHIM" attach "$CG/child"
+	expect_text "$TMP/err" "names the parent" \
+		"^kashim attach: the parent cgroup $CG has program $id \(foreign_test\) attached without BPF_F_ALLOW_MULTI or BPF_F_ALLOW_OVERRIDE"
+}
+
+# status walks the whole tree (past depth 32) and escapes names.
+test_status_deep_and_escaped() {
+	need_cgroup || return
+	local deep=$CG i odd
+	for i in $(seq 40); do deep=$deep/d$i; done
+	mkdir -p "$deep" || { fail "mkdir -p (depth 40)"; return; }
+	"$KASHIM" attach --idle 33 "$deep" 2> "$TMP/err" || { fail "attach: $(cat "$TMP/err")"; return; }
+	"$KASHIM" status > "$TMP/status" 2>&1
+	if grep -qF "$deep idle=33s" "$TMP/status"; then ok "an attachment 41 levels below the root is listed"; else fail "not listed: $(head -c 300 "$TMP/status")"; fi
+	odd=$CG/$(printf 'x\033[31my\xc2\x9bz\xff w')
+	mkdir "$odd" || { fail "mkdir of an odd name"; return; }
+	"$KASHIM" attach --idle 34 "$odd" 2> "$TMP/err" || { fail "attach: $(cat "$TMP/err")"; return; }
+	"$KASHIM" status > "$TMP/status" 2>&1
+	if grep -qF "$CG/x\\x1b[31my\\xc2\\x9bz\\xff\\x20w idle=34s" "$TMP/status"; then
+		ok "a name with an escape, a C1 control (CSI), a non-UTF-8 byte and a space is escaped"
+	else
+		fail "status: $(grep -a "$CG" "$TMP/status" | od -c | head -5)"
+	fi
+	if grep -q "$(printf '\033')" "$TMP/status"; then fail "a raw escape reached the output"; else ok "no raw escape in the output"; fi
+}
+
+run_tests
