@@ -14,7 +14,9 @@ start=$SECONDS
 docs=(README.md docs/*.md)
 
 # The engine itself: a scratch document with a shown output that is wrong
-# and a link that goes nowhere must fail, a right one must pass.
+# and a link that goes nowhere must fail, a right one must pass, and a
+# block marked "systemd" must run with systemd as PID 1 (or be skipped,
+# saying why, where none can be booted).
 t=$(mktemp -d)
 trap 'rm -rf "$t"' EXIT
 mkdir "$t/docs"
@@ -29,6 +31,12 @@ one
 {...}
 ```
 
+<!-- doctest: systemd -->
+```console
+$ cat /proc/1/comm
+systemd
+```
+
 ```console
 $ kashim --version | sed 's/[0-9.]*$/X/'
 kashim X
@@ -38,10 +46,11 @@ right
 DOC
 out=$(env -u DOCTEST_ONLY TESTS_ROOT=$ROOT python3 $H/doctest.py run "$t/docs/self.md" 2>&1; python3 $H/doctest.py links "$t/docs/self.md" 2>&1)
 if grep -q '^ok - docs: .*self.md:5:' <<< "$out" &&
-	grep -q '^not ok - docs: .*self.md:11 .*echo wrong: shown right; got wrong' <<< "$out" &&
+	grep -q '^not ok - docs: .*self.md:17 .*echo wrong: shown right; got wrong' <<< "$out" &&
+	grep -Eq '^(ok - docs: .*self.md:12:|skip - docs: .*self.md:12: needs)' <<< "$out" &&
 	grep -q 'missing.md does not exist' <<< "$out" && grep -q 'no heading gives #nope' <<< "$out" &&
 	! grep -q 'no heading gives #self-test' <<< "$out"; then
-	echo "ok - docs: the engine passes a right block and fails a wrong output and two broken links"
+	echo "ok - docs: the engine passes a right block, runs a systemd block under systemd as PID 1, and fails a wrong output and two broken links"
 else
 	echo "not ok - docs: the engine did not tell right from wrong: $(tr '\n' '|' <<< "$out")"
 fi

@@ -18,7 +18,8 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.environ.get("TESTS_ROOT") or os.path.dirname(os.path.dirname(HERE))
 DOCNS = os.path.join(HERE, "docns.sh")
-FLAGS = {"root", "tree", "wait", "skip"}
+DOCSYSTEMD = os.path.join(HERE, "docsystemd.sh")
+FLAGS = {"root", "tree", "wait", "skip", "systemd"}
 BLOCK_SECONDS = int(os.environ.get("DOCTEST_BLOCK_SECONDS", "240"))
 WAIT_SECONDS = 30
 
@@ -224,7 +225,13 @@ def tree_copy():
     return _tree
 
 
+class Skipped(Exception):
+    pass
+
+
 def run_block(block):
+    """None when BLOCK ran as shown, else why not; raises Skipped when a
+    "systemd" block cannot be booted here."""
     work = tempfile.mkdtemp(prefix="kashim-docblk.")
     try:
         path = os.path.join(work, "block.sh")
@@ -237,12 +244,20 @@ def run_block(block):
         env["TESTS_ROOT"] = ROOT
         if "tree" in block.flags:
             env["DOC_CWD"] = tree_copy()
+        # "systemd": under a real systemd as PID 1, in a container booted
+        # for the block (tests/helpers/docsystemd.sh); else in private
+        # namespaces of this host (tests/helpers/docns.sh).
+        cmd = ["bash", DOCSYSTEMD, work, ROOT] if "systemd" in block.flags else \
+            ["bash", DOCNS, path, ROOT]
         try:
-            p = subprocess.run(["bash", DOCNS, path, ROOT], env=env, capture_output=True,
-                               timeout=BLOCK_SECONDS)
+            p = subprocess.run(cmd, env=env, capture_output=True, timeout=BLOCK_SECONDS)
             rc, text = p.returncode, (p.stdout + p.stderr).decode(errors="replace")
         except subprocess.TimeoutExpired:
             return "did not finish within %d s" % BLOCK_SECONDS
+        if "systemd" in block.flags and rc == 77:
+            raise Skipped(oneline(text))
+        if "systemd" in block.flags and rc == 98:
+            return "could not run under systemd: %s" % oneline(text[-600:])
         if block.lang == "sh":
             if rc != 0:
                 return "exited with status %d: %s" % (rc, oneline(text[-600:]))
@@ -282,7 +297,7 @@ def cmd_run(files):
                 print("# %s: not run, as its marker says: %s" % (b.name, b.reason))
                 counts["skip"] += 1
                 continue
-            if "root" in b.flags and not is_root:
+            if ("root" in b.flags or "systemd" in b.flags) and not is_root:
                 print("skip - docs: %s: needs root" % b.name)
                 continue
             if b.lang == "console":
@@ -291,7 +306,11 @@ def cmd_run(files):
                 except ValueError as ex:
                     print("not ok - docs: %s: %s" % (b.name, ex))
                     continue
-            why = run_block(b)
+            try:
+                why = run_block(b)
+            except Skipped as ex:
+                print("skip - docs: %s: needs a real systemd: %s" % (b.name, ex))
+                continue
             counts["run"] += 1
             first = next((x for x in b.body if x.strip()), "")
             if why:

@@ -10,7 +10,8 @@
 #       seccomp filter) or none; the boot is killed after LIMIT seconds.
 #       The container sees $ROOT read-only at its own path, $SD/res at
 #       /kt-res, the scratch install ($SD/prefix/usr/local, make install
-#       DESTDIR=) at /usr/local, and $SD/kashim.conf at /etc/kashim.conf.
+#       DESTDIR=) at /usr/local, and $SD/kashim.conf (writable) at
+#       /etc/kashim.conf.
 #       Sets BOOT_MS (the boot, the test inside and the poweroff).
 #
 # Here PID 1 is not systemd: nspawn makes its payload/ and supervisor/
@@ -25,6 +26,9 @@ nspawn_cgroup2_root() {
 }
 
 NSPAWN_CGROUPS=()
+# More systemd-nspawn arguments for every boot (tests/helpers/docsystemd.sh
+# binds the documentation block's directory with it).
+NSPAWN_EXTRA=()
 
 # The cgroup v1 mount points (on a hybrid host, name=systemd among them).
 nspawn_cgroup1_mounts() {
@@ -123,7 +127,7 @@ nspawn_boot() {
 	local args=(-q -D / --volatile=yes --register=no --keep-unit --capability=all
 		--private-network --bind="$SD/units:/etc/systemd/system" --bind="$SD/res:/kt-res"
 		--bind-ro="$ROOT" --bind-ro="$SD/prefix/usr/local:/usr/local"
-		--bind-ro="$SD/kashim.conf:/etc/kashim.conf")
+		--bind="$SD/kashim.conf:/etc/kashim.conf" "${NSPAWN_EXTRA[@]}")
 	local envs=(BOOT_NAME="$name")
 	# pidfd_getfd: for sockpeek, which reads the services' sockets from outside.
 	args+=(--system-call-filter="pidfd_open pidfd_getfd")
