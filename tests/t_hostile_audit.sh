@@ -356,6 +356,44 @@ PYEOF
 	touch "$TMP/s/done"
 }
 
+# A path that leads, in audit's mount namespace, into a FUSE mount that
+# never answers (nobody's namespace hides it under a tmpfs of its own):
+# audit resolves such a path with a bound, and marks the program.
+test_posing_path_through_a_hung_fuse_mount() {
+	need_root || return
+	need_cmd unshare setpriv ss || return
+	[ -c /dev/fuse ] || { skip "no /dev/fuse"; return; }
+	chmod 755 "$TMP"
+	mkdir -m 755 "$TMP/s" "$TMP/f"
+	cp "$ROOT/tests/tcphold" "$TMP/hold" && chmod 755 "$TMP/hold" || { fail "cannot copy tcphold"; return; }
+	env OUT="$TMP/s" K="$K" HOLD="$TMP/hold" F="$TMP/f" PY="$PY" HA="$HA" \
+		timeout -k 5 150 unshare -pfn --mount-proc --kill-child bash -c '
+ip link set lo up || exit 3
+"$PY" "$HA" hungfuse "$OUT" "$F" > "$OUT/fuse.log" 2>&1 &
+for i in $(seq 300); do [ -e "$OUT/ready" ] && break; sleep 0.1; done
+[ -e "$OUT/ready" ] || { echo "no FUSE mount: $(cat "$OUT/fuse.log")" > "$OUT/failed"; exit 1; }
+"$HOLD" serve 5001 > /dev/null 2>&1 &
+for i in $(seq 300); do ss -Htln "sport = :5001" | grep -q . && break; sleep 0.1; done
+setpriv --reuid=65534 --regid=65534 --clear-groups unshare -Urm sh -c \
+	"mount -t tmpfs t \"\$0\" && cp \"\$1\" \"\$0/x\" && exec \"\$0/x\" connect 5001" "$F" "$HOLD" > "$OUT/c.out" 2>&1 &
+echo $! > "$OUT/pid"
+for i in $(seq 300); do grep -q ready "$OUT/c.out" && break; sleep 0.1; done
+grep -q ready "$OUT/c.out" || { echo "no connection: $(cat "$OUT/c.out")" > "$OUT/failed"; exit 1; }
+timeout 60 "$K" audit --json > "$OUT/a.json" 2> "$OUT/a.err"
+echo $? > "$OUT/status"
+' > "$TMP/log" 2>&1
+	[ -e "$TMP/s/status" ] || { fail "the scene did not get ready: $(cat "$TMP/s/failed" "$TMP/log" 2> /dev/null | head -c 400)"; return; }
+	local status pid
+	status=$(cat "$TMP/s/status")
+	pid=$(cat "$TMP/s/pid")
+	if [ "$status" = 0 ]; then ok "audit ended (status 0) though the path leads into a FUSE mount that never answers"; else
+		fail "audit: status $status (124: it hung) $(head -c 300 "$TMP/s/a.err")"
+		return
+	fi
+	check "the program is marked, not verified" "$TMP/s/a.json" "$pid" \
+		'[(p["program"], p["exe_verified"]) for p in progs] == [("'"$TMP/f/x"' (another mount namespace)", False)]'
+}
+
 test_doctor_says_what_the_cgroup_mode_misses() {
 	expect_status 1 "doctor on a static program" "$K" doctor "$ROOT/tests/tcphold"
 	expect_text "$TMP/out" "it says listeners created elsewhere keep their creator's cgroup" "keeps its creator's cgroup"
