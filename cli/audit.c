@@ -46,7 +46,10 @@
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <poll.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define RTO_MIN_MS 200u        /* TCP_RTO_MIN: the base of the kernel's model */
@@ -57,6 +60,14 @@
 #define CGROUP_LINE_MAX 16384
 #define FDS_KEPT 16 /* the descriptor numbers listed per socket */
 #define UNKNOWN NAN /* a bound that cannot be proved */
+/* How long a path named by another mount namespace may take to resolve
+ * here (a hung FUSE or NFS mount on the way): then it is not verified,
+ * and no further path is tried. */
+#define RESOLVE_TIMEOUT_MS 2000
+
+/* What is appended to a program's path when it is not verified. */
+enum exe_mark { EXE_VERIFIED, EXE_OTHER_NS, EXE_UNVERIFIED };
+static const char *const exe_mark_text[] = { "", " (another mount namespace)", " (unverified)" };
 
 /* One socket of one program (listeners too), however many of its
  * descriptors and processes hold it. */
@@ -72,7 +83,13 @@ struct connection {
 };
 
 struct program {
-	char exe[PATH_MAX];
+	char exe[PATH_MAX + 32]; /* as shown: the path, marked when not verified */
+	char path[PATH_MAX];     /* the path /proc/PID/exe gives */
+	bool verified;           /* the file at path here is the one running */
+	enum exe_mark mark;      /* what exe adds to path */
+	unsigned other_ns;       /* its processes in another mount namespace than audit's */
+	long *other_ns_pids;
+	size_t cap_other_ns;
 	char unit[256];   /* the systemd unit (*.service, *.scope), or "" */
 	char *cgroup;     /* the cgroup v2 path, whole */
 	long *pids;
@@ -97,6 +114,7 @@ struct audit {
 	struct netns_facts *netns;
 	size_t nnetns, cap_netns;
 	unsigned read, unreadable, exited, total_connections, mptcp, other_cgroup;
+	bool resolve_timed_out; /* a path did not resolve in time: try no more */
 	/* the sockets of the process being read, counted once it was read
 	 * whole: a process that exits mid-read has no connections left */
 	struct sock_info *pending;
@@ -315,24 +333,115 @@ static char *cgroup_of(long pid)
 	return found;
 }
 
+static bool same_file(const struct stat *x, const struct stat *y)
+{
+	return x->st_dev == y->st_dev && x->st_ino == y->st_ino;
+}
+
+/* Whether pid shares audit's mount namespace: 1 yes, 0 no, -1 unknown. */
+static int same_mount_ns(long pid)
+{
+	struct stat theirs, ours;
+	char path[64];
+
+	snprintf(path, sizeof path, "/proc/%ld/ns/mnt", pid);
+	if (stat(path, &theirs) || stat("/proc/self/ns/mnt", &ours))
+		return -1;
+	return same_file(&theirs, &ours);
+}
+
+/* stat(path) here, in a child killed after RESOLVE_TIMEOUT_MS: the path
+ * comes from another mount namespace, and its owner may have made a
+ * FUSE mount on the way that never answers.  False when it does not
+ * name a file here, in time. */
+static bool stat_bounded(struct audit *a, const char *path, struct stat *st)
+{
+	struct pollfd pfd = { .events = POLLIN };
+	int fds[2], status;
+	bool got = false;
+	pid_t child;
+
+	if (a->resolve_timed_out || pipe2(fds, O_CLOEXEC))
+		return false;
+	child = fork();
+	if (child < 0) {
+		close(fds[0]);
+		close(fds[1]);
+		return false;
+	}
+	if (child == 0) {
+		struct stat here;
+		close(fds[0]);
+		if (!stat(path, &here) && write(fds[1], &here, sizeof here) != sizeof here)
+			_exit(1);
+		_exit(0);
+	}
+	close(fds[1]);
+	pfd.fd = fds[0];
+	if (poll(&pfd, 1, RESOLVE_TIMEOUT_MS) == 1)
+		got = read(fds[0], st, sizeof *st) == (ssize_t)sizeof *st;
+	else
+		a->resolve_timed_out = true;
+	close(fds[0]);
+	kill(child, SIGKILL); /* gone already, or stuck: it must not outlive us long */
+	if (waitpid(child, &status, a->resolve_timed_out ? WNOHANG : 0) < 0)
+		got = false;
+	return got;
+}
+
+/* The name of pid's program, and whether it can be trusted.  readlink of
+ * /proc/PID/exe gives the path in the process's own mount namespace:
+ * there, its owner may have mounted any file of its own over
+ * /usr/sbin/sshd (unshare -Urm, no privilege needed).  In audit's own
+ * mount namespace the path is this host's; in another one it is
+ * verified only when the same path here names the very file running
+ * (same device and inode: a sandboxed service, a container sharing the
+ * host's file).  Both namespace and file are read before and after the
+ * name, so that an exec or unshare between the reads is not missed. */
+static bool exe_of(struct audit *a, long pid, char *exe, size_t size, int *ns)
+{
+	struct stat before, after, here;
+	char link[64];
+	ssize_t n;
+	int ns_after;
+
+	snprintf(link, sizeof link, "/proc/%ld/exe", pid);
+	*ns = same_mount_ns(pid);
+	if (stat(link, &before))
+		before.st_ino = 0;
+	n = readlink(link, exe, size - 1);
+	exe[n > 0 ? n : 0] = 0;
+	if (n <= 0) {
+		snprintf(exe, size, "?");
+		return false;
+	}
+	ns_after = same_mount_ns(pid);
+	if (stat(link, &after) || !before.st_ino || !same_file(&before, &after) || ns_after != *ns)
+		return false; /* it ran exec or changed namespace while read */
+	if (*ns == 1)
+		return true; /* the kernel's path here; " (deleted)" is its own mark */
+	return stat_bounded(a, exe, &here) && same_file(&here, &after);
+}
+
 static size_t program_of(struct audit *a, long pid)
 {
-	char exe[PATH_MAX], unit[256], path[64], *cgroup;
+	char path[PATH_MAX], exe[PATH_MAX + 32], unit[256], *cgroup;
 	struct program *p;
-	ssize_t n;
+	enum exe_mark mark;
+	bool verified;
+	int ns;
 	size_t i;
 
-	snprintf(path, sizeof path, "/proc/%ld/exe", pid);
-	n = readlink(path, exe, sizeof exe - 1);
-	exe[n > 0 ? n : 0] = 0;
-	if (n <= 0)
-		snprintf(exe, sizeof exe, "?");
+	verified = exe_of(a, pid, path, sizeof path, &ns);
+	mark = verified || !strcmp(path, "?") ? EXE_VERIFIED : ns == 0 ? EXE_OTHER_NS : EXE_UNVERIFIED;
+	snprintf(exe, sizeof exe, "%s%s", path, exe_mark_text[mark]);
 	cgroup = cgroup_of(pid);
 	unit_of(cgroup, unit, sizeof unit);
 	for (i = 0; i < a->nprograms; i++) {
 		p = &a->programs[i];
-		/* one row per program and unit; outside units, per cgroup */
-		if (!strcmp(p->exe, exe) &&
+		/* one row per program and unit; outside units, per cgroup; a
+		 * name not verified is never the verified one's row */
+		if (!strcmp(p->exe, exe) && p->verified == verified && p->mark == mark &&
 		    (*unit ? !strcmp(p->unit, unit) : !*p->unit && !strcmp(p->cgroup, cgroup)))
 			break;
 	}
@@ -341,6 +450,9 @@ static size_t program_of(struct audit *a, long pid)
 		p = &a->programs[a->nprograms++];
 		memset(p, 0, sizeof *p);
 		snprintf(p->exe, sizeof p->exe, "%s", exe);
+		snprintf(p->path, sizeof p->path, "%s", path);
+		p->verified = verified;
+		p->mark = mark;
 		snprintf(p->unit, sizeof p->unit, "%s", unit);
 		p->cgroup = cgroup;
 	} else {
@@ -349,6 +461,11 @@ static size_t program_of(struct audit *a, long pid)
 	p = &a->programs[i];
 	p->pids = grow(p->pids, &p->cap_pids, p->npids, sizeof *p->pids);
 	p->pids[p->npids++] = pid;
+	if (ns == 0) {
+		p->other_ns_pids = grow(p->other_ns_pids, &p->cap_other_ns, p->other_ns,
+					sizeof *p->other_ns_pids);
+		p->other_ns_pids[p->other_ns++] = pid;
+	}
 	return i;
 }
 
@@ -599,6 +716,28 @@ static void print_names(const struct program *p, int we, int wl)
 	fputs("  ", stdout);
 }
 
+/* Why a program is marked: its path is its own mount namespace's. */
+static void print_marked_note(const struct audit *a)
+{
+	unsigned other = 0, unverified = 0;
+	size_t i;
+
+	for (i = 0; i < a->nprograms; i++) {
+		const struct program *p = &a->programs[i];
+		other += p->mark == EXE_OTHER_NS;
+		unverified += p->mark == EXE_UNVERIFIED;
+	}
+	if (other)
+		printf("%u program(s) marked \"%s\" run a file that is not the one\n"
+		       "at that path here: the path is the one their own mount namespace gives (a\n"
+		       "container, a sandbox, or a namespace any user may make), not this host's\n"
+		       "file; UNIT/CGROUP says where they run\n", other, exe_mark_text[EXE_OTHER_NS] + 1);
+	if (unverified)
+		printf("%u program(s) marked \"%s\": the file running could not be\n"
+		       "compared with the one at that path here (it changed while read, or its\n"
+		       "namespace could not be read)\n", unverified, exe_mark_text[EXE_UNVERIFIED] + 1);
+}
+
 static void print_text(const struct audit *a, int retries2)
 {
 	char pids[40], idle[24], busy[24];
@@ -651,6 +790,7 @@ static void print_text(const struct audit *a, int retries2)
 		       "on a listener created there: inherited, socket activation, inetd, or a\n"
 		       "process moved): the cgroup mode of the process's cgroup does not reach\n"
 		       "them; --json shows each one's socket_cgroup\n", a->other_cgroup);
+	print_marked_note(a);
 }
 
 static void json_seconds(double ms)
@@ -732,6 +872,13 @@ static void json_program(const struct audit *a, size_t i)
 
 	printf("\n    {\"program\": ");
 	put_json_string(stdout, p->exe);
+	printf(", \"exe\": ");
+	put_json_string(stdout, p->path);
+	printf(", \"exe_verified\": %s, \"pids_other_mount_namespace\": [",
+	       p->verified ? "true" : "false");
+	for (k = 0; k < p->other_ns; k++)
+		printf("%s%ld", k ? ", " : "", p->other_ns_pids[k]);
+	printf("]");
 	printf(", \"unit\": ");
 	if (*p->unit)
 		put_json_string(stdout, p->unit);
@@ -825,7 +972,8 @@ static void print_prometheus(const struct audit *a)
 
 	prom_family(a, "kashim_audit_connections",
 		    "TCP connections of the program (sockets, however many descriptors hold "
-		    "each), listeners excluded.", PF_CONNS);
+		    "each), listeners excluded; program: the executable, marked (another mount "
+		    "namespace) when that path here is not the file running.", PF_CONNS);
 	prom_family(a, "kashim_audit_connections_keepalive",
 		    "Connections with SO_KEEPALIVE on.", PF_KEEPALIVE);
 	prom_family(a, "kashim_audit_connections_user_timeout",
@@ -973,6 +1121,7 @@ static void audit_free(struct audit *a)
 
 	for (i = 0; i < a->nprograms; i++) {
 		free(a->programs[i].pids);
+		free(a->programs[i].other_ns_pids);
 		free(a->programs[i].cgroup);
 	}
 	for (i = 0; i < a->nconns; i++)

@@ -3,7 +3,8 @@
 # cgroup whose names are not UTF-8, one connection on ten descriptors in
 # two processes, a cgroup path made to forge a /proc/PID/cgroup line, an
 # MPTCP connection (its bound checked against the kernel), a connection
-# accepted on a listener created in another cgroup.
+# accepted on a listener created in another cgroup, a program that an
+# unprivileged user's own mount namespace names /usr/bin/passwd.
 # TEST_KASHIM=path runs it against another build of the command.
 . "$(dirname "$0")/lib.sh"
 
@@ -238,6 +239,159 @@ os.execv(sys.executable, [sys.executable, sys.argv[2], "server", sys.argv[3]])' 
 	expect_socket "$server" "state=ESTABLISHED" "keepalive=0" "the kernel agrees: keepalive off"
 	"$K" audit > "$TMP/a.txt"
 	grep -q "belong to another cgroup than their process's" "$TMP/a.txt" && ok "the text says why" || fail "$(tail -n 5 "$TMP/a.txt")"
+}
+
+# The scene of test_program_posing_in_its_own_mount_namespace, run as pid 1
+# of a private pid and network namespace (root there): a real program
+# (HOLD) serving and connected; as nobody, in user+mount namespaces it
+# made itself (unshare -Urm, no privilege), its own copy of the program
+# bind-mounted over TARGET, then over HOLD, each holding a connection;
+# and, as nobody in such namespaces, the real HOLD.  Audit runs in the
+# scene; OUT/pids names the processes; then it waits for OUT/done.
+POSE_SCENE='
+ip link set lo up || exit 3
+n=0
+hold() { # PORT WHO CMD...: a server on PORT, then CMD connecting to it
+	local port=$1 who=$2
+	shift 2
+	"$HOLD" serve "$port" > "$OUT/serve.$port" 2>&1 &
+	for i in $(seq 300); do ss -Htln "sport = :$port" | grep -q . && break; sleep 0.1; done
+	"$@" > "$OUT/$who.out" 2>&1 &
+	echo "$who $!" >> "$OUT/pids"
+	for i in $(seq 300); do grep -q ready "$OUT/$who.out" && return 0; sleep 0.1; done
+	echo "$who: no connection: $(cat "$OUT/$who.out")" > "$OUT/failed"
+	exit 1
+}
+nobody() { exec setpriv --reuid=65534 --regid=65534 --clear-groups unshare -Urm "$@"; }
+hold 5001 real "$HOLD" connect 5001
+hold 5002 target nobody sh -c "mount --bind \"\$0\" \"\$1\" && exec \"\$1\" connect 5002" "$EVIL" "$TARGET"
+hold 5003 samename nobody sh -c "mount --bind \"\$0\" \"\$1\" && exec \"\$1\" connect 5003" "$EVIL" "$HOLD"
+hold 5004 realfile nobody sh -c "exec \"\$0\" connect 5004" "$HOLD"
+"$K" audit --json > "$OUT/a.json" 2> "$OUT/a.err"
+"$K" audit > "$OUT/a.txt" 2>> "$OUT/a.err"
+"$K" audit --prometheus > "$OUT/a.prom" 2>> "$OUT/a.err"
+touch "$OUT/ready"
+for i in $(seq 1200); do [ -e "$OUT/done" ] && exit 0; sleep 0.1; done
+'
+
+test_program_posing_in_its_own_mount_namespace() {
+	need_cmd unshare setpriv ss || return
+	need_cgroup || return
+	trap trap_cleanup EXIT
+	local target="" t
+	for t in /usr/bin/passwd /usr/sbin/sshd /usr/bin/su /usr/bin/env; do
+		[ -f "$t" ] && { target=$t; break; }
+	done
+	# everything nobody runs comes from here, not from the checkout
+	chmod 755 "$TMP"
+	mkdir -m 755 "$TMP/s"
+	cp "$ROOT/tests/tcphold" "$TMP/hold" && cp "$ROOT/tests/tcphold" "$TMP/evil" &&
+		chmod 755 "$TMP/hold" "$TMP/evil" || { fail "cannot copy tcphold"; return; }
+	mkdir "$CG/pose.service"
+	local home scene i
+	home=$(sed -n 's/^0:://p' /proc/self/cgroup)
+	echo $BASHPID > "$CG/pose.service/cgroup.procs" # the scene starts there
+	env OUT="$TMP/s" K="$K" HOLD="$TMP/hold" EVIL="$TMP/evil" TARGET="$target" \
+		timeout -k 5 150 unshare -pfn --mount-proc --kill-child bash -c "$POSE_SCENE" \
+		> "$TMP/s/log" 2>&1 &
+	scene=$!
+	BG_PIDS+=("$scene")
+	echo $BASHPID > "$CGROOT$home/cgroup.procs" # this shell back where it was
+	for i in $(seq 600); do
+		[ -e "$TMP/s/ready" ] || [ -e "$TMP/s/failed" ] && break
+		kill -0 "$scene" 2> /dev/null || break
+		sleep 0.1
+	done
+	[ -e "$TMP/s/ready" ] || { fail "the scene did not get ready: $(cat "$TMP/s/failed" "$TMP/s/log" 2> /dev/null | head -c 400)"; return; }
+	local real target_pid samename realfile
+	real=$(awk '$1 == "real" { print $2 }' "$TMP/s/pids")
+	target_pid=$(awk '$1 == "target" { print $2 }' "$TMP/s/pids")
+	samename=$(awk '$1 == "samename" { print $2 }' "$TMP/s/pids")
+	realfile=$(awk '$1 == "realfile" { print $2 }' "$TMP/s/pids")
+	if "$PY" -c 'import json, sys; json.loads(open(sys.argv[1], "rb").read().decode("utf-8", "strict"))' "$TMP/s/a.json" 2> "$TMP/json.err"; then
+		ok "audit --json in the scene is valid JSON"
+	else
+		fail "audit --json: $(tail -n 1 "$TMP/json.err") $(head -c 300 "$TMP/s/a.err")"
+		return
+	fi
+	check "nobody's copy mounted over $target is not shown as $target: marked, in a row of its own" "$TMP/s/a.json" "$target_pid" \
+		'[(p["program"], p["exe"], p["exe_verified"], pid in p["pids_other_mount_namespace"]) for p in progs] == [("'"$target"' (another mount namespace)", "'"$target"'", False, True)] and not [p for p in doc["programs"] if p["program"] == "'"$target"'"]'
+	check "nobody's copy mounted over the host's own program ($TMP/hold, same unit) is never in that program's row" "$TMP/s/a.json" "$samename" \
+		'[(p["program"], p["unit"], p["pids"]) for p in progs] == [("'"$TMP/hold"' (another mount namespace)", "pose.service", [pid])]'
+	check "the real program's row: its server and client, and nobody running the very same file from its own namespace (verified: same device and inode)" "$TMP/s/a.json" "$real" \
+		'len(progs) == 1 and progs[0]["program"] == progs[0]["exe"] == "'"$TMP/hold"'" and progs[0]["exe_verified"] and '"$samename"' not in progs[0]["pids"] and '"$realfile"' in progs[0]["pids"] and progs[0]["pids_other_mount_namespace"] == ['"$realfile"'] and progs[0]["connections"] == 6'
+	local row
+	row=$(grep -aF -- "$target (another mount namespace) " "$TMP/s/a.txt")
+	if [[ $row == *" pose.service "*" $target_pid "* ]] && ! grep -aqE "^${target//./\\.} +pose\.service" "$TMP/s/a.txt"; then
+		ok "the text table marks it: $(echo "$row" | tr -s ' ')"
+	else
+		fail "text: $(grep -a -e "$target" -e hold "$TMP/s/a.txt")"
+	fi
+	expect_text "$TMP/s/a.txt" "the text says what the mark means" '^2 program\(s\) marked "\(another mount namespace\)" run a file that is not the one$'
+	if grep -aqF "program=\"$target (another mount namespace)\",unit=\"pose.service\"" "$TMP/s/a.prom" &&
+		! grep -aqF "program=\"$target\"" "$TMP/s/a.prom"; then
+		ok "the Prometheus label is marked too, never program=\"$target\""
+	else
+		fail "prometheus: $(grep -a -e "$target" "$TMP/s/a.prom" | head -n 3)"
+	fi
+	if command -v promtool > /dev/null 2>&1; then
+		promtool check metrics < "$TMP/s/a.prom" > "$TMP/lint" 2>&1 && ok "promtool accepts it" || fail "promtool: $(head -c 300 "$TMP/lint")"
+	fi
+	# From the host, every process of the scene is in another mount
+	# namespace (unshare --mount-proc made one): the real file is still
+	# verified, as a sandboxed service's (PrivateTmp=) would be.
+	audit_json "$TMP/h.json" || return
+	"$PY" - "$TMP/h.json" "${CG#"$CGROOT"}/pose.service" "$TMP/hold" "$target" <<'PYEOF' > "$TMP/h.out" 2>&1 &&
+import json, sys
+doc = json.load(open(sys.argv[1]))
+cg, hold, target = sys.argv[2:]
+rows = sorted((p["program"], p["exe_verified"], len(p["pids"]), len(p["pids_other_mount_namespace"]), p["connections"])
+              for p in doc["programs"] if p["cgroup"] == cg)
+want = sorted([(hold, True, 6, 6, 6), (hold + " (another mount namespace)", False, 1, 1, 1),
+               (target + " (another mount namespace)", False, 1, 1, 1)])
+assert rows == want, (rows, want)
+PYEOF
+		ok "from the host: the real file verified in the scene's namespaces (one row, 6 processes), both copies marked" ||
+		fail "from the host: $(tail -n 1 "$TMP/h.out")"
+	touch "$TMP/s/done"
+}
+
+# A path that leads, in audit's mount namespace, into a FUSE mount that
+# never answers (nobody's namespace hides it under a tmpfs of its own):
+# audit resolves such a path with a bound, and marks the program.
+test_posing_path_through_a_hung_fuse_mount() {
+	need_root || return
+	need_cmd unshare setpriv ss || return
+	[ -c /dev/fuse ] || { skip "no /dev/fuse"; return; }
+	chmod 755 "$TMP"
+	mkdir -m 755 "$TMP/s" "$TMP/f"
+	cp "$ROOT/tests/tcphold" "$TMP/hold" && chmod 755 "$TMP/hold" || { fail "cannot copy tcphold"; return; }
+	env OUT="$TMP/s" K="$K" HOLD="$TMP/hold" F="$TMP/f" PY="$PY" HA="$HA" \
+		timeout -k 5 150 unshare -pfn --mount-proc --kill-child bash -c '
+ip link set lo up || exit 3
+"$PY" "$HA" hungfuse "$OUT" "$F" > "$OUT/fuse.log" 2>&1 &
+for i in $(seq 300); do [ -e "$OUT/ready" ] && break; sleep 0.1; done
+[ -e "$OUT/ready" ] || { echo "no FUSE mount: $(cat "$OUT/fuse.log")" > "$OUT/failed"; exit 1; }
+"$HOLD" serve 5001 > /dev/null 2>&1 &
+for i in $(seq 300); do ss -Htln "sport = :5001" | grep -q . && break; sleep 0.1; done
+setpriv --reuid=65534 --regid=65534 --clear-groups unshare -Urm sh -c \
+	"mount -t tmpfs t \"\$0\" && cp \"\$1\" \"\$0/x\" && exec \"\$0/x\" connect 5001" "$F" "$HOLD" > "$OUT/c.out" 2>&1 &
+echo $! > "$OUT/pid"
+for i in $(seq 300); do grep -q ready "$OUT/c.out" && break; sleep 0.1; done
+grep -q ready "$OUT/c.out" || { echo "no connection: $(cat "$OUT/c.out")" > "$OUT/failed"; exit 1; }
+timeout 60 "$K" audit --json > "$OUT/a.json" 2> "$OUT/a.err"
+echo $? > "$OUT/status"
+' > "$TMP/log" 2>&1
+	[ -e "$TMP/s/status" ] || { fail "the scene did not get ready: $(cat "$TMP/s/failed" "$TMP/log" 2> /dev/null | head -c 400)"; return; }
+	local status pid
+	status=$(cat "$TMP/s/status")
+	pid=$(cat "$TMP/s/pid")
+	if [ "$status" = 0 ]; then ok "audit ended (status 0) though the path leads into a FUSE mount that never answers"; else
+		fail "audit: status $status (124: it hung) $(head -c 300 "$TMP/s/a.err")"
+		return
+	fi
+	check "the program is marked, not verified" "$TMP/s/a.json" "$pid" \
+		'[(p["program"], p["exe_verified"]) for p in progs] == [("'"$TMP/f/x"' (another mount namespace)", False)]'
 }
 
 test_doctor_says_what_the_cgroup_mode_misses() {

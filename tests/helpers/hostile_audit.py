@@ -9,7 +9,11 @@ and then holds its connections until killed (at most 120 s).
                                   to DIR/noticed the seconds until the client
                                   notices, or "never" after 120 s
   hostile_audit.py server DIR PORT  accepts on a listener it got as fd 3
+  hostile_audit.py hungfuse DIR MOUNTPOINT  mounts a FUSE file system on
+                                  MOUNTPOINT (root, in its mount namespace)
+                                  that never answers a request
 """
+import ctypes
 import os
 import select
 import socket
@@ -90,5 +94,16 @@ def server(d):
             break
 
 
+def hungfuse(d):
+    fd = os.open("/dev/fuse", os.O_RDWR)
+    libc = ctypes.CDLL(None, use_errno=True)
+    opts = "fd=%d,rootmode=40000,user_id=0,group_id=0" % fd
+    if libc.mount(b"kashim-hung", sys.argv[3].encode(), b"fuse", 0, opts.encode()):
+        sys.exit("mount fuse: %s" % os.strerror(ctypes.get_errno()))
+    ready(d)
+    time.sleep(120)  # the INIT request is never read: every lookup waits
+
+
 if __name__ == "__main__":
-    {"dups": dups, "mptcp": mptcp, "server": server}[sys.argv[1]](sys.argv[2])
+    {"dups": dups, "mptcp": mptcp, "server": server,
+     "hungfuse": hungfuse}[sys.argv[1]](sys.argv[2])
