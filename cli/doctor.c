@@ -580,10 +580,11 @@ bool doctor_examine(const char *program, struct doctor_verdict *v)
 static const char listener_note[] =
 	"note: the cgroup mode covers the connections a program makes in the cgroup and\n"
 	"those it accepts on listeners created there; a listener created elsewhere\n"
-	"(inherited from a parent, systemd socket activation, inetd, a server moved into\n"
-	"the cgroup by pid) keeps its creator's cgroup, and so do the connections\n"
-	"accepted on it: attach kashim to that cgroup too (for a socket unit, the\n"
-	"socket's own: KeepAlive= there), and check with kashim audit\n";
+	"(inherited from a parent, inetd, a server moved into the cgroup by pid)\n"
+	"keeps its creator's cgroup, and so do the connections accepted on it: attach\n"
+	"kashim to that cgroup too (systemd makes a socket unit's listeners in the\n"
+	"socket unit's own cgroup: kashim dropin --cgroup --socket), and check with\n"
+	"kashim audit\n";
 
 int cmd_doctor(int argc, char **argv)
 {
