@@ -125,6 +125,9 @@ enum verdict {
 	V_GLOB_BRACKET,
 };
 
+#define TEXT_OF_(x) #x
+#define TEXT_OF(x) TEXT_OF_(x) /* a constant's value as a string */
+
 static const char *const verdict_text[] = {
 	[V_OK] = "valid",
 	[V_NOT_UTF8] = "not valid UTF-8",
@@ -135,7 +138,7 @@ static const char *const verdict_text[] = {
 	[V_NO_MS] = "the kernel takes whole seconds here, not ms",
 	[V_WORD] = "not a recognised word",
 	[V_RULE] = "not an address, network or port",
-	[V_TOO_MANY] = "more than 32 rules",
+	[V_TOO_MANY] = "more than " TEXT_OF(KASHIM_MAX_RULES) " rules",
 	[V_EMPTY_ITEM] = "an empty item",
 	[V_NOT_IN_FILE] = "only accepted in the environment",
 	[V_GLOB_SLASH] = "a program is matched by its file name, without '/', as python3",
@@ -1404,9 +1407,19 @@ static void parse_file(struct build *b, struct file_text *f)
 
 /* ---- putting it together ------------------------------------------------ */
 
+/* The rule lists come last and only their counts are cleared: the rules
+ * (KASHIM_MAX_RULES of each, 11 KiB) are written as parsed and never read
+ * past n, so a process without rules does not get pages for them. */
+_Static_assert(offsetof(struct kashim_config, skip) + sizeof(struct kashim_rules) ==
+	       sizeof(struct kashim_config), "the rule lists end struct kashim_config");
+_Static_assert(offsetof(struct kashim_config, only) + sizeof(struct kashim_rules) ==
+	       offsetof(struct kashim_config, skip), "only, then skip");
+
 void kashim_config_defaults(struct kashim_config *cfg)
 {
-	memset(cfg, 0, sizeof *cfg);
+	memset(cfg, 0, offsetof(struct kashim_config, only));
+	cfg->only.n = 0;
+	cfg->skip.n = 0;
 	cfg->enabled = true;
 	cfg->debug = false;
 	cfg->idle_s = KASHIM_IDLE_DEFAULT_S;

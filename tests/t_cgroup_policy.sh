@@ -106,6 +106,27 @@ test_skip_and_only_for_connections_made() {
 	client_case "--only ::1/128 (IPv6 network)" "$OFF" "$OFF" "$WANT" --only ::1/128
 }
 
+# The most a list takes, 256 rules, in both lists at once, each matched
+# at its last place.  ONLY: 254 ports not used, then the ports of the
+# servers on 127.0.0.1 and 127.0.0.2 (256th); SKIP: 255 ports not used,
+# then 127.0.0.2 (256th).  [::1]'s server is in no ONLY rule.
+test_256_rules_per_list() {
+	need_cgroup || return
+	local skip only
+	only=$(seq -s, -f ':%g' 1 254),:@P1,:@P2
+	skip=$(seq -s, -f ':%g' 1 255),127.0.0.2
+	client_case "256 ONLY and 256 SKIP rules: the last of each in force" "$WANT" "$OFF" "$OFF" \
+		--skip "$skip" --only "$only"
+	"$KASHIM" status > "$TMP/status" 2>&1
+	awk -v cg="$CG" '$1 == cg { mine = 1; next } /^[^ ]/ { mine = 0 } mine' "$TMP/status" > "$TMP/mine"
+	if [ "$(grep -c '^  only ' "$TMP/mine")" = 256 ] && [ "$(grep -c '^  skip ' "$TMP/mine")" = 256 ]; then
+		ok "status lists the 512 rules in force"
+	else
+		fail "status: $(grep -c '^  only ' "$TMP/mine") only, $(grep -c '^  skip ' "$TMP/mine") skip lines: $(head -c 300 "$TMP/mine")"
+	fi
+	expect_text "$TMP/mine" "the last SKIP rule counted what it skipped" "^  skip 127\.0\.0\.2/32 skipped=1$"
+}
+
 test_status_shows_rules_and_counts() {
 	need_cgroup || return
 	client_case "--skip 127.0.0.2,:1-2" "$WANT" "$OFF" "$WANT" --skip 127.0.0.2,:1-2 || return
@@ -218,9 +239,9 @@ test_bad_rules() {
 		"^kashim attach: kashim: KASHIM_SKIP=\"10\.0\.0\.0/33\" ignored \(not an address, network or port\)"
 	expect_status 2 "a port out of range" "$KASHIM" attach --only :70000 "$CG"
 	expect_text "$TMP/err" "names it" "KASHIM_ONLY=\":70000\" ignored"
-	many=$(seq -s, -f '10.0.0.%g' 1 33)
-	expect_status 2 "33 rules" "$KASHIM" attach --skip "$many" "$CG"
-	expect_text "$TMP/err" "the library's limit" "\(more than 32 rules\)"
+	many=$(seq -s, -f '10.0.%g.0/24' 0 256)
+	expect_status 2 "257 rules" "$KASHIM" attach --skip "$many" "$CG"
+	expect_text "$TMP/err" "the library's limit" "\(more than 256 rules\)"
 	printf 'skip = 10.0.0.1, , 10.0.0.2\n' > "$TMP/bad.conf"
 	expect_status 2 "a bad rule in the file" "$KASHIM" attach --config "$TMP/bad.conf" "$CG"
 	expect_text "$TMP/err" "with its file and line" "$TMP/bad.conf:1: skip=.* ignored \(an empty item\)"
