@@ -1274,8 +1274,10 @@ MESSAGE static void report_unapplied(struct build *b, const struct origin *at, c
 		return;
 	kashim_line_start(&l);
 	kashim_line_put(&l, "kashim: ");
-	put_origin(&l, at);
-	kashim_line_put(&l, ": ");
+	if (at->line) { /* a file's line; a variable is named by key */
+		put_origin(&l, at);
+		kashim_line_put(&l, ": ");
+	}
 	kashim_line_put(&l, key);
 	if (section) {
 		kashim_line_put(&l, " in [program ");

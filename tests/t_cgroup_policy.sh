@@ -196,6 +196,25 @@ test_scope() {
 	expect_text "$TMP/err" "the library's message for the scope" "^kashim attach: kashim: KASHIM_SCOPE=\"clients\" ignored \(not a recognised word\); accepted: all, client or server"
 }
 
+# check_matches_attach FILE: kashim check --config FILE's cgroup part is
+# what attach --config FILE did: its settings and rules as status shows
+# them (without the counts), and attach's lines (without "kashim attach: ").
+check_matches_attach() {
+	env -i "$KASHIM" check --config "$1" > "$TMP/check.out" 2> "$TMP/check.err"
+	sed -n '/^cgroup mode/,/^$/p' "$TMP/check.out" | sed '1d;/^$/d' > "$TMP/check.cg"
+	"$KASHIM" status > "$TMP/status" 2>&1
+	{
+		awk -v cg="$CG" '$1 == cg { $1 = ""; sub(/^ /, ""); sub(/ connections=.*/, ""); print; mine = 1; next }
+			/^[^ ]/ { mine = 0 } mine && /^  (only|skip) / { sub(/ skipped=[0-9]+$/, ""); print }' "$TMP/status"
+		sed 's/^kashim attach: //' "$TMP/attach.err"
+	} > "$TMP/attach.cg"
+	if [ -s "$TMP/check.cg" ] && cmp -s "$TMP/check.cg" "$TMP/attach.cg"; then
+		ok "kashim check --config shows what attach did ($(wc -l < "$TMP/check.cg") lines)"
+	else
+		fail "check and attach differ: $(diff "$TMP/attach.cg" "$TMP/check.cg")"
+	fi
+}
+
 # The library's configuration file: global settings and rules applied,
 # each [program] setting and program filter named as not applied.
 test_config_file_rules_and_sections() {
@@ -222,6 +241,7 @@ CONF
 	expect_socket "$BG" "remote=127\.0\.0\.1:$P1 " "$WANT" "the file's global settings"
 	bg incg "$CG" "$HOLD" connect-to 127.0.0.2 "$P2"
 	expect_socket "$BG" "remote=127\.0\.0\.2:$P2 " "$OFF" "the file's skip rule"
+	check_matches_attach "$TMP/kashim.conf"
 	# the command line wins over the file
 	P2=$(free_port)
 	serve 127.0.0.2 "$P2" || return
