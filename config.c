@@ -125,6 +125,9 @@ enum verdict {
 	V_GLOB_BRACKET,
 };
 
+#define TEXT_OF_(x) #x
+#define TEXT_OF(x) TEXT_OF_(x) /* a constant's value as a string */
+
 static const char *const verdict_text[] = {
 	[V_OK] = "valid",
 	[V_NOT_UTF8] = "not valid UTF-8",
@@ -135,7 +138,7 @@ static const char *const verdict_text[] = {
 	[V_NO_MS] = "the kernel takes whole seconds here, not ms",
 	[V_WORD] = "not a recognised word",
 	[V_RULE] = "not an address, network or port",
-	[V_TOO_MANY] = "more than 32 rules",
+	[V_TOO_MANY] = "more than " TEXT_OF(KASHIM_MAX_RULES) " rules",
 	[V_EMPTY_ITEM] = "an empty item",
 	[V_NOT_IN_FILE] = "only accepted in the environment",
 	[V_GLOB_SLASH] = "a program is matched by its file name, without '/', as python3",
@@ -459,6 +462,19 @@ static enum verdict parse_rules(const char *s, struct kashim_rules *out)
 	return V_OK;
 }
 
+/* Is addr in the rule's network?  Byte by byte, stopping at the first
+ * that differs (most rules differ in their first byte): a scan of 256
+ * rules with memcmp, a call each, cost twice as much. */
+static bool rule_covers(const struct kashim_rule *r, const unsigned char *addr)
+{
+	unsigned full = r->prefix / 8u, rest = r->prefix % 8u, k;
+
+	for (k = 0; k < full; k++)
+		if (addr[k] != r->addr[k])
+			return false;
+	return !rest || !((addr[full] ^ r->addr[full]) & (0xff << (8 - rest)));
+}
+
 bool kashim_rules_match(const struct kashim_rules *rules, int family,
 			const unsigned char *addr, unsigned port)
 {
@@ -470,16 +486,12 @@ bool kashim_rules_match(const struct kashim_rules *rules, int family,
 	}
 	for (i = 0; i < rules->n; i++) {
 		const struct kashim_rule *r = &rules->rule[i];
-		unsigned full = r->prefix / 8u, rest = r->prefix % 8u;
 		if (port < r->port_lo || port > r->port_hi)
 			continue;
 		if (!r->family)
 			return true;
-		if (r->family != family || memcmp(addr, r->addr, full))
-			continue;
-		if (rest && ((addr[full] ^ r->addr[full]) & (0xff << (8 - rest))))
-			continue;
-		return true;
+		if (r->family == family && rule_covers(r, addr))
+			return true;
 	}
 	return false;
 }
@@ -1271,8 +1283,10 @@ MESSAGE static void report_unapplied(struct build *b, const struct origin *at, c
 		return;
 	kashim_line_start(&l);
 	kashim_line_put(&l, "kashim: ");
-	put_origin(&l, at);
-	kashim_line_put(&l, ": ");
+	if (at->line) { /* a file's line; a variable is named by key */
+		put_origin(&l, at);
+		kashim_line_put(&l, ": ");
+	}
 	kashim_line_put(&l, key);
 	if (section) {
 		kashim_line_put(&l, " in [program ");
@@ -1404,9 +1418,19 @@ static void parse_file(struct build *b, struct file_text *f)
 
 /* ---- putting it together ------------------------------------------------ */
 
+/* The rule lists come last and only their counts are cleared: the rules
+ * (KASHIM_MAX_RULES of each, 11 KiB) are written as parsed and never read
+ * past n, so a process without rules does not get pages for them. */
+_Static_assert(offsetof(struct kashim_config, skip) + sizeof(struct kashim_rules) ==
+	       sizeof(struct kashim_config), "the rule lists end struct kashim_config");
+_Static_assert(offsetof(struct kashim_config, only) + sizeof(struct kashim_rules) ==
+	       offsetof(struct kashim_config, skip), "only, then skip");
+
 void kashim_config_defaults(struct kashim_config *cfg)
 {
-	memset(cfg, 0, sizeof *cfg);
+	memset(cfg, 0, offsetof(struct kashim_config, only));
+	cfg->only.n = 0;
+	cfg->skip.n = 0;
 	cfg->enabled = true;
 	cfg->debug = false;
 	cfg->idle_s = KASHIM_IDLE_DEFAULT_S;

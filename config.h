@@ -45,7 +45,11 @@ struct kashim_rule {
 	unsigned short port_lo, port_hi;
 };
 
-#define KASHIM_MAX_RULES 32
+/* Rules per list (KASHIM_ONLY, KASHIM_SKIP), in both modes: real rule sets
+ * (a fleet's database and cache hosts, a site's networks) run to a few
+ * hundred.  They live in the configuration struct (static in the library),
+ * never on a stack; matching is a linear scan at connect and accept. */
+#define KASHIM_MAX_RULES 256
 struct kashim_rules {
 	int n;
 	struct kashim_rule rule[KASHIM_MAX_RULES];

@@ -77,28 +77,85 @@ def bpf_run_cost(n=10000):
     return int(m.group(1)) if m else None
 
 
-def rules_for(n):
-    """n rules none of which leaves loopback out, so every connection is
-    judged against them all and then covered: SKIP rules for networks of
-    10/8 with ports, and past 32 (the library's limit per list) ONLY rules
-    whose first is 127.0.0.0/8."""
-    skip = ["10.%d.%d.0/24:%d" % (k // 200, k % 200, 1000 + k) for k in range(min(n, 32))]
-    only = ["127.0.0.0/8"] + ["10.200.%d.0/24" % k for k in range(n - 33)] if n > 32 else []
-    args = ["--skip", ",".join(skip)] if skip else []
-    return args + (["--only", ",".join(only)] if only else [])
+def rule_list(kind, n):
+    """n rules none of which matches a loopback connection, so every one is
+    judged against them all and then covered.  "networks": 10.k.0.0/16, any
+    port (the cgroup mode's trie looks them up at once; the library tries
+    each address); "ports": :1 to :n, any address (in the cgroup mode all
+    in one trie node whose ranges are scanned one by one: its worst case)."""
+    if kind == "networks":
+        return ",".join("10.%d.%d.0/24" % (k // 250, k % 250) for k in range(n))
+    return ",".join(":%d" % (k + 1) for k in range(n))
 
 
-def bpf_rules_cost(counts=(0, 16, 64), n=10000):
-    """The program's time per run with each number of rules: a fresh
-    attachment each (the kernel's run statistics are per program)."""
+# (label, --skip rules, --only rules): each set leaves loopback covered
+RULE_SETS = [
+    ("0 rules", None, None),
+    ("16 SKIP networks", ("networks", 16), None),
+    ("256 SKIP networks", ("networks", 256), None),
+    ("16 SKIP ports", ("ports", 16), None),
+    ("256 SKIP ports (the cgroup mode's worst case)", ("ports", 256), None),
+    ("512: 256 SKIP ports + 256 ONLY (255 networks, then 127.0.0.0/8): the most", ("ports", 256),
+     "only512"),
+]
+
+
+def rule_args(skip, only):
+    args = ["--skip", rule_list(*skip)] if skip else []
+    if only:
+        args += ["--only", ",".join([rule_list("networks", 255), "127.0.0.0/8"])]
+    return args
+
+
+def bpf_rules_cost(n=10000):
+    """The program's time per run with each rule set: a fresh attachment
+    each (the kernel's run statistics are per program)."""
     out = {}
-    for k in counts:
+    for label, skip, only in RULE_SETS:
         subprocess.run([KASHIM, "detach", CGROUP], capture_output=True)
-        r = subprocess.run([KASHIM, "attach"] + rules_for(k) + [CGROUP], capture_output=True, text=True)
-        out[k] = bpf_run_cost(n) if r.returncode == 0 else None
+        r = subprocess.run([KASHIM, "attach"] + rule_args(skip, only) + [CGROUP],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            print("(%s: %s)" % (label, r.stderr.strip()))
+        out[label] = bpf_run_cost(n) if r.returncode == 0 else None
     subprocess.run([KASHIM, "detach", CGROUP], capture_output=True)
     subprocess.run([KASHIM, "attach", CGROUP], capture_output=True)
     return out
+
+
+def preload_rules_cost():
+    """The library's user-space instructions per connection (connect +
+    accept, both in the benchmark's process) with each rule set, counted
+    by callgrind: exact, where a time on a shared machine is not."""
+    if not shutil.which("valgrind"):
+        return {}
+    out = {}
+    floor = instructions_per_op("connect", "floor")
+    for label, skip, only in RULE_SETS:
+        env = {}
+        if skip:
+            env["KASHIM_SKIP"] = rule_list(*skip)
+        if only:
+            env["KASHIM_ONLY"] = rule_args(None, only)[1]
+        out[label] = instructions_per_op("connect", "kashim", env) - floor
+    return out
+
+
+def rules_tables():
+    """make bench's rules part (python3 bench/run.py rules runs only it)."""
+    bpf = bpf_rules_cost() if CGROUP else {}
+    pre = preload_rules_cost()
+    print()
+    print("| rules (none matches a loopback connection) | cgroup mode: BPF time per run "
+          "(kernel.bpf_stats_enabled) | per connection (connect + accept: 2 runs) "
+          "| preload: user-space instructions per connection over the floor (callgrind) |")
+    print("|---|---|---|---|")
+    for label, _, _ in RULE_SETS:
+        v = bpf.get(label)
+        i = pre.get(label)
+        print("| %s | %s | %s | %s |" % (label, ("%d ns" % v) if v else "-",
+                                         ("%d ns" % (2 * v)) if v else "-",
+                                         ("%+.0f" % i) if i is not None else "-"))
 
 
 def cgroup_cleanup():
@@ -159,18 +216,19 @@ def strace_counts(what, variant, n):
     return counts
 
 
-def instructions(what, variant, n):
+def instructions(what, variant, n, extra_env=None):
     """User-space instructions executed, counted by callgrind (the kernel's
     work is not included: the system calls are counted separately)."""
     preload, mode = VARIANTS[variant]
-    env = dict(os.environ, LD_PRELOAD=preload)
+    env = dict(os.environ, LD_PRELOAD=preload, **(extra_env or {}))
     r = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
                         BENCH, what, mode, str(n)], env=env, capture_output=True, text=True)
     return int(re.search(r"Collected : (\d+)", r.stderr).group(1))
 
 
-def instructions_per_op(what, variant):
-    return (instructions(what, variant, 2000) - instructions(what, variant, 1000)) / 1000
+def instructions_per_op(what, variant, extra_env=None):
+    return (instructions(what, variant, 2000, extra_env) -
+            instructions(what, variant, 1000, extra_env)) / 1000
 
 
 def syscalls(what, variant):
@@ -249,17 +307,21 @@ def per_operation():
         print("| cgroup mode: the BPF program's time in the kernel (kernel.bpf_stats_enabled) | per run | per connection (connect + accept: 2 runs) |")
         print("|---|---|---|")
         print("| 10000 connections | %s | %s |" % (("%d ns" % ns, "%d ns" % (2 * ns)) if ns else ("-", "-")))
-        print()
-        print("| cgroup mode with rules (kashim attach --skip/--only; 64 = 32 + 32, the library's most) | per run | per connection |")
-        print("|---|---|---|")
-        for k, v in bpf_rules_cost().items():
-            print("| %d rules | %s | %s |" % (k, ("%d ns" % v) if v else "-", ("%d ns" % (2 * v)) if v else "-"))
+    rules_tables()
 
 
 def main():
     for tool in ("strace",):
         if not shutil.which(tool):
             sys.exit("bench: %s is needed" % tool)
+    if sys.argv[1:] == ["rules"]:
+        print("kashim benchmark: rules (kashim attach --skip/--only, KASHIM_SKIP/KASHIM_ONLY)")
+        cgroup_setup()
+        try:
+            rules_tables()
+        finally:
+            cgroup_cleanup()
+        return
     print("kashim benchmark: %d alternating rounds per figure; medians" % ROUNDS)
     cgroup_setup()
     try:

@@ -189,9 +189,11 @@ enum { R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, R10 };
 #define POLICY(f) ((short)offsetof(struct cg_policy, f))
 #define COUNT(f) ((short)offsetof(struct cg_counts, f))
 
-#define PROG_MAX 1536
-#define LABELS_MAX 256
-#define JUMPS_MAX 1024
+/* The program is about 250 instructions plus 7 per range of each list's
+ * node (unrolled: put_list_match), so about 3850 with CG_RANGES_MAX 256. */
+#define PROG_MAX (256 + 2 * 8 * CG_RANGES_MAX)
+#define LABELS_MAX (64 + 2 * CG_RANGES_MAX)
+#define JUMPS_MAX (128 + 2 * 4 * CG_RANGES_MAX)
 struct prog {
 	struct bpf_insn insn[PROG_MAX];
 	unsigned n, n_labels, n_jumps;

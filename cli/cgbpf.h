@@ -12,9 +12,9 @@
 
 #define CG_PROG_NAME "kashim_sockops"
 
-/* Rules one attachment holds (the library's 32 ONLY and 32 SKIP take 64;
- * the map takes more, for make bench). */
-#define CG_RULES_MAX 512
+/* Rules one attachment holds: the library's most, KASHIM_MAX_RULES ONLY
+ * and as many SKIP. */
+#define CG_RULES_MAX (2 * KASHIM_MAX_RULES)
 /* Rules that may cover one address (the ranges a trie node holds): every
  * rule of one list can, and a list has at most KASHIM_MAX_RULES. */
 #define CG_RANGES_MAX KASHIM_MAX_RULES

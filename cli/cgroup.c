@@ -338,6 +338,30 @@ static void report_line(void *ctx, const char *line, size_t len)
 	fprintf(stderr, "kashim %s: %.*s", (const char *)ctx, (int)len, line);
 }
 
+/* The configuration of src as the cgroup mode takes it: the library's own
+ * loader, without a program name, so that each setting only the preload
+ * can apply ([program] sections, programs and skip_programs, debug) is
+ * passed to unapplied, one line each, and the rest is applied.  attach and
+ * kashim check both read a configuration through here.  Returns the number
+ * of problems (reported to report; attach refuses a configuration with
+ * any). */
+static unsigned cgroup_config_load(struct kashim_config *cfg, const struct kashim_source *src,
+				   kashim_report_fn *report, kashim_report_fn *unapplied, void *ctx)
+{
+	static const char debug_line[] =
+		"kashim: debug not applied (the cgroup mode writes no debug lines: kashim status "
+		"shows what it did); the other settings are applied\n";
+	unsigned problems;
+
+	problems = kashim_config_load_unnamed(cfg, src, report, unapplied,
+					      "the cgroup mode does not know which program a "
+					      "connection belongs to; the other settings are applied",
+					      ctx);
+	if (cfg->enabled && cfg->debug && unapplied)
+		unapplied(ctx, debug_line, sizeof debug_line - 1);
+	return problems;
+}
+
 /* attach's and dropin --cgroup's words for a refusal. */
 struct command {
 	const char *name;    /* "attach" */
@@ -410,10 +434,7 @@ static int parse_options(int argc, char **argv, struct kashim_config *cfg, bool 
 		}
 	env[n] = NULL;
 	src.envp = env;
-	if (kashim_config_load_unnamed(cfg, &src, report_line, report_line,
-				       "the cgroup mode does not know which program a connection "
-				       "belongs to; the other settings are applied",
-				       (void *)cmd->name) != 0) {
+	if (cgroup_config_load(cfg, &src, report_line, report_line, (void *)cmd->name) != 0) {
 		fprintf(stderr, "kashim %s: %s; correct the %s above\n", cmd->name, cmd->nothing,
 			value[FILE_OPT] ? "setting" : "option");
 		return -1;
@@ -435,7 +456,7 @@ static int parse_attach(int argc, char **argv, struct kashim_config *cfg, bool *
 }
 
 /* The configuration as the program's policy, and its rules in order (ONLY,
- * then SKIP).  Says, one line each, what the cgroup mode cannot apply. */
+ * then SKIP). */
 static unsigned policy_from(const struct kashim_config *cfg, struct cg_policy *p,
 			    struct cg_rule *rules)
 {
@@ -455,9 +476,6 @@ static unsigned policy_from(const struct kashim_config *cfg, struct cg_policy *p
 		rules[n] = (struct cg_rule){ .list = CG_ONLY, .rule = cfg->only.rule[i] };
 	for (i = 0; i < cfg->skip.n; i++, n++)
 		rules[n] = (struct cg_rule){ .list = CG_SKIP, .rule = cfg->skip.rule[i] };
-	if (cfg->debug)
-		fprintf(stderr, "kashim attach: debug not applied (the cgroup mode writes no debug "
-			"lines: kashim status shows what it did); the other settings are applied\n");
 	return n;
 }
 
@@ -515,6 +533,34 @@ static const char *scope_word(uint32_t scope)
 	return scope == KASHIM_SCOPE_CLIENT ? "client" : scope == KASHIM_SCOPE_SERVER ? "server" : "all";
 }
 
+/* "idle=37s interval=11s count=4 user_timeout=81000ms mode=respect": the
+ * settings as status and check show them. */
+static void print_settings(const struct cg_policy *p)
+{
+	printf("idle=%us interval=%us count=%u user_timeout=", p->idle_s, p->interval_s, p->count);
+	if (p->user_timeout_ms)
+		printf("%ums", p->user_timeout_ms);
+	else
+		printf("off");
+	printf(" mode=%s", p->force ? "force" : "respect");
+}
+
+/* A line per rule, "  skip 10.0.0.0/8", with its count when skipped is
+ * given. */
+static void print_rules(const struct cg_policy *p, const struct cg_rule *rules,
+			const uint64_t *skipped)
+{
+	uint32_t i;
+
+	for (i = 0; i < p->n_rules && i < CG_RULES_MAX; i++) {
+		printf("  %s ", rules[i].list == CG_ONLY ? "only" : "skip");
+		print_rule(&rules[i].rule);
+		if (skipped && rules[i].list == CG_SKIP)
+			printf(" skipped=%llu", (unsigned long long)skipped[i]);
+		printf("\n");
+	}
+}
+
 /* One attachment: a line of settings and counts, then a line per rule.
  * With kernel.bpf_stats_enabled=1 the kernel times every run of the
  * program: ns_per_run is its cost in the kernel (two runs a connection
@@ -523,15 +569,11 @@ static void print_attachment(const char *path, const struct cg_attached *a, cons
 {
 	const struct cg_policy *p = &st->policy;
 	const struct cg_counts *c = &st->counts;
-	uint32_t i;
 
 	print_escaped(path);
-	printf(" idle=%us interval=%us count=%u user_timeout=", p->idle_s, p->interval_s, p->count);
-	if (p->user_timeout_ms)
-		printf("%ums", p->user_timeout_ms);
-	else
-		printf("off");
-	printf(" mode=%s connections=%llu refused=%llu", p->force ? "force" : "respect",
+	printf(" ");
+	print_settings(p);
+	printf(" connections=%llu refused=%llu",
 	       (unsigned long long)c->connections, (unsigned long long)c->refused);
 	if (c->refused)
 		printf(" last_error=%s", strerror(-c->last_error));
@@ -541,18 +583,66 @@ static void print_attachment(const char *path, const struct cg_attached *a, cons
 	if (a->run_cnt)
 		printf(" ns_per_run=%llu", (unsigned long long)(a->run_time_ns / a->run_cnt));
 	printf("\n");
-	for (i = 0; i < p->n_rules && i < CG_RULES_MAX; i++) {
-		printf("  %s ", st->rules[i].list == CG_ONLY ? "only" : "skip");
-		print_rule(&st->rules[i].rule);
-		if (st->rules[i].list == CG_SKIP)
-			printf(" skipped=%llu", (unsigned long long)st->skipped[i]);
-		printf("\n");
-	}
+	print_rules(p, st->rules, st->skipped);
 	if (p->has_only)
 		printf("  only: no rule matched, skipped=%llu\n", (unsigned long long)c->not_only);
 	if (c->unread)
 		printf("  respect acted as force on %llu connections: this kernel's bpf_getsockopt "
 		       "cannot read a socket's keepalive\n", (unsigned long long)c->unread);
+}
+
+/* ---- kashim check: what the cgroup mode makes of a configuration -------- */
+
+/* The lines of what the cgroup mode does not apply, kept to be shown after
+ * its settings. */
+struct unapplied_lines {
+	char *text;
+	size_t len;
+};
+
+static void keep_unapplied(void *ctx, const char *line, size_t len)
+{
+	struct unapplied_lines *u = ctx;
+	char *grown = realloc(u->text, u->len + len + 1);
+
+	if (!grown)
+		return;
+	memcpy(grown + u->len, line, len);
+	u->text = grown;
+	u->len += len;
+	u->text[u->len] = 0;
+}
+
+void cgroup_check(const struct kashim_source *src)
+{
+	static struct cg_rule rules[CG_RULES_MAX];
+	struct kashim_config cfg;
+	struct kashim_source unnamed = *src;
+	struct unapplied_lines u = { NULL, 0 };
+	struct cg_policy policy;
+	unsigned problems;
+
+	unnamed.program_names = NULL;
+	printf("\ncgroup mode (kashim attach, the same settings given as its options and "
+	       "--config):\n");
+	problems = cgroup_config_load(&cfg, &unnamed, NULL, keep_unapplied, &u);
+	if (problems) {
+		printf("refused: kashim attach attaches nothing while a setting is bad (the "
+		       "preload uses the default instead); correct the %s above\n",
+		       problems == 1 ? "problem" : "problems");
+	} else if (!cfg.enabled) {
+		printf("off: kashim attach refuses a configuration that turns kashim off\n");
+	} else {
+		policy.n_rules = policy_from(&cfg, &policy, rules);
+		print_settings(&policy);
+		if (policy.scope != KASHIM_SCOPE_ALL)
+			printf(" scope=%s", scope_word(policy.scope));
+		printf("\n");
+		print_rules(&policy, rules, NULL);
+		if (u.text)
+			printf("%s", u.text);
+	}
+	free(u.text);
 }
 
 /* ---- attach ------------------------------------------------------------ */

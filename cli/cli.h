@@ -78,6 +78,11 @@ int cmd_attach(int argc, char **argv);
 int cmd_detach(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_dropin_cgroup(int argc, char **argv); /* kashim dropin --cgroup */
+/* kashim check's cgroup mode part: what attach makes of the configuration
+ * of src (its settings and rules, and a line per setting only the preload
+ * applies), on stdout. */
+struct kashim_source;
+void cgroup_check(const struct kashim_source *src);
 /* cgroupfs.c: the cgroup2 mount point (from /proc/self/mountinfo); the
  * hint for a program out of LD_PRELOAD's reach (a static string). */
 bool cgroup2_mount(char *out, size_t size);

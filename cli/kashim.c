@@ -560,11 +560,34 @@ static bool names_bare_library(const char *pre)
 	return false;
 }
 
+/* envp with KASHIM_CONFIG=file in place of any KASHIM_CONFIG it has
+ * (check --config); NULL when out of memory. */
+static char **with_config(char *const *envp, const char *file)
+{
+	size_t n = 0, k = 0;
+	char **out;
+
+	while (envp && envp[n])
+		n++;
+	out = calloc(n + 2, sizeof *out);
+	if (!out || asprintf(&out[0], "KASHIM_CONFIG=%s", file) < 0) {
+		free(out);
+		return NULL;
+	}
+	for (k = 1; n--; envp++)
+		if (strncmp(*envp, "KASHIM_CONFIG=", 14))
+			out[k++] = *envp;
+	return out;
+}
+
+static const char check_usage[] =
+	"usage: kashim check [--env-file FILE] [--config FILE] [--program NAME]\n";
+
 static int cmd_check(int argc, char **argv)
 {
 	struct kashim_config cfg;
 	struct env_file file = { 0 };
-	const char *path = NULL, *names[2] = { NULL, NULL };
+	const char *path = NULL, *config = NULL, *names[2] = { NULL, NULL };
 	char *const *envp = environ;
 	struct kashim_source src;
 	static char shown[ESCAPED_PATH_MAX];
@@ -573,15 +596,18 @@ static int cmd_check(int argc, char **argv)
 
 	for (i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-			printf("usage: kashim check [--env-file FILE] [--program NAME]\n\n"
+			printf("%s\n"
 			       "Validates the KASHIM_* variables of this environment, or of FILE\n"
 			       "(KEY=VALUE lines, as systemd's EnvironmentFile= and docker's\n"
 			       "--env-file), and the configuration file they name (KASHIM_CONFIG,\n"
-			       "or /etc/kashim.conf when no KASHIM_* variable is set), with the\n"
-			       "messages the library would give; shows the effective settings and\n"
-			       "the worst-case time to notice a dead peer.  --program NAME shows\n"
-			       "them for the program NAME ([program] sections, KASHIM_PROGRAMS).\n"
-			       "Exit status: 0 all well, 1 a problem, 2 usage.\n");
+			       "--config FILE, or /etc/kashim.conf when no KASHIM_* variable is\n"
+			       "set), with the messages the library would give; shows the effective\n"
+			       "settings and the worst-case time to notice a dead peer.  --program\n"
+			       "NAME shows them for the program NAME ([program] sections,\n"
+			       "KASHIM_PROGRAMS).  Then what the cgroup mode (kashim attach) makes\n"
+			       "of the same configuration: its settings and rules, one line per\n"
+			       "setting only the preload applies, or why attach would refuse it.\n"
+			       "Exit status: 0 all well, 1 a problem, 2 usage.\n", check_usage);
 			return EXIT_OK;
 		}
 		if (!strcmp(argv[i], "--program") && i + 1 < argc)
@@ -592,8 +618,12 @@ static int cmd_check(int argc, char **argv)
 			path = argv[++i];
 		else if (!strncmp(argv[i], "--env-file=", 11))
 			path = argv[i] + 11;
+		else if (!strcmp(argv[i], "--config") && i + 1 < argc)
+			config = argv[++i];
+		else if (!strncmp(argv[i], "--config=", 9))
+			config = argv[i] + 9;
 		else {
-			fprintf(stderr, "usage: kashim check [--env-file FILE] [--program NAME]\n");
+			fputs(check_usage, stderr);
 			return EXIT_USAGE;
 		}
 	}
@@ -601,6 +631,10 @@ static int cmd_check(int argc, char **argv)
 		if (!read_env_file(path, &file))
 			return EXIT_PROBLEM;
 		envp = file.vars;
+	}
+	if (config && !(envp = with_config(envp, config))) {
+		perror("kashim check");
+		return EXIT_PROBLEM;
 	}
 	src = (struct kashim_source){ envp, names, false, "/etc/kashim.conf" };
 	problems = kashim_config_load_from(&cfg, &src, report_stderr, NULL) + file.problems;
@@ -617,6 +651,7 @@ static int cmd_check(int argc, char **argv)
 	} else {
 		show_settings(&cfg);
 	}
+	cgroup_check(&src);
 	if (!path) {
 		const char *pre = getenv("LD_PRELOAD");
 		if (!pre || !strstr(pre, "libkashim.so"))

@@ -70,6 +70,61 @@ test_check_config_file_per_program() {
 	expect_text "$TMP/err" "file and line" "bad.conf:3: unknown setting \"idel\" \(did you mean idle\?\)"
 }
 
+# check's second part: what the cgroup mode (kashim attach) makes of the
+# same configuration, line for line.
+test_check_cgroup_mode() {
+	cat > "$TMP/k.conf" <<'CONF'
+idle = 40s
+count = 4
+scope = server
+skip = 127.0.0.0/8, [fd00::/8]:443
+debug = on
+programs = java
+[program java]
+idle = 10s
+CONF
+	expect_status 0 "check --config FILE --program java" env -i "$K" check --config "$TMP/k.conf" --program java
+	expect_text "$TMP/out" "the preload: java's section" '^KASHIM_IDLE +10s$'
+	sed -n '/^cgroup mode/,/^$/p' "$TMP/out" > "$TMP/cg"
+	cat > "$TMP/want" <<WANT
+cgroup mode (kashim attach, the same settings given as its options and --config):
+idle=40s interval=15s count=4 user_timeout=100000ms mode=respect scope=server
+  skip 127.0.0.0/8
+  skip [fd00::/8]:443
+kashim: $TMP/k.conf:8: idle in [program java] not applied (the cgroup mode does not know which program a connection belongs to; the other settings are applied)
+kashim: $TMP/k.conf:6: programs not applied (the cgroup mode does not know which program a connection belongs to; the other settings are applied)
+kashim: debug not applied (the cgroup mode writes no debug lines: kashim status shows what it did); the other settings are applied
+
+WANT
+	if cmp -s "$TMP/want" "$TMP/cg"; then
+		ok "the cgroup mode: global settings and rules, one line per setting only the preload applies"
+	else
+		fail "check's cgroup part: $(diff "$TMP/want" "$TMP/cg")"
+	fi
+	expect_status 0 "check: a variable only the preload applies" env -i KASHIM_SKIP_PROGRAMS=ssh KASHIM_ONLY=:5432 "$K" check --program java
+	if grep -qx 'kashim: KASHIM_SKIP_PROGRAMS not applied (the cgroup mode does not know which program a connection belongs to; the other settings are applied)' "$TMP/out" &&
+	   grep -qx '  only :5432' "$TMP/out"; then
+		ok "KASHIM_SKIP_PROGRAMS named once, the ONLY rule listed"
+	else
+		fail "check: $(sed -n '/^cgroup mode/,$p' "$TMP/out")"
+	fi
+	expect_status 1 "check: a bad value" env -i KASHIM_COUNT=0 "$K" check
+	if grep -qx 'refused: kashim attach attaches nothing while a setting is bad (the preload uses the default instead); correct the problem above' "$TMP/out" &&
+	   grep -qx 'KASHIM_COUNT         9' "$TMP/out"; then
+		ok "the preload takes the default, attach refuses"
+	else
+		fail "check: $(cat "$TMP/out")"
+	fi
+	printf 'kashim = off\n' > "$TMP/off.conf"
+	expect_status 0 "check: a file that turns kashim off" env -i "$K" check --config "$TMP/off.conf"
+	expect_text "$TMP/out" "attach refuses it" '^off: kashim attach refuses a configuration that turns kashim off$'
+	printf 'KASHIM_CONFIG=%s\nKASHIM_IDLE=50\n' "$TMP/k.conf" > "$TMP/k.env"
+	expect_status 0 "check --env-file naming the file" "$K" check --env-file "$TMP/k.env"
+	expect_text "$TMP/out" "the variable wins over the file in both modes" '^idle=50s interval=15s count=4 user_timeout=110000ms mode=respect scope=server$'
+	expect_status 2 "check --config without a value" "$K" check --config
+	expect_text "$TMP/err" "usage" '^usage: kashim check \[--env-file FILE\] \[--config FILE\] \[--program NAME\]$'
+}
+
 test_run_sets_environment_and_execs() {
 	expect_status 0 "run: LD_PRELOAD gets the build tree's library" env -u LD_PRELOAD "$K" run printenv LD_PRELOAD
 	if [ "$(cat "$TMP/out")" = "$LIB" ]; then ok "LD_PRELOAD=$LIB"; else fail "LD_PRELOAD=$(cat "$TMP/out")"; fi

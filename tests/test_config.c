@@ -445,7 +445,7 @@ static void test_bad_policy(void)
 	size_t i;
 	char name[160];
 	struct kashim_config cfg;
-	char many[40 * 12 + 32] = "KASHIM_SKIP=";
+	static char many[(KASHIM_MAX_RULES + 1) * 8 + 32];
 
 	for (i = 0; i < sizeof bad_policy / sizeof bad_policy[0]; i++) {
 		const char *eq = strchr(bad_policy[i], '=');
@@ -460,11 +460,19 @@ static void test_bad_policy(void)
 		      cfg.mode == KASHIM_MODE_RESPECT && cfg.enabled,
 		      name, nreports ? reports[0] : "no line");
 	}
-	for (i = 0; i < 33; i++)
+	/* The most a list takes, KASHIM_MAX_RULES (256), in force down to the
+	 * last; one more is refused whole. */
+	strcpy(many, "KASHIM_SKIP=");
+	for (i = 0; i < 256; i++)
 		snprintf(many + strlen(many), sizeof many - strlen(many), "%s:%zu", i ? "," : "", i + 1);
 	load(&cfg, many, NULL, NULL);
-	check(nreports == 1 && strstr(reports[0], "(more than 32 rules)") && cfg.skip.n == 0,
-	      "33 rules are too many", nreports ? reports[0] : "none");
+	check(nreports == 0 && cfg.skip.n == 256 && match4(&cfg.skip, "10.0.0.1", 256) &&
+	      !match4(&cfg.skip, "10.0.0.1", 257), "256 rules are taken, the last one matches",
+	      nreports ? reports[0] : "not matched");
+	snprintf(many + strlen(many), sizeof many - strlen(many), ",:257");
+	load(&cfg, many, NULL, NULL);
+	check(nreports == 1 && strstr(reports[0], "(more than 256 rules)") && cfg.skip.n == 0,
+	      "257 rules are too many", nreports ? reports[0] : "none");
 }
 
 static unsigned load_prog(struct kashim_config *cfg, const char *name, char **env)
