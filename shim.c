@@ -9,8 +9,8 @@
  *
  * Living inside someone else's process:
  * - a pointer the program passes is read only after the kernel accepted it,
- *   or showed it can read it (a refused rt_sigprocmask: EFAULT, never
- *   SIGSEGV, and no call a sandbox may deny);
+ *   or showed it can read it, in a check no seccomp filter can answer for
+ *   unnoticed (connect(), below);
  * - the stack is borrowed (a 16 KiB thread, a 4 KiB sigaltstack): no
  *   wrapper keeps more than a short line and a few words on its frame, and a
  *   call that arrives while another is loading passes straight through;
@@ -21,10 +21,12 @@
 #include <dlfcn.h>
 #include <elf.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <link.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/auxv.h>
@@ -111,8 +113,9 @@ struct kashim_names {
 };
 static struct kashim_names kashim_names_ro;
 
-/* With filters: whether the address check before connect() answers as the
- * kernel does (kashim_copy_address); written by the loader, before READY. */
+/* With filters: whether the address check before connect() answered as
+ * the kernel does at load (kashim_probe_check; each call checks again);
+ * written by the loader, before READY. */
 static bool kashim_probe_works;
 
 /* ---- messages ---------------------------------------------------------- */
@@ -711,6 +714,10 @@ out:
 	errno = saved;
 }
 
+/* A sockaddr_in6 without sin6_scope_id (RFC 2133's, 24 bytes), which the
+ * kernel takes too: the judgement needs no more than that. */
+#define KASHIM_SIN6_LEN_RFC2133 ((socklen_t)offsetof(struct sockaddr_in6, sin6_scope_id))
+
 /* With KASHIM_SCOPE, KASHIM_ONLY or KASHIM_SKIP, is this connection
  * covered?  addr is the remote end of a connection the program makes, the
  * local end of one it accepts; len is what the kernel (or a safe copy)
@@ -723,7 +730,7 @@ static bool kashim_covers(const struct kashim_config *cfg, bool server,
 		return kashim_config_covers(cfg, server, AF_INET,
 					    (const unsigned char *)&a->sin_addr, ntohs(a->sin_port));
 	}
-	if (addr->sa_family == AF_INET6 && len >= (socklen_t)sizeof(struct sockaddr_in6)) {
+	if (addr->sa_family == AF_INET6 && len >= KASHIM_SIN6_LEN_RFC2133) {
 		const struct sockaddr_in6 *a = (const void *)addr;
 		return kashim_config_covers(cfg, server, AF_INET6, a->sin6_addr.s6_addr,
 					    ntohs(a->sin6_port));
@@ -870,103 +877,157 @@ static void kashim_pending_add(int fd, bool server)
 
 /* ---- connect() --------------------------------------------------------- */
 
-/* The program's address, read only where the kernel has just shown it can
- * read it itself.  The filters need the address before the real call
- * (the user timeout then also bounds the handshake), and a preload must
- * neither crash on a pointer the kernel would refuse with EFAULT nor make
- * a call a sandbox may deny: process_vm_readv, used before, is one that
- * seccomp policies deny (every connection then looked uncovered) or kill
- * on (SIGSYS at connect()), and a filter may be installed after the load,
- * so checking for one at load would not do.
+/* With filters, connect() is judged by the address the program gave, and
+ * where it can be, before the real call: the user timeout is then on the
+ * socket when its SYN leaves and also bounds a blocking connect()'s
+ * handshake.  A preload must neither crash on a pointer the kernel would
+ * refuse with EFAULT nor make a call a sandbox may deny: process_vm_readv,
+ * used before, is one that seccomp policies deny (every connection then
+ * looked uncovered) or kill on (SIGSYS at connect()).
  *
- * The probe is rt_sigprocmask() with a `how` the kernel refuses: it copies
- * the 8-byte signal set from user memory first (EFAULT if it cannot),
- * then answers EINVAL without touching the mask.  No sandbox can deny the
- * call (libc blocks signals around fork, posix_spawn, thread creation,
- * abort), and no policy filters it on `how`.  An address of at most 28
- * bytes spans at most two pages, so its first and last 8 bytes cover
- * every page the kernel's own copy will touch (one probe when both are in
- * the same 4 KiB).  The loader checks once that the probe answers as the
- * kernel does (an emulator, another signal-set size); when it does not,
- * connect() is judged after the call instead, from the kernel's copy
- * (kashim_after_connect).  Left: a thread that unmaps the address while
- * another is inside connect() with it. */
+ * A non-blocking socket is always judged after the call, from the address
+ * the kernel copied (kashim_after_connect): connect() returns at once, the
+ * options are set while the SYN is in flight, and the kernel measures the
+ * user timeout from the SYN's own send time, so nothing is lost and the
+ * program's pointer is never read.
+ *
+ * A blocking socket's address is read before the call, but only where the
+ * kernel has just shown it can read it: rt_sigprocmask() with a `how` the
+ * kernel refuses copies the 8-byte signal set from user memory first
+ * (EFAULT if it cannot), then answers EINVAL without touching the mask.
+ * An address of at most 28 bytes spans at most two pages, so its first and
+ * last 8 bytes cover every page the kernel's own copy will touch (one
+ * probe when both are in the same 4 KiB).
+ *
+ * A seccomp filter may answer that call itself, with any errno, and may be
+ * installed at any time (by the program after kashim loaded, by one thread
+ * only), so a check at load cannot vouch for later calls.  The answers are
+ * trusted only when, in the same call and after the address's probes, a
+ * kernel address gets EFAULT: EINVAL for the address then EFAULT for that
+ * reference is the pair only the kernel gives.  Anything else (EPERM,
+ * ENOSYS, EINVAL for everything, EFAULT for the address) means another
+ * answerer or a bad address: the pointer is not read, and the connection
+ * is judged after the call.  The reference goes last because a filter,
+ * once installed, stays: one that arrived between two probes answers the
+ * reference too.  Not caught: a filter that looks at the pointer's value
+ * and answers EFAULT for kernel addresses only, as the kernel would.
+ *
+ * Left, and said in docs/limits.md:
+ * - a thread that unmaps the address while another is inside a blocking
+ *   connect() with it (between the probe and the copy, a few hundred
+ *   nanoseconds) makes kashim fault where the kernel would answer EFAULT;
+ * - a filter that kills on rt_sigprocmask, getsockopt or fcntl kills a
+ *   program under kashim.  libc itself makes rt_sigprocmask at fork,
+ *   posix_spawn, pthread_create, abort and system, so such a filter breaks
+ *   most programs without kashim too; Docker's default profile and
+ *   systemd's @system-service allow all three.  Every call a preload adds
+ *   is one a filter could kill on: kashim keeps to ones libc makes. */
 #define KASHIM_HOW_REFUSED 0x6b61 /* not SIG_BLOCK, SIG_UNBLOCK or SIG_SETMASK */
 #define KASHIM_KERNEL_SIGSET ((_NSIG - 1) / 8)
+/* No user pointer can be there: the kernel must answer EFAULT. */
+#define KASHIM_UNREADABLE ((const void *)(~(uintptr_t)0 - 4095))
 
-static bool kashim_kernel_reads(const void *p)
+/* The answer to the probe at p: EINVAL when the kernel read 8 bytes there,
+ * EFAULT when it could not, anything else from whatever answered instead
+ * (0 for a filter's "success"). */
+static int kashim_probe(const void *p)
 {
-	int saved = errno;
-	bool readable = syscall(SYS_rt_sigprocmask, KASHIM_HOW_REFUSED, p, NULL,
-				(unsigned long)KASHIM_KERNEL_SIGSET) != 0 && errno == EINVAL;
+	int saved = errno, answer = 0;
 
+	if (syscall(SYS_rt_sigprocmask, KASHIM_HOW_REFUSED, p, NULL,
+		    (unsigned long)KASHIM_KERNEL_SIGSET) != 0)
+		answer = errno;
 	errno = saved;
-	return readable;
+	return answer;
 }
 
-/* Once, at load, when filters are set: a readable set answers EINVAL, a
- * kernel address EFAULT. */
+/* Once, at load, when filters are set: whether the kernel answers the
+ * probe.  When not (an emulator, another signal-set size, a filter from
+ * before exec), every connect() is judged after the call, with no probe. */
 static bool kashim_probe_check(void)
 {
 	unsigned long set[2] = { 0, 0 };
 
-	return kashim_kernel_reads(set) &&
-	       !kashim_kernel_reads((const void *)(~(uintptr_t)0 - 4095));
+	return kashim_probe(set) == EINVAL && kashim_probe(KASHIM_UNREADABLE) == EFAULT;
 }
 
-/* 0 when the address cannot be read, or is too short to judge. */
-static socklen_t kashim_copy_address(struct sockaddr_in6 *copy, const struct sockaddr *addr,
-				     socklen_t len)
+/* Copies the program's address: its length; 0 when it is too short or
+ * too long to judge (the kernel refuses it, or it is AF_UNSPEC's
+ * disconnect: no connection either way); -1 when the kernel did not show
+ * it can read it, and then nothing is read: judge after the call.  No byte
+ * past len is read (a 24-byte IPv6 address leaves copy's scope unset). */
+static int kashim_copy_address(struct sockaddr_in6 *copy, const struct sockaddr *addr,
+			       socklen_t len)
 {
-	uintptr_t first = (uintptr_t)addr, last;
+	uintptr_t first = (uintptr_t)addr;
 	socklen_t n = len < sizeof *copy ? len : (socklen_t)sizeof *copy;
 
-	if (n < sizeof(struct sockaddr_in) || !kashim_kernel_reads(addr))
+	if (n < sizeof(struct sockaddr_in) || len > sizeof(struct sockaddr_storage))
 		return 0;
-	last = first + n - KASHIM_KERNEL_SIGSET;
-	if ((first >> 12) != ((first + n - 1) >> 12) && !kashim_kernel_reads((const void *)last))
-		return 0;
+	if (kashim_probe(addr) != EINVAL)
+		return -1;
+	if ((first >> 12) != ((first + n - 1) >> 12) &&
+	    kashim_probe((const void *)(first + n - KASHIM_KERNEL_SIGSET)) != EINVAL)
+		return -1;
+	if (kashim_probe(KASHIM_UNREADABLE) != EFAULT)
+		return -1; /* something else answered: none of the above is the kernel's */
 	__builtin_memcpy(copy, addr, n);
-	return n;
+	return (int)n;
 }
 
-/* Before the real call, so the user timeout also bounds the handshake.
- * The decision is made from the fd, never from the address the program
- * passed, which only the filters read, through a checked copy.  A socket
- * kashim configured at socket() needs no second look (an unconnected
- * socket from elsewhere reusing its fd number would be missed: rare, and
- * then left as the kernel made it). */
-static void kashim_before_connect(int fd, const struct sockaddr *addr, socklen_t len,
+/* A blocking socket, as the kernel says now (the program may have changed
+ * O_NONBLOCK since socket()); a failed look counts as not blocking. */
+static bool kashim_blocking(int fd)
+{
+	int saved = errno;
+	long flags = syscall(SYS_fcntl, fd, F_GETFL);
+
+	errno = saved;
+	return flags >= 0 && !(flags & O_NONBLOCK);
+}
+
+/* Before the real call.  Without filters the decision is made from the
+ * fd: a socket kashim configured at socket() needs no second look (an
+ * unconnected socket from elsewhere reusing its fd number would be
+ * missed: rare, and then left as the kernel made it).  With filters, see
+ * above.  Returns whether the connection is to be judged after the call. */
+static bool kashim_before_connect(int fd, const struct sockaddr *addr, socklen_t len,
 				  const struct kashim_config *cfg)
 {
 	struct sockaddr_in6 copy;
-	socklen_t copied;
+	int copied;
 
 	if (!cfg->enabled || kashim_marked(&kashim_not_tcp, fd))
-		return;
+		return false;
 	if (cfg->mode != KASHIM_MODE_FORCE && kashim_marked(&kashim_app_off, fd))
-		return;
+		return false;
 	if (!cfg->deferred) {
 		if (kashim_marked(&kashim_ours, fd))
 			kashim_debug_left(fd, cfg, "connect", "configured at socket()");
 		else
 			kashim_adopt(fd, cfg, "connect");
-		return;
+		return false;
 	}
-	if (!__atomic_load_n(&kashim_probe_works, __ATOMIC_RELAXED))
-		return; /* judged after the call */
+	if (!__atomic_load_n(&kashim_probe_works, __ATOMIC_RELAXED) || !kashim_blocking(fd))
+		return true;
 	copied = kashim_copy_address(&copy, addr, len);
-	if (copied && kashim_covers(cfg, false, (const struct sockaddr *)&copy, copied))
+	if (copied < 0)
+		return true;
+	if (copied > 0 &&
+	    kashim_covers(cfg, false, (const struct sockaddr *)&copy, (socklen_t)copied))
 		kashim_adopt(fd, cfg, "connect");
 	else
 		kashim_debug_left(fd, cfg, "connect", "not covered by KASHIM_SCOPE/ONLY/SKIP");
+	return false;
 }
 
-/* With filters and no working probe: judged by the remote address the
- * kernel accepted (a failed call leaves none).  The keepalive options
- * still hold; a blocking connect()'s handshake is then bounded by the
- * kernel's SYN retries, not by the user timeout. */
-KASHIM_OUT_OF_LINE static void kashim_after_connect(int fd, const struct kashim_config *cfg)
+/* With filters, when the address was not read before the call: judged by
+ * the remote address the kernel accepted (a failed call leaves none).  The
+ * keepalive options still hold; for a blocking connect() judged here (the
+ * probe did not answer as the kernel does), the handshake is bounded by
+ * the kernel's SYN retries, not by the user timeout. */
+static __attribute__((noinline)) void kashim_after_connect(int fd,
+							    const struct kashim_config *cfg)
 {
 	if (!cfg->enabled || kashim_marked(&kashim_not_tcp, fd))
 		return;
@@ -1079,14 +1140,12 @@ KASHIM_API int connect(int fd, const struct sockaddr *addr, socklen_t len)
 {
 	const struct kashim_config *cfg = kashim_settings();
 	connect_fn *next = KASHIM_NEXT(connect);
-	int rc;
+	bool after = cfg && kashim_before_connect(fd, addr, len, cfg);
+	int rc = next ? next(fd, addr, len) : (int)syscall(SYS_connect, fd, addr, len);
 
-	if (cfg)
-		kashim_before_connect(fd, addr, len, cfg);
-	rc = next ? next(fd, addr, len) : (int)syscall(SYS_connect, fd, addr, len);
 	if (!cfg && !kashim_marked(&kashim_not_tcp, fd))
 		kashim_pending_add(fd, false);
-	else if (cfg && cfg->deferred && !__atomic_load_n(&kashim_probe_works, __ATOMIC_RELAXED))
+	else if (after)
 		kashim_after_connect(fd, cfg);
 	return rc;
 }

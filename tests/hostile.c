@@ -13,7 +13,13 @@
  *                      peer must read nothing); with FILE, fd 2 is closed
  *                      after start and a data file takes its number
  *   hostile debuglines a few sockets, for counting debug lines
- *   hostile sandbox errno|kill|killthread|trap|emulated PROGRAM [ARG...]
+ *   hostile race blocking|nonblocking SECONDS
+ *                      one thread maps and unmaps the page holding a
+ *                      sockaddr_in while another connect()s with it (to a
+ *                      closed loopback port); prints how many calls got
+ *                      EFAULT and how many another answer, if it lives
+ *   hostile sandbox errno|kill|killthread|trap|emulated|sigprocmask-einval|
+ *                   sigprocmask-eperm PROGRAM [ARG...]
  *                      PROGRAM run under a seccomp filter that denies the
  *                      process-inspection calls (process_vm_readv and
  *                      _writev, ptrace, kcmp, pidfd_getfd, process_madvise)
@@ -23,7 +29,8 @@
  *                      EPERM, and rt_sigprocmask with a `how` other than
  *                      SIG_BLOCK/UNBLOCK/SETMASK answers EINVAL before the
  *                      kernel reads the set (as an emulator checking its
- *                      arguments in another order might) */
+ *                      arguments in another order might); sigprocmask-E:
+ *                      only every rt_sigprocmask answers E, unread */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -33,15 +40,18 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <stddef.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #define BAD ((void *)1) /* never mapped */
@@ -256,6 +266,58 @@ static int sigpipe_pending(void)
 	return sigismember(&set, SIGPIPE);
 }
 
+/* The race: the page that holds the address comes and goes. */
+static struct {
+	char *page;
+	struct sockaddr_in addr;
+	volatile bool stop;
+} race_scene;
+
+static void *race_flip(void *unused)
+{
+	(void)unused;
+	while (!race_scene.stop) {
+		char *p = mmap(race_scene.page, 4096, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+		if (p == MAP_FAILED)
+			continue;
+		memcpy(p + 4096 - sizeof race_scene.addr, &race_scene.addr, sizeof race_scene.addr);
+		munmap(p, 4096);
+	}
+	return NULL;
+}
+
+/* how: blocking or nonblocking; bounded by seconds. */
+static int race(const char *how, const char *seconds)
+{
+	struct timespec now, end;
+	pthread_t flipper;
+	long calls = 0, faults = 0;
+	int fd = socket(AF_INET, SOCK_STREAM | (!strcmp(how, "nonblocking") ? SOCK_NONBLOCK : 0), 0);
+
+	race_scene.addr.sin_family = AF_INET;
+	race_scene.addr.sin_port = htons(1);
+	race_scene.addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	race_scene.page = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (fd < 0 || race_scene.page == MAP_FAILED || munmap(race_scene.page, 4096) != 0 ||
+	    pthread_create(&flipper, NULL, race_flip, NULL) != 0)
+		return perror("hostile: race"), 2;
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	end.tv_sec += atoi(seconds);
+	do {
+		int rc = connect(fd, (void *)(race_scene.page + 4096 - sizeof race_scene.addr),
+				 sizeof race_scene.addr);
+		calls++;
+		faults += rc != 0 && errno == EFAULT;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+	} while (now.tv_sec < end.tv_sec || (now.tv_sec == end.tv_sec && now.tv_nsec < end.tv_nsec));
+	race_scene.stop = true;
+	pthread_join(flipper, NULL);
+	printf("race %s: %ld connect() calls, %ld EFAULT, %ld other answers\n", how, calls, faults,
+	       calls - faults);
+	return 0;
+}
+
 #if defined(__x86_64__)
 #define NATIVE_ARCH AUDIT_ARCH_X86_64
 #elif defined(__aarch64__)
@@ -271,6 +333,12 @@ static int sandbox(const char *how, char **argv)
 {
 	bool emulated = !strcmp(how, "emulated"), known = true;
 	unsigned action = SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA);
+	/* rt_sigprocmask answered by the filter: emulated, a `how` from
+	 * SIG_SETMASK + 1 up gets EINVAL; sigprocmask-E, every call gets E */
+	unsigned sigprocmask_errno = !strcmp(how, "sigprocmask-einval") ? EINVAL
+				   : !strcmp(how, "sigprocmask-eperm") ? EPERM : 0;
+	unsigned refused_from = sigprocmask_errno ? 0 : SIG_SETMASK + 1;
+	bool answers_sigprocmask = emulated || sigprocmask_errno;
 
 	if (!strcmp(how, "kill"))
 		action = SECCOMP_RET_KILL_PROCESS;
@@ -279,7 +347,9 @@ static int sandbox(const char *how, char **argv)
 	else if (!strcmp(how, "trap"))
 		action = SECCOMP_RET_TRAP;
 	else
-		known = emulated || !strcmp(how, "errno");
+		known = answers_sigprocmask || !strcmp(how, "errno");
+	if (!sigprocmask_errno)
+		sigprocmask_errno = EINVAL;
 	struct sock_filter insn[] = {
 #ifdef NATIVE_ARCH
 		/* another ABI's numbers mean other calls: allow nothing of it */
@@ -288,12 +358,13 @@ static int sandbox(const char *how, char **argv)
 		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
 #endif
 		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-		/* emulated: rt_sigprocmask(how > 2, ...) is EINVAL, unread (the
-		 * low half of args[0]: little-endian) */
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_rt_sigprocmask, 0, 4),
+		/* rt_sigprocmask(how >= refused_from, ...) answered, its set
+		 * unread (the low half of args[0]: little-endian); elsewhere
+		 * the jump matches no call */
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, answers_sigprocmask ? SYS_rt_sigprocmask : ~0u, 0, 4),
 		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])),
-		BPF_JUMP(BPF_JMP | BPF_JGT | BPF_K, emulated ? SIG_SETMASK : ~0u, 0, 1),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EINVAL & SECCOMP_RET_DATA)),
+		BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, refused_from, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (sigprocmask_errno & SECCOMP_RET_DATA)),
 		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
 		DENY(SYS_process_vm_readv),
 		DENY(SYS_process_vm_writev),
@@ -306,7 +377,8 @@ static int sandbox(const char *how, char **argv)
 	struct sock_fprog prog = { (unsigned short)(sizeof insn / sizeof insn[0]), insn };
 
 	if (!known || !argv[0])
-		return fprintf(stdout, "usage: hostile sandbox errno|kill|killthread|trap|emulated PROGRAM...\n"), 2;
+		return fprintf(stdout, "usage: hostile sandbox errno|kill|killthread|trap|emulated|"
+				       "sigprocmask-einval|sigprocmask-eperm PROGRAM...\n"), 2;
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
 	    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
 		return perror("hostile: seccomp filter"), 2;
@@ -324,6 +396,8 @@ int main(int argc, char **argv)
 		return sandbox(argv[2], argv + 3);
 	if (!strcmp(argv[1], "pointers") && argc > 2)
 		rc = pointers(argv[2]);
+	else if (!strcmp(argv[1], "race") && argc > 3)
+		rc = race(argv[2], argv[3]);
 	else if (!strcmp(argv[1], "reuse"))
 		rc = reuse();
 	else if (!strcmp(argv[1], "stderr") && argc > 2 && strcmp(argv[2], "ignore"))
