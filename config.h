@@ -49,7 +49,9 @@ struct kashim_rule {
  * (a fleet's database and cache hosts, a site's networks) run to a few
  * hundred.  They live in the configuration struct (static in the library),
  * never on a stack; matching is a linear scan at connect and accept. */
+#ifndef KASHIM_MAX_RULES /* settable only to build another layout (t_cgroup_policy.sh) */
 #define KASHIM_MAX_RULES 256
+#endif
 struct kashim_rules {
 	int n;
 	struct kashim_rule rule[KASHIM_MAX_RULES];

@@ -739,14 +739,26 @@ fail:
 	return -1;
 }
 
-/* The rules map in the policy slot. */
+/* The rules map in the policy slot, if it has this kashim's layout: the
+ * kernel writes a whole value of the map's own size into the buffer a
+ * lookup gives it, so a map made by another version (other sizes) is never
+ * read into this one's structures. */
 static int rules_map_current(int policy_fd)
 {
 	uint32_t key = 0, id = 0;
+	struct bpf_map_info info;
+	int fd;
 
-	if (map_op(policy_fd, BPF_MAP_LOOKUP_ELEM, &key, &id) < 0)
+	if (map_op(policy_fd, BPF_MAP_LOOKUP_ELEM, &key, &id) < 0 || (fd = map_by_id(id)) < 0)
 		return -1;
-	return map_by_id(id);
+	if (!map_info(fd, &info) || info.type != BPF_MAP_TYPE_LPM_TRIE ||
+	    info.key_size != sizeof(struct rules_key) ||
+	    info.value_size != sizeof(union rules_value) || info.max_entries != RULES_ENTRIES) {
+		close(fd);
+		errno = EPROTO;
+		return -1;
+	}
+	return fd;
 }
 
 static bool rules_read(int rules_fd, struct cg_policy *policy, struct cg_rule *rules)
@@ -826,20 +838,31 @@ static bool our_maps(struct cg_attached *a, const uint32_t *ids, uint32_t n)
 				close(fd);
 			continue;
 		}
-		if (!strcmp(info.name, POLICY_MAP) && info.type == BPF_MAP_TYPE_ARRAY_OF_MAPS)
+		/* Names and sizes both: a lookup fills value_size bytes. */
+		if (!strcmp(info.name, POLICY_MAP) && info.type == BPF_MAP_TYPE_ARRAY_OF_MAPS &&
+		    info.key_size == 4 && info.value_size == 4)
 			slot = &a->policy_fd;
-		else if (!strcmp(info.name, COUNTS_MAP) &&
+		else if (!strcmp(info.name, COUNTS_MAP) && info.key_size == 4 &&
 			 info.value_size == sizeof(struct cg_counts))
 			slot = &a->counts_fd;
-		else if (!strcmp(info.name, SLOTS_MAP) && info.max_entries == CG_RULE_SLOTS)
+		else if (!strcmp(info.name, SLOTS_MAP) && info.max_entries == CG_RULE_SLOTS &&
+			 info.key_size == 4 && info.value_size == sizeof(uint64_t))
 			slot = &a->slots_fd;
 		if (slot && *slot < 0)
 			*slot = fd;
 		else
 			close(fd);
 	}
-	if (a->policy_fd >= 0 && a->counts_fd >= 0 && a->slots_fd >= 0)
-		return true;
+	if (a->policy_fd >= 0 && a->counts_fd >= 0 && a->slots_fd >= 0) {
+		/* A replacement must fit the policy slot's template, which
+		 * was made with the rules map of the version that attached. */
+		int rules_fd = rules_map_current(a->policy_fd);
+
+		if (rules_fd >= 0) {
+			close(rules_fd);
+			return true;
+		}
+	}
 	if (a->policy_fd >= 0)
 		close(a->policy_fd);
 	if (a->counts_fd >= 0)

@@ -430,4 +430,53 @@ test_status_deep_and_escaped() {
 	if grep -q "$(printf '\033')" "$TMP/status"; then fail "a raw escape reached the output"; else ok "no raw escape in the output"; fi
 }
 
+# Another version's attachment, as a package upgrade leaves one: this
+# kashim reads none of its maps into its own structures, replaces its
+# program on attach and removes it on detach.  The older layout is the
+# first one of these maps (a91d53b), from this checkout's history; the old
+# code here named it "of another version" but then tried to swap its rules
+# map in place ("cannot replace the settings: Invalid argument").  And a
+# kashim built from this tree with other map sizes reads this one's 256
+# rules without harm (a91d53b's status overflows its stack on them).
+build_kashim() { # DIR SRC [CFLAGS...]: kashim from SRC's cli/ and config.c
+	local dir=$1 src=$2
+	shift 2
+	mkdir -p "$dir"
+	(cd "$src" && ${CC:-cc} -std=gnu11 -O2 "$@" -DKASHIM_VERSION='"other"' \
+		-DKASHIM_LIBDIR='"/usr/local/lib"' -DKASHIM_MUSL_LIBDIR='"/usr/local/lib"' \
+		-o "$dir/kashim" cli/*.c config.c) 2> "$TMP/cc.err" ||
+		{ fail "cannot build a kashim from $src: $(head -c 300 "$TMP/cc.err")"; return 1; }
+}
+
+test_another_version() {
+	need_cgroup || return
+	local old=$TMP/old n rules
+	mkdir -p "$old/src"
+	git -C "$ROOT" archive a91d53b cli config.c config.h | tar -x -C "$old/src" ||
+		{ fail "a91d53b is not in this checkout's history (a git clone of main has it)"; return; }
+	build_kashim "$old" "$old/src" || return
+	"$old/kashim" attach --skip 10.0.0.0/8 "$CG" 2> "$TMP/err" || { fail "the old version's attach: $(cat "$TMP/err")"; return; }
+	"$KASHIM" status > "$TMP/status" 2>&1
+	if grep -qF "$CG kashim program" "$TMP/status" && grep -qF "of another version" "$TMP/status"; then
+		ok "status names the old version's program"
+	else
+		fail "status: $(grep -aF "$CG" "$TMP/status" | head -c 300)"
+	fi
+	expect_status 0 "attach replaces the old version's program" "$KASHIM" attach --skip 10.0.0.0/9 "$CG"
+	"$KASHIM" status > "$TMP/status" 2>&1
+	if grep -qF "  skip 10.0.0.0/9 skipped=0" "$TMP/status"; then ok "this version's rules in force"; else fail "status: $(head -c 300 "$TMP/status")"; fi
+	n=$("$PY" "$BPFCG" progs "$CG" | grep -c kashim_sockops)
+	if [ "$n" = 1 ]; then ok "one kashim program after the replacement"; else fail "$n kashim programs"; fi
+	expect_status 0 "detach" "$KASHIM" detach "$CG"
+	"$old/kashim" attach --skip 10.0.0.0/8 "$CG" 2> "$TMP/err" || { fail "the old version's attach: $(cat "$TMP/err")"; return; }
+	expect_status 0 "detach removes the old version's program" "$KASHIM" detach "$CG"
+	n=$("$PY" "$BPFCG" progs "$CG" | grep -c kashim_sockops)
+	if [ "$n" = 0 ]; then ok "no kashim program left"; else fail "$n kashim programs left"; fi
+	build_kashim "$TMP/sizes" "$ROOT" -DKASHIM_MAX_RULES=32 || return
+	rules=$("$PY" -c "print(','.join('10.%d.%d.0/24' % (i // 200, i % 200) for i in range(256)))")
+	attach --skip "$rules" || return
+	expect_status 0 "a kashim of other map sizes reads this one's 256 rules" "$TMP/sizes/kashim" status
+	expect_status 0 "detach" "$KASHIM" detach "$CG"
+}
+
 run_tests
