@@ -179,7 +179,7 @@ test_inspect_with_and_without_kashim() {
 	port=$(free_port)
 	bg "${SHIM[@]}" "$PY" "$HELPERS/hold.py" server 127.0.0.1 "$port"
 	server=$BG
-	wait_listen "$port" || { fail "no server"; return; }
+	wait_listen "$port" || { fail "the scene did not get ready: no server within 60 s"; return; }
 	bg "$PY" "$HELPERS/hold.py" client 127.0.0.1 "$port"
 	client=$BG
 	expect_socket "$server" "state=ESTABLISHED" "$WANT" "the server's connection (sockpeek)"

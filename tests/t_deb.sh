@@ -149,7 +149,7 @@ check_preload_by_name() {
 	port=$(free_port)
 	bg env LD_PRELOAD=libkashim.so "${KENV[@]}" "$PY" "$HELPERS/hold.py" server 127.0.0.1 "$port"
 	local server=$BG
-	wait_listen "$port" || { fail "server did not start: $(cat "$TMP/bg.$server.log")"; return; }
+	wait_listen "$port" || { fail "the scene did not get ready: server did not start within 60 s: $(cat "$TMP/bg.$server.log")"; return; }
 	if grep -q " /usr/lib/$MA/libkashim.so$" "/proc/$server/maps"; then
 		ok "LD_PRELOAD=libkashim.so loads /usr/lib/$MA/libkashim.so"
 	else
@@ -167,7 +167,7 @@ check_kashim_run() {
 	port=$(free_port)
 	bg "$PY" "$HELPERS/hold.py" server 127.0.0.1 "$port"
 	local server=$BG
-	wait_listen "$port" || { fail "server did not start"; return; }
+	wait_listen "$port" || { fail "the scene did not get ready: server did not start within 60 s"; return; }
 	bg env -u LD_PRELOAD -C / /usr/bin/kashim run --idle 37 --interval 11 --count 4 -- \
 		"$PY" "$HELPERS/hold.py" client 127.0.0.1 "$port"
 	local client=$BG

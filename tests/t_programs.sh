@@ -32,7 +32,7 @@ pair() {
 	bg "${s_pre[@]}" $(cmd_"$prog" server "$host" "$port")
 	server=$BG
 	if ! wait_listen "$port"; then
-		fail "$prog server on $host:$port did not start"
+		fail "the scene did not get ready: $prog server on $host:$port did not listen within 60 s"
 		return
 	fi
 	# Before a client connects: socat and nc close their listener after one.
@@ -75,7 +75,7 @@ curl_case() {
 	shift 2
 	port=$(free_port)
 	bg "$PY" "$HELPERS/hold.py" server 127.0.0.1 "$port"
-	wait_listen "$port" || { fail "server did not start"; return; }
+	wait_listen "$port" || { fail "the scene did not get ready: server did not start within 60 s"; return; }
 	bg "${SHIM[@]}" curl -s -o /dev/null -m 60 "$@" "http://127.0.0.1:$port/"
 	expect_socket "$BG" "state=ESTABLISHED .*remote=[^ ]*:$port " "$want" "$what"
 }
@@ -130,7 +130,7 @@ test_nginx_workers() {
 	CONF
 	bg "${SHIM[@]}" nginx -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf"
 	local master=$BG
-	wait_listen "$port" || { fail "nginx did not start: $(cat "$TMP/nginx/logs/"* 2>/dev/null)"; return; }
+	wait_listen "$port" || { fail "the scene did not get ready: nginx did not start within 60 s: $(cat "$TMP/nginx/logs/"* 2>/dev/null)"; return; }
 	expect_socket "$master" "family=inet proto=tcp state=LISTEN .*:$port " "$WANT" "nginx master's IPv4 listener"
 	expect_socket "$master" "family=inet6 proto=tcp state=LISTEN .*:$port " "$WANT" "nginx master's IPv6 listener"
 	# A client that connects and says nothing: some worker accept4()s it.
