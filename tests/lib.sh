@@ -39,10 +39,15 @@ need_cmd() {
 TMP=""
 BG_PIDS=()
 # bg CMD...: start CMD in the background; its pid is in $BG, its output
-# in $TMP/bg.PID.log.
+# in $TMP/bg.PID.log.  The log is opened here, before the fork: when the
+# child opened it, a loaded machine could run the rename first ("mv: cannot
+# stat bg.next.log") and the output went to the next command's log.
 bg() {
-	"$@" > "$TMP/bg.next.log" 2>&1 &
+	local fd
+	exec {fd}> "$TMP/bg.next.log"
+	"$@" >&"$fd" 2>&1 {fd}>&- &
 	BG=$!
+	exec {fd}>&-
 	mv "$TMP/bg.next.log" "$TMP/bg.$BG.log"
 	BG_PIDS+=("$BG")
 }
