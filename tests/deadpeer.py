@@ -7,6 +7,9 @@ that its peer is gone, with kashim and without it.
   deadpeer.py run SCENARIO tcphold --cgroup DIR  the same, kashim's cgroup mode:
                                                  the program is moved into DIR
                                                  (kashim attach done by the caller)
+  deadpeer.py run SCENARIO PROGRAM --stall S     the same, the program stopped
+                                                 for S s once it listens (a
+                                                 loaded machine, on purpose)
   deadpeer.py report [--json] [--jobs N]         every run, as a table
 
 Each run happens in a private network namespace of its own (the script
@@ -34,6 +37,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -94,9 +98,10 @@ def sh(*cmd):
 class Run:
     """One scenario for one program, inside this process's namespace."""
 
-    def __init__(self, scenario, program, kashim, cap, cgroup=None):
+    def __init__(self, scenario, program, kashim, cap, cgroup=None, stall=0.0):
         self.scenario, self.program, self.kashim, self.cap = scenario, program, kashim, cap
         self.cgroup = cgroup  # kashim by the cgroup mode, not LD_PRELOAD
+        self.stall = stall  # seconds the program is stopped once it listens
         self.tmp = tempfile.mkdtemp(prefix="deadpeer.")
         os.chmod(self.tmp, 0o755)  # nginx workers run as nobody
         self.procs = []
@@ -196,6 +201,19 @@ class Run:
     def listening(self):
         self.wait_until("a listener", lambda: any(
             "LISTEN" in line for line in self.sockets()))
+        if self.stall:
+            # What a loaded machine does at random: the program is not
+            # scheduled for a while, and the peer's packets queue up.
+            os.kill(self.subject.pid, signal.SIGSTOP)
+            timer = threading.Timer(self.stall, self.resume)
+            timer.daemon = True
+            timer.start()
+
+    def resume(self):
+        try:
+            os.kill(self.subject.pid, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
 
     def blackhole(self, on=True):
         verb = "add" if on else "del"
@@ -401,6 +419,7 @@ http { access_log off; client_body_temp_path %(t)s/b; proxy_temp_path %(t)s/p;
         finally:
             self.stop()
         return {"scenario": self.scenario, "program": self.program, "kashim": self.kashim,
+                "stall": self.stall,
                 "bound": bound_for(self.scenario), "idle": IDLE, "cap": self.cap,
                 "measured": None if measured is None else round(measured, 2),
                 "how": self.how, "error": error}
@@ -417,7 +436,8 @@ def run_one(args):
         # Re-run in a network namespace of our own; it dies with us.
         os.execvpe("unshare", ["unshare", "-n", "--", sys.executable] + sys.argv,
                    dict(os.environ, DEADPEER_NETNS="1"))
-    result = Run(args.scenario, args.program, not args.without, args.cap, args.cgroup).go()
+    result = Run(args.scenario, args.program, not args.without, args.cap, args.cgroup,
+                 args.stall).go()
     print(json.dumps(result), flush=True)
 
 
@@ -478,6 +498,8 @@ def main():
     one.add_argument("--without", action="store_true", help="run without kashim")
     one.add_argument("--cap", type=float, default=CAP)
     one.add_argument("--cgroup", help="kashim's cgroup mode: run the program in this cgroup")
+    one.add_argument("--stall", type=float, default=0.0,
+                     help="stop the program for this many seconds once it listens")
     rep = sub.add_parser("report")
     rep.add_argument("--json", action="store_true")
     rep.add_argument("--jobs", type=int, default=6)

@@ -69,4 +69,24 @@ PYEOF
 	fi
 }
 
+# The peer closes and vanishes while the program is not scheduled (stopped
+# for 1.5 s once it listens, as a loaded machine does at random): the FIN
+# comes while the connection waits in the listen queue.  The run must wait
+# for the program's own CLOSE-WAIT socket; it used to start the clock on the
+# queued one, find no such socket in the program and say "noticed after
+# 0.00 s" (seen once in a full run; 0.00 s every time with this stall).
+test_closewait_program_slow_to_accept() {
+	need_root || return
+	need_cmd unshare tc socat || return
+	local r
+	r=$("$PY" "$ROOT/tests/deadpeer.py" run closewait socat --stall 1.5 2> "$TMP/err")
+	"$PY" - "$r" "$LATE" "$EARLY" <<'PYEOF' && ok "noticed within the bound: $r" || fail "$r $(tail -c 300 "$TMP/err")"
+import json, sys
+r = json.loads(sys.argv[1])
+late, early = float(sys.argv[2]), float(sys.argv[3])
+assert not r["error"] and r["measured"] is not None, r
+assert r["bound"] - early <= r["measured"] <= r["bound"] + late, r
+PYEOF
+}
+
 run_tests
