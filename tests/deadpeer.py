@@ -7,6 +7,9 @@ that its peer is gone, with kashim and without it.
   deadpeer.py run SCENARIO tcphold --cgroup DIR  the same, kashim's cgroup mode:
                                                  the program is moved into DIR
                                                  (kashim attach done by the caller)
+  deadpeer.py run SCENARIO PROGRAM --stall S     the same, the program stopped
+                                                 for S s once it listens (a
+                                                 loaded machine, on purpose)
   deadpeer.py report [--json] [--jobs N]         every run, as a table
 
 Each run happens in a private network namespace of its own (the script
@@ -18,7 +21,14 @@ its qdisc and its processes go away when the run ends.  Needs root.
 Timings (kashim's side): idle 2 s, interval 1 s, count 2, user timeout
 auto = 4 s.  The measured time runs from the moment the peer vanished (the
 blackhole; for "connect", the start of the connect) to the moment the
-program noticed: it exited on the error, or released the socket."""
+program noticed: it exited on the error, or released the socket.
+
+The scene is made ready by waiting for states, never for a guessed time:
+the program holds its connection (accepted, not only queued on its
+listener; with kashim, carrying kashim's options), a CLOSE-WAIT socket is
+the program's own, a connect has sent its SYN.  Each wait is bounded (60 s,
+for a loaded machine); when one runs out the run's error says "the scene
+did not get ready: ..." and nothing is measured."""
 import argparse
 import json
 import os
@@ -27,6 +37,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -40,6 +51,29 @@ PORT = 7000
 IDLE, INTERVAL, COUNT = 2, 1, 2
 BOUND = IDLE + INTERVAL * COUNT  # also the automatic user timeout
 CAP = 12.0
+READY = 60.0  # the bound of every wait for the scene (a loaded machine)
+KASHIM_OPTIONS = "keepalive=1 idle=%d interval=%d count=%d " % (IDLE, INTERVAL, COUNT)
+
+
+# The peer of "reboot" and "closewait": connects, then for each line on
+# stdin sends one byte ("byte") or closes ("close"), and says "done".  The
+# last packet the program receives is then sent when the run says, right
+# before the peer vanishes: the kernel counts the idle time from it, and a
+# program slow to accept (a loaded machine) must not make it older.
+PEER = """
+import socket, sys
+c = socket.create_connection((sys.argv[1], int(sys.argv[2])))
+for line in sys.stdin:
+    if line.strip() == "byte":
+        c.sendall(b"b")
+    else:
+        c.close()
+    print("done", flush=True)
+"""
+
+
+class NotReady(Exception):
+    """The scene did not form: nothing may be measured on it."""
 
 SCENARIOS = {
     "idle": "idle connection, peer vanishes",
@@ -64,9 +98,10 @@ def sh(*cmd):
 class Run:
     """One scenario for one program, inside this process's namespace."""
 
-    def __init__(self, scenario, program, kashim, cap, cgroup=None):
+    def __init__(self, scenario, program, kashim, cap, cgroup=None, stall=0.0):
         self.scenario, self.program, self.kashim, self.cap = scenario, program, kashim, cap
         self.cgroup = cgroup  # kashim by the cgroup mode, not LD_PRELOAD
+        self.stall = stall  # seconds the program is stopped once it listens
         self.tmp = tempfile.mkdtemp(prefix="deadpeer.")
         os.chmod(self.tmp, 0o755)  # nginx workers run as nobody
         self.procs = []
@@ -117,20 +152,68 @@ class Run:
         out = sh(*args, "( sport = :%d or dport = :%d )" % (PORT, PORT)).stdout
         return [line for line in out.splitlines() if line.strip()]
 
-    def wait_until(self, what, cond, limit=15.0):
+    def wait_until(self, what, cond, limit=READY):
         end = time.monotonic() + limit
         while time.monotonic() < end:
             if cond():
                 return
             time.sleep(0.02)
-        raise RuntimeError("timed out waiting for " + what)
+        raise NotReady("%s, not within %g s" % (what, limit))
+
+    def subject_pids(self):
+        """The program under test, and an nginx master's workers."""
+        pids = [self.subject.pid]
+        if self.program == "nginx":
+            for d in os.listdir("/proc"):
+                try:
+                    stat = open("/proc/%s/stat" % d).read()
+                except (OSError, ValueError):
+                    continue
+                if d.isdigit() and int(stat.rsplit(")", 1)[1].split()[1]) == self.subject.pid:
+                    pids.append(int(d))
+        return pids
+
+    def held(self, state):
+        """sockpeek's lines of the program's connections on PORT in STATE:
+        sockets in its descriptors, not ones waiting in a listen queue.  (A
+        SYN_SENT socket has no peer name yet: any is the one.)"""
+        lines = []
+        for pid in self.subject_pids():
+            out = subprocess.run([PEEK, str(pid)], capture_output=True, text=True).stdout
+            lines += [line for line in out.splitlines() if " proto=tcp state=%s " % state in line
+                      and (":%d " % PORT in line or state == "SYN_SENT")]
+        return lines
+
+    def holds(self, state="ESTABLISHED"):
+        """Waits until the program holds a connection in STATE; with kashim,
+        until it carries kashim's options (the preload sets them right after
+        accept() returns, so for a moment an accepted socket has none).  A
+        socket that never gets them is left to the measurement to show."""
+        self.wait_until("%s holding a connection in %s" % (self.program, state),
+                        lambda: self.held(state))
+        if self.kashim:
+            try:
+                self.wait_until("kashim's options", lambda: any(
+                    KASHIM_OPTIONS in line for line in self.held(state)), limit=2.0)
+            except NotReady:
+                pass
 
     def listening(self):
         self.wait_until("a listener", lambda: any(
             "LISTEN" in line for line in self.sockets()))
+        if self.stall:
+            # What a loaded machine does at random: the program is not
+            # scheduled for a while, and the peer's packets queue up.
+            os.kill(self.subject.pid, signal.SIGSTOP)
+            timer = threading.Timer(self.stall, self.resume)
+            timer.daemon = True
+            timer.start()
 
-    def established(self, n=2):
-        self.wait_until("the connection", lambda: len(self.sockets("established")) >= n)
+    def resume(self):
+        try:
+            os.kill(self.subject.pid, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
 
     def blackhole(self, on=True):
         verb = "add" if on else "del"
@@ -162,10 +245,27 @@ class Run:
         self.how = "nginx closed the connection"
         return True
 
+    def peer(self):
+        return self.start([PY, "-c", PEER, "127.0.0.1", str(PORT)], stdin=subprocess.PIPE)
+
+    def tell(self, peer, what):
+        """The peer does WHAT; returns once it has."""
+        n = self.output(peer).count("done") + 1
+        peer.stdin.write(what.encode() + b"\n")
+        peer.stdin.flush()
+        self.wait_until("the peer's " + what, lambda: self.output(peer).count("done") >= n)
+
+    def nginx_sending(self):
+        """nginx's side of the connection has had data acknowledged."""
+        out = sh("ss", "-Htni", "state", "established", "( sport = :%d )" % PORT).stdout
+        return any(int(n) > 0 for n in re.findall(r"bytes_acked:(\d+)", out))
+
     def left_close_wait(self):
         """The program's accepted socket is no longer in CLOSE-WAIT."""
-        lines = subprocess.run([PEEK, str(self.subject.pid)], capture_output=True,
-                               text=True).stdout.splitlines()
+        r = subprocess.run([PEEK, str(self.subject.pid)], capture_output=True, text=True)
+        if r.returncode and self.subject.poll() is None:
+            raise RuntimeError("sockpeek %d: %s" % (self.subject.pid, r.stderr.strip()))
+        lines = r.stdout.splitlines()
         mine = [line for line in lines
                 if "local=127.0.0.1:%d " % PORT in line and "state=LISTEN" not in line]
         if any("state=CLOSE_WAIT" in line for line in mine):
@@ -241,8 +341,7 @@ http { access_log off; client_body_temp_path %(t)s/b; proxy_temp_path %(t)s/p;
             noticed = self.exited
         self.listening()
         self.start([PY, HOLD, "chatty", "127.0.0.1", str(PORT)])
-        self.established()
-        time.sleep(0.5)
+        self.holds()
         self.blackhole()
         return self.measure(noticed, time.monotonic())
 
@@ -252,15 +351,14 @@ http { access_log off; client_body_temp_path %(t)s/b; proxy_temp_path %(t)s/p;
             self.nginx("location / { limit_rate 2m; }")
             self.listening()
             self.start([PY, HOLD, "http-read", "127.0.0.1", str(PORT), "/big"])
-            self.established()
-            time.sleep(0.5)
+            self.holds()
+            self.wait_until("nginx sending the body", self.nginx_sending)
             self.blackhole()
             return self.measure(self.nginx_released, time.monotonic())
         self.start([PY, HOLD, "server", "127.0.0.1", str(PORT)])
         self.listening()
         client = self.start(self.client_cmd(), under_test=True, stdin=subprocess.PIPE)
-        self.established()
-        time.sleep(0.5)
+        self.holds()
         self.blackhole()
         t0 = time.monotonic()
         client.stdin.write(b"go\n" + b"y" * 65536)
@@ -268,19 +366,23 @@ http { access_log off; client_body_temp_path %(t)s/b; proxy_temp_path %(t)s/p;
         return self.measure(self.exited, t0)
 
     def connect(self):
-        """Nothing answers the SYN."""
+        """Nothing answers the SYN.  The clock starts when the program's
+        SYN_SENT socket is seen (the kernel counts from its first SYN), not
+        when it was started: a program's start-up, slow on a loaded
+        machine, is no part of the time to notice."""
         self.blackhole()
-        t0 = time.monotonic()
         self.start(self.connect_cmd(), under_test=True)
-        return self.measure(self.exited, t0)
+        self.wait_until("%s sending its SYN" % self.program, lambda: self.held("SYN_SENT")
+                        or self.subject.poll() is not None)
+        return self.measure(self.exited, time.monotonic())
 
     def reboot(self):
         """The peer's kernel forgets the connection and comes back."""
         self.start(self.server_cmd(), under_test=True)
         self.listening()
-        self.start([PY, HOLD, "client", "127.0.0.1", str(PORT)])
-        self.established()
-        time.sleep(0.3)
+        peer = self.peer()
+        self.holds()
+        self.tell(peer, "byte")
         self.blackhole()
         t0 = time.monotonic()
         sh("ss", "-K", "dport", "=", ":%d" % PORT)  # its RST is dropped
@@ -292,8 +394,16 @@ http { access_log off; client_body_temp_path %(t)s/b; proxy_temp_path %(t)s/p;
         program never closes its side."""
         self.start(self.server_cmd(reading=False), under_test=True)
         self.listening()
-        self.start([PY, HOLD, "client-close", "127.0.0.1", str(PORT)])
-        self.wait_until("CLOSE-WAIT", lambda: self.sockets("close-wait"))
+        # The peer closes once the program holds the connection, and the
+        # clock starts once the program's own socket is in CLOSE-WAIT.  (It
+        # used to close at once and the clock start on any CLOSE-WAIT
+        # socket: when the FIN came before the program's accept(), that
+        # socket was still in the listen queue, no program's, and the run
+        # said "noticed after 0.00 s" on a program that held no socket.)
+        peer = self.peer()
+        self.holds()
+        self.tell(peer, "close")
+        self.holds("CLOSE_WAIT")
         self.blackhole()
         return self.measure(self.left_close_wait, time.monotonic())
 
@@ -302,11 +412,14 @@ http { access_log off; client_body_temp_path %(t)s/b; proxy_temp_path %(t)s/p;
         try:
             measured = getattr(self, self.scenario)()
             error = None
+        except NotReady as e:
+            measured, error = None, "the scene did not get ready: %s" % e
         except Exception as e:  # a broken set-up is a result, not a crash
             measured, error = None, str(e)
         finally:
             self.stop()
         return {"scenario": self.scenario, "program": self.program, "kashim": self.kashim,
+                "stall": self.stall,
                 "bound": bound_for(self.scenario), "idle": IDLE, "cap": self.cap,
                 "measured": None if measured is None else round(measured, 2),
                 "how": self.how, "error": error}
@@ -323,7 +436,8 @@ def run_one(args):
         # Re-run in a network namespace of our own; it dies with us.
         os.execvpe("unshare", ["unshare", "-n", "--", sys.executable] + sys.argv,
                    dict(os.environ, DEADPEER_NETNS="1"))
-    result = Run(args.scenario, args.program, not args.without, args.cap, args.cgroup).go()
+    result = Run(args.scenario, args.program, not args.without, args.cap, args.cgroup,
+                 args.stall).go()
     print(json.dumps(result), flush=True)
 
 
@@ -384,6 +498,8 @@ def main():
     one.add_argument("--without", action="store_true", help="run without kashim")
     one.add_argument("--cap", type=float, default=CAP)
     one.add_argument("--cgroup", help="kashim's cgroup mode: run the program in this cgroup")
+    one.add_argument("--stall", type=float, default=0.0,
+                     help="stop the program for this many seconds once it listens")
     rep = sub.add_parser("report")
     rep.add_argument("--json", action="store_true")
     rep.add_argument("--jobs", type=int, default=6)

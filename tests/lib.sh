@@ -39,10 +39,15 @@ need_cmd() {
 TMP=""
 BG_PIDS=()
 # bg CMD...: start CMD in the background; its pid is in $BG, its output
-# in $TMP/bg.PID.log.
+# in $TMP/bg.PID.log.  The log is opened here, before the fork: when the
+# child opened it, a loaded machine could run the rename first ("mv: cannot
+# stat bg.next.log") and the output went to the next command's log.
 bg() {
-	"$@" > "$TMP/bg.next.log" 2>&1 &
+	local fd
+	exec {fd}> "$TMP/bg.next.log"
+	"$@" >&"$fd" 2>&1 {fd}>&- &
 	BG=$!
+	exec {fd}>&-
 	mv "$TMP/bg.next.log" "$TMP/bg.$BG.log"
 	BG_PIDS+=("$BG")
 }
@@ -67,31 +72,59 @@ free_port() {
 	"$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-# wait_listen PORT: up to 30 s (a JVM compiling its source is slow) for
-# something to listen on PORT.
-wait_listen() {
-	local i
-	for i in $(seq 300); do
-		ss -Htln "sport = :$1" | grep -q . && return 0
+# wait_for SECONDS CMD...: runs CMD every 0.1 s until it succeeds (status 0)
+# or SECONDS have passed (then status 1).  The bound is for a loaded
+# machine: a state that is right comes in well under it, so a generous
+# bound costs nothing when the test passes.
+wait_for() {
+	local limit=$1 end
+	shift
+	end=$((SECONDS + limit))
+	while :; do
+		"$@" && return 0
+		[ "$SECONDS" -lt "$end" ] || return 1
 		sleep 0.1
 	done
-	return 1
+}
+
+# wait_listen PORT: up to 60 s (a JVM compiling its source is slow, more so
+# on a loaded machine) for something to listen on PORT.
+listening() { ss -Htln "sport = :$1" | grep -q .; }
+wait_listen() { wait_for 60 listening "$1"; }
+
+# What runs as another user (nobody) must not be read from the checkout: a
+# clone under a 0700 directory (a home on Debian 12, /root, mktemp -d) is
+# out of its reach.  public_copy FILE...: copies of FILEs in $PUB, a
+# directory in $TMP that every user can read (gone with $TMP); it fails,
+# saying why on stdout, when nobody still cannot read one (a private
+# $TMPDIR).
+NOBODY=(setpriv --reuid=65534 --regid=65534 --clear-groups)
+PUB=""
+public_copy() {
+	local f
+	PUB=$TMP/pub
+	mkdir -p "$PUB" && chmod 711 "$TMP" && chmod 755 "$PUB" || return 1
+	for f in "$@"; do
+		cp "$f" "$PUB/" && chmod a+rX "$PUB/${f##*/}" || return 1
+		if ! "${NOBODY[@]}" test -r "$PUB/${f##*/}"; then
+			echo "nobody (uid 65534) cannot read $PUB/${f##*/} (is a directory above it private?)"
+			return 1
+		fi
+	done
 }
 
 # peek PID: the kernel's view of PID's sockets, one line each.
 peek() { "$PEEK" "$1"; }
 
-# expect_socket PID PATTERN WANT WHAT: within 10 s, PID holds a socket whose
+# expect_socket PID PATTERN WANT WHAT: within 60 s, PID holds a socket whose
 # line matches the extended regex PATTERN; that line must contain WANT.
+has_socket() { peek "$1" 2> /dev/null | grep -qE -- "$2"; }
 expect_socket() {
-	local pid=$1 pattern=$2 want=$3 what=$4 i line=""
-	for i in $(seq 100); do
+	local pid=$1 pattern=$2 want=$3 what=$4 line=""
+	wait_for 60 has_socket "$pid" "$pattern" &&
 		line=$(peek "$pid" 2> /dev/null | grep -E -- "$pattern" | head -n 1)
-		[ -n "$line" ] && break
-		sleep 0.1
-	done
 	if [ -z "$line" ]; then
-		fail "$what: no socket matching '$pattern' in pid $pid: $(peek "$pid" 2>&1 | tr '\n' ';')"
+		fail "the scene did not get ready: $what: no socket matching '$pattern' in pid $pid within 60 s: $(peek "$pid" 2>&1 | tr '\n' ';')"
 	elif [[ $line == *"$want"* ]]; then
 		ok "$what: $line"
 	else

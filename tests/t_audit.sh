@@ -49,68 +49,80 @@ test_model_arithmetic() {
 }
 
 # Runs the scene (COVER_WITH chooses how the covered program gets kashim)
-# and checks every output.
+# and checks every output.  With "private", the scene's programs come from
+# a copy of the checkout's files in a 0700 directory, as for a newcomer
+# whose clone sits in a private home: what runs as nobody must still get
+# its files (from a copy in a directory nobody can read).
 audit_scene_checks() {
 	need_root || return
 	need_cmd unshare setpriv ss || return
-	local cgroot
+	local cgroot k=$K lib=$LIB peek=$PEEK exitmid=$EXITMID helpers=$HELPERS
 	cgroot=$(cgroup2_root)
 	[ -n "$cgroot" ] && [ -w "$cgroot" ] || { skip "no writable cgroup v2 mount"; return; }
+	if [ "${1:-}" = private ]; then
+		mkdir -m 700 "$TMP/private" "$TMP/private/helpers"
+		cp "$K" "$LIB" "$PEEK" "$EXITMID" "$TMP/private/"
+		cp "$HELPERS"/*.py "$HELPERS"/*.sh "$TMP/private/helpers/"
+		k=$TMP/private/kashim lib=$TMP/private/${LIB##*/} peek=$TMP/private/sockpeek
+		exitmid=$TMP/private/libexitmid.so helpers=$TMP/private/helpers
+		if "${NOBODY[@]}" test -r "$helpers/hold.py"; then
+			fail "the scene did not get ready: nobody can read $helpers/hold.py in a 0700 directory"
+			return 1
+		fi
+	fi
+	CG=""
+	public_copy "$k" "$helpers/hold.py" > "$TMP/why" ||
+		{ fail "the scene did not get ready: $(cat "$TMP/why")"; return 1; }
 	OUT=$TMP/scene
 	CG=$cgroot/kashim-audit-$$-$RANDOM
 	mkdir -p "$OUT" "$CG"
-	chmod 755 "$TMP" "$OUT"
-	env OUT="$OUT" CG="$CG" K="$K" LIB="$LIB" PY="$PY" HELPERS="$HELPERS" PEEK="$PEEK" \
-		EXITMID="$EXITMID" KENV="${KENV[*]}" RETRIES2=5 \
-		timeout -k 5 120 unshare -pfn --mount-proc --kill-child bash "$HELPERS/audit_scene.sh" \
+	env OUT="$OUT" CG="$CG" K="$k" LIB="$lib" PY="$PY" HELPERS="$helpers" PEEK="$peek" \
+		EXITMID="$exitmid" KENV="${KENV[*]}" RETRIES2=5 PUB="$PUB" \
+		timeout -k 5 500 unshare -pfn --mount-proc --kill-child bash "$helpers/audit_scene.sh" \
 		> "$OUT/scene.log" 2>&1 &
-	local scene=$! i
+	local scene=$!
 	BG_PIDS+=("$scene")
-	for i in $(seq 600); do
-		[ -e "$OUT/ready" ] && break
-		kill -0 "$scene" 2> /dev/null || break
-		sleep 0.1
-	done
-	if [ ! -e "$OUT/ready" ]; then
-		fail "the scene did not start: $(tail -n 5 "$OUT/scene.log")"
-	else
-		scene_status audit.txt 0 "audit"
-		check "audit: one row per program and unit, worst first, listeners apart, exact figures" text "$OUT"
-		scene_status audit.json 0 "audit --json"
-		check "audit --json: every connection's options as sockpeek reads them, bounds recomputed, per program" \
-			json "$OUT" "${CG#"$cgroot"}" 5
-		scene_status audit.prom 0 "audit --prometheus"
-		check "audit --prometheus: HELP and TYPE for every gauge, escaped labels, values, +Inf for never" prom "$OUT"
-		if command -v promtool > /dev/null 2>&1; then
-			if promtool check metrics < "$OUT/audit.prom" > "$TMP/lint" 2>&1; then
-				ok "promtool check metrics accepts it"
-			else
-				fail "promtool: $(head -c 300 "$TMP/lint")"
-			fi
+	wait_for 300 scene_at ready "$scene"
+	if [ ! -e "$OUT/ready" ] || [ -e "$OUT/notready" ]; then
+		scene_not_ready "$scene"
+		return 1
+	fi
+	scene_status audit.txt 0 "audit"
+	check "audit: one row per program and unit, worst first, listeners apart, exact figures" text "$OUT"
+	scene_status audit.json 0 "audit --json"
+	check "audit --json: every connection's options as sockpeek reads them, bounds recomputed, per program" \
+		json "$OUT" "${CG#"$cgroot"}" 5
+	scene_status audit.prom 0 "audit --prometheus"
+	check "audit --prometheus: HELP and TYPE for every gauge, escaped labels, values, +Inf for never" prom "$OUT"
+	if command -v promtool > /dev/null 2>&1; then
+		if promtool check metrics < "$OUT/audit.prom" > "$TMP/lint" 2>&1; then
+			ok "promtool check metrics accepts it"
 		else
-			skip "promtool is not installed (Debian: prometheus)"
+			fail "promtool: $(head -c 300 "$TMP/lint")"
 		fi
-		scene_status max2m_all 1 "--max-bound 2m with connections that never notice"
-		expect_text "$OUT/max2m_all.err" "names the program over the bound" \
-			'none\.service, pid [0-9]+\): 2 connection\(s\) over --max-bound 2m: worst case idle never, busy [0-9.]+s$'
-		scene_status nobody 0 "audit as nobody"
-		check "as nobody: its own process read, the other 5 counted as unreadable" nobody "$OUT"
-		# From outside: the scene's network namespace has its own retries2.
-		expect_status 0 "audit from the host (network namespaces entered)" "$K" audit --json
-		cp "$TMP/out" "$TMP/host.json"
-		"$PY" - "$TMP/host.json" "${CG#"$cgroot"}" <<'PYEOF' && ok "tcp_retries2 read in each process's own network namespace (5 there, not ours)" || fail "$(head -c 300 "$TMP/host.json")"
+	else
+		skip "promtool is not installed (Debian: prometheus)"
+	fi
+	scene_status max2m_all 1 "--max-bound 2m with connections that never notice"
+	expect_text "$OUT/max2m_all.err" "names the program over the bound" \
+		'none\.service, pid [0-9]+\): 2 connection\(s\) over --max-bound 2m: worst case idle never, busy [0-9.]+s$'
+	scene_status nobody 0 "audit as nobody"
+	check "as nobody: its own process read, the other 5 counted as unreadable" nobody "$OUT"
+	# From outside: the scene's network namespace has its own retries2.
+	expect_status 0 "audit from the host (network namespaces entered)" "$K" audit --json
+	cp "$TMP/out" "$TMP/host.json"
+	"$PY" - "$TMP/host.json" "${CG#"$cgroot"}" <<'PYEOF' && ok "tcp_retries2 read in each process's own network namespace (5 there, not ours)" || fail "$(head -c 300 "$TMP/host.json")"
 import json, sys
 doc = json.load(open(sys.argv[1]))
 socks = [s for p in doc["programs"] if p["cgroup"].startswith(sys.argv[2] + "/") for s in p["sockets"]]
 assert len(socks) == 8 and all(s["tcp_retries2"] == 5 for s in socks), socks
 PYEOF
-	fi
 	touch "$OUT/done"
-	for i in $(seq 300); do
-		[ -e "$OUT/finished" ] && break
-		kill -0 "$scene" 2> /dev/null || break
-		sleep 0.1
-	done
+	wait_for 200 scene_at finished "$scene"
+	if [ ! -e "$OUT/finished" ] || [ -e "$OUT/notready" ]; then
+		scene_not_ready "$scene"
+		return 1
+	fi
 	scene_status exitmid 0 "audit while a process exits mid-read"
 	check "the exit is counted, the other processes are read" exitmid "$OUT"
 	scene_status max2m_left 0 "--max-bound 2m once only covered connections are left"
@@ -118,7 +130,37 @@ PYEOF
 	scene_status max_bad 2 "--max-bound 5x"
 	expect_text "$OUT/max_bad.err" "says the accepted forms" 'is not a duration; accepted: .*45s, 2m, 1h or 1500ms'
 	wait "$scene" 2> /dev/null
-	rmdir "$CG"/*/ "$CG" 2> /dev/null
+	scene_cgroup_gone
+	return 0
+}
+
+# scene_at STEP PID: the scene reached STEP, or ended (it then wrote
+# notready, or died).
+scene_at() { [ -e "$OUT/$1" ] || [ -e "$OUT/notready" ] || ! kill -0 "$2" 2> /dev/null; }
+
+# scene_not_ready PID: one failure that says why, then the cleanup.
+scene_not_ready() {
+	local why
+	if [ -e "$OUT/notready" ]; then
+		why=$(cat "$OUT/notready")
+	elif kill -0 "$1" 2> /dev/null; then
+		why="no step after the bound; its log: $(tail -n 5 "$OUT/scene.log" | tr '\n' ' ')"
+	else
+		why="it ended; its log: $(tail -n 5 "$OUT/scene.log" | tr '\n' ' ')"
+	fi
+	fail "the scene did not get ready: $why"
+	# timeout passes it on to unshare, whose --kill-child ends the pid
+	# namespace and every program of the scene with it
+	kill -TERM "$1" 2> /dev/null
+	wait "$1" 2> /dev/null
+	wait_for 30 rmdir_scene
+	scene_cgroup_gone
+}
+
+rmdir_scene() { rmdir "$CG"/*/ "$CG" 2> /dev/null; [ ! -d "$CG" ]; }
+scene_cgroup_gone() {
+	[ -n "$CG" ] || return 0
+	rmdir_scene
 	if [ -d "$CG" ]; then fail "cgroup $CG left behind"; else ok "no cgroup left behind"; fi
 }
 
@@ -132,7 +174,9 @@ test_busy_bound_against_a_blackholed_connection() {
 	local out measured bound rto
 	out=$(timeout -k 5 60 unshare -n "$PY" "$HELPERS/audit_blackhole.py" "$K" "$HELPERS/hold.py" 2>&1)
 	read -r _ measured bound rto <<< "$(echo "$out" | grep '^bound ')"
-	if [ -z "${bound:-}" ]; then
+	if echo "$out" | grep -q '^notready: '; then
+		fail "the scene did not get ready: $(echo "$out" | sed -n 's/^notready: //p')"
+	elif [ -z "${bound:-}" ]; then
 		fail "no measurement: $(echo "$out" | tail -n 3)"
 	elif "$PY" -c "import sys; m, b, r = map(float, sys.argv[1:]); sys.exit(not b - r / 1000 - 0.35 <= m <= b + 0.5)" \
 		"$measured" "$bound" "$rto"; then
@@ -142,8 +186,11 @@ test_busy_bound_against_a_blackholed_connection() {
 	fi
 }
 
+# The preload run's files come from a 0700 directory (see
+# audit_scene_checks): it fails wherever the checkout is if anything run as
+# nobody is read from the checkout.
 test_audit_preload() {
-	audit_scene_checks
+	audit_scene_checks private
 }
 
 # The same scene with the covered program reached by kashim's cgroup mode
@@ -156,8 +203,7 @@ test_audit_cgroup_mode() {
 		echo $? > "$OUT/attach.status"
 		COVER=()
 	}'
-	audit_scene_checks
-	scene_status attach 0 "kashim attach on the covered program's cgroup"
+	audit_scene_checks && scene_status attach 0 "kashim attach on the covered program's cgroup"
 }
 
 # A server holding N accepted connections; its pid in $BG.
@@ -171,17 +217,15 @@ server_with() {
 	local targets=()
 	for i in $(seq "$1"); do targets+=("127.0.0.1:$port"); done
 	bg "$PY" "$HELPERS/hold.py" clients - - "${targets[@]}"
-	for i in $(seq 100); do
-		[ "$(peek "$SERVER" | grep -c ESTABLISHED)" -ge "$1" ] && return 0
-		sleep 0.1
-	done
-	return 1
+	wait_for 60 accepted "$SERVER" "$1"
 }
+# accepted PID N: PID holds N accepted connections.
+accepted() { [ "$(peek "$1" | grep -c ESTABLISHED)" -ge "$2" ]; }
 
 # issue 9: the process exits after 3 of its 7 sockets are read (the test
 # library kills it right after the 3rd pidfd_getfd and waits for the exit).
 test_inspect_process_exits_mid_read() {
-	server_with 6 || { fail "no server"; return; }
+	server_with 6 || { fail "the scene did not get ready: no server holding 6 connections within 60 s"; return; }
 	expect_status 1 "inspect: the process exits mid-read" \
 		env LD_PRELOAD="$EXITMID" EXITMID_PID="$SERVER" EXITMID_AFTER=3 "$K" inspect "$SERVER"
 	expect_text "$TMP/err" "says it exited and that the table is partial" \
@@ -191,12 +235,14 @@ test_inspect_process_exits_mid_read() {
 	else
 		fail "want 3 rows: $(cat "$TMP/out")"
 	fi
-	server_with 6 || { fail "no server"; return; }
+	server_with 6 || { fail "the scene did not get ready: no server holding 6 connections within 60 s"; return; }
 	expect_status 1 "inspect --json: the process exits mid-read" \
 		env LD_PRELOAD="$EXITMID" EXITMID_PID="$SERVER" EXITMID_AFTER=2 "$K" inspect --json "$SERVER"
 	"$PY" -c 'import json, sys; assert len(json.load(open(sys.argv[1]))) == 2' "$TMP/out" \
 		&& ok "--json stays valid JSON with the 2 sockets read" || fail "$(cat "$TMP/out")"
 }
+
+second_task() { ls "/proc/$1/task" | grep -qvx "$1"; }
 
 test_inspect_hostile_pids() {
 	local p
@@ -210,9 +256,12 @@ if pid == 0:
     os._exit(0)
 print(pid, flush=True)
 time.sleep(60)'
-	local i zombie=""
-	for i in $(seq 50); do zombie=$(head -n 1 "$TMP/bg.$BG.log"); [ -n "$zombie" ] && break; sleep 0.1; done
-	for i in $(seq 50); do grep -q '^State:.*Z' "/proc/$zombie/status" 2> /dev/null && break; sleep 0.1; done
+	local zombie=""
+	wait_for 60 test -s "$TMP/bg.$BG.log" && zombie=$(head -n 1 "$TMP/bg.$BG.log")
+	if [ -z "$zombie" ] || ! wait_for 60 grep -q '^State:.*Z' "/proc/$zombie/status"; then
+		fail "the scene did not get ready: no zombie within 60 s (child '${zombie}')"
+		return
+	fi
 	expect_status 1 "inspect a zombie" "$K" inspect "$zombie"
 	expect_text "$TMP/err" "says it has exited" "pid $zombie has exited \(a zombie"
 	# a thread id is not a process id
@@ -220,7 +269,8 @@ time.sleep(60)'
 	tid=$(ls "/proc/$BG/task" | grep -vx "$BG" | head -n 1)
 	if [ -z "$tid" ]; then
 		bg "$PY" -c 'import threading, time; threading.Thread(target=time.sleep, args=(60,)).start(); time.sleep(60)'
-		for i in $(seq 50); do tid=$(ls "/proc/$BG/task" | grep -vx "$BG" | head -n 1); [ -n "$tid" ] && break; sleep 0.1; done
+		wait_for 60 second_task "$BG" && tid=$(ls "/proc/$BG/task" | grep -vx "$BG" | head -n 1)
+		[ -n "$tid" ] || { fail "the scene did not get ready: no second thread in pid $BG within 60 s"; return; }
 	fi
 	expect_status 1 "inspect a thread id" "$K" inspect "$tid"
 	expect_text "$TMP/err" "says it is a thread" "no process $tid \(a thread id"

@@ -155,7 +155,7 @@ check_preload_by_name() {
 	port=$(free_port)
 	bg env LD_PRELOAD=libkashim.so "${KENV[@]}" "$PY" "$HELPERS/hold.py" server 127.0.0.1 "$port"
 	local server=$BG
-	wait_listen "$port" || { fail "server did not start: $(cat "$TMP/bg.$server.log")"; return; }
+	wait_listen "$port" || { fail "the scene did not get ready: server did not start within 60 s: $(cat "$TMP/bg.$server.log")"; return; }
 	if grep -q " /usr/lib/$MA/libkashim.so$" "/proc/$server/maps"; then
 		ok "LD_PRELOAD=libkashim.so loads /usr/lib/$MA/libkashim.so"
 	else
@@ -173,7 +173,7 @@ check_kashim_run() {
 	port=$(free_port)
 	bg "$PY" "$HELPERS/hold.py" server 127.0.0.1 "$port"
 	local server=$BG
-	wait_listen "$port" || { fail "server did not start"; return; }
+	wait_listen "$port" || { fail "the scene did not get ready: server did not start within 60 s"; return; }
 	bg env -u LD_PRELOAD -C / /usr/bin/kashim run --idle 37 --interval 11 --count 4 -- \
 		"$PY" "$HELPERS/hold.py" client 127.0.0.1 "$port"
 	local client=$BG
@@ -288,6 +288,15 @@ test_changelog_must_agree() {
 }
 
 test_debian_package() {
+	# The installed package is the machine's, not this checkout's: runs
+	# from two checkouts at once take turns (dpkg's own lock covers one
+	# command, not install-check-purge).
+	local lock
+	exec {lock}> "$(test -d /run/lock && echo /run/lock || echo /tmp)/kashim-tests-deb.lock"
+	if ! flock -w 400 "$lock"; then
+		fail "the scene did not get ready: another run held the package's lock for 400 s"
+		return
+	fi
 	preconditions || return
 	trap 'purge_package; cleanup' EXIT
 	trap 'exit 143' TERM INT

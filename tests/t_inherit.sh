@@ -19,7 +19,7 @@ test_systemd_listen_fds() {
 	port=$(free_port)
 	launch listen-fds "$port" "$PY" -c "$ACCEPT_ON_3"
 	server=$BG
-	wait_listen "$port" || { fail "no listener"; return; }
+	wait_listen "$port" || { fail "the scene did not get ready: no listener within 60 s"; return; }
 	expect_socket "$server" "fd=3 .*state=LISTEN" "$WANT" \
 		"the LISTEN_FDS listener is configured at load"
 	bg "$PY" "$HELPERS/hold.py" client 127.0.0.1 "$port"
@@ -32,7 +32,7 @@ test_listen_fds_for_another_pid_is_not_touched() {
 	port=$(free_port)
 	launch listen-fds-other "$port" "$PY" -c "$ACCEPT_ON_3"
 	server=$BG
-	wait_listen "$port" || { fail "no listener"; return; }
+	wait_listen "$port" || { fail "the scene did not get ready: no listener within 60 s"; return; }
 	expect_socket "$server" "fd=3 .*state=LISTEN" "keepalive=0" \
 		"LISTEN_PID of another process: the listener is not adopted"
 	bg "$PY" "$HELPERS/hold.py" client 127.0.0.1 "$port"
@@ -45,7 +45,7 @@ test_listener_inherited_from_parent() {
 	port=$(free_port)
 	launch inherit "$port" "$PY" -c "$ACCEPT_ON_3"
 	server=$BG
-	wait_listen "$port" || { fail "no listener"; return; }
+	wait_listen "$port" || { fail "the scene did not get ready: no listener within 60 s"; return; }
 	expect_socket "$server" "fd=3 .*state=LISTEN" "keepalive=0" \
 		"a plain inherited listener is left as it is"
 	bg "$PY" "$HELPERS/hold.py" client 127.0.0.1 "$port"
@@ -58,7 +58,7 @@ test_inetd_style_stdin() {
 	port=$(free_port)
 	launch inetd "$port" "$PY" -c 'import time; time.sleep(60)'
 	server=$BG
-	wait_listen "$port" || { fail "no listener"; return; }
+	wait_listen "$port" || { fail "the scene did not get ready: no listener within 60 s"; return; }
 	bg "$PY" "$HELPERS/hold.py" client 127.0.0.1 "$port"
 	expect_socket "$server" "fd=0 .*state=ESTABLISHED" "$WANT" \
 		"the connection on stdin is configured at load"

@@ -31,7 +31,7 @@ client_case() {
 }
 
 test_skip_and_only_for_connections_made() {
-	servers || { fail "servers did not start"; return; }
+	servers || { fail "the scene did not get ready: servers did not start within 60 s"; return; }
 	client_case "KASHIM_SKIP=127.0.0.2" "$WANT" "$OFF" "$WANT" KASHIM_SKIP=127.0.0.2
 	client_case "KASHIM_ONLY=:P3" "$OFF" "$OFF" "$WANT" KASHIM_ONLY=":$P3"
 	client_case "ONLY=127.0.0.0/8 with SKIP=127.0.0.2: SKIP wins" "$WANT" "$OFF" "$OFF" \
@@ -41,7 +41,7 @@ test_skip_and_only_for_connections_made() {
 }
 
 test_ipv4_mapped_matches_ipv4_rules() {
-	servers || { fail "servers did not start"; return; }
+	servers || { fail "the scene did not get ready: servers did not start within 60 s"; return; }
 	bg env LD_PRELOAD="$LIB" "${KENV[@]}" KASHIM_SKIP=127.0.0.1 "$PY" "$HELPERS/hold.py" clients - - "[::ffff:127.0.0.1]:$P1" "127.0.0.2:$P2"
 	expect_socket "$BG" "remote=\[::ffff:127\.0\.0\.1\]:$P1 " "$OFF" "KASHIM_SKIP=127.0.0.1 skips ::ffff:127.0.0.1"
 	expect_socket "$BG" "remote=127\.0\.0\.2:$P2 " "$WANT" "and covers the rest"
@@ -57,7 +57,7 @@ test_skip_for_connections_accepted() {
 	s1=$BG
 	bg env LD_PRELOAD="$LIB" "${KENV[@]}" KASHIM_SKIP=127.0.0.2 "$PY" "$HELPERS/hold.py" server 127.0.0.2 "$p2"
 	s2=$BG
-	wait_listen "$p1" && wait_listen "$p2" || { fail "servers did not start"; return; }
+	wait_listen "$p1" && wait_listen "$p2" || { fail "the scene did not get ready: servers did not start within 60 s"; return; }
 	bg "$PY" "$HELPERS/hold.py" clients - - "127.0.0.1:$p1" "127.0.0.2:$p2"
 	expect_socket "$s1" "state=ESTABLISHED local=127\.0\.0\.1:$p1 " "$WANT" "accepted on 127.0.0.1: covered"
 	expect_socket "$s2" "state=ESTABLISHED local=127\.0\.0\.2:$p2 " "$OFF" "accepted on 127.0.0.2: skipped"
@@ -69,7 +69,7 @@ scope_case() {
 	port=$(free_port)
 	bg env LD_PRELOAD="$LIB" "${KENV[@]}" KASHIM_SCOPE="$scope" "$PY" "$HELPERS/hold.py" server 127.0.0.1 "$port"
 	server=$BG
-	wait_listen "$port" || { fail "no server"; return; }
+	wait_listen "$port" || { fail "the scene did not get ready: no server within 60 s"; return; }
 	bg env LD_PRELOAD="$LIB" "${KENV[@]}" KASHIM_SCOPE="$scope" "$PY" "$HELPERS/hold.py" client 127.0.0.1 "$port"
 	expect_socket "$server" "state=ESTABLISHED local=[^ ]*:$port " "$want_server" "KASHIM_SCOPE=$scope: accepted"
 	expect_socket "$BG" "state=ESTABLISHED .*remote=[^ ]*:$port " "$want_client" "KASHIM_SCOPE=$scope: made"
@@ -82,7 +82,7 @@ test_program_filters() {
 	local port
 	port=$(free_port)
 	bg "$PY" "$HELPERS/hold.py" server 127.0.0.1 "$port"
-	wait_listen "$port" || { fail "no server"; return; }
+	wait_listen "$port" || { fail "the scene did not get ready: no server within 60 s"; return; }
 	bg env LD_PRELOAD="$LIB" "${KENV[@]}" KASHIM_PROGRAMS=java,nginx "$PY" "$HELPERS/hold.py" client 127.0.0.1 "$port"
 	expect_socket "$BG" "ESTABLISHED" "$OFF" "KASHIM_PROGRAMS=java,nginx leaves python3 alone"
 	bg env LD_PRELOAD="$LIB" "${KENV[@]}" KASHIM_PROGRAMS='java,python3*' "$PY" "$HELPERS/hold.py" client 127.0.0.1 "$port"
@@ -100,7 +100,7 @@ redis_case() {
 	bg env LD_PRELOAD="$LIB" "${KENV[@]}" KASHIM_MODE="$mode" KASHIM_DEBUG=1 \
 		redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --daemonize no
 	local server=$BG
-	wait_listen "$port" || { fail "redis-server did not start: $(tail -3 "$TMP/bg.$server.log")"; return; }
+	wait_listen "$port" || { fail "the scene did not get ready: redis-server did not start within 60 s: $(tail -3 "$TMP/bg.$server.log")"; return; }
 	bg "$PY" "$HELPERS/hold.py" client 127.0.0.1 "$port"
 	expect_socket "$server" "state=ESTABLISHED local=[^ ]*:$port " "$want" "redis-server, KASHIM_MODE=$mode"
 }
@@ -121,7 +121,7 @@ test_force_mode_curl_and_off() {
 	local port
 	port=$(free_port)
 	bg "$PY" "$HELPERS/hold.py" server 127.0.0.1 "$port"
-	wait_listen "$port" || { fail "no server"; return; }
+	wait_listen "$port" || { fail "the scene did not get ready: no server within 60 s"; return; }
 	bg env LD_PRELOAD="$LIB" "${KENV[@]}" KASHIM_MODE=force curl -s -o /dev/null -m 30 --keepalive-time 5 "http://127.0.0.1:$port/"
 	expect_socket "$BG" "ESTABLISHED" "$WANT" "curl --keepalive-time 5 under force gets kashim's values"
 	bg env LD_PRELOAD="$LIB" "${KENV[@]}" KASHIM_MODE=force "$PY" -c "
@@ -137,7 +137,7 @@ test_config_file() {
 	local port
 	port=$(free_port)
 	bg "$PY" "$HELPERS/hold.py" server 127.0.0.1 "$port"
-	wait_listen "$port" || { fail "no server"; return; }
+	wait_listen "$port" || { fail "the scene did not get ready: no server within 60 s"; return; }
 	printf 'idle = 50\ninterval = 11\ncount = 4\n[program curl]\nidle = 60\n[program python3*]\nidle = 21\n' > "$TMP/k.conf"
 	bg env LD_PRELOAD="$LIB" KASHIM_CONFIG="$TMP/k.conf" "$PY" "$HELPERS/hold.py" client 127.0.0.1 "$port"
 	expect_socket "$BG" "ESTABLISHED" "keepalive=1 idle=21 interval=11 count=4 user_timeout=65000" \
@@ -160,7 +160,7 @@ test_etc_kashim_conf() {
 	local port
 	port=$(free_port)
 	bg "$PY" "$HELPERS/hold.py" server 127.0.0.1 "$port"
-	wait_listen "$port" || { fail "no server"; return; }
+	wait_listen "$port" || { fail "the scene did not get ready: no server within 60 s"; return; }
 	mkdir "$TMP/etc"
 	cp -a /etc/. "$TMP/etc/"
 	printf 'idle = 23\ncount = 2\n' > "$TMP/etc/kashim.conf"
@@ -176,7 +176,7 @@ test_libkeepalive_and_libdontdie_variables() {
 	local port
 	port=$(free_port)
 	bg "$PY" "$HELPERS/hold.py" server 127.0.0.1 "$port"
-	wait_listen "$port" || { fail "no server"; return; }
+	wait_listen "$port" || { fail "the scene did not get ready: no server within 60 s"; return; }
 	bg env LD_PRELOAD="$LIB" KEEPIDLE=33 KEEPINTVL=4 KEEPCNT=5 "$PY" "$HELPERS/hold.py" client 127.0.0.1 "$port"
 	expect_socket "$BG" "ESTABLISHED" "keepalive=1 idle=33 interval=4 count=5 user_timeout=53000" "libkeepalive's KEEPIDLE/KEEPINTVL/KEEPCNT"
 	bg env LD_PRELOAD="$LIB" DD_TCP_KEEPALIVE_TIME=44 DD_TCP_KEEPALIVE_INTVL=6 DD_TCP_KEEPALIVE_PROBES=2 "$PY" "$HELPERS/hold.py" client 127.0.0.1 "$port"

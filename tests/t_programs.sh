@@ -32,7 +32,7 @@ pair() {
 	bg "${s_pre[@]}" $(cmd_"$prog" server "$host" "$port")
 	server=$BG
 	if ! wait_listen "$port"; then
-		fail "$prog server on $host:$port did not start"
+		fail "the scene did not get ready: $prog server on $host:$port did not listen within 60 s"
 		return
 	fi
 	# Before a client connects: socat and nc close their listener after one.
@@ -75,7 +75,7 @@ curl_case() {
 	shift 2
 	port=$(free_port)
 	bg "$PY" "$HELPERS/hold.py" server 127.0.0.1 "$port"
-	wait_listen "$port" || { fail "server did not start"; return; }
+	wait_listen "$port" || { fail "the scene did not get ready: server did not start within 60 s"; return; }
 	bg "${SHIM[@]}" curl -s -o /dev/null -m 60 "$@" "http://127.0.0.1:$port/"
 	expect_socket "$BG" "state=ESTABLISHED .*remote=[^ ]*:$port " "$want" "$what"
 }
@@ -93,10 +93,19 @@ test_curl_no_keepalive() {
 	curl_case "$WANT" "curl --no-keepalive gets kashim's values" --no-keepalive
 }
 
+# workers_accepted MASTER PORT: the connections on PORT nginx's workers hold.
+workers_accepted() {
+	local worker
+	for worker in $(children "$1"); do
+		peek "$worker" | grep -E "state=ESTABLISHED local=[^ ]*:$2 "
+	done
+}
+workers_hold() { [ "$(workers_accepted "$2" "$3" | grep -c .)" -ge "$1" ]; }
+
 # nginx: the master creates the listener, the workers accept4() from it.
 test_nginx_workers() {
 	need_cmd nginx || return
-	local port worker line found=""
+	local port found=""
 	port=$(free_port)
 	mkdir -p "$TMP/nginx/logs"
 	cat > "$TMP/nginx/nginx.conf" <<-CONF
@@ -121,19 +130,16 @@ test_nginx_workers() {
 	CONF
 	bg "${SHIM[@]}" nginx -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf"
 	local master=$BG
-	wait_listen "$port" || { fail "nginx did not start: $(cat "$TMP/nginx/logs/"* 2>/dev/null)"; return; }
+	wait_listen "$port" || { fail "the scene did not get ready: nginx did not start within 60 s: $(cat "$TMP/nginx/logs/"* 2>/dev/null)"; return; }
 	expect_socket "$master" "family=inet proto=tcp state=LISTEN .*:$port " "$WANT" "nginx master's IPv4 listener"
 	expect_socket "$master" "family=inet6 proto=tcp state=LISTEN .*:$port " "$WANT" "nginx master's IPv6 listener"
 	# A client that connects and says nothing: some worker accept4()s it.
 	bg "$PY" "$HELPERS/hold.py" client 127.0.0.1 "$port"
 	bg "$PY" "$HELPERS/hold.py" client ::1 "$port"
-	sleep 1
-	for worker in $(children "$master"); do
-		line=$(peek "$worker" | grep -E "state=ESTABLISHED local=[^ ]*:$port ")
-		[ -n "$line" ] && found="$found$line"$'\n'
-	done
+	wait_for 60 workers_hold 2 "$master" "$port"
+	found=$(workers_accepted "$master" "$port")
 	if [ "$(grep -c . <<< "$found")" -ne 2 ]; then
-		fail "expected 2 accepted connections in the workers, found: $found"
+		fail "the scene did not get ready: 2 accepted connections in the workers within 60 s, found: $found"
 	elif [ "$(grep -c -F "$WANT" <<< "$found")" -ne 2 ]; then
 		fail "a worker's accepted connection lacks the settings: $found"
 	else

@@ -8,7 +8,9 @@ until the kernel gives up (the client's recv fails) is measured.
 The route gets rto_min 300ms and net.ipv4.tcp_retries2=3, so the kernel's
 decision does not sit on the edge of its model (at exactly the 200 ms
 minimum RTO, the last check falls 200 ms short of the model and timer
-slack decides).  Prints "bound MEASURED_S BOUND_S RTO_MS"."""
+slack decides).  Prints "bound MEASURED_S BOUND_S RTO_MS", or "notready: WHY"
+when the connection did not form (within bounds made for a loaded
+machine)."""
 import json
 import subprocess
 import sys
@@ -22,23 +24,29 @@ def sh(*cmd):
     subprocess.run(cmd, check=True)
 
 
+def wait_for(what, cond, limit=60.0):
+    end = time.monotonic() + limit
+    while not cond():
+        if time.monotonic() > end:
+            print("notready: %s not within %g s" % (what, limit), flush=True)
+            sys.exit(1)
+        time.sleep(0.1)
+
+
+def ss(*args):
+    return subprocess.run(["ss", "-Htn"] + list(args), capture_output=True, text=True).stdout
+
+
 sh("ip", "link", "set", "lo", "up")
 sh("ip", "route", "replace", "local", "127.0.0.0/8", "dev", "lo", "table", "local", "proto", "kernel",
    "scope", "host", "src", "127.0.0.1", "rto_min", "300ms")
 sh("sysctl", "-qw", "net.ipv4.tcp_retries2=3")
 server = subprocess.Popen([sys.executable, HOLD, "server-recv", ADDR, PORT])
 try:
-    for _ in range(100):
-        if subprocess.run(["ss", "-Htln", "sport = :" + PORT], capture_output=True, text=True).stdout:
-            break
-        time.sleep(0.1)
+    wait_for("the server's listener", lambda: ss("-l", "sport = :" + PORT))
     client = subprocess.Popen([sys.executable, HOLD, "client-send", ADDR, PORT],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    for _ in range(100):
-        if subprocess.run(["ss", "-Htn", "state", "established"], capture_output=True,
-                          text=True).stdout.count("\n") >= 2:
-            break
-        time.sleep(0.1)
+    wait_for("the connection", lambda: ss("state", "established").count("\n") >= 2)
     doc = json.loads(subprocess.run([K, "audit", "--json"], capture_output=True, text=True,
                                     check=True).stdout)
     socks = [s for p in doc["programs"] for s in p["sockets"] if s["pid"] == client.pid]

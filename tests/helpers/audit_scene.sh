@@ -9,7 +9,9 @@
 #                    (50 s idle, 5 s interval, 3 probes, no user timeout)
 #   none.service     hold.py server on :7003, no options
 #   clients.service  one client to each server, no options
-#   mi"n\e.service  a client to :7003 running as nobody
+#   mi"n\e.service  a client to :7003 running as nobody (it holds its
+#                    connection, never reads: it must outlive none.service
+#                    in the mid-read exit case)
 #
 # How the covered program gets kashim is the function named by COVER_WITH,
 # called with its cgroup directory before it starts; it sets COVER, the
@@ -19,12 +21,59 @@
 # directory with the same settings and sets COVER=().
 #
 # Environment: OUT (results), CG (a fresh cgroup directory), K, LIB, PY,
-# HELPERS, PEEK, EXITMID, KENV (as "A=1 B=2"), RETRIES2.  Writes, in OUT:
-# NAME.pid, audit.txt, audit.json, audit.prom, and the status files of the
-# checks; then touches OUT/ready and waits (up to 60 s) for OUT/done.
+# HELPERS, PEEK, EXITMID, KENV (as "A=1 B=2"), RETRIES2, and PUB: a
+# directory nobody can read with copies of kashim and hold.py (what runs as
+# nobody never comes from the checkout, which may sit in a private
+# directory).  Writes, in OUT: NAME.pid, audit.txt, audit.json, audit.prom,
+# and the status files of the checks; then touches OUT/ready and waits (up
+# to 300 s) for OUT/done; then the mid-read exit and the CLOSE_WAIT checks,
+# and touches OUT/finished.  Every check runs on a scene that is there: it
+# waits for each program's sockets as sockpeek reads them, and when they do
+# not come (within bounds made for a loaded machine) it writes what is
+# missing to OUT/notready and stops.
 set -u
+NOBODY=(setpriv --reuid=65534 --regid=65534 --clear-groups)
+
+notready() {
+	echo "$*" > "$OUT/notready"
+	exit 1
+}
+
+# wait_for SECONDS CMD...: CMD every 0.1 s until it succeeds, or fails.
+wait_for() {
+	local end=$((SECONDS + $1))
+	shift
+	while :; do
+		"$@" && return 0
+		[ "$SECONDS" -lt "$end" ] || return 1
+		sleep 0.1
+	done
+}
+
+# count NAME STATE: how many TCP sockets in STATE program NAME holds.
+count() { "$PEEK" "$(cat "$OUT/$1.pid")" 2> /dev/null | grep -c " proto=tcp state=$2 "; }
+# holds NAME STATE N...: NAME holds N sockets in STATE (pairs may repeat).
+holds() {
+	local name=$1
+	shift
+	while [ $# -gt 0 ]; do
+		[ "$(count "$name" "$1")" -eq "$2" ] || return 1
+		shift 2
+	done
+}
+# what_is: each program's sockets, for the notready line.
+what_is() {
+	local p
+	for p in covered own none clients mine; do
+		printf '%s: %s; ' "$p" "$("$PEEK" "$(cat "$OUT/$p.pid")" 2>&1 | grep -o 'state=[A-Z_]*' | sort | uniq -c | tr -s ' \n' ' ')"
+	done
+}
+
 ip link set lo up
 sysctl -qw net.ipv4.tcp_retries2="$RETRIES2"
+for f in "$PUB/kashim" "$PUB/hold.py"; do
+	"${NOBODY[@]}" test -r "$f" || notready "nobody (uid 65534) cannot read $f"
+done
 
 cover_preload() {
 	# shellcheck disable=SC2206 # KENV is a list of words
@@ -69,16 +118,17 @@ COVER=()
 start covered "${COVER[@]}" "$PY" "$HELPERS/hold.py" server 127.0.0.1 7001
 start own "$PY" -c "$own_server"
 start none "$PY" "$HELPERS/hold.py" server 127.0.0.1 7003
-for i in $(seq 100); do
-	[ "$(ss -Htln | wc -l)" -ge 3 ] && break
-	sleep 0.1
-done
+listeners() { holds covered LISTEN 1 && holds own LISTEN 1 && holds none LISTEN 1; }
+wait_for 60 listeners || notready "the three servers do not all listen after 60 s: $(what_is)"
 start clients "$PY" "$HELPERS/hold.py" clients - - 127.0.0.1:7001 127.0.0.1:7002 127.0.0.1:7003
-start mine setpriv --reuid=65534 --regid=65534 --clear-groups "$PY" "$HELPERS/hold.py" client 127.0.0.1 7003
-for i in $(seq 100); do
-	[ "$(ss -Htn state established | wc -l)" -ge 8 ] && break
-	sleep 0.1
-done
+start mine "${NOBODY[@]}" "$PY" "$PUB/hold.py" clients - - 127.0.0.1:7003
+# Every connection accepted by its server (not only made: a connection
+# waiting in a listen queue is in no server's descriptors yet).
+formed() {
+	holds covered ESTABLISHED 1 && holds own ESTABLISHED 1 && holds none ESTABLISHED 2 &&
+		holds clients ESTABLISHED 3 && holds mine ESTABLISHED 1
+}
+wait_for 60 formed || notready "the 8 connections are not all held after 60 s: $(what_is)"
 
 status() { "$@" > "$OUT/$name.out" 2> "$OUT/$name.err"; echo $? > "$OUT/$name.status"; }
 for p in covered own none clients mine; do "$PEEK" "$(cat "$OUT/$p.pid")" > "$OUT/$p.peek" 2>&1; done
@@ -86,22 +136,17 @@ for p in covered own none clients mine; do "$PEEK" "$(cat "$OUT/$p.pid")" > "$OU
 "$K" audit --json > "$OUT/audit.json" 2> "$OUT/audit.json.err"; echo $? > "$OUT/audit.json.status"
 "$K" audit --prometheus > "$OUT/audit.prom" 2> "$OUT/audit.prom.err"; echo $? > "$OUT/audit.prom.status"
 name=max2m_all status "$K" audit --max-bound 2m
-name=nobody status setpriv --reuid=65534 --regid=65534 --clear-groups "$K" audit --json
+name=nobody status "${NOBODY[@]}" "$PUB/kashim" audit --json
 touch "$OUT/ready"
-for i in $(seq 600); do
-	[ -e "$OUT/done" ] && break
-	sleep 0.1
-done
+wait_for 300 test -e "$OUT/done" || notready "the test did not say done within 300 s"
 # A process that exits while audit reads it: none.service, after its
 # first socket.
 name=exitmid status env LD_PRELOAD="$EXITMID" EXITMID_PID="$(cat "$OUT/none.pid")" EXITMID_AFTER=1 "$K" audit --json
 # Without the clients and nobody's client, the servers' connections wait in
 # CLOSE_WAIT: covered 81 s, own 65 s idle, about 26 s busy.
 kill -KILL "$(cat "$OUT/clients.pid")" "$(cat "$OUT/mine.pid")"
-for i in $(seq 100); do
-	[ "$(ss -Htn state established | wc -l)" -eq 0 ] && break
-	sleep 0.1
-done
+left() { [ -z "$(ss -Htn state established)" ] && holds covered CLOSE_WAIT 1 && holds own CLOSE_WAIT 1; }
+wait_for 60 left || notready "the servers' connections are not all in CLOSE_WAIT 60 s after the clients were killed: $(what_is)"
 name=max2m_left status "$K" audit --max-bound 2m
 name=max70s_left status "$K" audit --max-bound 70s
 name=max_bad status "$K" audit --max-bound 5x
