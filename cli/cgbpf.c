@@ -990,7 +990,9 @@ bool cgbpf_attach_new(int cgroup_fd, const char *path, const struct cg_policy *p
 		attr.replace_bpf_fd = (uint32_t)replace_fd;
 	}
 	if (cgbpf_sys(BPF_PROG_ATTACH, &attr) < 0) {
-		fprintf(stderr, "kashim attach: cannot attach to %s: %s\n", path, strerror(errno));
+		fprintf(stderr, "kashim attach: cannot attach to ");
+		cgroup_print_escaped(stderr, path);
+		fprintf(stderr, ": %s\n", strerror(errno));
 		goto out;
 	}
 	done = true;
