@@ -555,10 +555,9 @@ static int parse_options(int argc, char **argv, struct kashim_config *cfg, bool 
 					   "KASHIM_SCOPE", "KASHIM_ONLY", "KASHIM_SKIP" };
 	enum { N = sizeof opt / sizeof opt[0], FILE_OPT = 5, SCOPE_OPT = 6 };
 	struct kashim_source src = { NULL, NULL, false, NULL };
-	char env_buf[N][4200];
-	char *env[N + 1];
+	char *env[N + 1] = { 0 };
 	const char *value[N] = { 0 };
-	int i, n = 0;
+	int i, n = 0, first = -1;
 	unsigned k;
 
 	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
@@ -593,30 +592,31 @@ static int parse_options(int argc, char **argv, struct kashim_config *cfg, bool 
 		if (k == SCOPE_OPT && !strcmp(value[k], "both"))
 			value[k] = "all"; /* the library's word for both */
 	}
+	/* As long as the command line allows: the library's own limits
+	 * (KASHIM_MAX_RULES rules a list) are the only ones. */
 	for (k = 0; k < N; k++)
-		if (value[k]) {
-			if (snprintf(env_buf[n], sizeof env_buf[n], "%s=%s", var[k], value[k]) >=
-			    (int)sizeof env_buf[n]) {
-				fprintf(stderr, "kashim %s: %s: the value is too long; %s\n",
-					cmd->name, opt[k], cmd->nothing);
-				return -1;
-			}
-			env[n] = env_buf[n];
-			n++;
+		if (value[k] && asprintf(&env[n++], "%s=%s", var[k], value[k]) < 0) {
+			env[--n] = NULL;
+			fprintf(stderr, "kashim %s: %s: %s; %s\n", cmd->name, opt[k], strerror(errno),
+				cmd->nothing);
+			goto out;
 		}
-	env[n] = NULL;
 	src.envp = env;
 	if (cgroup_config_load(cfg, &src, report_line, report_line, (void *)cmd->name) != 0) {
 		fprintf(stderr, "kashim %s: %s; correct the %s above\n", cmd->name, cmd->nothing,
 			value[FILE_OPT] ? "setting" : "option");
-		return -1;
+		goto out;
 	}
 	if (!cfg->enabled) {
 		fprintf(stderr, "kashim %s: the configuration file turns kashim off (kashim = off); "
 			"%s\n", cmd->name, cmd->nothing);
-		return -1;
+		goto out;
 	}
-	return i;
+	first = i;
+out:
+	while (n)
+		free(env[--n]);
+	return first;
 }
 
 /* dropin --cgroup's options: attach's, without those it cannot write
