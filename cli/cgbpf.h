@@ -113,4 +113,8 @@ bool cgbpf_read(const struct cg_attached *a, struct cg_state *st);
  * a cgroup of its own below cgroup2_root.  1 yes, 0 no, -1 unknown. */
 int cgbpf_can_read_keepalive(const char *cgroup2_root);
 
+/* Removes the probe cgroups of attaches killed during their probe (whose
+ * process is gone): every attach calls it, the probe before its own. */
+void cgbpf_remove_stale_probes(const char *cgroup2_root);
+
 #endif

@@ -580,7 +580,7 @@ static int parse_options(int argc, char **argv, struct kashim_config *cfg, bool 
 		len = eq ? (size_t)(eq - a) : strlen(a);
 		for (k = 0; k < N && (strlen(opt[k]) != len || strncmp(a, opt[k], len)); k++)
 			;
-		if (k == N || (k >= FILE_OPT && !override)) {
+		if (k == N || (k == FILE_OPT && !override)) {
 			fprintf(stderr, "kashim %s: unknown option %s\n", cmd->name, a);
 			return -1;
 		}
@@ -619,8 +619,8 @@ out:
 	return first;
 }
 
-/* dropin --cgroup's options: attach's, without those it cannot write
- * into the unit (--config). */
+/* dropin --cgroup's options: attach's, without --config (the unit would
+ * depend on a file read at each start) and --override-inherited. */
 static int parse_attach(int argc, char **argv, struct kashim_config *cfg, bool *help,
 			const struct command *cmd)
 {
@@ -663,6 +663,21 @@ static void print_rule(const struct kashim_rule *r)
 	}
 	if (!any_port)
 		printf(r->port_lo == r->port_hi ? ":%u" : ":%u-%u", r->port_lo, r->port_hi);
+}
+
+/* " --only 10.0.0.0/8,:5432": a list as the grammar writes it, with no
+ * byte systemd's command line would read as a quote, specifier or
+ * variable. */
+static void print_rule_list(const char *option, const struct kashim_rules *list)
+{
+	int i;
+
+	printf("%s", option);
+	for (i = 0; i < list->n; i++) {
+		if (i)
+			printf(",");
+		print_rule(&list->rule[i]);
+	}
 }
 
 static const char *scope_word(uint32_t scope)
@@ -850,8 +865,11 @@ static bool kernel_fits(const struct cg_policy *p)
 	}
 	if (!sock_ops_supported(release))
 		return false;
-	if (p->force)
+	if (p->force) {
+		if (cgroup2_mount(root, sizeof root))
+			cgbpf_remove_stale_probes(root);
 		return true;
+	}
 	can = cgroup2_mount(root, sizeof root) ? cgbpf_can_read_keepalive(root) : -1;
 	if (can == 0)
 		fprintf(stderr, "kashim attach: this kernel (%s) cannot read a socket's own "
@@ -1384,7 +1402,9 @@ int cmd_dropin_cgroup(int argc, char **argv)
 		       "unit's cgroup, where systemd made the listener: cover them with\n"
 		       "  kashim dropin --cgroup --socket > /etc/systemd/system/NAME.socket.d/kashim.conf\n"
 		       "  systemctl daemon-reload && systemctl restart NAME.socket\n\n"
-		       "Options: those of kashim attach (kashim attach --help), and\n"
+		       "Options: those of kashim attach (kashim attach --help) but --config and\n"
+		       "--override-inherited: --idle, --interval, --count, --user-timeout,\n"
+		       "--mode, --scope, --only, --skip (written into the unit as parsed), and\n"
 		       "  --strict            a refused attach stops the unit from starting\n"
 		       "  --socket            a drop-in for a socket unit (NAME.socket.d)\n");
 		return EXIT_OK;
@@ -1426,6 +1446,13 @@ int cmd_dropin_cgroup(int argc, char **argv)
 		printf(" --user-timeout off");
 	else if (cfg.user_timeout_mode == KASHIM_UT_FIXED)
 		printf(" --user-timeout %ums", cfg.user_timeout_ms);
-	printf(" --mode %s self\n", cfg.mode == KASHIM_MODE_FORCE ? "force" : "respect");
+	printf(" --mode %s", cfg.mode == KASHIM_MODE_FORCE ? "force" : "respect");
+	if (cfg.scope != KASHIM_SCOPE_ALL)
+		printf(" --scope %s", scope_word((uint32_t)cfg.scope));
+	if (cfg.has_only && cfg.only.n)
+		print_rule_list(" --only ", &cfg.only);
+	if (cfg.skip.n)
+		print_rule_list(" --skip ", &cfg.skip);
+	printf(" self\n");
 	return EXIT_OK;
 }
