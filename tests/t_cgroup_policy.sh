@@ -560,6 +560,7 @@ test_killed_attach_leaves_no_probe() {
 		left="$left $(ls -d "$root/kashim-probe-$p-"* 2> /dev/null)"
 	done 2> /dev/null
 	for p in $left; do rmdir "$p" 2> /dev/null; done
+	left=$(echo $left)
 	if [ -z "$left" ]; then ok "10 attaches sent SIGTERM: no probe cgroup left, even before the next attach"; else fail "left: $(echo $left | head -c 300)"; fi
 }
 
