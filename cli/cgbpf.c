@@ -25,6 +25,7 @@
 #include "cgbpf.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -990,7 +991,9 @@ bool cgbpf_attach_new(int cgroup_fd, const char *path, const struct cg_policy *p
 		attr.replace_bpf_fd = (uint32_t)replace_fd;
 	}
 	if (cgbpf_sys(BPF_PROG_ATTACH, &attr) < 0) {
-		fprintf(stderr, "kashim attach: cannot attach to %s: %s\n", path, strerror(errno));
+		fprintf(stderr, "kashim attach: cannot attach to ");
+		cgroup_print_escaped(stderr, path);
+		fprintf(stderr, ": %s\n", strerror(errno));
 		goto out;
 	}
 	done = true;
@@ -1104,6 +1107,38 @@ static void probe_child(const char *procs, const struct sockaddr_in *to)
 	_exit(0);
 }
 
+#define PROBE_PREFIX "kashim-probe-"
+
+/* The probe cgroups an attach killed mid-probe left behind
+ * (kashim-probe-PID-TIME, PID gone), removed: SIGKILL cannot be caught, so
+ * each probe cleans up after the ones before it.  A probe cgroup still
+ * holding its child is busy and stays, for the next one. */
+void cgbpf_remove_stale_probes(const char *cgroup2_root)
+{
+	DIR *d = opendir(cgroup2_root);
+	struct dirent *e;
+	unsigned seen = 0;
+
+	if (!d)
+		return;
+	while ((e = readdir(d)) && seen++ < 100000) {
+		const char *p = e->d_name + sizeof PROBE_PREFIX - 1;
+		char *end;
+		long pid;
+
+		if (e->d_type != DT_DIR || strncmp(e->d_name, PROBE_PREFIX, sizeof PROBE_PREFIX - 1))
+			continue;
+		pid = strtol(p, &end, 10);
+		if (end == p || *end != '-' || pid <= 0 || pid > 4194304 || !end[1] ||
+		    strspn(end + 1, "0123456789") != strlen(end + 1))
+			continue; /* not a name a probe makes */
+		if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			continue; /* its kashim is still there (or its pid reused) */
+		unlinkat(dirfd(d), e->d_name, AT_REMOVEDIR);
+	}
+	closedir(d);
+}
+
 int cgbpf_can_read_keepalive(const char *cgroup2_root)
 {
 	struct prog *p = calloc(1, sizeof *p);
@@ -1115,9 +1150,19 @@ int cgbpf_can_read_keepalive(const char *cgroup2_root)
 	int map_fd = -1, prog_fd = -1, cg_fd = -1, lfd = -1, status, i, result = -1;
 	bool made = false;
 	pid_t pid = -1;
+	sigset_t fatal, was;
 
-	snprintf(dir, sizeof dir, "%s/kashim-probe-%ld-%ld", strcmp(cgroup2_root, "/") ? cgroup2_root : "",
-		 (long)getpid(), (long)time(NULL));
+	/* Ctrl-C, a hangup or a plain kill while the probe cgroup exists
+	 * waits until it is gone (then acts as it would have) */
+	sigemptyset(&fatal);
+	sigaddset(&fatal, SIGINT);
+	sigaddset(&fatal, SIGTERM);
+	sigaddset(&fatal, SIGHUP);
+	sigaddset(&fatal, SIGQUIT);
+	sigprocmask(SIG_BLOCK, &fatal, &was);
+	cgbpf_remove_stale_probes(cgroup2_root);
+	snprintf(dir, sizeof dir, "%s/" PROBE_PREFIX "%ld-%ld",
+		 strcmp(cgroup2_root, "/") ? cgroup2_root : "", (long)getpid(), (long)time(NULL));
 	snprintf(procs, sizeof procs, "%s/cgroup.procs", dir);
 	if (!p || (map_fd = map_create(BPF_MAP_TYPE_ARRAY, 4, 4, 1, 0, -1, "kashim_probe")) < 0 ||
 	    !assemble_probe(p, map_fd) ||
@@ -1164,5 +1209,6 @@ out:
 	if (map_fd >= 0)
 		close(map_fd);
 	free(p);
+	sigprocmask(SIG_SETMASK, &was, NULL);
 	return result;
 }

@@ -8,6 +8,7 @@
 
 #include <linux/bpf.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #define CG_PROG_NAME "kashim_sockops"
@@ -75,6 +76,11 @@ struct cg_state {
 	uint64_t skipped[CG_RULES_MAX]; /* per rule */
 };
 
+/* cgroup.c: a cgroup's path (any text from the system) as status and
+ * every message of the cgroup mode show it: control bytes, C1 controls,
+ * space, backslash and bytes that are not UTF-8 as \xHH. */
+void cgroup_print_escaped(FILE *f, const char *s);
+
 int cgbpf_sys(enum bpf_cmd cmd, union bpf_attr *attr);
 uint64_t cgbpf_ptr(const void *p);
 
@@ -106,5 +112,9 @@ bool cgbpf_read(const struct cg_attached *a, struct cg_state *st);
  * by running a probe program on one loopback connection made by a child in
  * a cgroup of its own below cgroup2_root.  1 yes, 0 no, -1 unknown. */
 int cgbpf_can_read_keepalive(const char *cgroup2_root);
+
+/* Removes the probe cgroups of attaches killed during their probe (whose
+ * process is gone): every attach calls it, the probe before its own. */
+void cgbpf_remove_stale_probes(const char *cgroup2_root);
 
 #endif

@@ -24,6 +24,7 @@
 #include <linux/magic.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -140,6 +141,67 @@ static bool sock_ops_supported(const char *release)
 	return false;
 }
 
+/* Bytes as the project's messages show them: printable ASCII and valid
+ * UTF-8 as they are; control bytes (C1 too), space, backslash and bytes
+ * that are not UTF-8 as \xHH, so no name can move the cursor, colour the
+ * terminal, split a line or pose as a field.  Status's names and every
+ * message of attach and detach naming a cgroup go through here, so a path
+ * reads the same in both. */
+void cgroup_print_escaped(FILE *f, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	if (f == stderr)
+		fflush(stdout); /* the lines in their order */
+	while (*p) {
+		unsigned len = *p < 0x80 ? 1 : (*p & 0xe0) == 0xc0 ? 2 : (*p & 0xf0) == 0xe0 ? 3 :
+			       (*p & 0xf8) == 0xf0 ? 4 : 0;
+		unsigned long cp = len == 1 ? *p : len ? (unsigned long)(*p & (0x7f >> len)) : 0;
+		unsigned k;
+		bool ok = len > 0;
+
+		for (k = 1; ok && k < len; k++) {
+			ok = (p[k] & 0xc0) == 0x80;
+			cp = cp << 6 | (p[k] & 0x3f);
+		}
+		if (ok && len > 1) {
+			static const unsigned long min[] = { 0, 0, 0x80, 0x800, 0x10000 };
+			ok = cp >= min[len] && cp <= 0x10ffff && !(cp >= 0xd800 && cp <= 0xdfff) &&
+			     cp >= 0xa0; /* C1 controls are escaped too */
+		}
+		if (ok && len == 1)
+			ok = *p > 0x20 && *p < 0x7f && *p != '\\';
+		if (ok) {
+			fwrite(p, 1, len, f);
+			p += len;
+		} else {
+			fprintf(f, "\\x%02x", *p++);
+		}
+	}
+}
+
+#define print_escaped(S) cgroup_print_escaped(stdout, S)
+
+/* "kashim CMD: BEFORE" PATH (escaped) and the rest, one line on stderr. */
+__attribute__((format(printf, 4, 5)))
+static void say(const char *cmd, const char *before, const char *path, const char *fmt, ...)
+{
+	va_list ap;
+
+	fflush(stdout);
+	fprintf(stderr, "kashim %s: %s", cmd, before);
+	cgroup_print_escaped(stderr, path);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+}
+
+/* attach's, detach's and dropin --cgroup's words for a refusal. */
+struct command {
+	const char *name;    /* "attach" */
+	const char *nothing; /* "nothing attached" */
+};
+
 /* ---- checks made before anything is loaded ----------------------------- */
 
 static bool have_capability(const struct __user_cap_data_struct data[2], int cap)
@@ -249,6 +311,15 @@ static bool climbs_out(const char *path)
 	return false;
 }
 
+/* Is this process in a cgroup namespace other than the initial one?  The
+ * initial one's inode number is fixed (PROC_CGROUP_INIT_INO). */
+static bool in_cgroup_namespace(void)
+{
+	struct stat st;
+
+	return stat("/proc/self/ns/cgroup", &st) == 0 && st.st_ino != 0xeffffffbu;
+}
+
 /* The directory CGROUP names, resolved where kashim runs (so that one
  * drop-in or unit works on every host, whatever its cgroup layout):
  *   /ABSOLUTE   that directory;
@@ -257,78 +328,185 @@ static bool climbs_out(const char *path)
  *               its .control subgroup, so that one level is dropped);
  *   RELATIVE    that path below the cgroup2 mount of /proc/self/mountinfo
  *               (system.slice, kubepods.slice; ./self for one named self).
- * False, with one line on stderr, when it cannot be resolved. */
-static bool resolve_cgroup(const char *cmd, const char *operand, char *out, size_t size)
+ * The mount point itself is in root (its text, "" for "/").  False, with
+ * one line on stderr, when it cannot be resolved. */
+static bool resolve_cgroup(const struct command *cmd, const char *operand, char *out, size_t size,
+			   char *root, size_t root_size)
 {
-	char root[4096], rel[4096], why[256];
+	char rel[4096], why[256], mount_root[4096];
 	const char *below = operand;
 	size_t len;
+	bool mounted = cgroup2_mount_root(root, root_size, mount_root, sizeof mount_root);
 
+	if (mounted && !strcmp(root, "/"))
+		root[0] = 0;
+	if (!mounted)
+		root[0] = 0;
+	if (!operand[0]) {
+		fprintf(stderr, "kashim %s: the CGROUP is empty (an unset variable?): name a cgroup; "
+			"%s\n", cmd->name, cmd->nothing);
+		return false;
+	}
 	if (operand[0] == '/') {
 		if ((size_t)snprintf(out, size, "%s", operand) >= size) {
-			fprintf(stderr, "kashim %s: the cgroup's path is too long\n", cmd);
+			fprintf(stderr, "kashim %s: the cgroup's path is too long\n", cmd->name);
 			return false;
 		}
 		return true;
 	}
-	if (!cgroup2_mount(root, sizeof root)) {
-		fprintf(stderr, "kashim %s: %s: no cgroup2 mount in /proc/self/mountinfo to find it "
-			"below\n", cmd, operand);
+	if (!mounted) {
+		say(cmd->name, "", operand, ": no cgroup2 mount in /proc/self/mountinfo to find it "
+		    "below\n");
 		return false;
 	}
-	if (!strcmp(root, "/"))
-		root[0] = 0;
 	if (!strcmp(operand, "self")) {
 		if (!own_cgroup(rel, sizeof rel, why, sizeof why)) {
-			fprintf(stderr, "kashim %s: self: %s\n", cmd, why);
+			fprintf(stderr, "kashim %s: self: %s\n", cmd->name, why);
+			return false;
+		}
+		/* In a cgroup namespace, /proc/self/cgroup names the cgroup
+		 * from the namespace's root, which is below the root of a
+		 * mount made outside it (its field 4 then is not "/"). */
+		if (in_cgroup_namespace() && strcmp(mount_root, "/")) {
+			fprintf(stderr, "kashim %s: self: this process is in a cgroup namespace of its "
+				"own (unshare -C, a container): /proc/self/cgroup shows its cgroup as "
+				"%s, a path from the namespace's root, which is not the root of the "
+				"cgroup2 mount at %s; name the cgroup by its path; %s\n", cmd->name,
+				rel, root[0] ? root : "/", cmd->nothing);
 			return false;
 		}
 		len = strlen(rel);
 		if (len > 9 && !strcmp(rel + len - 9, "/.control"))
 			rel[len - 9] = 0;
 		if (!strcmp(rel, "/")) {
-			fprintf(stderr, "kashim %s: self: this process is in the root cgroup (name %s "
-				"to mean the whole machine)\n", cmd, root[0] ? root : "/");
+			fprintf(stderr, "kashim %s: self: this process is in the root cgroup%s (name %s "
+				"to mean the whole %s); %s\n", cmd->name,
+				in_cgroup_namespace() ? " of its cgroup namespace" : "",
+				root[0] ? root : "/", in_cgroup_namespace() ? "namespace" : "machine",
+				cmd->nothing);
 			return false;
 		}
 		below = rel + 1;
 	} else if (climbs_out(operand)) {
-		fprintf(stderr, "kashim %s: %s: a path below the cgroup2 mount cannot hold \"..\"\n",
-			cmd, operand);
+		say(cmd->name, "", operand, ": a path below the cgroup2 mount cannot hold \"..\"\n");
 		return false;
 	}
 	if ((size_t)snprintf(out, size, "%s/%s", root, below) >= size) {
-		fprintf(stderr, "kashim %s: the cgroup's path is too long\n", cmd);
+		fprintf(stderr, "kashim %s: the cgroup's path is too long\n", cmd->name);
 		return false;
 	}
 	return true;
 }
 
-/* Opens the cgroup CGROUP names (see resolve_cgroup) when it is a
- * directory on a cgroup v2 mount; else says why and returns -1. */
-static int open_cgroup(const char *cmd, const char *operand)
+/* Does path name the directory root by its own text (trailing slashes
+ * aside)? */
+static bool names_mount(const char *path, const char *root)
 {
+	size_t len = strlen(path), rlen = strlen(root);
+
+	while (len > 1 && path[len - 1] == '/')
+		len--;
+	if (!rlen)
+		return len == 1 && path[0] == '/';
+	return len == rlen && !strncmp(path, root, rlen);
+}
+
+/* Where the cgroup open at fd is in the tree of the cgroup2 mount at root
+ * (its text, "" for "/"), whatever path reached it (a symlink, a bind
+ * mount, /proc/PID/root/...): the kernel's file handle for it (the cgroup's
+ * id) opened again on that mount, and the path of that.  The parents
+ * attach checks are this path's. */
+/* The path of the directory open at fd (its /proc/self/fd link), when it
+ * is below the mount at root and names that very directory. */
+static bool fd_path_below(int fd, const char *root, char *out, size_t size)
+{
+	struct stat want, got;
+	char link[64];
+	ssize_t n;
+	size_t rlen = strlen(root);
+
+	snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+	if (fstat(fd, &want) != 0 || (n = readlink(link, out, size)) <= 0 || (size_t)n >= size)
+		return false;
+	out[n] = 0;
+	/* below the mount, by the text: a cgroup outside its view has none */
+	if (!(rlen ? !strncmp(out, root, rlen) && (out[rlen] == '/' || !out[rlen]) : out[0] == '/'))
+		return false;
+	return stat(out, &got) == 0 && got.st_dev == want.st_dev && got.st_ino == want.st_ino;
+}
+
+static bool locate_cgroup(int fd, const char *root, char *out, size_t size)
+{
+	struct file_handle *fh = malloc(sizeof *fh + MAX_HANDLE_SZ);
+	int root_fd = -1, again = -1, mount_id;
+	bool ok = false;
+
+	if (fh) {
+		fh->handle_bytes = MAX_HANDLE_SZ;
+		if (name_to_handle_at(fd, "", fh, &mount_id, AT_EMPTY_PATH) == 0 &&
+		    (root_fd = open(root[0] ? root : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0 &&
+		    (again = open_by_handle_at(root_fd, fh, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0)
+			ok = fd_path_below(again, root, out, size);
+	}
+	/* without handles (a seccomp filter refusing them): the path the
+	 * kernel resolved, which a symlink does not hide */
+	if (!ok)
+		ok = fd_path_below(fd, root, out, size);
+	if (again >= 0)
+		close(again);
+	if (root_fd >= 0)
+		close(root_fd);
+	free(fh);
+	return ok;
+}
+
+/* A cgroup opened for attach or detach: its directory, and its real path
+ * (see locate_cgroup; located false when it could not be found, and path
+ * is then the one given). */
+struct target {
+	int fd;
+	bool located;
 	char path[8192];
+};
+
+/* Opens the cgroup CGROUP names (see resolve_cgroup) when it is a
+ * directory on a cgroup v2 mount; else says why and returns false.  The
+ * root cgroup (every process of the machine) only when named as the mount
+ * point itself: ".", "" or a path that leads there by a detour is a
+ * mistake more often than a wish. */
+static bool open_cgroup(const struct command *cmd, const char *operand, struct target *t)
+{
+	char path[8192], root[4096];
 	struct statfs sfs;
-	struct stat st;
+	struct stat st, top;
 	int fd;
 
-	if (!resolve_cgroup(cmd, operand, path, sizeof path))
-		return -1;
+	if (!resolve_cgroup(cmd, operand, path, sizeof path, root, sizeof root))
+		return false;
 	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0) {
-		fprintf(stderr, "kashim %s: %s: %s\n", cmd, path,
-			errno == ENOTDIR ? "not a directory" : strerror(errno));
-		return -1;
+		say(cmd->name, "", path, ": %s\n", errno == ENOTDIR ? "not a directory" : strerror(errno));
+		return false;
 	}
 	if (fstatfs(fd, &sfs) != 0 || sfs.f_type != CGROUP2_SUPER_MAGIC || fstat(fd, &st) != 0 ||
 	    !S_ISDIR(st.st_mode)) {
-		fprintf(stderr, "kashim %s: %s: not a cgroup v2 directory (see the cgroup2 line of "
-			"/proc/self/mountinfo)\n", cmd, path);
+		say(cmd->name, "", path, ": not a cgroup v2 directory (see the cgroup2 line of "
+		    "/proc/self/mountinfo)\n");
 		close(fd);
-		return -1;
+		return false;
 	}
-	return fd;
+	t->fd = fd;
+	t->located = locate_cgroup(fd, root, t->path, sizeof t->path);
+	if (!t->located)
+		snprintf(t->path, sizeof t->path, "%s", path);
+	if (stat(root[0] ? root : "/", &top) == 0 && top.st_dev == st.st_dev &&
+	    top.st_ino == st.st_ino && !names_mount(operand, root)) {
+		say(cmd->name, "", operand, " is the root cgroup, every process of the machine: to "
+		    "mean that, name it as %s; %s\n", root[0] ? root : "/", cmd->nothing);
+		close(fd);
+		return false;
+	}
+	return true;
 }
 
 /* ---- the settings, from the library's own parser -------------------------- */
@@ -362,12 +540,6 @@ static unsigned cgroup_config_load(struct kashim_config *cfg, const struct kashi
 	return problems;
 }
 
-/* attach's and dropin --cgroup's words for a refusal. */
-struct command {
-	const char *name;    /* "attach" */
-	const char *nothing; /* "nothing attached" */
-};
-
 /* The options of attach, as the library's variables, validated by
  * kashim_config_load_from so the grammar, ranges and messages are the
  * library's; --config FILE is KASHIM_CONFIG, so the file is read by the
@@ -383,10 +555,9 @@ static int parse_options(int argc, char **argv, struct kashim_config *cfg, bool 
 					   "KASHIM_SCOPE", "KASHIM_ONLY", "KASHIM_SKIP" };
 	enum { N = sizeof opt / sizeof opt[0], FILE_OPT = 5, SCOPE_OPT = 6 };
 	struct kashim_source src = { NULL, NULL, false, NULL };
-	char env_buf[N][4200];
-	char *env[N + 1];
+	char *env[N + 1] = { 0 };
 	const char *value[N] = { 0 };
-	int i, n = 0;
+	int i, n = 0, first = -1;
 	unsigned k;
 
 	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
@@ -409,7 +580,7 @@ static int parse_options(int argc, char **argv, struct kashim_config *cfg, bool 
 		len = eq ? (size_t)(eq - a) : strlen(a);
 		for (k = 0; k < N && (strlen(opt[k]) != len || strncmp(a, opt[k], len)); k++)
 			;
-		if (k == N || (k >= FILE_OPT && !override)) {
+		if (k == N || (k == FILE_OPT && !override)) {
 			fprintf(stderr, "kashim %s: unknown option %s\n", cmd->name, a);
 			return -1;
 		}
@@ -421,34 +592,35 @@ static int parse_options(int argc, char **argv, struct kashim_config *cfg, bool 
 		if (k == SCOPE_OPT && !strcmp(value[k], "both"))
 			value[k] = "all"; /* the library's word for both */
 	}
+	/* As long as the command line allows: the library's own limits
+	 * (KASHIM_MAX_RULES rules a list) are the only ones. */
 	for (k = 0; k < N; k++)
-		if (value[k]) {
-			if (snprintf(env_buf[n], sizeof env_buf[n], "%s=%s", var[k], value[k]) >=
-			    (int)sizeof env_buf[n]) {
-				fprintf(stderr, "kashim %s: %s: the value is too long; %s\n",
-					cmd->name, opt[k], cmd->nothing);
-				return -1;
-			}
-			env[n] = env_buf[n];
-			n++;
+		if (value[k] && asprintf(&env[n++], "%s=%s", var[k], value[k]) < 0) {
+			env[--n] = NULL;
+			fprintf(stderr, "kashim %s: %s: %s; %s\n", cmd->name, opt[k], strerror(errno),
+				cmd->nothing);
+			goto out;
 		}
-	env[n] = NULL;
 	src.envp = env;
 	if (cgroup_config_load(cfg, &src, report_line, report_line, (void *)cmd->name) != 0) {
 		fprintf(stderr, "kashim %s: %s; correct the %s above\n", cmd->name, cmd->nothing,
 			value[FILE_OPT] ? "setting" : "option");
-		return -1;
+		goto out;
 	}
 	if (!cfg->enabled) {
 		fprintf(stderr, "kashim %s: the configuration file turns kashim off (kashim = off); "
 			"%s\n", cmd->name, cmd->nothing);
-		return -1;
+		goto out;
 	}
-	return i;
+	first = i;
+out:
+	while (n)
+		free(env[--n]);
+	return first;
 }
 
-/* dropin --cgroup's options: attach's, without those it cannot write
- * into the unit (--config). */
+/* dropin --cgroup's options: attach's, without --config (the unit would
+ * depend on a file read at each start) and --override-inherited. */
 static int parse_attach(int argc, char **argv, struct kashim_config *cfg, bool *help,
 			const struct command *cmd)
 {
@@ -479,41 +651,6 @@ static unsigned policy_from(const struct kashim_config *cfg, struct cg_policy *p
 	return n;
 }
 
-/* Bytes as the project's messages show them: printable ASCII and valid
- * UTF-8 as they are; control bytes (C1 too), space, backslash and bytes
- * that are not UTF-8 as \xHH, so no name can move the cursor, colour the
- * terminal, split a line or pose as a field. */
-static void print_escaped(const char *s)
-{
-	const unsigned char *p = (const unsigned char *)s;
-
-	while (*p) {
-		unsigned len = *p < 0x80 ? 1 : (*p & 0xe0) == 0xc0 ? 2 : (*p & 0xf0) == 0xe0 ? 3 :
-			       (*p & 0xf8) == 0xf0 ? 4 : 0;
-		unsigned long cp = len == 1 ? *p : len ? (unsigned long)(*p & (0x7f >> len)) : 0;
-		unsigned k;
-		bool ok = len > 0;
-
-		for (k = 1; ok && k < len; k++) {
-			ok = (p[k] & 0xc0) == 0x80;
-			cp = cp << 6 | (p[k] & 0x3f);
-		}
-		if (ok && len > 1) {
-			static const unsigned long min[] = { 0, 0, 0x80, 0x800, 0x10000 };
-			ok = cp >= min[len] && cp <= 0x10ffff && !(cp >= 0xd800 && cp <= 0xdfff) &&
-			     cp >= 0xa0; /* C1 controls are escaped too */
-		}
-		if (ok && len == 1)
-			ok = *p > 0x20 && *p < 0x7f && *p != '\\';
-		if (ok) {
-			fwrite(p, 1, len, stdout);
-			p += len;
-		} else {
-			printf("\\x%02x", *p++);
-		}
-	}
-}
-
 /* A rule as the grammar writes it: 10.0.0.0/8, [fd00::/8]:443, :5432. */
 static void print_rule(const struct kashim_rule *r)
 {
@@ -526,6 +663,21 @@ static void print_rule(const struct kashim_rule *r)
 	}
 	if (!any_port)
 		printf(r->port_lo == r->port_hi ? ":%u" : ":%u-%u", r->port_lo, r->port_hi);
+}
+
+/* " --only 10.0.0.0/8,:5432": a list as the grammar writes it, with no
+ * byte systemd's command line would read as a quote, specifier or
+ * variable. */
+static void print_rule_list(const char *option, const struct kashim_rules *list)
+{
+	int i;
+
+	printf("%s", option);
+	for (i = 0; i < list->n; i++) {
+		if (i)
+			printf(",");
+		print_rule(&list->rule[i]);
+	}
 }
 
 static const char *scope_word(uint32_t scope)
@@ -713,8 +865,11 @@ static bool kernel_fits(const struct cg_policy *p)
 	}
 	if (!sock_ops_supported(release))
 		return false;
-	if (p->force)
+	if (p->force) {
+		if (cgroup2_mount(root, sizeof root))
+			cgbpf_remove_stale_probes(root);
 		return true;
+	}
 	can = cgroup2_mount(root, sizeof root) ? cgbpf_can_read_keepalive(root) : -1;
 	if (can == 0)
 		fprintf(stderr, "kashim attach: this kernel (%s) cannot read a socket's own "
@@ -737,13 +892,12 @@ static bool lock_cgroup(const char *cmd, int fd, const char *path)
 		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
 			return true;
 		if (errno != EWOULDBLOCK && errno != EINTR) {
-			fprintf(stderr, "kashim %s: cannot lock %s: %s\n", cmd, path, strerror(errno));
+			say(cmd, "cannot lock ", path, ": %s\n", strerror(errno));
 			return false;
 		}
 		usleep(10000);
 	}
-	fprintf(stderr, "kashim %s: another kashim attach or detach has held %s for 30 s; "
-		"nothing changed\n", cmd, path);
+	say(cmd, "another kashim attach or detach has held ", path, " for 30 s; nothing changed\n");
 	return false;
 }
 
@@ -796,16 +950,6 @@ static void program_text(uint32_t id, char *out, size_t size)
 	close(fd);
 }
 
-static void print_path_err(const char *path)
-{
-	fflush(stdout);
-	for (; *path; path++)
-		if ((unsigned char)*path < 0x20 || *path == 0x7f || *path == '\\')
-			fprintf(stderr, "\\x%02x", (unsigned char)*path);
-		else
-			fputc(*path, stderr);
-}
-
 /* Before a new attachment: the kernel's rules for programs inherited from
  * parent cgroups.  A parent's program attached with neither
  * BPF_F_ALLOW_MULTI nor BPF_F_ALLOW_OVERRIDE allows none below (the
@@ -813,14 +957,22 @@ static void print_path_err(const char *path)
  * BPF_F_ALLOW_OVERRIDE is switched off for the cgroup by any program
  * attached to it, so kashim would silently stop someone else's program
  * there: refused unless the operator asks for it. */
-static bool parents_allow(const char *path, bool override)
+static bool parents_allow(const struct target *t, bool override)
 {
+	const char *path = t->path;
 	char root[4096], *up = strdup(path), *slash, what[64];
 	struct level self, l;
 	unsigned effective_below;
 	size_t rlen;
 	bool ok = true, blocked_checked = false;
 
+	if (!t->located && !override) {
+		say("attach", "cannot find ", path, " in the tree of the cgroup2 mount, so its "
+		    "parents' sock_ops programs cannot be checked; nothing attached "
+		    "(--override-inherited attaches anyway)\n");
+		free(up);
+		return false;
+	}
 	if (!up || !cgroup2_mount(root, sizeof root)) {
 		free(up);
 		return true; /* the kernel decides */
@@ -831,10 +983,8 @@ static bool parents_allow(const char *path, bool override)
 	query_level(path, &self);
 	if (self.n && !(self.flags & BPF_F_ALLOW_MULTI)) {
 		program_text(self.ids[0], what, sizeof what);
-		fprintf(stderr, "kashim attach: ");
-		print_path_err(path);
-		fprintf(stderr, " has %s attached %s, which allows no other; nothing attached\n",
-			what, self.flags & BPF_F_ALLOW_OVERRIDE ? "with BPF_F_ALLOW_OVERRIDE" :
+		say("attach", "", path, " has %s attached %s, which allows no other; nothing "
+		    "attached\n", what, self.flags & BPF_F_ALLOW_OVERRIDE ? "with BPF_F_ALLOW_OVERRIDE" :
 			"without BPF_F_ALLOW_MULTI");
 		free(up);
 		return false;
@@ -848,11 +998,9 @@ static bool parents_allow(const char *path, bool override)
 			continue;
 		if (!blocked_checked && !(l.flags & (BPF_F_ALLOW_MULTI | BPF_F_ALLOW_OVERRIDE))) {
 			program_text(l.ids[0], what, sizeof what);
-			fprintf(stderr, "kashim attach: the parent cgroup ");
-			print_path_err(*up ? up : "/");
-			fprintf(stderr, " has %s attached without BPF_F_ALLOW_MULTI or "
-				"BPF_F_ALLOW_OVERRIDE, which allows no program below it; nothing "
-				"attached\n", what);
+			say("attach", "the parent cgroup ", *up ? up : "/", " has %s attached without "
+			    "BPF_F_ALLOW_MULTI or BPF_F_ALLOW_OVERRIDE, which allows no program "
+			    "below it; nothing attached\n", what);
 			ok = false;
 			break;
 		}
@@ -863,10 +1011,8 @@ static bool parents_allow(const char *path, bool override)
 		}
 		if (!effective_below && !override) {
 			program_text(l.ids[0], what, sizeof what);
-			fprintf(stderr, "kashim attach: the parent cgroup ");
-			print_path_err(*up ? up : "/");
-			fprintf(stderr, " runs %s for ", what);
-			print_path_err(path);
+			say("attach", "the parent cgroup ", *up ? up : "/", " runs %s for ", what);
+			cgroup_print_escaped(stderr, path);
 			fprintf(stderr, ", attached with BPF_F_ALLOW_OVERRIDE: a program attached "
 				"below replaces it, so kashim would switch it off there; nothing "
 				"attached (--override-inherited attaches anyway)\n");
@@ -895,8 +1041,8 @@ static int detach_all(const char *cmd, int cgroup_fd, const char *path, struct c
 		if (cgbpf_sys(BPF_PROG_DETACH, &attr) == 0)
 			done++;
 		else
-			fprintf(stderr, "kashim %s: %s: cannot detach program %u: %s\n", cmd, path,
-				a[i].prog_id, strerror(errno));
+			say(cmd, "", path, ": cannot detach program %u: %s\n", a[i].prog_id,
+			    strerror(errno));
 	}
 	return done;
 }
@@ -911,10 +1057,12 @@ int cmd_attach(int argc, char **argv)
 	struct cg_policy policy;
 	struct rlimit unlimited = { RLIM_INFINITY, RLIM_INFINITY };
 	bool help = false, override = false;
-	int i, k, n, cgroup_fd, current = -1, status = EXIT_PROBLEM;
+	static const struct command attach = { "attach", "nothing attached" };
+	struct target t;
+	int i, k, n, current = -1, status = EXIT_PROBLEM;
 	unsigned n_rules;
 
-	i = parse_options(argc, argv, &cfg, &help, &(struct command){ "attach", "nothing attached" },
+	i = parse_options(argc, argv, &cfg, &help, &attach,
 			  &override);
 	if (help)
 		return attach_help();
@@ -925,23 +1073,22 @@ int cmd_attach(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	n_rules = policy_from(&cfg, &policy, rules);
-	if ((cgroup_fd = open_cgroup("attach", argv[i])) < 0)
+	if (!open_cgroup(&attach, argv[i], &t))
 		return EXIT_PROBLEM;
 	if (!privileged("attach", false) || !kernel_fits(&policy) ||
-	    !lock_cgroup("attach", cgroup_fd, argv[i]))
+	    !lock_cgroup("attach", t.fd, t.path))
 		goto out;
 	/* Before Linux 5.11 maps count against RLIMIT_MEMLOCK. */
 	setrlimit(RLIMIT_MEMLOCK, &unlimited);
-	if ((n = cgbpf_find(cgroup_fd, found, FOUND_MAX)) < 0) {
+	if ((n = cgbpf_find(t.fd, found, FOUND_MAX)) < 0) {
 		if (errno == EPERM)
 			/* Without CAP_SYS_ADMIN the programs there cannot be
 			 * told apart: attaching could put a second kashim on
 			 * the cgroup. */
-			fprintf(stderr, "kashim attach: not permitted: %s has sock_ops programs that "
-				"only CAP_SYS_ADMIN can identify (to replace kashim's); nothing "
-				"attached\n", argv[i]);
+			say("attach", "not permitted: ", t.path, " has sock_ops programs that only "
+			    "CAP_SYS_ADMIN can identify (to replace kashim's); nothing attached\n");
 		else
-			fprintf(stderr, "kashim attach: cannot query %s: %s\n", argv[i], strerror(errno));
+			say("attach", "cannot query ", t.path, ": %s\n", strerror(errno));
 		goto out;
 	}
 	for (k = 0; k < n && current < 0; k++)
@@ -953,19 +1100,19 @@ int cmd_attach(int argc, char **argv)
 		 * removed. */
 		if (cgbpf_replace(&found[current], &policy, rules, n_rules)) {
 			status = EXIT_OK;
-			detach_all("attach", cgroup_fd, argv[i], found, n, current);
+			detach_all("attach", t.fd, t.path, found, n, current);
 		}
-	} else if (parents_allow(argv[i], override) &&
-		   cgbpf_attach_new(cgroup_fd, argv[i], &policy, rules, n_rules,
+	} else if (parents_allow(&t, override) &&
+		   cgbpf_attach_new(t.fd, t.path, &policy, rules, n_rules,
 				    n ? found[0].prog_fd : -1)) {
 		/* found[0], another version's, was replaced in the attach */
 		status = EXIT_OK;
 		if (n > 1)
-			detach_all("attach", cgroup_fd, argv[i], found, n, 0);
+			detach_all("attach", t.fd, t.path, found, n, 0);
 	}
 	cgbpf_release(found, n);
 out:
-	close(cgroup_fd); /* and the lock with it */
+	close(t.fd); /* and the lock with it */
 	return status;
 }
 
@@ -973,8 +1120,10 @@ out:
 
 int cmd_detach(int argc, char **argv)
 {
+	static const struct command detach = { "detach", "nothing detached" };
 	struct cg_attached found[FOUND_MAX];
-	int cgroup_fd, n, status = EXIT_PROBLEM;
+	struct target t;
+	int n, status = EXIT_PROBLEM;
 
 	if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")))
 		return attach_help();
@@ -982,23 +1131,23 @@ int cmd_detach(int argc, char **argv)
 		fprintf(stderr, "usage: kashim detach CGROUP\n");
 		return EXIT_USAGE;
 	}
-	if ((cgroup_fd = open_cgroup("detach", argv[1])) < 0)
+	if (!open_cgroup(&detach, argv[1], &t))
 		return EXIT_PROBLEM;
-	if (!privileged("detach", true) || !lock_cgroup("detach", cgroup_fd, argv[1]))
+	if (!privileged("detach", true) || !lock_cgroup("detach", t.fd, t.path))
 		goto out;
-	if ((n = cgbpf_find(cgroup_fd, found, FOUND_MAX)) <= 0) {
+	if ((n = cgbpf_find(t.fd, found, FOUND_MAX)) <= 0) {
 		if (n < 0)
-			fprintf(stderr, "kashim detach: cannot query %s: %s\n", argv[1], strerror(errno));
+			say("detach", "cannot query ", t.path, ": %s\n", strerror(errno));
 		else
-			fprintf(stderr, "kashim detach: kashim is not attached to %s\n", argv[1]);
+			say("detach", "kashim is not attached to ", t.path, "\n");
 		goto out;
 	}
 	/* every kashim program found, whatever its version */
-	if (detach_all("detach", cgroup_fd, argv[1], found, n, -1) == n)
+	if (detach_all("detach", t.fd, t.path, found, n, -1) == n)
 		status = EXIT_OK;
 	cgbpf_release(found, n);
 out:
-	close(cgroup_fd);
+	close(t.fd);
 	return status;
 }
 
@@ -1253,7 +1402,9 @@ int cmd_dropin_cgroup(int argc, char **argv)
 		       "unit's cgroup, where systemd made the listener: cover them with\n"
 		       "  kashim dropin --cgroup --socket > /etc/systemd/system/NAME.socket.d/kashim.conf\n"
 		       "  systemctl daemon-reload && systemctl restart NAME.socket\n\n"
-		       "Options: those of kashim attach (kashim attach --help), and\n"
+		       "Options: those of kashim attach (kashim attach --help) but --config and\n"
+		       "--override-inherited: --idle, --interval, --count, --user-timeout,\n"
+		       "--mode, --scope, --only, --skip (written into the unit as parsed), and\n"
 		       "  --strict            a refused attach stops the unit from starting\n"
 		       "  --socket            a drop-in for a socket unit (NAME.socket.d)\n");
 		return EXIT_OK;
@@ -1295,6 +1446,13 @@ int cmd_dropin_cgroup(int argc, char **argv)
 		printf(" --user-timeout off");
 	else if (cfg.user_timeout_mode == KASHIM_UT_FIXED)
 		printf(" --user-timeout %ums", cfg.user_timeout_ms);
-	printf(" --mode %s self\n", cfg.mode == KASHIM_MODE_FORCE ? "force" : "respect");
+	printf(" --mode %s", cfg.mode == KASHIM_MODE_FORCE ? "force" : "respect");
+	if (cfg.scope != KASHIM_SCOPE_ALL)
+		printf(" --scope %s", scope_word((uint32_t)cfg.scope));
+	if (cfg.has_only && cfg.only.n)
+		print_rule_list(" --only ", &cfg.only);
+	if (cfg.skip.n)
+		print_rule_list(" --skip ", &cfg.skip);
+	printf(" self\n");
 	return EXIT_OK;
 }

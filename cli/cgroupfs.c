@@ -12,15 +12,16 @@
 
 #define MOUNTINFO_MAX (4u << 20)
 
-/* Field 5 of a mountinfo line (the mount point), the kernel's octal
- * escapes (\040 for a space) undone. */
-static void mount_point(char *line, char *out, size_t size)
+/* Field n of a mountinfo line (4: the mount's root within its file
+ * system, 5: the mount point), the kernel's octal escapes (\040 for a
+ * space) undone. */
+static void mount_field(const char *line, int n, char *out, size_t size)
 {
-	char *field = line;
+	const char *field = line;
 	size_t o = 0;
 	int k;
 
-	for (k = 1; k < 5 && field; k++)
+	for (k = 1; k < n && field; k++)
 		if ((field = strchr(field, ' ')))
 			field++;
 	for (; field && *field && *field != ' ' && o + 1 < size; field++) {
@@ -36,6 +37,11 @@ static void mount_point(char *line, char *out, size_t size)
 }
 
 bool cgroup2_mount(char *out, size_t size)
+{
+	return cgroup2_mount_root(out, size, NULL, 0);
+}
+
+bool cgroup2_mount_root(char *out, size_t size, char *root, size_t root_size)
 {
 	char why[256], *buf, *line, *save = NULL;
 	struct stat st;
@@ -56,7 +62,9 @@ bool cgroup2_mount(char *out, size_t size)
 	for (line = strtok_r(buf, "\n", &save); line && !found; line = strtok_r(NULL, "\n", &save)) {
 		char *sep = strstr(line, " - ");
 		if (sep && !strncmp(sep, " - cgroup2 ", 11)) {
-			mount_point(line, out, size);
+			mount_field(line, 5, out, size);
+			if (root)
+				mount_field(line, 4, root, root_size);
 			found = out[0] == '/';
 		}
 	}

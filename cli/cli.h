@@ -86,6 +86,10 @@ void cgroup_check(const struct kashim_source *src);
 /* cgroupfs.c: the cgroup2 mount point (from /proc/self/mountinfo); the
  * hint for a program out of LD_PRELOAD's reach (a static string). */
 bool cgroup2_mount(char *out, size_t size);
+/* ... and the cgroup within the file system it shows (mountinfo's field
+ * 4: "/" for a mount of this cgroup namespace's root, "/.." seen from a
+ * namespace below it). */
+bool cgroup2_mount_root(char *out, size_t size, char *root, size_t root_size);
 const char *cgroup_hint(void);
 
 #endif

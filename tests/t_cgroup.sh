@@ -6,7 +6,7 @@
 # end, pass or fail.  Options are read back from outside with sockpeek.
 . "$(dirname "$0")/lib.sh"
 
-KASHIM=$ROOT/kashim
+KASHIM=${TEST_KASHIM:-$ROOT/kashim} # TEST_KASHIM: another build (an old one, to see a test fail)
 HOLD=$ROOT/tests/tcphold
 CG_ARGS=(--idle 37 --interval 11 --count 4)
 OWN="keepalive=1 idle=100 interval=20 count=3 user_timeout=5000"
@@ -344,6 +344,28 @@ test_dropin_cgroup() {
 	else
 		fail "ExecStartPre= ($cmd): $(cat "$TMP/pre.out") status: $(cat "$TMP/status")"
 	fi
+	# the policy options, written as parsed (nothing typed reaches the
+	# unit as is), and run as systemd would run the line
+	"$KASHIM" detach "$CG" > /dev/null 2>&1
+	expect_status 0 "dropin --cgroup with --scope, --only and --skip" "$KASHIM" dropin --cgroup \
+		--idle 38 --scope client --only '10.0.0.0/8,[fd00::/8]:443,::1,127.0.0.0/8' --skip 127.0.0.2:5432
+	expect_text "$TMP/out" "they are in the ExecStartPre= line" \
+		"^ExecStartPre=-\+$KASHIM attach --idle 38s --interval 15s --count 9 --mode respect --scope client --only 10\.0\.0\.0/8,\[fd00::/8\]:443,::1/128,127\.0\.0\.0/8 --skip 127\.0\.0\.2/32:5432 self$"
+	cmd=$(sed -n 's/^ExecStartPre=-+//p' "$TMP/out")
+	incg "$CG" $cmd > "$TMP/pre.out" 2>&1 &
+	wait $!
+	"$KASHIM" status > "$TMP/status" 2>&1
+	if grep -qF "$CG idle=38s interval=15s count=9 " "$TMP/status" && grep -qF "scope=client" "$TMP/status" &&
+		grep -qxF "  only [fd00::/8]:443" "$TMP/status" && grep -qF "  skip 127.0.0.2/32:5432 skipped=0" "$TMP/status"; then
+		ok "its ExecStartPre= command attaches those rules and that scope"
+	else
+		fail "ExecStartPre= ($cmd): $(cat "$TMP/pre.out") status: $(grep -A6 -F "$CG" "$TMP/status")"
+	fi
+	expect_status 2 "dropin --cgroup --config is refused" "$KASHIM" dropin --cgroup --config /etc/kashim.conf
+	expect_text "$TMP/err" "as an unknown option" "^kashim dropin: unknown option --config$"
+	expect_status 0 "dropin --cgroup --help" "$KASHIM" dropin --cgroup --help
+	expect_text "$TMP/out" "it names the options it takes" "^--mode, --scope, --only, --skip"
+	expect_text "$TMP/out" "and those it does not" "but --config and$"
 	expect_status 2 "dropin --cgroup: a bad value" "$KASHIM" dropin --cgroup --count 500
 	expect_text "$TMP/err" "nothing written" "^kashim dropin: nothing written"
 	if [ -s "$TMP/out" ]; then fail "something was printed: $(cat "$TMP/out")"; else ok "nothing printed"; fi

@@ -430,6 +430,162 @@ test_status_deep_and_escaped() {
 	if grep -q "$(printf '\033')" "$TMP/status"; then fail "a raw escape reached the output"; else ok "no raw escape in the output"; fi
 }
 
+# The root cgroup (every process of the machine) only when named as the
+# mount point: "", "." and "./" (an unset variable, a typo) are refused,
+# attach and detach alike, with one line.  The attaches run under an old
+# kernel's uname (setarch --uname-2.6), so that even a kashim that takes
+# them (the old code attached "" to the root, silently) stops at the
+# kernel check and never covers the whole machine here.
+test_root_cgroup_only_by_name() {
+	need_cgroup || return
+	local root arg old
+	root=$(cgroup2_root)
+	old=(setarch "$(uname -m)" --uname-2.6)
+	"${old[@]}" true 2> /dev/null || { skip "setarch --uname-2.6 does not work here"; return; }
+	expect_status 1 "attach \"\" is refused" "${old[@]}" "$KASHIM" attach ""
+	expect_text "$TMP/err" "it says the CGROUP is empty" \
+		"^kashim attach: the CGROUP is empty \(an unset variable\?\): name a cgroup; nothing attached$"
+	expect_status 1 "detach \"\" is refused" "$KASHIM" detach ""
+	expect_text "$TMP/err" "it says so" "^kashim detach: the CGROUP is empty .*nothing detached$"
+	for arg in . ./ .//.; do
+		expect_status 1 "attach '$arg' (the root) is refused" "${old[@]}" "$KASHIM" attach "$arg"
+		expect_text "$TMP/err" "it names the root and how to mean it" \
+			"^kashim attach: $arg is the root cgroup, every process of the machine: to mean that, name it as $root; nothing attached$"
+		expect_status 1 "detach '$arg' is refused" "$KASHIM" detach "$arg"
+		expect_text "$TMP/err" "detach too" "^kashim detach: $arg is the root cgroup.* nothing detached$"
+	done
+	ln -s "$root" "$TMP/rootlink"
+	expect_status 1 "a symlink to the root is refused" "${old[@]}" "$KASHIM" attach "$TMP/rootlink"
+	expect_text "$TMP/err" "it names the link" "^kashim attach: $TMP/rootlink is the root cgroup"
+	# named as the mount point, it goes on to the next check
+	expect_status 1 "attach $root goes on" "${old[@]}" "$KASHIM" attach "$root"
+	expect_text "$TMP/err" "to the kernel check" "^kashim attach: this kernel \(2\.6"
+	expect_status 1 "attach $root/ too" "${old[@]}" "$KASHIM" attach "$root/"
+	expect_text "$TMP/err" "to the kernel check" "^kashim attach: this kernel \(2\.6"
+	if "$PY" "$BPFCG" progs "$root" | grep -q kashim_sockops; then fail "kashim is attached to the root"; else ok "nothing attached to the root"; fi
+}
+
+# self in a cgroup namespace of its own (unshare -C from a cgroup below
+# the root): /proc/self/cgroup shows "/", which is not the root cgroup;
+# the refusal says what it is (the old code said "in the root cgroup").
+test_self_in_cgroup_namespace() {
+	need_cmd unshare || return
+	need_cgroup || return
+	incg "$CG" unshare -C "$KASHIM" attach self > "$TMP/out" 2> "$TMP/err" &
+	wait $!
+	local rc=$?
+	if [ "$rc" = 1 ]; then ok "refused (status 1)"; else fail "status $rc: $(cat "$TMP/err")"; fi
+	expect_text "$TMP/err" "it says the process is in a cgroup namespace of its own" \
+		"^kashim attach: self: this process is in a cgroup namespace of its own \(unshare -C, a container\): /proc/self/cgroup shows its cgroup as /, .*name the cgroup by its path; nothing attached$"
+	if grep -q "root cgroup" "$TMP/err"; then fail "it still speaks of the root cgroup"; else ok "no word of the root cgroup"; fi
+	if [ -z "$("$PY" "$BPFCG" progs "$CG")" ]; then ok "nothing attached"; else fail "attached: $("$PY" "$BPFCG" progs "$CG")"; fi
+}
+
+# The BPF_F_ALLOW_OVERRIDE check follows the real cgroup, not the text of
+# the operand: through a symlink, a bind mount or /proc/self/root the
+# parent is found and named by its real path (the old code walked the
+# operand's text and attached through the symlink, switching the foreign
+# program off).
+test_override_parent_through_links() {
+	need_cgroup || return
+	local id via
+	mkdir "$CG/child" "$TMP/bind" || { fail "mkdir"; return; }
+	id=$("$PY" "$BPFCG" foreign "$CG" override) || { fail "cannot attach the foreign program"; return; }
+	ln -s "$CG/child" "$TMP/link"
+	mount --bind "$CG/child" "$TMP/bind" || { fail "mount --bind"; return; }
+	for via in "$TMP/link" "$TMP/bind" "/proc/self/root$CG/child" "$CG/../${CG##*/}/child"; do
+		expect_status 1 "attach through $via is refused" "$KASHIM" attach "$via"
+		expect_text "$TMP/err" "it names the real parent and child" \
+			"^kashim attach: the parent cgroup $CG runs program $id \(foreign_test\) for $CG/child, attached with BPF_F_ALLOW_OVERRIDE"
+	done
+	umount "$TMP/bind"
+	if "$PY" "$BPFCG" progs "$CG/child" effective | grep -q "^$id foreign_test"; then
+		ok "the foreign program still runs for the child"
+	else
+		fail "the child's effective programs: $("$PY" "$BPFCG" progs "$CG/child" effective)"
+	fi
+	expect_status 0 "--override-inherited through the symlink" "$KASHIM" attach --override-inherited --idle 41 "$TMP/link"
+	"$KASHIM" status > "$TMP/status" 2>&1
+	expect_text "$TMP/status" "status lists the real cgroup" "^$CG/child idle=41s "
+	expect_status 0 "detach through the symlink" "$KASHIM" detach "$TMP/link"
+}
+
+# --only and --skip take the library's 256 rules a list on the command
+# line, as KASHIM_ONLY and --config do (the old code refused a value past
+# 4200 bytes, "the value is too long").
+test_long_rule_lists() {
+	need_cgroup || return
+	local only skip
+	only=$("$PY" -c "print(','.join('[fd%02x::/16]:%d' % (i, 1000 + i) for i in range(255)) + ',127.0.0.1:47001')")
+	skip=$("$PY" -c "print(','.join('[fe%02x:1234:5678::/48]:%d' % (i, 2000 + i) for i in range(256)))")
+	echo "# --only: ${#only} bytes, --skip: ${#skip} bytes"
+	expect_status 0 "256 ONLY and 256 SKIP rules on the command line" "$KASHIM" attach --only "$only" --skip "$skip" "$CG"
+	"$KASHIM" status > "$TMP/status" 2>&1
+	local n_only n_skip
+	n_only=$(sed -n "\\|^$CG |,/^[^ ]/p" "$TMP/status" | grep -c '^  only [[1]')
+	n_skip=$(sed -n "\\|^$CG |,/^[^ ]/p" "$TMP/status" | grep -c '^  skip \[')
+	if [ "$n_only" = 256 ] && [ "$n_skip" = 256 ]; then ok "status lists 256 only and 256 skip rules"; else fail "status lists $n_only only and $n_skip skip rules"; fi
+	expect_text "$TMP/status" "the last rule of each" "^  only 127\.0\.0\.1/32:47001$"
+	expect_status 2 "257 rules are still refused" "$KASHIM" attach --only "$only,10.0.0.1" "$CG"
+	expect_text "$TMP/err" "by the library's limit" "\(more than 256 rules\)"
+}
+
+# An attach killed during its respect-mode probe (SIGKILL cannot be
+# caught) leaves its probe cgroup kashim-probe-PID-TIME; the next attach
+# removes it.  SIGTERM waits until the probe's cgroup is gone.  The old
+# code left one for most of the kills, forever.
+test_killed_attach_leaves_no_probe() {
+	need_cgroup || return
+	local root i p pids=() left rc
+	root=$(cgroup2_root)
+	for i in $(seq 20); do
+		"$KASHIM" attach "$CG" 2> /dev/null &
+		p=$!
+		pids+=("$p")
+		sleep "0.00$((RANDOM % 9))"
+		kill -KILL "$p" 2> /dev/null
+		wait "$p" 2> /dev/null
+	done 2> /dev/null # no job notices
+	"$KASHIM" attach "$CG" 2> "$TMP/err" || { fail "the attach after the kills: $(cat "$TMP/err")"; }
+	left=$(for p in "${pids[@]}"; do ls -d "$root/kashim-probe-$p-"* 2> /dev/null; done)
+	for p in $left; do rmdir "$p" 2> /dev/null; done # the old code's, for the next run
+	if [ -z "$left" ]; then ok "20 attaches killed at 0-8 ms, then one attach: no probe cgroup of theirs left"; else fail "left: $(echo $left | head -c 300)"; fi
+	left=""
+	for i in $(seq 10); do
+		"$KASHIM" attach "$CG" 2> /dev/null &
+		p=$!
+		sleep "0.00$((RANDOM % 9))"
+		kill -TERM "$p" 2> /dev/null
+		wait "$p" 2> /dev/null
+		left="$left $(ls -d "$root/kashim-probe-$p-"* 2> /dev/null)"
+	done 2> /dev/null
+	for p in $left; do rmdir "$p" 2> /dev/null; done
+	left=$(echo $left)
+	if [ -z "$left" ]; then ok "10 attaches sent SIGTERM: no probe cgroup left, even before the next attach"; else fail "left: $(echo $left | head -c 300)"; fi
+}
+
+# attach's and detach's messages escape a cgroup's name as status does:
+# no escape, C1 control or byte that is not UTF-8 reaches the terminal.
+test_messages_escape_names() {
+	need_cgroup || return
+	local odd shown
+	odd=$CG/$(printf 'x\033[31my\xc2\x9bz\xff w')
+	shown="$CG/x\\\\x1b\\[31my\\\\xc2\\\\x9bz\\\\xff\\\\x20w"
+	mkdir "$odd" || { fail "mkdir of an odd name"; return; }
+	expect_status 1 "detach where kashim is not" "$KASHIM" detach "$odd"
+	expect_text "$TMP/err" "the name escaped" "^kashim detach: kashim is not attached to $shown$"
+	expect_status 1 "attach below a missing directory" "$KASHIM" attach "$odd/nope"
+	expect_text "$TMP/err" "the name escaped" "^kashim attach: $shown/nope: No such file or directory$"
+	expect_status 1 "attach to a file" "$KASHIM" attach "$odd/cgroup.procs"
+	expect_text "$TMP/err" "the name escaped" "^kashim attach: $shown/cgroup\.procs: not a directory$"
+	mkdir "$TMP/$(printf 'd\033[2J\xc2\x9b')"
+	expect_status 1 "attach to a directory that is not a cgroup" "$KASHIM" attach "$TMP/$(printf 'd\033[2J\xc2\x9b')"
+	expect_text "$TMP/err" "the name escaped" "^kashim attach: $TMP/d\\\\x1b\\[2J\\\\xc2\\\\x9b: not a cgroup v2 directory"
+	"$KASHIM" detach "$odd" 2> "$TMP/all"
+	"$KASHIM" attach "$odd/nope" 2>> "$TMP/all"
+	if LC_ALL=C grep -q "$(printf '\033\|\302\233')" "$TMP/all"; then fail "a raw control reached stderr"; else ok "no raw control on stderr"; fi
+}
+
 # Another version's attachment, as a package upgrade leaves one: this
 # kashim reads none of its maps into its own structures, replaces its
 # program on attach and removes it on detach.  The older layout is the
