@@ -28,14 +28,12 @@ need_cgroup() {
 }
 
 # The processes of the test's cgroups are killed with the test (bg), then
-# the cgroups go, deepest first.
+# the cgroups go, deepest first, once the kernel has let the killed
+# processes go (up to 60 s: a loaded machine reaps slowly).
+cgroups_empty() { ! find "$CG_MADE" -name cgroup.procs -exec cat {} + 2> /dev/null | grep -q .; }
 remove_cgroups() {
 	[ -n "${CG_MADE:-}" ] || return 0
-	local i
-	for i in $(seq 50); do
-		find "$CG_MADE" -name cgroup.procs -exec cat {} + 2> /dev/null | grep -q . || break
-		sleep 0.1
-	done
+	wait_for 60 cgroups_empty
 	find "$CG_MADE" -depth -type d -exec rmdir {} + 2> /dev/null
 	[ -d "$CG_MADE" ] && fail "cgroup $CG_MADE left behind"
 	return 0
@@ -49,17 +47,21 @@ in_cgroup() {
 	bg bash -c 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"' - "$dir" "$@"
 }
 
-# wait_for FILE WHAT: up to 30 s for FILE; false (and a failure naming
-# WHAT) when it did not appear.
-wait_for() {
-	local i
-	for i in $(seq 300); do
-		[ -e "$1" ] && return 0
-		sleep 0.1
-	done
-	fail "the scene did not get ready: $2 ($1 missing)"
+# wait_file FILE WHAT [LOG]: up to 60 s for FILE; false, and one failure
+# naming WHAT (and the start of LOG), when it did not appear.  (Not named
+# wait_for: that is lib.sh's, which wait_listen and expect_socket use.)
+wait_file() {
+	wait_for 60 test -e "$1" && return 0
+	fail "the scene did not get ready: $2 ($1 missing after 60 s)${3:+: $(head -c 200 "$3" 2> /dev/null)}"
 	return 1
 }
+
+# The bounded wait and the listener check of lib.sh, for the scenes that
+# run in a bash of their own in private namespaces.
+SCENE_LIB="$(declare -f wait_for listening)"
+
+log_says_ready() { grep -q ready "$1" 2> /dev/null; }
+listens_as() { ss -Htlnp | grep -q "pid=$1,"; }
 
 # audit_json OUT: kashim audit --json into OUT; status 0 and a document
 # that strict UTF-8 JSON accepts.
@@ -104,11 +106,11 @@ test_names_that_are_not_utf8() {
 	mkdir "$dir" || { fail "cannot make a cgroup named with \\xff"; return; }
 	port=$(free_port)
 	in_cgroup "$dir" "$exe" serve "$port"
-	wait_listen "$port" || { fail "the scene did not get ready: no listener on $port"; return; }
+	wait_listen "$port" || { fail "the scene did not get ready: no listener on $port within 60 s"; return; }
 	in_cgroup "$dir" "$exe" connect "$port"
-	local client=$BG i
-	for i in $(seq 100); do grep -q ready "$TMP/bg.$client.log" 2> /dev/null && break; sleep 0.1; done
-	grep -q ready "$TMP/bg.$client.log" || { fail "the scene did not get ready: no connection"; return; }
+	local client=$BG
+	wait_for 60 log_says_ready "$TMP/bg.$client.log" ||
+		{ fail "the scene did not get ready: the client did not connect within 60 s: $(head -c 200 "$TMP/bg.$client.log")"; return; }
 	"$K" audit --prometheus > "$TMP/a.prom" 2> "$TMP/err"
 	if promtool check metrics < "$TMP/a.prom" > "$TMP/lint" 2>&1; then
 		ok "promtool check metrics accepts audit --prometheus"
@@ -132,7 +134,7 @@ test_one_connection_on_ten_descriptors() {
 	trap trap_cleanup EXIT
 	mkdir "$TMP/d" "$CG/dups.service"
 	in_cgroup "$CG/dups.service" "$PY" "$HA" dups "$TMP/d"
-	wait_for "$TMP/d/ready" "dups" || return
+	wait_file "$TMP/d/ready" "dups" "$TMP/bg.$BG.log" || return
 	local pid child
 	read -r pid child _ < "$TMP/d/ready"
 	audit_json "$TMP/a.json" || return
@@ -157,9 +159,9 @@ test_cgroup_path_made_to_forge_a_line() {
 	dir=$CGROOT$rel
 	mkdir -p "$dir" || { fail "cannot make $dir"; return; }
 	in_cgroup "$dir" "$PY" "$HELPERS/hold.py" server 127.0.0.1 "$(free_port)"
-	local pid=$BG i
-	for i in $(seq 100); do ss -Htlnp | grep -q "pid=$pid," && break; sleep 0.1; done
-	ss -Htlnp | grep -q "pid=$pid," || { fail "the scene did not get ready: no listener"; return; }
+	local pid=$BG
+	wait_for 60 listens_as "$pid" ||
+		{ fail "the scene did not get ready: pid $pid did not listen within 60 s: $(head -c 200 "$TMP/bg.$pid.log")"; return; }
 	audit_json "$TMP/a.json" || return
 	check "the whole cgroup path, and the unit the manager made (deleg.service), not sshd.service" "$TMP/a.json" "$pid" \
 		'progs and progs[0]["cgroup"] == "'"$rel"'" and progs[0]["unit"] == "deleg.service"'
@@ -173,17 +175,20 @@ test_mptcp_bound_is_the_kernels() {
 	local home
 	home=$(sed -n 's/^0:://p' /proc/self/cgroup)
 	echo $BASHPID > "$CG/mptcp.service/cgroup.procs" # the child below starts there
-	timeout -k 5 150 unshare -n bash -c '
+	# bounds: 60 s for the connection, the audits, 120 s to notice
+	timeout -k 5 400 unshare -n bash -c '
 		ip link set lo up
 		sysctl -qw net.mptcp.enabled=1 net.mptcp.close_timeout=3 || exit 3
 		exec env LD_PRELOAD="$1" KASHIM_IDLE=2 KASHIM_INTERVAL=1 KASHIM_COUNT=2 "$2" "$3" mptcp "$4"
 	' - "$LIB" "$PY" "$HA" "$TMP/m" > "$TMP/m/log" 2>&1 &
 	BG_PIDS+=($!)
 	echo $BASHPID > "$CGROOT$home/cgroup.procs" # this shell back where it was
-	wait_for "$TMP/m/ready" "the MPTCP connection: $(head -c 200 "$TMP/m/log")" || return
+	if ! wait_for 60 test -e "$TMP/m/ready"; then
+		fail "the scene did not get ready: no MPTCP connection within 60 s: $(head -c 200 "$TMP/m/log")"
+		return
+	fi
 	local pid fd
-	pid=$(pgrep -f "hostile_audit.py mptcp $TMP/m" | head -n 1)
-	fd=$(cat "$TMP/m/ready")
+	read -r fd pid < "$TMP/m/ready"
 	audit_json "$TMP/a.json" || return
 	check "audit: the MPTCP connection is one, its user timeout unknown (null, not -1)" "$TMP/a.json" "$pid" \
 		'[(s["protocol"], s["user_timeout_ms"]) for s in socks if s["fd"] == '"$fd"'] == [("mptcp", None)]'
@@ -197,7 +202,11 @@ test_mptcp_bound_is_the_kernels() {
 	"$PY" -c 'import json, sys; d = [s for s in json.load(open(sys.argv[1])) if s["fd"] == int(sys.argv[2])]; sys.exit(not (d and d[0]["user_timeout_ms"] is None and d[0]["protocol"] == "mptcp"))' \
 		"$TMP/i.json" "$fd" && ok "inspect --json: user_timeout_ms null" || fail "$(head -c 400 "$TMP/i.json")"
 	touch "$TMP/m/go"
-	wait_for "$TMP/m/noticed" "the measurement" || return
+	# the program writes "never" after 120 s; no file at all means it died
+	if ! wait_for 180 test -e "$TMP/m/noticed"; then
+		fail "the scene did not get ready: no measurement within 180 s: $(head -c 200 "$TMP/m/log")"
+		return
+	fi
 	local took
 	read -r took _ < "$TMP/m/noticed"
 	if [ "$took" = never ]; then
@@ -228,11 +237,14 @@ l.bind(("127.0.0.1", int(sys.argv[1]))); l.listen(8)
 os.dup2(l.fileno(), 3); os.set_inheritable(3, True)
 os.execv(sys.executable, [sys.executable, sys.argv[2], "server", sys.argv[3]])' "$port" "$HA" "$TMP/l"
 	server=$BG
-	wait_for "$TMP/l/ready" "the server" || return
+	wait_file "$TMP/l/ready" "the server" "$TMP/bg.$server.log" || return
 	echo "$server" > "$CG/attached/cgroup.procs"
 	bg "$PY" "$HELPERS/hold.py" client 127.0.0.1 "$port"
-	local i
-	for i in $(seq 100); do [ "$(ss -Htn state established "sport = :$port" | wc -l)" -ge 1 ] && break; sleep 0.1; done
+	# accepted by the server, not only queued on its listener
+	if ! wait_for 60 has_socket "$server" "state=ESTABLISHED"; then
+		fail "the scene did not get ready: the server did not accept a connection within 60 s: $(peek "$server" 2>&1 | tr '\n' ';')"
+		return
+	fi
 	audit_json "$TMP/a.json" || return
 	check "audit: the accepted connection has no keepalive, its socket in the listener's cgroup, not the process's" "$TMP/a.json" "$server" \
 		'progs and progs[0]["cgroup"] == "'"${CG#"$CGROOT"}/attached"'" and [(s["keepalive"], s["socket_cgroup"]) for s in socks] == [(False, "'"${CG#"$CGROOT"}/elsewhere"'")]'
@@ -255,11 +267,14 @@ hold() { # PORT WHO CMD...: a server on PORT, then CMD connecting to it
 	local port=$1 who=$2
 	shift 2
 	"$HOLD" serve "$port" > "$OUT/serve.$port" 2>&1 &
-	for i in $(seq 300); do ss -Htln "sport = :$port" | grep -q . && break; sleep 0.1; done
+	if ! wait_for 60 listening "$port"; then
+		echo "no listener on $port within 60 s: $(cat "$OUT/serve.$port")" > "$OUT/failed"
+		exit 1
+	fi
 	"$@" > "$OUT/$who.out" 2>&1 &
 	echo "$who $!" >> "$OUT/pids"
-	for i in $(seq 300); do grep -q ready "$OUT/$who.out" && return 0; sleep 0.1; done
-	echo "$who: no connection: $(cat "$OUT/$who.out")" > "$OUT/failed"
+	wait_for 60 grep -q ready "$OUT/$who.out" && return 0
+	echo "$who: no connection within 60 s: $(cat "$OUT/$who.out")" > "$OUT/failed"
 	exit 1
 }
 nobody() { exec setpriv --reuid=65534 --regid=65534 --clear-groups unshare -Urm "$@"; }
@@ -271,8 +286,11 @@ hold 5004 realfile nobody sh -c "exec \"\$0\" connect 5004" "$HOLD"
 "$K" audit > "$OUT/a.txt" 2>> "$OUT/a.err"
 "$K" audit --prometheus > "$OUT/a.prom" 2>> "$OUT/a.err"
 touch "$OUT/ready"
-for i in $(seq 1200); do [ -e "$OUT/done" ] && exit 0; sleep 0.1; done
+wait_for 600 test -e "$OUT/done" # the test kills it sooner
 '
+
+# pose_scene_settled PID: the scene is ready, has failed, or has ended.
+pose_scene_settled() { [ -e "$TMP/s/ready" ] || [ -e "$TMP/s/failed" ] || ! kill -0 "$1" 2> /dev/null; }
 
 test_program_posing_in_its_own_mount_namespace() {
 	need_cmd unshare setpriv ss || return
@@ -282,26 +300,27 @@ test_program_posing_in_its_own_mount_namespace() {
 	for t in /usr/bin/passwd /usr/sbin/sshd /usr/bin/su /usr/bin/env; do
 		[ -f "$t" ] && { target=$t; break; }
 	done
-	# everything nobody runs comes from here, not from the checkout
-	chmod 755 "$TMP"
-	mkdir -m 755 "$TMP/s"
-	cp "$ROOT/tests/tcphold" "$TMP/hold" && cp "$ROOT/tests/tcphold" "$TMP/evil" &&
-		chmod 755 "$TMP/hold" "$TMP/evil" || { fail "cannot copy tcphold"; return; }
+	# everything nobody runs comes from $PUB, not from the checkout (a
+	# clone under a 0700 directory is out of nobody's reach)
+	mkdir "$TMP/s" "$TMP/c"
+	cp "$ROOT/tests/tcphold" "$TMP/c/hold" && cp "$ROOT/tests/tcphold" "$TMP/c/evil" ||
+		{ fail "cannot copy tcphold"; return; }
+	public_copy "$TMP/c/hold" "$TMP/c/evil" > "$TMP/why" ||
+		{ fail "the scene did not get ready: $(cat "$TMP/why")"; return; }
+	local hold=$PUB/hold
 	mkdir "$CG/pose.service"
-	local home scene i
+	local home scene
 	home=$(sed -n 's/^0:://p' /proc/self/cgroup)
 	echo $BASHPID > "$CG/pose.service/cgroup.procs" # the scene starts there
-	env OUT="$TMP/s" K="$K" HOLD="$TMP/hold" EVIL="$TMP/evil" TARGET="$target" \
-		timeout -k 5 150 unshare -pfn --mount-proc --kill-child bash -c "$POSE_SCENE" \
+	# bounds: 60 s for each of 4 listeners and 4 connections, the audits
+	env OUT="$TMP/s" K="$K" HOLD="$hold" EVIL="$PUB/evil" TARGET="$target" \
+		timeout -k 5 540 unshare -pfn --mount-proc --kill-child bash -c "$SCENE_LIB
+$POSE_SCENE" \
 		> "$TMP/s/log" 2>&1 &
 	scene=$!
 	BG_PIDS+=("$scene")
 	echo $BASHPID > "$CGROOT$home/cgroup.procs" # this shell back where it was
-	for i in $(seq 600); do
-		[ -e "$TMP/s/ready" ] || [ -e "$TMP/s/failed" ] && break
-		kill -0 "$scene" 2> /dev/null || break
-		sleep 0.1
-	done
+	wait_for 550 pose_scene_settled "$scene"
 	[ -e "$TMP/s/ready" ] || { fail "the scene did not get ready: $(cat "$TMP/s/failed" "$TMP/s/log" 2> /dev/null | head -c 400)"; return; }
 	local real target_pid samename realfile
 	real=$(awk '$1 == "real" { print $2 }' "$TMP/s/pids")
@@ -316,10 +335,10 @@ test_program_posing_in_its_own_mount_namespace() {
 	fi
 	check "nobody's copy mounted over $target is not shown as $target: marked, in a row of its own" "$TMP/s/a.json" "$target_pid" \
 		'[(p["program"], p["exe"], p["exe_verified"], pid in p["pids_other_mount_namespace"]) for p in progs] == [("'"$target"' (another mount namespace)", "'"$target"'", False, True)] and not [p for p in doc["programs"] if p["program"] == "'"$target"'"]'
-	check "nobody's copy mounted over the host's own program ($TMP/hold, same unit) is never in that program's row" "$TMP/s/a.json" "$samename" \
-		'[(p["program"], p["unit"], p["pids"]) for p in progs] == [("'"$TMP/hold"' (another mount namespace)", "pose.service", [pid])]'
+	check "nobody's copy mounted over the host's own program ($hold, same unit) is never in that program's row" "$TMP/s/a.json" "$samename" \
+		'[(p["program"], p["unit"], p["pids"]) for p in progs] == [("'"$hold"' (another mount namespace)", "pose.service", [pid])]'
 	check "the real program's row: its server and client, and nobody running the very same file from its own namespace (verified: same device and inode)" "$TMP/s/a.json" "$real" \
-		'len(progs) == 1 and progs[0]["program"] == progs[0]["exe"] == "'"$TMP/hold"'" and progs[0]["exe_verified"] and '"$samename"' not in progs[0]["pids"] and '"$realfile"' in progs[0]["pids"] and progs[0]["pids_other_mount_namespace"] == ['"$realfile"'] and progs[0]["connections"] == 6'
+		'len(progs) == 1 and progs[0]["program"] == progs[0]["exe"] == "'"$hold"'" and progs[0]["exe_verified"] and '"$samename"' not in progs[0]["pids"] and '"$realfile"' in progs[0]["pids"] and progs[0]["pids_other_mount_namespace"] == ['"$realfile"'] and progs[0]["connections"] == 6'
 	local row
 	row=$(grep -aF -- "$target (another mount namespace) " "$TMP/s/a.txt")
 	if [[ $row == *" pose.service "*" $target_pid "* ]] && ! grep -aqE "^${target//./\\.} +pose\.service" "$TMP/s/a.txt"; then
@@ -341,7 +360,7 @@ test_program_posing_in_its_own_mount_namespace() {
 	# namespace (unshare --mount-proc made one): the real file is still
 	# verified, as a sandboxed service's (PrivateTmp=) would be.
 	audit_json "$TMP/h.json" || return
-	"$PY" - "$TMP/h.json" "${CG#"$CGROOT"}/pose.service" "$TMP/hold" "$target" <<'PYEOF' > "$TMP/h.out" 2>&1 &&
+	"$PY" - "$TMP/h.json" "${CG#"$CGROOT"}/pose.service" "$hold" "$target" <<'PYEOF' > "$TMP/h.out" 2>&1 &&
 import json, sys
 doc = json.load(open(sys.argv[1]))
 cg, hold, target = sys.argv[2:]
@@ -363,22 +382,28 @@ test_posing_path_through_a_hung_fuse_mount() {
 	need_root || return
 	need_cmd unshare setpriv ss || return
 	[ -c /dev/fuse ] || { skip "no /dev/fuse"; return; }
-	chmod 755 "$TMP"
-	mkdir -m 755 "$TMP/s" "$TMP/f"
-	cp "$ROOT/tests/tcphold" "$TMP/hold" && chmod 755 "$TMP/hold" || { fail "cannot copy tcphold"; return; }
-	env OUT="$TMP/s" K="$K" HOLD="$TMP/hold" F="$TMP/f" PY="$PY" HA="$HA" \
-		timeout -k 5 150 unshare -pfn --mount-proc --kill-child bash -c '
+	mkdir "$TMP/s"
+	# what nobody runs, and the mount point it covers, are in $PUB, not
+	# in the checkout or a directory nobody cannot enter
+	public_copy "$ROOT/tests/tcphold" > "$TMP/why" ||
+		{ fail "the scene did not get ready: $(cat "$TMP/why")"; return; }
+	local f=$PUB/f
+	mkdir -m 755 "$f"
+	# bounds: 60 s each for the mount, the listener, the connection, audit
+	env OUT="$TMP/s" K="$K" HOLD="$PUB/tcphold" F="$f" PY="$PY" HA="$HA" \
+		timeout -k 5 300 unshare -pfn --mount-proc --kill-child bash -c "$SCENE_LIB"'
 ip link set lo up || exit 3
 "$PY" "$HA" hungfuse "$OUT" "$F" > "$OUT/fuse.log" 2>&1 &
-for i in $(seq 300); do [ -e "$OUT/ready" ] && break; sleep 0.1; done
-[ -e "$OUT/ready" ] || { echo "no FUSE mount: $(cat "$OUT/fuse.log")" > "$OUT/failed"; exit 1; }
-"$HOLD" serve 5001 > /dev/null 2>&1 &
-for i in $(seq 300); do ss -Htln "sport = :5001" | grep -q . && break; sleep 0.1; done
+wait_for 60 test -e "$OUT/ready" ||
+	{ echo "no FUSE mount within 60 s: $(cat "$OUT/fuse.log")" > "$OUT/failed"; exit 1; }
+"$HOLD" serve 5001 > "$OUT/serve.out" 2>&1 &
+wait_for 60 listening 5001 ||
+	{ echo "no listener on 5001 within 60 s: $(cat "$OUT/serve.out")" > "$OUT/failed"; exit 1; }
 setpriv --reuid=65534 --regid=65534 --clear-groups unshare -Urm sh -c \
 	"mount -t tmpfs t \"\$0\" && cp \"\$1\" \"\$0/x\" && exec \"\$0/x\" connect 5001" "$F" "$HOLD" > "$OUT/c.out" 2>&1 &
 echo $! > "$OUT/pid"
-for i in $(seq 300); do grep -q ready "$OUT/c.out" && break; sleep 0.1; done
-grep -q ready "$OUT/c.out" || { echo "no connection: $(cat "$OUT/c.out")" > "$OUT/failed"; exit 1; }
+wait_for 60 grep -q ready "$OUT/c.out" ||
+	{ echo "no connection within 60 s: $(cat "$OUT/c.out")" > "$OUT/failed"; exit 1; }
 timeout 60 "$K" audit --json > "$OUT/a.json" 2> "$OUT/a.err"
 echo $? > "$OUT/status"
 ' > "$TMP/log" 2>&1
@@ -391,7 +416,7 @@ echo $? > "$OUT/status"
 		return
 	fi
 	check "the program is marked, not verified" "$TMP/s/a.json" "$pid" \
-		'[(p["program"], p["exe_verified"]) for p in progs] == [("'"$TMP/f/x"' (another mount namespace)", False)]'
+		'[(p["program"], p["exe_verified"]) for p in progs] == [("'"$f/x"' (another mount namespace)", False)]'
 }
 
 test_doctor_says_what_the_cgroup_mode_misses() {

@@ -1,11 +1,13 @@
 # SPDX-License-Identifier: MIT
 """Processes for tests/t_hostile_audit.sh; each writes DIR/ready when set up
-and then holds its connections until killed (at most 120 s).
+and then holds its connections until killed (at most 600 s: a loaded
+machine can take long over a test).
 
   hostile_audit.py dups DIR       one connection held on fds 0, 1, 2 and 7
                                   more duplicates, in two processes (a fork)
   hostile_audit.py mptcp DIR      an MPTCP listener and one MPTCP connection to
-                                  it; on DIR/go, blackholes lo (tc) and prints
+                                  it (DIR/ready: "FD PID" of the client);
+                                  on DIR/go, blackholes lo (tc) and prints
                                   to DIR/noticed the seconds until the client
                                   notices, or "never" after 120 s
   hostile_audit.py server DIR PORT  accepts on a listener it got as fd 3
@@ -22,6 +24,7 @@ import sys
 import time
 
 IPPROTO_MPTCP = 262
+HOLD = 600  # seconds a scene is held at most; the test kills it sooner
 
 
 def ready(d, text=""):
@@ -51,10 +54,10 @@ def dups(d):
     extra = [os.dup(fd) for _ in range(6)]
     child = os.fork()
     if child == 0:
-        time.sleep(120)
+        time.sleep(HOLD)
         os._exit(0)
     ready(d, "%d %d %d" % (os.getpid(), child, len(extra)))
-    time.sleep(120)
+    time.sleep(HOLD)
     del a_keep
 
 
@@ -65,8 +68,8 @@ def mptcp(d):
     c = socket.socket(socket.AF_INET, socket.SOCK_STREAM, IPPROTO_MPTCP)
     c.connect(l.getsockname())
     a, _ = l.accept()
-    ready(d, "%d" % c.fileno())
-    if not wait_file(d + "/go", 120):
+    ready(d, "%d %d" % (c.fileno(), os.getpid()))
+    if not wait_file(d + "/go", HOLD):
         return
     subprocess.run(["tc", "qdisc", "add", "dev", "lo", "root", "blackhole"], check=True)
     t0 = time.monotonic()
@@ -85,7 +88,7 @@ def server(d):
     l = socket.socket(fileno=3)
     ready(d)
     held = []
-    end = time.time() + 120
+    end = time.time() + HOLD
     while time.time() < end:
         l.settimeout(max(0.1, end - time.time()))
         try:
@@ -101,7 +104,7 @@ def hungfuse(d):
     if libc.mount(b"kashim-hung", sys.argv[3].encode(), b"fuse", 0, opts.encode()):
         sys.exit("mount fuse: %s" % os.strerror(ctypes.get_errno()))
     ready(d)
-    time.sleep(120)  # the INIT request is never read: every lookup waits
+    time.sleep(HOLD)  # the INIT request is never read: every lookup waits
 
 
 if __name__ == "__main__":
