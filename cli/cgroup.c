@@ -463,10 +463,29 @@ static bool locate_cgroup(int fd, const char *root, char *out, size_t size)
 /* A cgroup opened for attach or detach: its directory, and its real path
  * (see locate_cgroup; located false when it could not be found, and path
  * is then the one given). */
+/* A cgroup not in the tree of the first cgroup2 mount, looked for in the
+ * tree of the mount that holds path (the deepest cgroup2 mount point above
+ * it): a pod sees its own cgroup namespace's mount first and the host's,
+ * bound at /host/cgroup, after it.  On success root is that mount. */
+static bool locate_on_holder(int fd, const char *path, char *root, size_t root_size, char *out,
+			     size_t size)
+{
+	char holder[4096], *real = realpath(path, NULL);
+	bool found = cgroup2_mount_of(real ? real : path, holder, sizeof holder, NULL, 0);
+
+	free(real);
+	if (!found || !strcmp(holder, "/") || !strcmp(holder, root) ||
+	    !locate_cgroup(fd, holder, out, size))
+		return false;
+	snprintf(root, root_size, "%s", holder);
+	return true;
+}
+
 struct target {
 	int fd;
 	bool located;
 	char path[8192];
+	char root[4096]; /* the cgroup2 mount it is on ("" for "/") */
 };
 
 /* Opens the cgroup CGROUP names (see resolve_cgroup) when it is a
@@ -497,6 +516,9 @@ static bool open_cgroup(const struct command *cmd, const char *operand, struct t
 	}
 	t->fd = fd;
 	t->located = locate_cgroup(fd, root, t->path, sizeof t->path);
+	if (!t->located && operand[0] == '/')
+		t->located = locate_on_holder(fd, path, root, sizeof root, t->path, sizeof t->path);
+	snprintf(t->root, sizeof t->root, "%s", root);
 	if (!t->located)
 		snprintf(t->path, sizeof t->path, "%s", path);
 	if (stat(root[0] ? root : "/", &top) == 0 && top.st_dev == st.st_dev &&
@@ -973,12 +995,9 @@ static bool parents_allow(const struct target *t, bool override)
 		free(up);
 		return false;
 	}
-	if (!up || !cgroup2_mount(root, sizeof root)) {
-		free(up);
+	if (!up)
 		return true; /* the kernel decides */
-	}
-	if (!strcmp(root, "/"))
-		root[0] = 0;
+	snprintf(root, sizeof root, "%s", t->root); /* the mount that holds it */
 	rlen = strlen(root);
 	query_level(path, &self);
 	if (self.n && !(self.flags & BPF_F_ALLOW_MULTI)) {

@@ -43,10 +43,30 @@ bool cgroup2_mount(char *out, size_t size)
 
 bool cgroup2_mount_root(char *out, size_t size, char *root, size_t root_size)
 {
+	return cgroup2_mount_of(NULL, out, size, root, root_size);
+}
+
+/* Is mount point m (its text) path itself or a directory above it? */
+static bool mount_holds(const char *m, const char *path)
+{
+	size_t len = strlen(m);
+
+	if (!strcmp(m, "/"))
+		return path[0] == '/';
+	return !strncmp(path, m, len) && (path[len] == '/' || !path[len]);
+}
+
+/* The cgroup2 mount that holds path (the deepest one whose mount point is
+ * path or above it: a pod's own /sys/fs/cgroup and the host's bound at
+ * /host/cgroup are two mounts of one tree), or with no path or none that
+ * holds it, the first cgroup2 mount of /proc/self/mountinfo. */
+bool cgroup2_mount_of(const char *path, char *out, size_t size, char *root, size_t root_size)
+{
 	char why[256], *buf, *line, *save = NULL;
 	struct stat st;
 	ssize_t n;
-	bool found = false;
+	size_t best = 0;
+	bool found = false, held = false;
 	int fd = open_regular("/proc/self/mountinfo", &st, why, sizeof why);
 
 	if (fd < 0)
@@ -59,14 +79,25 @@ bool cgroup2_mount_root(char *out, size_t size, char *root, size_t root_size)
 		return false;
 	}
 	buf[n] = 0;
-	for (line = strtok_r(buf, "\n", &save); line && !found; line = strtok_r(NULL, "\n", &save)) {
-		char *sep = strstr(line, " - ");
-		if (sep && !strncmp(sep, " - cgroup2 ", 11)) {
-			mount_field(line, 5, out, size);
-			if (root)
-				mount_field(line, 4, root, root_size);
-			found = out[0] == '/';
-		}
+	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char *sep = strstr(line, " - "), m[4096];
+		bool holds;
+		if (!sep || strncmp(sep, " - cgroup2 ", 11))
+			continue;
+		mount_field(line, 5, m, sizeof m);
+		if (m[0] != '/')
+			continue;
+		holds = path && mount_holds(m, path);
+		if (found && !(holds && (!held || strlen(m) > best)))
+			continue;
+		snprintf(out, size, "%s", m);
+		if (root)
+			mount_field(line, 4, root, root_size);
+		found = true;
+		held = holds;
+		best = strlen(m);
+		if (!path)
+			break;
 	}
 	free(buf);
 	return found;

@@ -90,6 +90,8 @@ bool cgroup2_mount(char *out, size_t size);
  * 4: "/" for a mount of this cgroup namespace's root, "/.." seen from a
  * namespace below it). */
 bool cgroup2_mount_root(char *out, size_t size, char *root, size_t root_size);
+/* The same for the cgroup2 mount that holds path (see cgroupfs.c). */
+bool cgroup2_mount_of(const char *path, char *out, size_t size, char *root, size_t root_size);
 const char *cgroup_hint(void);
 
 #endif

@@ -635,4 +635,30 @@ test_another_version() {
 	expect_status 0 "detach" "$KASHIM" detach "$CG"
 }
 
+# A pod's view (a DaemonSet): its own cgroup2 mount, made in a cgroup
+# namespace, first in mountinfo, and the host's tree bound at another path
+# after it.  An attach to a cgroup named through the host's tree uses the
+# mount that holds the path, not the first one (the code before refused:
+# "cannot find ... in the tree of the cgroup2 mount").
+test_attach_through_a_second_mount() {
+	need_cgroup || return
+	need_cmd unshare || return
+	local mnt view=$TMP/view
+	mnt=$(cgroup2_root)
+	mkdir -p "$CG/pod" "$CG/target" "$view/t1" "$view/host"
+	sh -c 'echo $$ > "$1/cgroup.procs" && shift && exec unshare -m -C --propagation private sh -c "$@"' - "$CG/pod" '
+		mount --bind "$1" "$2/t1" && umount -l "$1" && mount -t cgroup2 none "$1" &&
+		mount --bind "$2/t1" "$2/host" && umount "$2/t1" || exit 9
+		target=$2/host/${3#"$1"/}
+		"$4" attach --idle 47 "$target" 2> "$2/attach.err"; echo "attach=$?"
+		"$4" detach "$target" 2> "$2/detach.err"; echo "detach=$?"' \
+		- "$mnt" "$view" "$CG/target" "$KASHIM" > "$TMP/pod.out" 2>&1
+	if grep -q '^attach=0$' "$TMP/pod.out"; then
+		ok "attach through the host's tree bound after the pod's own cgroup2 mount"
+	else
+		fail "attach: $(cat "$TMP/pod.out" "$view/attach.err" 2> /dev/null | head -c 400)"
+	fi
+	if grep -q '^detach=0$' "$TMP/pod.out"; then ok "detach there"; else fail "detach: $(cat "$view/detach.err" 2> /dev/null)"; fi
+}
+
 run_tests
