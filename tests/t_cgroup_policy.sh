@@ -329,8 +329,8 @@ test_replace_storm() {
 		BG_PIDS+=($!)
 	done
 	for k in $(seq "$clients"); do
-		for i in $(seq 300); do grep -q started "$TMP/client.$k" 2> /dev/null && break; sleep 0.1; done
-		grep -q started "$TMP/client.$k" || { fail "storm client $k did not start: $(tail -3 "$TMP/client.$k")"; return; }
+		wait_for 60 grep -q started "$TMP/client.$k" ||
+			{ fail "the scene did not get ready: storm client $k did not start within 60 s: $(tail -3 "$TMP/client.$k")"; return; }
 	done
 	start=$SECONDS
 	while [ $((SECONDS - start)) -lt "$seconds" ]; do
@@ -340,8 +340,9 @@ test_replace_storm() {
 	done
 	: > "$TMP/stop"
 	for k in $(seq "$clients"); do
-		for i in $(seq 600); do grep -q done "$TMP/client.$k" 2> /dev/null && break; sleep 0.1; done
-		line=$(grep done "$TMP/client.$k") || { fail "storm client $k did not finish: $(tail -3 "$TMP/client.$k")"; return; }
+		wait_for 120 grep -q done "$TMP/client.$k"
+		line=$(grep done "$TMP/client.$k") ||
+			{ fail "the scene did not get ready: storm client $k did not finish within 120 s of the stop: $(tail -3 "$TMP/client.$k")"; return; }
 		set -- $line
 		a=$((a + $2)) b=$((b + $3)) mixed=$((mixed + $4))
 		first="$first$(sed -n 's/^mix / /p' "$TMP/client.$k" | tr '\n' ';')"
