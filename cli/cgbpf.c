@@ -1109,10 +1109,45 @@ static void probe_child(const char *procs, const struct sockaddr_in *to)
 
 #define PROBE_PREFIX "kashim-probe-"
 
+/* A stale probe cgroup may still hold the probe's child, orphaned when
+ * its kashim was killed: end it (cgroup.kill, Linux 5.14; else each pid
+ * of cgroup.procs) and wait, bounded, for the cgroup to empty. */
+static void remove_probe_dir(int dir_fd, const char *name)
+{
+	char file[512], buf[4096], *p, *end;
+	ssize_t n;
+	int fd, i;
+
+	if (unlinkat(dir_fd, name, AT_REMOVEDIR) == 0 || errno != EBUSY)
+		return;
+	snprintf(file, sizeof file, "%s/cgroup.kill", name);
+	if ((fd = openat(dir_fd, file, O_WRONLY | O_CLOEXEC)) >= 0) {
+		n = write(fd, "1", 1);
+		close(fd);
+	} else {
+		snprintf(file, sizeof file, "%s/cgroup.procs", name);
+		fd = openat(dir_fd, file, O_RDONLY | O_CLOEXEC);
+		n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+		if (fd >= 0)
+			close(fd);
+		buf[n > 0 ? n : 0] = 0;
+		for (p = buf; *p; p = end) {
+			long pid = strtol(p, &end, 10);
+			if (end == p)
+				break;
+			if (pid > 0)
+				kill((pid_t)pid, SIGKILL);
+		}
+	}
+	(void)n;
+	for (i = 0; i < 200 && unlinkat(dir_fd, name, AT_REMOVEDIR) != 0 && errno == EBUSY; i++)
+		usleep(10000);
+}
+
 /* The probe cgroups an attach killed mid-probe left behind
  * (kashim-probe-PID-TIME, PID gone), removed: SIGKILL cannot be caught, so
- * each probe cleans up after the ones before it.  A probe cgroup still
- * holding its child is busy and stays, for the next one. */
+ * each probe cleans up after the ones before it, ending an orphaned probe
+ * child still in one. */
 void cgbpf_remove_stale_probes(const char *cgroup2_root)
 {
 	DIR *d = opendir(cgroup2_root);
@@ -1134,7 +1169,7 @@ void cgbpf_remove_stale_probes(const char *cgroup2_root)
 			continue; /* not a name a probe makes */
 		if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
 			continue; /* its kashim is still there (or its pid reused) */
-		unlinkat(dirfd(d), e->d_name, AT_REMOVEDIR);
+		remove_probe_dir(dirfd(d), e->d_name);
 	}
 	closedir(d);
 }
