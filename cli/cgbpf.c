@@ -944,11 +944,29 @@ void cgbpf_release(struct cg_attached *a, int n)
 
 /* ---- attach, replace, read -------------------------------------------- */
 
+/* Attaches a sock_ops program to a cgroup, beside the others there
+ * (systemd's, Cilium's stay: BPF_F_ALLOW_MULTI), in place of replace_fd's
+ * when that is not -1. */
+static int attach_sock_ops(int cgroup_fd, int prog_fd, int replace_fd)
+{
+	union bpf_attr attr;
+
+	memset(&attr, 0, sizeof attr);
+	attr.target_fd = (uint32_t)cgroup_fd;
+	attr.attach_bpf_fd = (uint32_t)prog_fd;
+	attr.attach_type = BPF_CGROUP_SOCK_OPS;
+	attr.attach_flags = BPF_F_ALLOW_MULTI;
+	if (replace_fd >= 0) {
+		attr.attach_flags |= BPF_F_REPLACE;
+		attr.replace_bpf_fd = (uint32_t)replace_fd;
+	}
+	return cgbpf_sys(BPF_PROG_ATTACH, &attr);
+}
+
 bool cgbpf_attach_new(int cgroup_fd, const char *path, const struct cg_policy *policy,
 		      struct cg_rule *rules, unsigned n, int replace_fd)
 {
 	struct prog *p = calloc(1, sizeof *p);
-	union bpf_attr attr;
 	int rules_fd = -1, policy_fd = -1, counts_fd = -1, slots_fd = -1, prog_fd = -1;
 	uint32_t key = 0;
 	bool done = false;
@@ -980,17 +998,7 @@ bool cgbpf_attach_new(int cgroup_fd, const char *path, const struct cg_policy *p
 		fprintf(stderr, "kashim attach: cannot load the program: %s\n", strerror(errno));
 		goto out;
 	}
-	memset(&attr, 0, sizeof attr);
-	attr.target_fd = (uint32_t)cgroup_fd;
-	attr.attach_bpf_fd = (uint32_t)prog_fd;
-	attr.attach_type = BPF_CGROUP_SOCK_OPS;
-	/* Other sock_ops programs on this cgroup (systemd's, Cilium's) stay. */
-	attr.attach_flags = BPF_F_ALLOW_MULTI;
-	if (replace_fd >= 0) {
-		attr.attach_flags |= BPF_F_REPLACE;
-		attr.replace_bpf_fd = (uint32_t)replace_fd;
-	}
-	if (cgbpf_sys(BPF_PROG_ATTACH, &attr) < 0) {
+	if (attach_sock_ops(cgroup_fd, prog_fd, replace_fd) < 0) {
 		fprintf(stderr, "kashim attach: cannot attach to ");
 		cgroup_print_escaped(stderr, path);
 		fprintf(stderr, ": %s\n", strerror(errno));
@@ -1180,7 +1188,6 @@ int cgbpf_can_read_keepalive(const char *cgroup2_root)
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t alen = sizeof a;
 	char dir[4200], procs[4300];
-	union bpf_attr attr;
 	uint32_t key = 0, answer = 0;
 	int map_fd = -1, prog_fd = -1, cg_fd = -1, lfd = -1, status, i, result = -1;
 	bool made = false;
@@ -1208,12 +1215,7 @@ int cgbpf_can_read_keepalive(const char *cgroup2_root)
 	made = true;
 	if ((cg_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 		goto out;
-	memset(&attr, 0, sizeof attr);
-	attr.target_fd = (uint32_t)cg_fd;
-	attr.attach_bpf_fd = (uint32_t)prog_fd;
-	attr.attach_type = BPF_CGROUP_SOCK_OPS;
-	attr.attach_flags = BPF_F_ALLOW_MULTI;
-	if (cgbpf_sys(BPF_PROG_ATTACH, &attr) < 0)
+	if (attach_sock_ops(cg_fd, prog_fd, -1) < 0)
 		goto out;
 	if ((lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
 	    bind(lfd, (struct sockaddr *)&a, sizeof a) != 0 || listen(lfd, 1) != 0 ||

@@ -113,6 +113,15 @@ public_copy() {
 	done
 }
 
+# incg DIR CMD...: CMD moved into cgroup DIR before it starts (the shell
+# moves itself, then execs CMD: the same pid, no connection made outside);
+# called in a subshell (bg), whose pid it keeps.
+incg() {
+	local dir=$1
+	shift
+	exec sh -c 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"' incg "$dir" "$@"
+}
+
 # peek PID: the kernel's view of PID's sockets, one line each.
 peek() { "$PEEK" "$1"; }
 

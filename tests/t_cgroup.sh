@@ -64,15 +64,6 @@ attach() {
 	return 1
 }
 
-# incg DIR CMD...: CMD moved into cgroup DIR before it starts (the shell
-# moves itself, then execs CMD: the same pid, no connection made outside);
-# called in a subshell (bg), whose pid it keeps.
-incg() {
-	local dir=$1
-	shift
-	exec sh -c 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"' incg "$dir" "$@"
-}
-
 # client_in DIR [own|ownka]: a static server outside the cgroups, and a
 # static client in DIR connected to it; the client's pid in $BG.
 client_in() {

@@ -55,12 +55,6 @@ attach() {
 	return 1
 }
 
-incg() {
-	local dir=$1
-	shift
-	exec sh -c 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"' incg "$dir" "$@"
-}
-
 # serve ADDR PORT [in]: a tcphold server (in $CG with "in"); pid in $BG.
 serve() {
 	if [ "${3:-}" = in ]; then bg incg "$CG" "$HOLD" serve-on "$1" "$2"; else bg "$HOLD" serve-on "$1" "$2"; fi
