@@ -181,6 +181,9 @@ run_tests() {
 			T="${TEST_FILE:-$(basename "$0" .sh)}: ${t#test_}"
 			TMP=$(mktemp -d)
 			trap cleanup EXIT
+			# the runner's timeout (or a ^C) ends a test through its
+			# EXIT trap too: no mount, cgroup or process left behind
+			trap 'exit 143' TERM INT HUP
 			"$t"
 		)
 	done
