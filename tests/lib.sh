@@ -113,6 +113,13 @@ public_copy() {
 	done
 }
 
+# The first cgroup2 mount point of /proc/self/mountinfo (the field after
+# " - " is the file system type; the mount point is field 5).
+cgroup2_root() {
+	awk '{ for (i = 1; i <= NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2") { print $5; exit } break } }' \
+		/proc/self/mountinfo
+}
+
 # incg DIR CMD...: CMD moved into cgroup DIR before it starts (the shell
 # moves itself, then execs CMD: the same pid, no connection made outside);
 # called in a subshell (bg), whose pid it keeps.

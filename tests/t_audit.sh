@@ -16,13 +16,6 @@ check() {
 	if err=$("$PY" "$CHECK" "$@" 2>&1); then ok "$what"; else fail "$what: $(echo "$err" | tail -n 3)"; fi
 }
 
-# The cgroup v2 mount point, from mountinfo (the field after " - " is the
-# file system type).
-cgroup2_root() {
-	awk '{ for (i = 1; i <= NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2") { print $5; exit } } }' \
-		/proc/self/mountinfo
-}
-
 # scene_status NAME WANT WHAT: the scene's command NAME exited with WANT.
 scene_status() {
 	local got

@@ -12,12 +12,6 @@ CG_ARGS=(--idle 37 --interval 11 --count 4)
 OWN="keepalive=1 idle=100 interval=20 count=3 user_timeout=5000"
 UNTOUCHED="keepalive=0 idle=7200 interval=75 count=9 user_timeout=0"
 
-# The cgroup2 mount point, from /proc/self/mountinfo.
-cgroup2_root() {
-	awk '{ for (i = 1; i <= NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2") print $5; break } }' \
-		/proc/self/mountinfo | head -n 1
-}
-
 CG=""
 cg_cleanup() {
 	local p

@@ -15,11 +15,6 @@ BPFCG=$HELPERS/bpfcg.py
 CG_ARGS=(--idle 37 --interval 11 --count 4)
 OFF="keepalive=0 idle=7200"
 
-cgroup2_root() {
-	awk '{ for (i = 1; i <= NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2") print $5; break } }' \
-		/proc/self/mountinfo | head -n 1
-}
-
 CG=""
 cg_cleanup() {
 	local p d

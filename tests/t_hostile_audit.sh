@@ -11,11 +11,6 @@
 K=${TEST_KASHIM:-$ROOT/kashim}
 HA=$HELPERS/hostile_audit.py
 
-cgroup2_root() {
-	awk '{ for (i = 1; i <= NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2") { print $5; exit } } }' \
-		/proc/self/mountinfo
-}
-
 # need_cgroup: sets CGROOT and CG (a fresh cgroup of this test, removed
 # at the end with everything below it).
 need_cgroup() {

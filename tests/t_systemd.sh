@@ -94,7 +94,7 @@ services_boot() {
 	socket_pair kt-sock 7105
 	dropin kt-sock.service "$SD/dropin-preload.conf"
 	plan <<-PLAN
-	want_mount=$([ "$layout" = unified ] && echo /sys/fs/cgroup || nspawn_cgroup2_root)
+	want_mount=$([ "$layout" = unified ] && echo /sys/fs/cgroup || cgroup2_root)
 	PLAN
 	plan_more <<-'PLAN'
 	if [ "$CGROOT" = "$want_mount" ]; then ok "the cgroup2 mount is $CGROOT"; else fail "cgroup2 at '$CGROOT', want $want_mount"; fi

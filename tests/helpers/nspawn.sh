@@ -19,12 +19,6 @@
 # killed keeps running there.  So each boot runs in a cgroup of its own,
 # which is killed (cgroup.kill) and removed after the boot, pass or fail.
 
-# The cgroup2 mount point, from /proc/self/mountinfo.
-nspawn_cgroup2_root() {
-	awk '{ for (i = 1; i <= NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2") print $5; break } }' \
-		/proc/self/mountinfo | head -n 1
-}
-
 NSPAWN_CGROUPS=()
 # More systemd-nspawn arguments for every boot (tests/helpers/docsystemd.sh
 # binds the documentation block's directory with it).
@@ -42,7 +36,7 @@ nspawn_cgroup1_mounts() {
 # to 10 s for them to go.
 nspawn_end_cgroup() {
 	local dir=$1 rel i m left
-	rel=${dir#"$(nspawn_cgroup2_root)"}
+	rel=${dir#"$(cgroup2_root)"}
 	[ -e "$dir/cgroup.kill" ] && echo 1 > "$dir/cgroup.kill" 2> /dev/null
 	for i in $(seq 100); do
 		left=0
@@ -70,7 +64,7 @@ nspawn_usable() {
 	need_root || return 1
 	need_cmd systemd-nspawn systemd-escape || return 1
 	local root
-	root=$(nspawn_cgroup2_root)
+	root=$(cgroup2_root)
 	if [ -z "$root" ]; then
 		skip "no cgroup2 mount in /proc/self/mountinfo"
 		return 1
@@ -133,7 +127,7 @@ nspawn_boot() {
 	args+=(--system-call-filter="pidfd_open pidfd_getfd")
 	[ "$filter" = bpf ] && args+=(--system-call-filter=bpf)
 	[ "$layout" = unified ] && envs+=(SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1)
-	root=$(nspawn_cgroup2_root)
+	root=$(cgroup2_root)
 	cg=$root/kashim-nspawn-$$-$RANDOM
 	mkdir "$cg" || { fail "$name: cannot create the boot's cgroup $cg"; return 1; }
 	NSPAWN_CGROUPS+=("$cg")
