@@ -330,16 +330,21 @@ def slug(heading):
     return h.replace(" ", "-")
 
 
-def anchors(path):
-    seen, out = {}, set()
+def prose_lines(path):
+    """(line number, line) of every line of path outside fenced code."""
     fence = None
-    for ln in open(path, encoding="utf-8"):
+    for no, ln in enumerate(open(path, encoding="utf-8"), 1):
         m = re.match(r"^(`{3,})", ln)
         if m:
             fence = None if fence and ln.startswith(fence) else (fence or m.group(1))
             continue
-        if fence:
-            continue
+        if not fence:
+            yield no, ln
+
+
+def anchors(path):
+    seen, out = {}, set()
+    for _, ln in prose_lines(path):
         m = re.match(r"^#{1,6}\s+(.*?)\s*#*\s*$", ln)
         if m:
             s = slug(m.group(1))
@@ -351,14 +356,7 @@ def anchors(path):
 
 def links_of(path):
     """(line, target) of every Markdown link outside code."""
-    fence = None
-    for no, ln in enumerate(open(path, encoding="utf-8"), 1):
-        m = re.match(r"^(`{3,})", ln)
-        if m:
-            fence = None if fence and ln.startswith(fence) else (fence or m.group(1))
-            continue
-        if fence:
-            continue
+    for no, ln in prose_lines(path):
         ln = re.sub(r"`[^`]*`", "", ln)
         for m in re.finditer(r"\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)", ln):
             yield no, m.group(1)
