@@ -575,7 +575,7 @@ static int parse_options(int argc, char **argv, struct kashim_config *cfg, bool 
 	static const char *const var[] = { "KASHIM_IDLE", "KASHIM_INTERVAL", "KASHIM_COUNT",
 					   "KASHIM_USER_TIMEOUT", "KASHIM_MODE", "KASHIM_CONFIG",
 					   "KASHIM_SCOPE", "KASHIM_ONLY", "KASHIM_SKIP" };
-	enum { N = sizeof opt / sizeof opt[0], FILE_OPT = 5, SCOPE_OPT = 6 };
+	enum { N = sizeof opt / sizeof opt[0], FILE_OPT = 5 };
 	struct kashim_source src = { NULL, NULL, false, NULL };
 	char *env[N + 1] = { 0 };
 	const char *value[N] = { 0 };
@@ -611,8 +611,6 @@ static int parse_options(int argc, char **argv, struct kashim_config *cfg, bool 
 			return -1;
 		}
 		value[k] = eq ? eq + 1 : argv[++i];
-		if (k == SCOPE_OPT && !strcmp(value[k], "both"))
-			value[k] = "all"; /* the library's word for both */
 	}
 	/* As long as the command line allows: the library's own limits
 	 * (KASHIM_MAX_RULES rules a list) are the only ones. */
@@ -673,18 +671,15 @@ static unsigned policy_from(const struct kashim_config *cfg, struct cg_policy *p
 	return n;
 }
 
-/* A rule as the grammar writes it: 10.0.0.0/8, [fd00::/8]:443, :5432. */
+/* A rule as the grammar writes it, as config.c does: 10.0.0.0/8,
+ * [fd00::/8]:443, :5432, :1-65535. */
 static void print_rule(const struct kashim_rule *r)
 {
-	char host[INET6_ADDRSTRLEN];
-	bool any_port = r->port_lo == 1 && r->port_hi == 65535;
+	struct kashim_line l;
 
-	if (r->family) {
-		inet_ntop(r->family, r->addr, host, sizeof host);
-		printf(r->family == AF_INET6 && !any_port ? "[%s/%u]" : "%s/%u", host, r->prefix);
-	}
-	if (!any_port)
-		printf(r->port_lo == r->port_hi ? ":%u" : ":%u-%u", r->port_lo, r->port_hi);
+	kashim_line_start(&l);
+	kashim_line_put_rule(&l, r);
+	fwrite(l.buf, 1, l.len, stdout);
 }
 
 /* " --only 10.0.0.0/8,:5432": a list as the grammar writes it, with no

@@ -182,7 +182,7 @@ test_scope() {
 	scope_case both "$WANT" "$WANT"
 	"$KASHIM" status > "$TMP/status" 2>&1
 	expect_status 2 "a bad scope" "$KASHIM" attach --scope clients "$CG"
-	expect_text "$TMP/err" "the library's message for the scope" "^kashim attach: kashim: KASHIM_SCOPE=\"clients\" ignored \(not a recognised word\); accepted: all, client or server"
+	expect_text "$TMP/err" "the library's message for the scope" "^kashim attach: kashim: KASHIM_SCOPE=\"clients\" ignored \(not a recognised word\); accepted: all \(or both\), client or server"
 }
 
 # check_matches_attach FILE: kashim check --config FILE's cgroup part is

@@ -125,6 +125,45 @@ WANT
 	expect_text "$TMP/err" "usage" '^usage: kashim check \[--env-file FILE\] \[--config FILE\] \[--program NAME\]$'
 }
 
+# Every rule prints as text that parses back to it (issue 21: ":1-65535"
+# printed as nothing, so dropin --cgroup wrote "--skip  self", which
+# systemd reads as --skip self with no cgroup): dropin --cgroup's own
+# output, given back to it, writes the same line.
+rule_list_of() { sed -n "s/^ExecStartPre=.* --$1 \([^ ]*\) .*/\1/p" "$TMP/out"; }
+test_rules_print_back() {
+	local list printed
+	expect_status 0 "dropin --cgroup --skip :1-65535" "$K" dropin --cgroup --skip :1-65535
+	expect_text "$TMP/out" "the rule is written as it parses" '^ExecStartPre=.* --skip :1-65535 (-- )?self$'
+	for list in ':1-65535' '10.0.0.0/8,:1-65535' ':1,:65535,:1-2,:65534-65535' \
+		'0.0.0.0/0,::/0,[::/0]:1-65535' '::ffff:10.0.0.0/104,[::ffff:127.0.0.1]:80,::ffff:1.2.3.4/95' \
+		'[fd00::/8]:8000-8999,::1,1.2.3.4:5-6'; do
+		"$K" dropin --cgroup --only "$list" --skip "$list" > "$TMP/out" 2> "$TMP/err"
+		printed=$(rule_list_of only)
+		cp "$TMP/out" "$TMP/first"
+		if [ -z "$printed" ] || [ "$printed" != "$(rule_list_of skip)" ] ||
+			! "$K" dropin --cgroup --only "$printed" --skip "$printed" > "$TMP/out" 2> "$TMP/err" ||
+			! cmp -s "$TMP/first" "$TMP/out"; then
+			fail "$list: printed as '$printed', which does not give the same line back: $(grep ExecStartPre "$TMP/first" "$TMP/out") $(cat "$TMP/err")"
+		else
+			ok "$list: printed as $printed, which gives the same line back"
+		fi
+	done
+	expect_status 0 "check with KASHIM_SKIP=:1-65535" env -i KASHIM_SKIP=:1-65535 "$K" check
+	expect_text "$TMP/out" "check lists the rule as it parses" '^  skip :1-65535$'
+}
+
+# One set of scope words everywhere (issue 21: attach --scope took both,
+# the file's scope = both was a bad value).
+test_scope_both_everywhere() {
+	printf 'scope = both\n' > "$TMP/both.conf"
+	expect_status 0 "check: scope = both in the file" env -i "$K" check --config "$TMP/both.conf"
+	if [ -s "$TMP/err" ]; then fail "a message: $(cat "$TMP/err")"; else ok "no message"; fi
+	expect_text "$TMP/out" "the cgroup mode takes it as all" '^idle=15s interval=15s count=9 user_timeout=150000ms mode=respect$'
+	expect_status 0 "check: KASHIM_SCOPE=both" env -i KASHIM_SCOPE=both "$K" check
+	expect_status 0 "dropin --cgroup --scope both" "$K" dropin --cgroup --scope both
+	expect_text "$TMP/out" "written as all: no --scope" '^ExecStartPre=.* --mode respect (-- )?self$'
+}
+
 test_run_sets_environment_and_execs() {
 	expect_status 0 "run: LD_PRELOAD gets the build tree's library" env -u LD_PRELOAD "$K" run printenv LD_PRELOAD
 	if [ "$(cat "$TMP/out")" = "$LIB" ]; then ok "LD_PRELOAD=$LIB"; else fail "LD_PRELOAD=$(cat "$TMP/out")"; fi
