@@ -23,6 +23,7 @@
  */
 #define _GNU_SOURCE
 #include "cgbpf.h"
+#include "cli.h" /* cgroup_print_escaped, from files.c below */
 
 #include <arpa/inet.h>
 #include <dirent.h>

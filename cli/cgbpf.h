@@ -76,11 +76,6 @@ struct cg_state {
 	uint64_t skipped[CG_RULES_MAX]; /* per rule */
 };
 
-/* cgroup.c: a cgroup's path (any text from the system) as status and
- * every message of the cgroup mode show it: control bytes, C1 controls,
- * space, backslash and bytes that are not UTF-8 as \xHH. */
-void cgroup_print_escaped(FILE *f, const char *s);
-
 int cgbpf_sys(enum bpf_cmd cmd, union bpf_attr *attr);
 uint64_t cgbpf_ptr(const void *p);
 

@@ -141,45 +141,6 @@ static bool sock_ops_supported(const char *release)
 	return false;
 }
 
-/* Bytes as the project's messages show them: printable ASCII and valid
- * UTF-8 as they are; control bytes (C1 too), space, backslash and bytes
- * that are not UTF-8 as \xHH, so no name can move the cursor, colour the
- * terminal, split a line or pose as a field.  Status's names and every
- * message of attach and detach naming a cgroup go through here, so a path
- * reads the same in both. */
-void cgroup_print_escaped(FILE *f, const char *s)
-{
-	const unsigned char *p = (const unsigned char *)s;
-
-	if (f == stderr)
-		fflush(stdout); /* the lines in their order */
-	while (*p) {
-		unsigned len = *p < 0x80 ? 1 : (*p & 0xe0) == 0xc0 ? 2 : (*p & 0xf0) == 0xe0 ? 3 :
-			       (*p & 0xf8) == 0xf0 ? 4 : 0;
-		unsigned long cp = len == 1 ? *p : len ? (unsigned long)(*p & (0x7f >> len)) : 0;
-		unsigned k;
-		bool ok = len > 0;
-
-		for (k = 1; ok && k < len; k++) {
-			ok = (p[k] & 0xc0) == 0x80;
-			cp = cp << 6 | (p[k] & 0x3f);
-		}
-		if (ok && len > 1) {
-			static const unsigned long min[] = { 0, 0, 0x80, 0x800, 0x10000 };
-			ok = cp >= min[len] && cp <= 0x10ffff && !(cp >= 0xd800 && cp <= 0xdfff) &&
-			     cp >= 0xa0; /* C1 controls are escaped too */
-		}
-		if (ok && len == 1)
-			ok = *p > 0x20 && *p < 0x7f && *p != '\\';
-		if (ok) {
-			fwrite(p, 1, len, f);
-			p += len;
-		} else {
-			fprintf(f, "\\x%02x", *p++);
-		}
-	}
-}
-
 #define print_escaped(S) cgroup_print_escaped(stdout, S)
 
 /* "kashim CMD: BEFORE" PATH (escaped) and the rest, one line on stderr. */
