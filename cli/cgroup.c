@@ -351,6 +351,11 @@ static bool resolve_cgroup(const struct command *cmd, const char *operand, char 
 	} else if (climbs_out(operand)) {
 		say(cmd->name, "", operand, ": a path below the cgroup2 mount cannot hold \"..\"\n");
 		return false;
+	} else {
+		/* "./self", "./-x": the template unit's form of a path that
+		 * could be read as the word self or as an option */
+		while (below[0] == '.' && below[1] == '/' && below[2])
+			below += 2 + strspn(below + 2, "/");
 	}
 	if ((size_t)snprintf(out, size, "%s/%s", root, below) >= size) {
 		fprintf(stderr, "kashim %s: the cgroup's path is too long\n", cmd->name);
@@ -778,8 +783,8 @@ void cgroup_check(const struct kashim_source *src)
 /* ---- attach ------------------------------------------------------------ */
 
 static const char attach_usage[] =
-	"usage: kashim attach [OPTIONS] CGROUP\n"
-	"       kashim detach CGROUP\n"
+	"usage: kashim attach [OPTIONS] [--] CGROUP\n"
+	"       kashim detach [--] CGROUP\n"
 	"       kashim status\n";
 
 static int attach_help(void)
@@ -788,7 +793,8 @@ static int attach_help(void)
 	       "attach sets TCP keepalive on every TCP connection made, and accepted on\n"
 	       "a listener created, from now on by any process in CGROUP or below (a\n"
 	       "cgroup v2 directory: an absolute path, a path below the cgroup2 mount\n"
-	       "such as system.slice, or self, the cgroup kashim runs in): a BPF sock_ops\n"
+	       "such as system.slice, or self, the cgroup kashim runs in; ./self is one\n"
+	       "named self, and -- before CGROUP ends the options): a BPF sock_ops\n"
 	       "program in the kernel, which reaches what LD_PRELOAD cannot (static and\n"
 	       "Go programs, setuid programs, raw system calls, io_uring).\n"
 	       "Attaching again replaces the settings and rules\n"
@@ -804,8 +810,8 @@ static int attach_help(void)
 	       "                      timeout stay; with its own timers, an automatic user\n"
 	       "                      timeout is not set) or force (kashim's values\n"
 	       "                      stand) (respect)\n"
-	       "  --scope S           client (connections made), server (accepted) or\n"
-	       "                      both (all)\n"
+	       "  --scope S           client (connections made), server (accepted), or\n"
+	       "                      all, also written both (all)\n"
 	       "  --only RULES        only connections matching a rule (KASHIM_ONLY's form)\n"
 	       "  --skip RULES        not connections matching a rule (KASHIM_SKIP's form):\n"
 	       "                      10.0.0.0/8, ::1, :5432, :8000-8999, 10.1.2.3:5432,\n"
@@ -1102,8 +1108,13 @@ int cmd_detach(int argc, char **argv)
 
 	if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")))
 		return attach_help();
-	if (argc != 2 || argv[1][0] == '-') {
-		fprintf(stderr, "usage: kashim detach CGROUP\n");
+	/* "--" ends the options, as in attach: a cgroup may be named -x */
+	if (argc == 3 && !strcmp(argv[1], "--"))
+		argc--, argv++;
+	else if (argc == 2 && argv[1][0] == '-')
+		argc = 0;
+	if (argc != 2) {
+		fprintf(stderr, "usage: kashim detach [--] CGROUP\n");
 		return EXIT_USAGE;
 	}
 	if (!open_cgroup(&detach, argv[1], &t))
@@ -1428,6 +1439,6 @@ int cmd_dropin_cgroup(int argc, char **argv)
 		print_rule_list(" --only ", &cfg.only);
 	if (cfg.skip.n)
 		print_rule_list(" --skip ", &cfg.skip);
-	printf(" self\n");
+	printf(" -- self\n"); /* "--": nothing before self is read as the cgroup */
 	return EXIT_OK;
 }
