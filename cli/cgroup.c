@@ -1256,7 +1256,11 @@ static bool walk_cgroups(int root_fd, struct walk *w)
 			continue;
 		child = openat(dirfd(f->dir), e->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
 		if (child < 0) {
-			if (!w->unopened++)
+			/* ENOENT: removed since readdir saw it (cgroups come and
+			 * go: a unit stopped, an attach's probe): nothing is
+			 * missing from the list.  Only one that is there and
+			 * cannot be read is. */
+			if (errno != ENOENT && !w->unopened++)
 				w->first_errno = errno;
 			w->path[f->len] = 0;
 			continue;

@@ -361,6 +361,57 @@ test_dropin_cgroup() {
 	if [ -s "$TMP/out" ]; then fail "something was printed: $(cat "$TMP/out")"; else ok "nothing printed"; fi
 }
 
+# Cgroups come and go on a real host while status walks the tree (issue 21:
+# one removed between readdir and openat made status say "could not be
+# opened" and exit 1): 64 cgroups below $CG made and removed in a loop
+# (bounded: 120 s, or until told to stop) while status runs 200 times;
+# every run must exit 0 and say nothing.
+test_status_while_cgroups_vanish() {
+	need_cgroup || return
+	local k rc bad=0 first=""
+	"$PY" - "$CG" "$TMP/stop" > "$TMP/churn" 2>&1 <<'PYEOF' &
+import os, sys, time
+top, stop = sys.argv[1], sys.argv[2]
+made, end = 0, time.monotonic() + 120
+while not os.path.exists(stop) and time.monotonic() < end:
+    for i in range(64):
+        os.mkdir("%s/churn%d" % (top, i))
+        made += 1
+    for i in range(64):
+        os.rmdir("%s/churn%d" % (top, i))
+print(made)
+PYEOF
+	local churn=$!
+	wait_for 60 test -d "$CG/churn0" || { fail "the churner did not start: $(cat "$TMP/churn")"; return; }
+	for k in $(seq 200); do
+		"$KASHIM" status > "$TMP/out" 2> "$TMP/err"
+		rc=$?
+		if [ "$rc" != 0 ] || [ -s "$TMP/err" ]; then
+			bad=$((bad + 1))
+			[ -n "$first" ] || first="status $rc: $(head -c 300 "$TMP/err")"
+		fi
+	done
+	touch "$TMP/stop"
+	wait "$churn"
+	if [ "$(cat "$TMP/churn")" -gt 64 ] 2> /dev/null && [ "$bad" = 0 ]; then
+		ok "200 runs while $(cat "$TMP/churn") cgroups were made and removed: every one exit 0, nothing on stderr"
+	else
+		fail "$bad of 200 runs failed (${first:-none}); churner: $(head -c 200 "$TMP/churn")"
+	fi
+}
+
+# ... and one that is there and cannot be opened still is a problem: a
+# chain 24 deep below $CG walked with at most 12 descriptors (EMFILE).
+test_status_unopened_cgroup() {
+	need_cgroup || return
+	local d=$CG k
+	for k in $(seq 24); do d=$d/d; done
+	mkdir -p "$d" || { fail "cannot make $d"; return; }
+	expect_status 1 "status with 12 descriptors" bash -c 'ulimit -n 12 && ulimit -Hn 12 && exec "$0" status' "$KASHIM"
+	expect_text "$TMP/err" "says cgroups could not be opened, and why" \
+		'^kashim status: [0-9]+ cgroups could not be opened \(Too many open files\); the list may be incomplete$'
+}
+
 # The template unit kashim-attach@.service, its ExecStart= and ExecStop=
 # lines expanded as systemd expands them (the specifiers, then the words
 # split, quotes honoured), run by a process in $CG: an instance that
