@@ -100,7 +100,8 @@ bool cgbpf_attach_new(int cgroup_fd, const char *path, const struct cg_policy *p
 bool cgbpf_replace(const struct cg_attached *a, const struct cg_policy *policy,
 		   struct cg_rule *rules, unsigned n);
 
-/* Reads what an attachment holds. */
+/* Reads what an attachment holds; false with errno EAGAIN when its rules
+ * were replaced while read, again and again (then read it later). */
 bool cgbpf_read(const struct cg_attached *a, struct cg_state *st);
 
 /* Does this kernel's bpf_getsockopt read SO_KEEPALIVE (Linux 6.2)?  Asked

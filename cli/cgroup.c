@@ -1154,7 +1154,7 @@ struct walk {
 	size_t size;
 	struct frame *stack;
 	size_t depth, cap;
-	unsigned visited, found, unopened;
+	unsigned visited, found, unopened, torn;
 	int first_errno;
 	struct timespec start;
 	struct cg_state st;
@@ -1184,6 +1184,10 @@ static void visit(int fd, struct walk *w)
 	for (k = 0; k < n; k++) {
 		if (found[k].current && cgbpf_read(&found[k], &w->st)) {
 			print_attachment(*w->path ? w->path : "/", &found[k], &w->st);
+		} else if (found[k].current && errno == EAGAIN) {
+			say("status", "", *w->path ? w->path : "/", ": kashim program %u was replaced "
+			    "while read, again and again; run kashim status again\n", found[k].prog_id);
+			w->torn++;
 		} else {
 			print_escaped(*w->path ? w->path : "/");
 			printf(" kashim program %u of another version (kashim attach replaces it, "
@@ -1320,6 +1324,8 @@ int cmd_status(int argc, char **argv)
 				"list may be incomplete\n", w->unopened, strerror(w->first_errno));
 			status = EXIT_PROBLEM;
 		}
+		if (w->torn)
+			status = EXIT_PROBLEM; /* each said so */
 		if (!w->found)
 			printf("kashim is attached to no cgroup\n");
 	}
