@@ -164,6 +164,17 @@ test_scope_both_everywhere() {
 	expect_text "$TMP/out" "written as all: no --scope" '^ExecStartPre=.* --mode respect -- self$'
 }
 
+# Every operand position takes "--" (issue 21): doctor, inspect and detach
+# as run and attach do.
+test_double_dash_before_operands() {
+	expect_status 0 "doctor -- PROGRAM" "$K" doctor -- /bin/true
+	expect_status 0 "inspect -- PID" "$K" inspect -- $$
+	expect_text "$TMP/out" "inspect reads it" '^\(no TCP sockets\)$|ESTABLISHED|LISTEN'
+	expect_status 2 "inspect -- without a PID" "$K" inspect --
+	expect_status 1 "detach -- CGROUP: the operand, not a usage error" "$K" detach -- /nonexistent-kashim-t$$
+	expect_text "$TMP/err" "names it" "^kashim detach: .*nonexistent-kashim-t$$"
+}
+
 test_run_sets_environment_and_execs() {
 	expect_status 0 "run: LD_PRELOAD gets the build tree's library" env -u LD_PRELOAD "$K" run printenv LD_PRELOAD
 	if [ "$(cat "$TMP/out")" = "$LIB" ]; then ok "LD_PRELOAD=$LIB"; else fail "LD_PRELOAD=$(cat "$TMP/out")"; fi
