@@ -648,7 +648,8 @@ test_status_while_replaced() {
 	local at rc
 	attach "${CG_ARGS[@]}" --skip 10.0.0.0/8 || return
 	for at in 1 2 1,2 1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20; do
-		TEAR_AT=$at TEAR_CMD="'$KASHIM' attach --idle 38 --interval 11 --count 4 --skip 10.0.0.0/9 '$CG'" \
+		TEAR_AT=$at TEAR_KASHIM=$KASHIM TEAR_CG=$CG \
+			TEAR_CMD='"$TEAR_KASHIM" attach --idle 38 --interval 11 --count 4 --skip 10.0.0.0/9 "$TEAR_CG"' \
 			LD_PRELOAD="$ROOT/tests/libtear.so" "$KASHIM" status > "$TMP/status" 2> "$TMP/err"
 		rc=$?
 		if grep -qF "of another version" "$TMP/status"; then
