@@ -21,7 +21,8 @@ LIB := libkashim.so
 CLI := kashim
 CLI_SRC := cli/kashim.c cli/inspect.c cli/sockread.c cli/audit.c cli/doctor.c cli/files.c cli/cgroup.c cli/cgbpf.c cli/cgroupfs.c config.c
 TEST_BINS := tests/test_config tests/probe tests/sockpeek tests/libearly.so tests/libwrap.so \
-             tests/libfailbig.so tests/libexitmid.so tests/hostile tests/libhostile.so tests/tcphold
+             tests/libfailbig.so tests/libexitmid.so tests/hostile tests/libhostile.so tests/tcphold \
+             tests/libtear.so
 
 .PHONY: all check demo bench musl fuzz detect-report install uninstall clean deb version man
 
@@ -59,6 +60,9 @@ tests/libfailbig.so: tests/failbig.c
 
 tests/libexitmid.so: tests/exitmid.c
 	$(CC) $(KCFLAGS) -fPIC -shared -o $@ tests/exitmid.c -ldl
+
+tests/libtear.so: tests/tear.c
+	$(CC) $(KCFLAGS) -fPIC -shared -o $@ tests/tear.c -ldl
 
 # The hostile calls of tests/t_hostile_lib.sh; the library bound at load
 # (-z now), so that no lazy binding runs on its 4 KiB signal stack.

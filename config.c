@@ -462,6 +462,33 @@ static enum verdict parse_rules(const char *s, struct kashim_rules *out)
 	return V_OK;
 }
 
+void kashim_line_put_rule(struct kashim_line *l, const struct kashim_rule *r)
+{
+	char host[64]; /* INET6_ADDRSTRLEN, without <netinet/in.h> */
+	bool any_port = r->port_lo == 1 && r->port_hi == 65535;
+	bool bracket = r->family == AF_INET6 && !any_port;
+
+	if (r->family) {
+		if (!inet_ntop(r->family, r->addr, host, sizeof host))
+			host[0] = 0;
+		kashim_line_put(l, bracket ? "[" : "");
+		kashim_line_put(l, host);
+		kashim_line_put(l, "/");
+		kashim_line_put_uint(l, r->prefix);
+		kashim_line_put(l, bracket ? "]" : "");
+	}
+	/* No address and every port (":1-65535") is written out: an empty
+	 * rule would read as no rule at all. */
+	if (any_port && r->family)
+		return;
+	kashim_line_put(l, ":");
+	kashim_line_put_uint(l, r->port_lo);
+	if (r->port_hi != r->port_lo) {
+		kashim_line_put(l, "-");
+		kashim_line_put_uint(l, r->port_hi);
+	}
+}
+
 /* Is addr in the rule's network?  Byte by byte, stopping at the first
  * that differs (most rules differ in their first byte): a scan of 256
  * rules with memcmp, a call each, cost twice as much. */
@@ -542,7 +569,7 @@ static const struct var vars[VAR_COUNT_] = {
 			       "auto, off, or 1ms to 2147483647ms, as 30, 30s, 1500ms, 2m or 1h",
 			       "auto" },
 	[VAR_DEBUG] = { "KASHIM_DEBUG", "debug", K_SWITCH, SWITCH_FORM, "off" },
-	[VAR_SCOPE] = { "KASHIM_SCOPE", "scope", K_SCOPE, "all, client or server", "all" },
+	[VAR_SCOPE] = { "KASHIM_SCOPE", "scope", K_SCOPE, "all (or both), client or server", "all" },
 	[VAR_ONLY] = { "KASHIM_ONLY", "only", K_RULES, RULES_FORM, "(none: every connection)" },
 	[VAR_SKIP] = { "KASHIM_SKIP", "skip", K_RULES, RULES_FORM, "(none)" },
 	[VAR_PROGRAMS] = { "KASHIM_PROGRAMS", "programs", K_GLOBS, GLOBS_FORM, "(none: every program)" },
@@ -826,7 +853,9 @@ static enum verdict parse_user_timeout(const char *value, enum kashim_user_timeo
  * the configuration being built (b NULL: check only). */
 static enum verdict parse_into(enum var_id id, const char *value, struct build *b)
 {
-	static const char *const scopes[] = { "all", "client", "server" };
+	/* "both" is "all": one set of words for the variable, the file and
+	 * kashim attach --scope (whose word it was first). */
+	static const char *const scopes[] = { "all", "client", "server", "both" };
 	static const char *const modes[] = { "respect", "force" };
 	struct kashim_config *c = b ? b->cfg : NULL;
 	enum kashim_user_timeout_mode ut_mode;
@@ -860,9 +889,9 @@ static enum verdict parse_into(enum var_id id, const char *value, struct build *
 		}
 		break;
 	case K_SCOPE:
-		v = parse_word(value, scopes, 3, &word);
+		v = parse_word(value, scopes, 4, &word);
 		if (v == V_OK && c)
-			c->scope = (enum kashim_scope)word;
+			c->scope = word == 3 ? KASHIM_SCOPE_ALL : (enum kashim_scope)word;
 		break;
 	case K_MODE:
 		v = parse_word(value, modes, 2, &word);

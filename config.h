@@ -152,6 +152,9 @@ void kashim_line_put_uint(struct kashim_line *l, unsigned long v);
 void kashim_line_put_value(struct kashim_line *l, const char *v);
 /* len bytes of s escaped as a value is (no quotes), cut with "..." past max. */
 void kashim_line_put_escaped(struct kashim_line *l, const char *s, size_t len, size_t max);
+/* A rule as the grammar writes it (10.0.0.0/8, [fd00::/8]:443, :5432,
+ * :1-65535): text that parses back to the same rule. */
+void kashim_line_put_rule(struct kashim_line *l, const struct kashim_rule *r);
 /* Terminates with '\n' and returns the length. */
 size_t kashim_line_end(struct kashim_line *l);
 

@@ -423,7 +423,10 @@ static bool exe_of(struct audit *a, long pid, char *exe, size_t size, int *ns)
 	return stat_bounded(a, exe, &here) && same_file(&here, &after);
 }
 
-static size_t program_of(struct audit *a, long pid)
+/* The row of pid's program; *own_id: pid's own cgroup (a row holds the
+ * processes of a unit, in its sub-cgroups too, and its cgroup is its first
+ * process's). */
+static size_t program_of(struct audit *a, long pid, unsigned long long *own_id)
 {
 	char path[PATH_MAX], exe[PATH_MAX + 32], unit[256], *cgroup;
 	struct program *p;
@@ -436,6 +439,7 @@ static size_t program_of(struct audit *a, long pid)
 	mark = verified || !strcmp(path, "?") ? EXE_VERIFIED : ns == 0 ? EXE_OTHER_NS : EXE_UNVERIFIED;
 	snprintf(exe, sizeof exe, "%s%s", path, exe_mark_text[mark]);
 	cgroup = cgroup_of(pid);
+	*own_id = cgroup_id_of_path(cgroup);
 	unit_of(cgroup, unit, sizeof unit);
 	for (i = 0; i < a->nprograms; i++) {
 		p = &a->programs[i];
@@ -489,7 +493,8 @@ static int by_inode(const void *x, const void *y)
 }
 
 /* The socket's own cgroup, when sock_diag knows it and it is not the
- * process's (accepted on a listener made elsewhere). */
+ * cgroup of the process holding it (accepted on a listener made
+ * elsewhere), own_id. */
 static char *other_cgroup(const struct netns_facts *nf, const struct sock_info *s,
 			  unsigned long long own_id)
 {
@@ -508,9 +513,9 @@ static char *other_cgroup(const struct netns_facts *nf, const struct sock_info *
  * with the descriptors that hold it. */
 static void add_process(struct audit *a, long pid)
 {
-	size_t program = program_of(a, pid), i, k;
+	unsigned long long own_id; /* pid's own cgroup, not its row's first process's */
+	size_t program = program_of(a, pid, &own_id), i, k;
 	const struct netns_facts *nf = netns_of(a, pid);
-	unsigned long long own_id = cgroup_id_of_path(a->programs[program].cgroup);
 
 	qsort(a->pending, a->npending, sizeof *a->pending, by_inode);
 	for (i = 0; i < a->npending; i = k) {
@@ -552,7 +557,14 @@ static void merge_shared(struct audit *a)
 	for (i = 0; i < a->nconns; i++) {
 		if (o && a->conns[o - 1].program == a->conns[i].program &&
 		    a->conns[o - 1].s.inode == a->conns[i].s.inode) {
-			a->conns[o - 1].nprocs++;
+			struct connection *kept = &a->conns[o - 1];
+			kept->nprocs++;
+			/* in the cgroup of one of its processes: the cgroup
+			 * mode there reaches it */
+			if (!a->conns[i].socket_cgroup) {
+				free(kept->socket_cgroup);
+				kept->socket_cgroup = NULL;
+			}
 			free(a->conns[i].socket_cgroup);
 			continue;
 		}

@@ -23,6 +23,7 @@
  */
 #define _GNU_SOURCE
 #include "cgbpf.h"
+#include "cli.h" /* cgroup_print_escaped, from files.c below */
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -744,14 +745,28 @@ fail:
  * kernel writes a whole value of the map's own size into the buffer a
  * lookup gives it, so a map made by another version (other sizes) is never
  * read into this one's structures. */
+#define RULES_OPEN_TRIES 8
 static int rules_map_current(int policy_fd)
 {
 	uint32_t key = 0, id = 0;
 	struct bpf_map_info info;
-	int fd;
+	int fd = -1, tries;
 
-	if (map_op(policy_fd, BPF_MAP_LOOKUP_ELEM, &key, &id) < 0 || (fd = map_by_id(id)) < 0)
+	/* A replacement swaps the slot's map at any time, and the map whose
+	 * id was read goes with its last reference (ENOENT): the id is read
+	 * again, a bounded number of times (each needs another replacement);
+	 * the map, once open, is never written, so what is read from it
+	 * cannot tear.  EAGAIN when replaced that many times in a row. */
+	for (tries = 0; fd < 0 && tries < RULES_OPEN_TRIES; tries++) {
+		if (map_op(policy_fd, BPF_MAP_LOOKUP_ELEM, &key, &id) < 0)
+			return -1;
+		if ((fd = map_by_id(id)) < 0 && errno != ENOENT)
+			return -1;
+	}
+	if (fd < 0) {
+		errno = EAGAIN;
 		return -1;
+	}
 	if (!map_info(fd, &info) || info.type != BPF_MAP_TYPE_LPM_TRIE ||
 	    info.key_size != sizeof(struct rules_key) ||
 	    info.value_size != sizeof(union rules_value) || info.max_entries != RULES_ENTRIES) {
@@ -863,6 +878,8 @@ static bool our_maps(struct cg_attached *a, const uint32_t *ids, uint32_t n)
 			close(rules_fd);
 			return true;
 		}
+		if (errno == EAGAIN)
+			return true; /* ours, being replaced: cgbpf_read says so */
 	}
 	if (a->policy_fd >= 0)
 		close(a->policy_fd);

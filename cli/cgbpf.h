@@ -76,11 +76,6 @@ struct cg_state {
 	uint64_t skipped[CG_RULES_MAX]; /* per rule */
 };
 
-/* cgroup.c: a cgroup's path (any text from the system) as status and
- * every message of the cgroup mode show it: control bytes, C1 controls,
- * space, backslash and bytes that are not UTF-8 as \xHH. */
-void cgroup_print_escaped(FILE *f, const char *s);
-
 int cgbpf_sys(enum bpf_cmd cmd, union bpf_attr *attr);
 uint64_t cgbpf_ptr(const void *p);
 
@@ -105,7 +100,8 @@ bool cgbpf_attach_new(int cgroup_fd, const char *path, const struct cg_policy *p
 bool cgbpf_replace(const struct cg_attached *a, const struct cg_policy *policy,
 		   struct cg_rule *rules, unsigned n);
 
-/* Reads what an attachment holds. */
+/* Reads what an attachment holds; false with errno EAGAIN when its rules
+ * were replaced while read, again and again (then read it later). */
 bool cgbpf_read(const struct cg_attached *a, struct cg_state *st);
 
 /* Does this kernel's bpf_getsockopt read SO_KEEPALIVE (Linux 6.2)?  Asked

@@ -141,45 +141,6 @@ static bool sock_ops_supported(const char *release)
 	return false;
 }
 
-/* Bytes as the project's messages show them: printable ASCII and valid
- * UTF-8 as they are; control bytes (C1 too), space, backslash and bytes
- * that are not UTF-8 as \xHH, so no name can move the cursor, colour the
- * terminal, split a line or pose as a field.  Status's names and every
- * message of attach and detach naming a cgroup go through here, so a path
- * reads the same in both. */
-void cgroup_print_escaped(FILE *f, const char *s)
-{
-	const unsigned char *p = (const unsigned char *)s;
-
-	if (f == stderr)
-		fflush(stdout); /* the lines in their order */
-	while (*p) {
-		unsigned len = *p < 0x80 ? 1 : (*p & 0xe0) == 0xc0 ? 2 : (*p & 0xf0) == 0xe0 ? 3 :
-			       (*p & 0xf8) == 0xf0 ? 4 : 0;
-		unsigned long cp = len == 1 ? *p : len ? (unsigned long)(*p & (0x7f >> len)) : 0;
-		unsigned k;
-		bool ok = len > 0;
-
-		for (k = 1; ok && k < len; k++) {
-			ok = (p[k] & 0xc0) == 0x80;
-			cp = cp << 6 | (p[k] & 0x3f);
-		}
-		if (ok && len > 1) {
-			static const unsigned long min[] = { 0, 0, 0x80, 0x800, 0x10000 };
-			ok = cp >= min[len] && cp <= 0x10ffff && !(cp >= 0xd800 && cp <= 0xdfff) &&
-			     cp >= 0xa0; /* C1 controls are escaped too */
-		}
-		if (ok && len == 1)
-			ok = *p > 0x20 && *p < 0x7f && *p != '\\';
-		if (ok) {
-			fwrite(p, 1, len, f);
-			p += len;
-		} else {
-			fprintf(f, "\\x%02x", *p++);
-		}
-	}
-}
-
 #define print_escaped(S) cgroup_print_escaped(stdout, S)
 
 /* "kashim CMD: BEFORE" PATH (escaped) and the rest, one line on stderr. */
@@ -390,6 +351,11 @@ static bool resolve_cgroup(const struct command *cmd, const char *operand, char 
 	} else if (climbs_out(operand)) {
 		say(cmd->name, "", operand, ": a path below the cgroup2 mount cannot hold \"..\"\n");
 		return false;
+	} else {
+		/* "./self", "./-x": the template unit's form of a path that
+		 * could be read as the word self or as an option */
+		while (below[0] == '.' && below[1] == '/' && below[2])
+			below += 2 + strspn(below + 2, "/");
 	}
 	if ((size_t)snprintf(out, size, "%s/%s", root, below) >= size) {
 		fprintf(stderr, "kashim %s: the cgroup's path is too long\n", cmd->name);
@@ -575,7 +541,7 @@ static int parse_options(int argc, char **argv, struct kashim_config *cfg, bool 
 	static const char *const var[] = { "KASHIM_IDLE", "KASHIM_INTERVAL", "KASHIM_COUNT",
 					   "KASHIM_USER_TIMEOUT", "KASHIM_MODE", "KASHIM_CONFIG",
 					   "KASHIM_SCOPE", "KASHIM_ONLY", "KASHIM_SKIP" };
-	enum { N = sizeof opt / sizeof opt[0], FILE_OPT = 5, SCOPE_OPT = 6 };
+	enum { N = sizeof opt / sizeof opt[0], FILE_OPT = 5 };
 	struct kashim_source src = { NULL, NULL, false, NULL };
 	char *env[N + 1] = { 0 };
 	const char *value[N] = { 0 };
@@ -611,8 +577,6 @@ static int parse_options(int argc, char **argv, struct kashim_config *cfg, bool 
 			return -1;
 		}
 		value[k] = eq ? eq + 1 : argv[++i];
-		if (k == SCOPE_OPT && !strcmp(value[k], "both"))
-			value[k] = "all"; /* the library's word for both */
 	}
 	/* As long as the command line allows: the library's own limits
 	 * (KASHIM_MAX_RULES rules a list) are the only ones. */
@@ -673,18 +637,15 @@ static unsigned policy_from(const struct kashim_config *cfg, struct cg_policy *p
 	return n;
 }
 
-/* A rule as the grammar writes it: 10.0.0.0/8, [fd00::/8]:443, :5432. */
+/* A rule as the grammar writes it, as config.c does: 10.0.0.0/8,
+ * [fd00::/8]:443, :5432, :1-65535. */
 static void print_rule(const struct kashim_rule *r)
 {
-	char host[INET6_ADDRSTRLEN];
-	bool any_port = r->port_lo == 1 && r->port_hi == 65535;
+	struct kashim_line l;
 
-	if (r->family) {
-		inet_ntop(r->family, r->addr, host, sizeof host);
-		printf(r->family == AF_INET6 && !any_port ? "[%s/%u]" : "%s/%u", host, r->prefix);
-	}
-	if (!any_port)
-		printf(r->port_lo == r->port_hi ? ":%u" : ":%u-%u", r->port_lo, r->port_hi);
+	kashim_line_start(&l);
+	kashim_line_put_rule(&l, r);
+	fwrite(l.buf, 1, l.len, stdout);
 }
 
 /* " --only 10.0.0.0/8,:5432": a list as the grammar writes it, with no
@@ -822,8 +783,8 @@ void cgroup_check(const struct kashim_source *src)
 /* ---- attach ------------------------------------------------------------ */
 
 static const char attach_usage[] =
-	"usage: kashim attach [OPTIONS] CGROUP\n"
-	"       kashim detach CGROUP\n"
+	"usage: kashim attach [OPTIONS] [--] CGROUP\n"
+	"       kashim detach [--] CGROUP\n"
 	"       kashim status\n";
 
 static int attach_help(void)
@@ -832,7 +793,8 @@ static int attach_help(void)
 	       "attach sets TCP keepalive on every TCP connection made, and accepted on\n"
 	       "a listener created, from now on by any process in CGROUP or below (a\n"
 	       "cgroup v2 directory: an absolute path, a path below the cgroup2 mount\n"
-	       "such as system.slice, or self, the cgroup kashim runs in): a BPF sock_ops\n"
+	       "such as system.slice, or self, the cgroup kashim runs in; ./self is one\n"
+	       "named self, and -- before CGROUP ends the options): a BPF sock_ops\n"
 	       "program in the kernel, which reaches what LD_PRELOAD cannot (static and\n"
 	       "Go programs, setuid programs, raw system calls, io_uring).\n"
 	       "Attaching again replaces the settings and rules\n"
@@ -848,8 +810,8 @@ static int attach_help(void)
 	       "                      timeout stay; with its own timers, an automatic user\n"
 	       "                      timeout is not set) or force (kashim's values\n"
 	       "                      stand) (respect)\n"
-	       "  --scope S           client (connections made), server (accepted) or\n"
-	       "                      both (all)\n"
+	       "  --scope S           client (connections made), server (accepted), or\n"
+	       "                      all, also written both (all)\n"
 	       "  --only RULES        only connections matching a rule (KASHIM_ONLY's form)\n"
 	       "  --skip RULES        not connections matching a rule (KASHIM_SKIP's form):\n"
 	       "                      10.0.0.0/8, ::1, :5432, :8000-8999, 10.1.2.3:5432,\n"
@@ -1146,8 +1108,13 @@ int cmd_detach(int argc, char **argv)
 
 	if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")))
 		return attach_help();
-	if (argc != 2 || argv[1][0] == '-') {
-		fprintf(stderr, "usage: kashim detach CGROUP\n");
+	/* "--" ends the options, as in attach: a cgroup may be named -x */
+	if (argc == 3 && !strcmp(argv[1], "--"))
+		argc--, argv++;
+	else if (argc == 2 && argv[1][0] == '-')
+		argc = 0;
+	if (argc != 2) {
+		fprintf(stderr, "usage: kashim detach [--] CGROUP\n");
 		return EXIT_USAGE;
 	}
 	if (!open_cgroup(&detach, argv[1], &t))
@@ -1187,7 +1154,7 @@ struct walk {
 	size_t size;
 	struct frame *stack;
 	size_t depth, cap;
-	unsigned visited, found, unopened;
+	unsigned visited, found, unopened, torn;
 	int first_errno;
 	struct timespec start;
 	struct cg_state st;
@@ -1217,6 +1184,10 @@ static void visit(int fd, struct walk *w)
 	for (k = 0; k < n; k++) {
 		if (found[k].current && cgbpf_read(&found[k], &w->st)) {
 			print_attachment(*w->path ? w->path : "/", &found[k], &w->st);
+		} else if (found[k].current && errno == EAGAIN) {
+			say("status", "", *w->path ? w->path : "/", ": kashim program %u was replaced "
+			    "while read, again and again; run kashim status again\n", found[k].prog_id);
+			w->torn++;
 		} else {
 			print_escaped(*w->path ? w->path : "/");
 			printf(" kashim program %u of another version (kashim attach replaces it, "
@@ -1289,7 +1260,11 @@ static bool walk_cgroups(int root_fd, struct walk *w)
 			continue;
 		child = openat(dirfd(f->dir), e->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
 		if (child < 0) {
-			if (!w->unopened++)
+			/* ENOENT: removed since readdir saw it (cgroups come and
+			 * go: a unit stopped, an attach's probe): nothing is
+			 * missing from the list.  Only one that is there and
+			 * cannot be read is. */
+			if (errno != ENOENT && !w->unopened++)
 				w->first_errno = errno;
 			w->path[f->len] = 0;
 			continue;
@@ -1349,6 +1324,8 @@ int cmd_status(int argc, char **argv)
 				"list may be incomplete\n", w->unopened, strerror(w->first_errno));
 			status = EXIT_PROBLEM;
 		}
+		if (w->torn)
+			status = EXIT_PROBLEM; /* each said so */
 		if (!w->found)
 			printf("kashim is attached to no cgroup\n");
 	}
@@ -1472,6 +1449,6 @@ int cmd_dropin_cgroup(int argc, char **argv)
 		print_rule_list(" --only ", &cfg.only);
 	if (cfg.skip.n)
 		print_rule_list(" --skip ", &cfg.skip);
-	printf(" self\n");
+	printf(" -- self\n"); /* "--": nothing before self is read as the cgroup */
 	return EXIT_OK;
 }

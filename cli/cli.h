@@ -67,6 +67,11 @@ void put_json_string(FILE *f, const char *s);
 void put_prom_label_value(FILE *f, const char *s);
 void put_table_text(FILE *f, const char *s, int width);
 int table_text_width(const char *s);
+/* A cgroup's path (any text from the system) as status and every message
+ * of the cgroup mode show it: control bytes, C1 controls, space, backslash
+ * and bytes that are not UTF-8 as \xHH (files.c, below cgroup.c and
+ * cgbpf.c both). */
+void cgroup_print_escaped(FILE *f, const char *s);
 /* A buffer for escaped(): 4 bytes out per byte in, for a path. */
 #define ESCAPED_PATH_MAX (4 * 4096 + 4)
 

@@ -592,15 +592,17 @@ int cmd_doctor(int argc, char **argv)
 	struct doctor_verdict v;
 
 	if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-		printf("usage: kashim doctor PROGRAM\n\n"
+		printf("usage: kashim doctor [--] PROGRAM\n\n"
 		       "Says whether LD_PRELOAD (and so kashim) can reach PROGRAM, and why.\n"
 		       "Reads the file; never runs it.  Exit status: 0 reachable, 1 not\n"
 		       "reachable, not readable, or cannot tell (a truncated or damaged\n"
 		       "file), 2 usage.\n");
 		return EXIT_OK;
 	}
+	if (argc == 3 && !strcmp(argv[1], "--")) /* the operand position takes "--" */
+		argc--, argv++;
 	if (argc != 2) {
-		fprintf(stderr, "usage: kashim doctor PROGRAM\n");
+		fprintf(stderr, "usage: kashim doctor [--] PROGRAM\n");
 		return EXIT_USAGE;
 	}
 	if (!doctor_examine(argv[1], &v)) {

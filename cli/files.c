@@ -221,3 +221,28 @@ void put_prom_label_value(FILE *f, const char *text)
 		s += n ? n : 1;
 	}
 }
+
+/* Bytes as the cgroup mode's messages show them: printable ASCII and valid
+ * UTF-8 as they are; control bytes (C1 too), space, backslash and bytes
+ * that are not UTF-8 as \xHH, so no name can move the cursor, colour the
+ * terminal, split a line or pose as a field.  Status's names and every
+ * message of attach and detach naming a cgroup go through here, so a path
+ * reads the same in both.  Here, below both cgroup.c and cgbpf.c, so that
+ * the BPF layer depends on nothing above it. */
+void cgroup_print_escaped(FILE *f, const char *text)
+{
+	const unsigned char *s = (const unsigned char *)text;
+	size_t i;
+
+	if (f == stderr)
+		fflush(stdout); /* the lines in their order */
+	while (*s) {
+		size_t n = utf8_length(s);
+		if (!n || is_control(s, n) || (n == 1 && (*s == ' ' || *s == '\\')))
+			for (i = 0; i < (n ? n : 1); i++)
+				fprintf(f, "\\x%02x", s[i]);
+		else
+			fwrite(s, 1, n, f);
+		s += n ? n : 1;
+	}
+}

@@ -135,7 +135,7 @@ static void inspect_visit(void *ctx, const struct sock_info *s)
 
 static int usage(FILE *to, int status)
 {
-	fprintf(to, "usage: kashim inspect [--json] PID\n\n"
+	fprintf(to, "usage: kashim inspect [--json] [--] PID\n\n"
 		"Shows every TCP socket of process PID as the kernel has it: fd,\n"
 		"state, addresses, keepalive on/off, idle, interval, count, user\n"
 		"timeout, and the time to the next keepalive probe.  Works on any\n"
@@ -193,6 +193,8 @@ int cmd_inspect(int argc, char **argv)
 			c.json = true;
 		else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
 			return usage(stdout, EXIT_OK);
+		else if (!pid_arg && !strcmp(argv[i], "--") && i + 2 == argc)
+			pid_arg = argv[++i]; /* "--" ends the options, as everywhere */
 		else if (!pid_arg && argv[i][0] != '-')
 			pid_arg = argv[i];
 		else

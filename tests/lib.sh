@@ -173,6 +173,10 @@ expect_status() {
 	fi
 }
 
+# re_quote TEXT: TEXT as an extended regex that matches it literally (a
+# path in a pattern: a checkout may be cloned anywhere, /src/c++/kashim).
+re_quote() { printf '%s' "$1" | sed 's/[][\.*^$+?(){}|]/\\&/g'; }
+
 # expect_text FILE WHAT PATTERN: FILE has a line matching the regex.
 expect_text() {
 	if grep -qE -- "$3" "$1"; then ok "$2"; else fail "$2: '$3' not in: $(head -c 400 "$1")"; fi
@@ -184,6 +188,8 @@ children() { pgrep -P "$1"; }
 run_tests() {
 	local t
 	for t in $(declare -F | awk '$3 ~ /^test_/ {print $3}'); do
+		# TEST_ONLY=NAME: that test alone (a test that runs another)
+		[ -n "${TEST_ONLY:-}" ] && [ "$t" != "test_$TEST_ONLY" ] && continue
 		(
 			T="${TEST_FILE:-$(basename "$0" .sh)}: ${t#test_}"
 			TMP=$(mktemp -d)

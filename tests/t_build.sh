@@ -33,4 +33,19 @@ test_zero_warnings() {
 	fi
 }
 
+# The layers of the command: the BPF side (cli/cgbpf.c) links with the
+# files below it (cli/files.c, cli/cgroupfs.c, config.c) and nothing of the
+# commands above it (cli/cgroup.c called into it and it called back into
+# cli/cgroup.c for the escaper: issue 21).
+test_bpf_layer_depends_on_nothing_above() {
+	need_cmd "${CC:-cc}" || return
+	local below=(cli/files.c cli/cgroupfs.c config.c)
+	if (cd "$ROOT" && "${CC:-cc}" -std=gnu11 -fPIC -shared -Wl,--no-undefined -o "$TMP/cgbpf.so" \
+		cli/cgbpf.c "${below[@]}") > "$TMP/link" 2>&1; then
+		ok "cli/cgbpf.c links with ${below[*]} alone"
+	else
+		fail "cli/cgbpf.c needs more than ${below[*]}: $(grep -o "undefined reference to [^ ]*" "$TMP/link" | sort -u | tr '\n' ' ')"
+	fi
+}
+
 run_tests

@@ -13,11 +13,16 @@ OWN="keepalive=1 idle=100 interval=20 count=3 user_timeout=5000"
 UNTOUCHED="keepalive=0 idle=7200 interval=75 count=9 user_timeout=0"
 
 CG=""
+CG_MORE=() # cgroups a test made beside $CG (at the mount's top)
 cg_cleanup() {
 	local p
 	exec 2> /dev/null # no job notices for the processes killed here
 	for p in "${BG_PIDS[@]}"; do kill -KILL "$p" 2> /dev/null; done
 	wait 2> /dev/null
+	for p in "${CG_MORE[@]}"; do
+		"$KASHIM" detach -- "$p" > /dev/null 2>&1
+		rmdir "$p" 2> /dev/null
+	done
 	if [ -n "$CG" ] && [ -d "$CG" ]; then
 		"$KASHIM" detach "$CG" > /dev/null 2>&1
 		find "$CG" -depth -mindepth 1 -type d -exec rmdir {} + 2> /dev/null
@@ -311,7 +316,7 @@ test_dropin_cgroup() {
 	printf '[Unit]\nDescription=t\n[Service]\nExecStart=%s serve 1\n' "$HOLD" > "$TMP/units/$unit"
 	expect_status 0 "dropin --cgroup" "$KASHIM" dropin --cgroup --idle 37 --interval 11 --count 4
 	cp "$TMP/out" "$TMP/units/$unit.d/kashim.conf"
-	expect_text "$TMP/out" "it attaches before each start, as root, to the cgroup it runs in, a refusal ignored" "^ExecStartPre=-\+$KASHIM attach --idle 37s --interval 11s --count 4 --mode respect self$"
+	expect_text "$TMP/out" "it attaches before each start, as root, to the cgroup it runs in, a refusal ignored" "^ExecStartPre=-\+$(re_quote "$KASHIM") attach --idle 37s --interval 11s --count 4 --mode respect -- self$"
 	SYSTEMD_UNIT_PATH="$TMP/units:" systemd-analyze verify "$TMP/units/$unit" > "$TMP/verify" 2>&1
 	if [ $? = 0 ] && ! grep -q "kashim.conf" "$TMP/verify"; then
 		ok "systemd-analyze verify: no complaint about the drop-in"
@@ -335,7 +340,7 @@ test_dropin_cgroup() {
 	expect_status 0 "dropin --cgroup with --scope, --only and --skip" "$KASHIM" dropin --cgroup \
 		--idle 38 --scope client --only '10.0.0.0/8,[fd00::/8]:443,::1,127.0.0.0/8' --skip 127.0.0.2:5432
 	expect_text "$TMP/out" "they are in the ExecStartPre= line" \
-		"^ExecStartPre=-\+$KASHIM attach --idle 38s --interval 15s --count 9 --mode respect --scope client --only 10\.0\.0\.0/8,\[fd00::/8\]:443,::1/128,127\.0\.0\.0/8 --skip 127\.0\.0\.2/32:5432 self$"
+		"^ExecStartPre=-\+$(re_quote "$KASHIM") attach --idle 38s --interval 15s --count 9 --mode respect --scope client --only 10\.0\.0\.0/8,\[fd00::/8\]:443,::1/128,127\.0\.0\.0/8 --skip 127\.0\.0\.2/32:5432 -- self$"
 	cmd=$(sed -n 's/^ExecStartPre=-+//p' "$TMP/out")
 	incg "$CG" $cmd > "$TMP/pre.out" 2>&1 &
 	wait $!
@@ -354,6 +359,142 @@ test_dropin_cgroup() {
 	expect_status 2 "dropin --cgroup: a bad value" "$KASHIM" dropin --cgroup --count 500
 	expect_text "$TMP/err" "nothing written" "^kashim dropin: nothing written"
 	if [ -s "$TMP/out" ]; then fail "something was printed: $(cat "$TMP/out")"; else ok "nothing printed"; fi
+}
+
+# Cgroups come and go on a real host while status walks the tree (issue 21:
+# one removed between readdir and openat made status say "could not be
+# opened" and exit 1): 64 cgroups below $CG made and removed in a loop
+# (bounded: 120 s, or until told to stop) while status runs 200 times;
+# every run must exit 0 and say nothing.
+test_status_while_cgroups_vanish() {
+	need_cgroup || return
+	local k rc bad=0 first=""
+	"$PY" - "$CG" "$TMP/stop" > "$TMP/churn" 2>&1 <<'PYEOF' &
+import os, sys, time
+top, stop = sys.argv[1], sys.argv[2]
+made, end = 0, time.monotonic() + 120
+while not os.path.exists(stop) and time.monotonic() < end:
+    for i in range(64):
+        os.mkdir("%s/churn%d" % (top, i))
+        made += 1
+    for i in range(64):
+        os.rmdir("%s/churn%d" % (top, i))
+print(made)
+PYEOF
+	local churn=$!
+	wait_for 60 test -d "$CG/churn0" || { fail "the churner did not start: $(cat "$TMP/churn")"; return; }
+	for k in $(seq 200); do
+		"$KASHIM" status > "$TMP/out" 2> "$TMP/err"
+		rc=$?
+		if [ "$rc" != 0 ] || [ -s "$TMP/err" ]; then
+			bad=$((bad + 1))
+			[ -n "$first" ] || first="status $rc: $(head -c 300 "$TMP/err")"
+		fi
+	done
+	touch "$TMP/stop"
+	wait "$churn"
+	if [ "$(cat "$TMP/churn")" -gt 64 ] 2> /dev/null && [ "$bad" = 0 ]; then
+		ok "200 runs while $(cat "$TMP/churn") cgroups were made and removed: every one exit 0, nothing on stderr"
+	else
+		fail "$bad of 200 runs failed (${first:-none}); churner: $(head -c 200 "$TMP/churn")"
+	fi
+}
+
+# ... and one that is there and cannot be opened still is a problem: a
+# chain 24 deep below $CG walked with at most 12 descriptors (EMFILE).
+test_status_unopened_cgroup() {
+	need_cgroup || return
+	local d=$CG k
+	for k in $(seq 24); do d=$d/d; done
+	mkdir -p "$d" || { fail "cannot make $d"; return; }
+	expect_status 1 "status with 12 descriptors" bash -c 'ulimit -n 12 && ulimit -Hn 12 && exec "$0" status' "$KASHIM"
+	expect_text "$TMP/err" "says cgroups could not be opened, and why" \
+		'^kashim status: [0-9]+ cgroups could not be opened \(Too many open files\); the list may be incomplete$'
+}
+
+# The template unit kashim-attach@.service, its ExecStart= and ExecStop=
+# lines expanded as systemd expands them (the specifiers, then the words
+# split, quotes honoured), run by a process in $CG: an instance that
+# unescapes to self, to a name starting with -, or to one with a space
+# is the cgroup of that path below the mount, never the unit's own cgroup
+# (issue 21: %I was passed bare, so "self" attached to the caller's
+# cgroup and "-x" was read as an option).
+template_line() { # KEY INSTANCE: the expanded command, one word a line
+	"$PY" - "$ROOT/scripts/systemd/kashim-attach@.service" "$1" "$2" "$KASHIM" "$TMP/kashim.conf" <<'PYEOF'
+import shlex, sys
+unit, key, instance, kashim, conf = sys.argv[1:]
+for line in open(unit):
+    if line.startswith(key + "="):
+        text = line[len(key) + 1:].strip().replace("%I", instance)
+        for word in shlex.split(text.replace("/usr/local/bin/kashim", kashim).replace("/etc/kashim.conf", conf)):
+            print(word)
+PYEOF
+}
+test_template_unit_operands() {
+	need_cgroup || return
+	local root name path out
+	local -a cmd
+	root=$(cgroup2_root)
+	[ "$root" = / ] && root=""
+	printf 'idle = 43s\n' > "$TMP/kashim.conf"
+	for name in self "-kashim-t$$" "kashim t$$"; do
+		path=$root/$name
+		if [ -e "$path" ]; then
+			skip "$path exists already"
+			continue
+		fi
+		mkdir "$path" || { fail "cannot make $path"; continue; }
+		CG_MORE+=("$path")
+		mapfile -t cmd < <(template_line ExecStart "$name")
+		incg "$CG" "${cmd[@]}" > "$TMP/start.out" 2>&1 &
+		wait $!
+		out=$?
+		"$KASHIM" status > "$TMP/status" 2>&1
+		if [ "$out" = 0 ] && grep -qF "$(printf '%s' "$path" | sed 's/ /\\x20/g') idle=43s " "$TMP/status" &&
+			! grep -qF "$CG " "$TMP/status"; then
+			ok "instance '$name': ExecStart= attaches to $path, not to the unit's own cgroup"
+		else
+			fail "instance '$name': ExecStart= (${cmd[*]}) status $out: $(cat "$TMP/start.out"); status: $(grep -F -e "$root/" "$TMP/status" | head -5)"
+		fi
+		mapfile -t cmd < <(template_line ExecStop "$name")
+		incg "$CG" "${cmd[@]}" > "$TMP/stop.out" 2>&1 &
+		wait $!
+		out=$?
+		"$KASHIM" status > "$TMP/status" 2>&1
+		if [ "$out" = 0 ] && ! grep -qF "idle=43s " "$TMP/status"; then
+			ok "instance '$name': ExecStop= detaches from it"
+		else
+			fail "instance '$name': ExecStop= (${cmd[*]}) status $out: $(cat "$TMP/stop.out")"
+		fi
+	done
+}
+
+# Every operand position takes "--": attach and detach of a cgroup whose
+# name starts with -.
+test_double_dash() {
+	need_cgroup || return
+	mkdir "$CG/-x" || { fail "cannot make $CG/-x"; return; }
+	expect_status 0 "attach -- a cgroup named -x" "$KASHIM" attach --idle 44 -- "$CG/-x"
+	expect_status 0 "detach -- it" "$KASHIM" detach -- "$CG/-x"
+	expect_status 2 "detach -x without --" "$KASHIM" detach -x
+	expect_text "$TMP/err" "is a usage error" '^usage: kashim detach \[--\] CGROUP$'
+	expect_status 0 "attach ./-x, relative to the mount" "$KASHIM" attach --idle 44 "./${CG#"$(cgroup2_root)"/}/-x"
+	expect_status 0 "detach -- ./-x" "$KASHIM" detach -- "./${CG#"$(cgroup2_root)"/}/-x"
+}
+
+# The tests pass from any checkout: the dropin test (the checkout's path
+# in its patterns), run from a copy whose path holds a +.
+test_from_a_path_with_a_plus() {
+	need_cgroup || return
+	local copy=$TMP/clone+1/kashim
+	mkdir -p "$copy" && cp -a "$ROOT/kashim" "$ROOT/tests" "$ROOT/scripts" "$copy/" ||
+		{ fail "cannot copy the checkout to $copy"; return; }
+	TESTS_ROOT=$copy TEST_ONLY=dropin_cgroup TEST_KASHIM= bash "$copy/tests/t_cgroup.sh" > "$TMP/inner" 2>&1
+	if grep -q '^ok - ' "$TMP/inner" && ! grep -q '^not ok - ' "$TMP/inner" && ! grep -q '^skip - ' "$TMP/inner"; then
+		ok "dropin_cgroup passes from $copy ($(grep -c '^ok - ' "$TMP/inner") checks)"
+	else
+		fail "dropin_cgroup from $copy: $(grep -v '^ok - ' "$TMP/inner" | head -c 600)"
+	fi
 }
 
 # doctor and run point to the cgroup mode for a program out of

@@ -182,7 +182,19 @@ test_scope() {
 	scope_case both "$WANT" "$WANT"
 	"$KASHIM" status > "$TMP/status" 2>&1
 	expect_status 2 "a bad scope" "$KASHIM" attach --scope clients "$CG"
-	expect_text "$TMP/err" "the library's message for the scope" "^kashim attach: kashim: KASHIM_SCOPE=\"clients\" ignored \(not a recognised word\); accepted: all, client or server"
+	expect_text "$TMP/err" "the library's message for the scope" "^kashim attach: kashim: KASHIM_SCOPE=\"clients\" ignored \(not a recognised word\); accepted: all \(or both\), client or server"
+	# one set of words: the file's scope = both is attach's --scope both
+	# (issue 21: it was a bad value, and attach refused the whole file)
+	printf 'scope = client\n' > "$TMP/client.conf"
+	printf 'scope = both\nidle = 39s\n' > "$TMP/both.conf"
+	attach "${CG_ARGS[@]}" --config "$TMP/client.conf" || return
+	expect_status 0 "attach --config a file with scope = both" "$KASHIM" attach --config "$TMP/both.conf" "$CG"
+	"$KASHIM" status > "$TMP/status" 2>&1
+	if grep -F "$CG idle=39s " "$TMP/status" | grep -qv "scope="; then
+		ok "its settings in force, the scope all (none shown)"
+	else
+		fail "status: $(grep -F "$CG " "$TMP/status")"
+	fi
 }
 
 # check_matches_attach FILE: kashim check --config FILE's cgroup part is
@@ -623,6 +635,36 @@ test_another_version() {
 	attach --skip "$rules" || return
 	expect_status 0 "a kashim of other map sizes reads this one's 256 rules" "$TMP/sizes/kashim" status
 	expect_status 0 "detach" "$KASHIM" detach "$CG"
+}
+
+# status reads a live attachment while a replacement swaps its rules map
+# (issue 21: between reading the map's id from the policy slot and opening
+# it by that id, the old map went, and status called the attachment "of
+# another version").  tests/libtear.so runs the replacement in exactly that
+# window, in cgbpf_find (the 1st time) and in the read of its rules (2nd),
+# and at both, then every time (the retry's own windows too).
+test_status_while_replaced() {
+	need_cgroup || return
+	local at rc
+	attach "${CG_ARGS[@]}" --skip 10.0.0.0/8 || return
+	for at in 1 2 1,2 1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20; do
+		TEAR_AT=$at TEAR_KASHIM=$KASHIM TEAR_CG=$CG \
+			TEAR_CMD='"$TEAR_KASHIM" attach --idle 38 --interval 11 --count 4 --skip 10.0.0.0/9 "$TEAR_CG"' \
+			LD_PRELOAD="$ROOT/tests/libtear.so" "$KASHIM" status > "$TMP/status" 2> "$TMP/err"
+		rc=$?
+		if grep -qF "of another version" "$TMP/status"; then
+			fail "replaced at window $at: status calls it another version: $(grep -F "$CG" "$TMP/status")"
+		elif grep -qE "^$(re_quote "$CG") idle=3[78]s " "$TMP/status" && grep -qE '^  skip 10\.0\.0\.0/[89] skipped=0$' "$TMP/status"; then
+			ok "replaced at window $at: status shows the attachment, whole ($(grep -F "$CG" "$TMP/status" | cut -d' ' -f2))"
+		elif [ "$at" = 1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20 ] && [ "$rc" = 1 ] &&
+			grep -q "replaced while read" "$TMP/err"; then
+			ok "replaced at every window: status says so and exits 1: $(cat "$TMP/err")"
+		else
+			fail "replaced at window $at: status $rc: $(head -c 300 "$TMP/status") $(head -c 300 "$TMP/err")"
+		fi
+	done
+	"$KASHIM" status > "$TMP/status" 2>&1
+	if [ "$(grep -cF "$CG " "$TMP/status")" = 1 ]; then ok "one attachment after the replacements"; else fail "status: $(head -c 300 "$TMP/status")"; fi
 }
 
 # A pod's view (a DaemonSet): its own cgroup2 mount, made in a cgroup

@@ -125,6 +125,56 @@ WANT
 	expect_text "$TMP/err" "usage" '^usage: kashim check \[--env-file FILE\] \[--config FILE\] \[--program NAME\]$'
 }
 
+# Every rule prints as text that parses back to it (issue 21: ":1-65535"
+# printed as nothing, so dropin --cgroup wrote "--skip  self", which
+# systemd reads as --skip self with no cgroup): dropin --cgroup's own
+# output, given back to it, writes the same line.
+rule_list_of() { sed -n "s/^ExecStartPre=.* --$1 \([^ ]*\) .*/\1/p" "$TMP/out"; }
+test_rules_print_back() {
+	local list printed
+	expect_status 0 "dropin --cgroup --skip :1-65535" "$K" dropin --cgroup --skip :1-65535
+	expect_text "$TMP/out" "the rule is written as it parses" '^ExecStartPre=.* --skip :1-65535 -- self$'
+	for list in ':1-65535' '10.0.0.0/8,:1-65535' ':1,:65535,:1-2,:65534-65535' \
+		'0.0.0.0/0,::/0,[::/0]:1-65535' '::ffff:10.0.0.0/104,[::ffff:127.0.0.1]:80,::ffff:1.2.3.4/95' \
+		'[fd00::/8]:8000-8999,::1,1.2.3.4:5-6'; do
+		"$K" dropin --cgroup --only "$list" --skip "$list" > "$TMP/out" 2> "$TMP/err"
+		printed=$(rule_list_of only)
+		cp "$TMP/out" "$TMP/first"
+		if [ -z "$printed" ] || [ "$printed" != "$(rule_list_of skip)" ] ||
+			! "$K" dropin --cgroup --only "$printed" --skip "$printed" > "$TMP/out" 2> "$TMP/err" ||
+			! cmp -s "$TMP/first" "$TMP/out"; then
+			fail "$list: printed as '$printed', which does not give the same line back: $(grep ExecStartPre "$TMP/first" "$TMP/out") $(cat "$TMP/err")"
+		else
+			ok "$list: printed as $printed, which gives the same line back"
+		fi
+	done
+	expect_status 0 "check with KASHIM_SKIP=:1-65535" env -i KASHIM_SKIP=:1-65535 "$K" check
+	expect_text "$TMP/out" "check lists the rule as it parses" '^  skip :1-65535$'
+}
+
+# One set of scope words everywhere (issue 21: attach --scope took both,
+# the file's scope = both was a bad value).
+test_scope_both_everywhere() {
+	printf 'scope = both\n' > "$TMP/both.conf"
+	expect_status 0 "check: scope = both in the file" env -i "$K" check --config "$TMP/both.conf"
+	if [ -s "$TMP/err" ]; then fail "a message: $(cat "$TMP/err")"; else ok "no message"; fi
+	expect_text "$TMP/out" "the cgroup mode takes it as all" '^idle=15s interval=15s count=9 user_timeout=150000ms mode=respect$'
+	expect_status 0 "check: KASHIM_SCOPE=both" env -i KASHIM_SCOPE=both "$K" check
+	expect_status 0 "dropin --cgroup --scope both" "$K" dropin --cgroup --scope both
+	expect_text "$TMP/out" "written as all: no --scope" '^ExecStartPre=.* --mode respect -- self$'
+}
+
+# Every operand position takes "--" (issue 21): doctor, inspect and detach
+# as run and attach do.
+test_double_dash_before_operands() {
+	expect_status 0 "doctor -- PROGRAM" "$K" doctor -- /bin/true
+	expect_status 0 "inspect -- PID" "$K" inspect -- $$
+	expect_text "$TMP/out" "inspect reads it" '^\(no TCP sockets\)$|ESTABLISHED|LISTEN'
+	expect_status 2 "inspect -- without a PID" "$K" inspect --
+	expect_status 1 "detach -- CGROUP: the operand, not a usage error" "$K" detach -- /nonexistent-kashim-t$$
+	expect_text "$TMP/err" "names it" "^kashim detach: .*nonexistent-kashim-t$$"
+}
+
 test_run_sets_environment_and_execs() {
 	expect_status 0 "run: LD_PRELOAD gets the build tree's library" env -u LD_PRELOAD "$K" run printenv LD_PRELOAD
 	if [ "$(cat "$TMP/out")" = "$LIB" ]; then ok "LD_PRELOAD=$LIB"; else fail "LD_PRELOAD=$(cat "$TMP/out")"; fi
@@ -301,7 +351,7 @@ Environment=KASHIM_COUNT=3" ]; then ok "the drop-in text"; else fail "$(cat "$TM
 	cp "$ROOT/scripts/systemd/example.service" "$ROOT/scripts/systemd/example.socket" "$TMP/units/"
 	cp "$TMP/dropin.conf" "$TMP/units/example.service.d/kashim.conf"
 	(cd "$TMP/units" && SYSTEMD_LOG_LEVEL=debug systemd-analyze verify ./example.service ./example.socket) > "$TMP/verify" 2>&1
-	if [ $? -eq 0 ] && grep -q "Environment: LD_PRELOAD=$LIB" "$TMP/verify" && grep -q 'Environment: KASHIM_IDLE=30s' "$TMP/verify"; then
+	if [ $? -eq 0 ] && grep -qF "Environment: LD_PRELOAD=$LIB" "$TMP/verify" && grep -q 'Environment: KASHIM_IDLE=30s' "$TMP/verify"; then
 		ok "systemd-analyze verify accepts the drop-in and reads its variables"
 	else
 		fail "verify: $(grep -iE 'error|warn|kashim' "$TMP/verify" | head -5)"

@@ -248,6 +248,52 @@ os.execv(sys.executable, [sys.executable, sys.argv[2], "server", sys.argv[3]])' 
 	grep -q "belong to another cgroup than their process's" "$TMP/a.txt" && ok "the text says why" || fail "$(tail -n 5 "$TMP/a.txt")"
 }
 
+# Two processes of one program in two sub-cgroups of one unit (a delegated
+# unit, user@UID.service, a container), each connecting from its own
+# cgroup: one row, and neither connection belongs to another cgroup than
+# its process's (issue 21: audit compared with the row's first process's
+# cgroup, so the second was flagged other_cgroup=1 with the inetd note).
+test_processes_of_one_program_in_sub_cgroups_of_a_unit() {
+	need_cgroup || return
+	need_cmd ss || return
+	trap 'cleanup; remove_cgroups' EXIT
+	local unit=$CG/kashim-t$$.service port server a b
+	mkdir -p "$unit/a" "$unit/b" || { fail "cannot make $unit/a and b"; return; }
+	port=$(free_port)
+	in_cgroup "$CG" "$PY" "$HELPERS/hold.py" server 127.0.0.1 "$port"
+	server=$BG
+	wait_listen "$port" || { fail "the scene did not get ready: no listener: $(cat "$TMP/bg.$server.log")"; return; }
+	in_cgroup "$unit/a" "$PY" "$HELPERS/hold.py" client 127.0.0.1 "$port"
+	a=$BG
+	in_cgroup "$unit/b" "$PY" "$HELPERS/hold.py" client 127.0.0.1 "$port"
+	b=$BG
+	# and one connection held by two processes: made in a, the parent
+	# then moves itself to b, its child stays in a
+	in_cgroup "$unit/a" "$PY" -c '
+import os, socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+if os.fork() == 0:
+    time.sleep(600)
+    os._exit(0)
+open(sys.argv[2] + "/cgroup.procs", "w").write(str(os.getpid()))
+open(sys.argv[3], "w").write("ready")
+time.sleep(600)' "$port" "$unit/b" "$TMP/forked"
+	wait_for 60 has_socket "$a" "state=ESTABLISHED" && wait_for 60 has_socket "$b" "state=ESTABLISHED" ||
+		{ fail "the scene did not get ready: the clients did not connect within 60 s"; return; }
+	wait_file "$TMP/forked" "the forked pair" "$TMP/bg.$BG.log" || return
+	audit_json "$TMP/a.json" || return
+	check "audit: the four processes are one row, kashim-t$$.service" "$TMP/a.json" "$a" \
+		'len(progs) == 1 and progs[0]["unit"] == "kashim-t'"$$"'.service" and len(progs[0]["pids"]) == 4'
+	check "audit: no connection of the row belongs to another cgroup (one held by a process in b and one in a, made in a)" "$TMP/a.json" "$a" \
+		'progs[0]["other_cgroup"] == 0 and [s["socket_cgroup"] for s in progs[0]["sockets"]] == [None] * 3 and sorted(s["processes"] for s in progs[0]["sockets"]) == [1, 1, 2]'
+	"$K" audit --prometheus > "$TMP/a.prom" 2> "$TMP/err"
+	if grep -qE "^kashim_audit_connections_other_cgroup\{.*unit=\"kashim-t$$\.service\".*\} [1-9]" "$TMP/a.prom"; then
+		fail "--prometheus counts one: $(grep "kashim-t$$" "$TMP/a.prom" | grep other_cgroup)"
+	else
+		ok "--prometheus counts none for the unit"
+	fi
+}
+
 # The scene of test_program_posing_in_its_own_mount_namespace, run as pid 1
 # of a private pid and network namespace (root there): a real program
 # (HOLD) serving and connected; as nobody, in user+mount namespaces it

@@ -75,7 +75,7 @@ test_repeated_options_last_one_wins() {
 		"$K" dropin "${args[@]}" --count 3 --count 4 --idle 9 --library /nonexistent --library "$LIB"
 	if [ "$(grep -c '^Environment=KASHIM_IDLE=' "$TMP/out")" = 1 ] && grep -qx 'Environment=KASHIM_IDLE=9' "$TMP/out" &&
 		grep -qx 'Environment=KASHIM_COUNT=4' "$TMP/out" && grep -qx 'Environment=KASHIM_DEBUG=1' "$TMP/out" &&
-		grep -qx "Environment=LD_PRELOAD=$LIB" "$TMP/out"; then
+		grep -qxF "Environment=LD_PRELOAD=$LIB" "$TMP/out"; then
 		ok "one line per variable, each with the last value"
 	else
 		fail "$(cat "$TMP/out")"

@@ -195,11 +195,11 @@ test_libkeepalive_and_libdontdie_variables() {
 }
 
 test_bad_policy_values_from_a_real_program() {
-	env LD_PRELOAD="$LIB" KASHIM_ONLY=10.0.0.0/33 KASHIM_SCOPE=both KASHIM_MODE=forced "$PY" -c '
+	env LD_PRELOAD="$LIB" KASHIM_ONLY=10.0.0.0/33 KASHIM_SCOPE=clients KASHIM_MODE=forced "$PY" -c '
 import socket; s = socket.socket(); print(s.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE))' > "$TMP/out" 2> "$TMP/err"
 	if [ "$(cat "$TMP/out")" = 1 ] && [ "$(wc -l < "$TMP/err")" -eq 3 ] &&
 		grep -qx 'kashim: KASHIM_ONLY="10.0.0.0/33" ignored (not an address, network or port); accepted: comma-separated addresses, networks and ports, as 10.0.0.0/8, ::1, :5432, :8000-8999, 10.1.2.3:5432, \[fd00::/8\]:443; using the default (none: every connection)' "$TMP/err" &&
-		grep -qx 'kashim: KASHIM_SCOPE="both" ignored (not a recognised word); accepted: all, client or server; using the default all' "$TMP/err" &&
+		grep -qx 'kashim: KASHIM_SCOPE="clients" ignored (not a recognised word); accepted: all (or both), client or server; using the default all' "$TMP/err" &&
 		grep -qx 'kashim: KASHIM_MODE="forced" ignored (not a recognised word); accepted: respect or force; using the default respect' "$TMP/err"; then
 		ok "three bad policy values: three lines, defaults in force, socket configured"
 	else

@@ -436,7 +436,7 @@ static const char *const bad_policy[] = {
 	"KASHIM_ONLY=[::1", "KASHIM_ONLY=1.2.3", "KASHIM_ONLY=a,,b", "KASHIM_ONLY=10.0.0.1,",
 	"KASHIM_SKIP=[10.0.0.1]:80", "KASHIM_SKIP=host.example", "KASHIM_SKIP=::1/129",
 	"KASHIM_SKIP=10.0.0.1:80:90", "KASHIM_SKIP=:80x", "KASHIM_SKIP=\xff",
-	"KASHIM_SCOPE=both", "KASHIM_SCOPE=", "KASHIM_MODE=forced", "KASHIM_PROGRAMS=java,,x",
+	"KASHIM_SCOPE=clients", "KASHIM_SCOPE=", "KASHIM_MODE=forced", "KASHIM_PROGRAMS=java,,x",
 	"KASHIM_SKIP_PROGRAMS=,",
 };
 
@@ -814,6 +814,120 @@ static void test_mapped_rules(void)
 	      "a bad rule list leaves no half-written rules", nreports ? reports[0] : "none");
 }
 
+/* Every rule prints as text that parses back to the same rule (issue 21:
+ * ":1-65535" printed as nothing, and dropin --cgroup wrote "--skip  self"):
+ * the grammar's corners, then every prefix of both families. */
+static const char *const round_trip[] = {
+	":1-65535", ":1", ":65535", ":1-1", ":65535-65535", ":1-2", ":65534-65535", ":5432",
+	":8000-8999", "0.0.0.0/0", "0.0.0.0/0:1-65535", "0.0.0.0/0:1", "255.255.255.255",
+	"10.1.2.3/8", "10.0.0.0/8:65535", "1.2.3.4:5-6", "1.2.3.0/24:1-65535", "::", "::/0",
+	"[::/0]:1-65535", "[::/0]:443", "::1", "[::1]:1", "[::1]:65535", "fd00::/8",
+	"[fd00::/8]:8000-8999", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128",
+	"::ffff:127.0.0.1", "::ffff:10.0.0.0/104", "[::ffff:127.0.0.1]:80", "::ffff:0:0/96",
+	"[::ffff:0.0.0.0/96]:1-65535", "::ffff:1.2.3.4/95", "::1.2.3.4", "[::1.2.3.4/120]:9",
+	"[::ffff:1.2.3.4/127]:1-2",
+};
+
+static bool same_rule(const struct kashim_rule *a, const struct kashim_rule *b)
+{
+	return a->family == b->family && a->prefix == b->prefix && a->port_lo == b->port_lo &&
+	       a->port_hi == b->port_hi && !memcmp(a->addr, b->addr, sizeof a->addr);
+}
+
+/* text parsed as KASHIM_SKIP, each rule printed, the printed list parsed
+ * again: the same rules, none printed empty.  Returns false with why. */
+static bool rules_round_trip(const char *text, char *why, size_t size)
+{
+	static struct kashim_config first, again;
+	static char env[KASHIM_MAX_RULES * 64];
+	struct kashim_line l;
+	size_t at = 0;
+	int i;
+
+	snprintf(env, sizeof env, "KASHIM_SKIP=%s", text);
+	if (load(&first, env, NULL, NULL) != 0 || first.skip.n == 0) {
+		snprintf(why, size, "%.200s: does not parse: %s", text, nreports ? reports[0] : "no rule");
+		return false;
+	}
+	at = (size_t)snprintf(env, sizeof env, "KASHIM_SKIP=");
+	for (i = 0; i < first.skip.n; i++) {
+		kashim_line_start(&l);
+		kashim_line_put_rule(&l, &first.skip.rule[i]);
+		if (!l.len) {
+			snprintf(why, size, "%.200s: rule %d prints as nothing", text, i);
+			return false;
+		}
+		at += (size_t)snprintf(env + at, sizeof env - at, "%s%.*s", i ? "," : "", (int)l.len, l.buf);
+	}
+	if (load(&again, env, NULL, NULL) != 0 || again.skip.n != first.skip.n) {
+		snprintf(why, size, "%.200s printed as %.300s, which %.400s", text, env + 12,
+			 nreports ? reports[0] : "has another number of rules");
+		return false;
+	}
+	for (i = 0; i < first.skip.n; i++)
+		if (!same_rule(&first.skip.rule[i], &again.skip.rule[i])) {
+			snprintf(why, size, "%.200s printed as %.300s: rule %d differs", text, env + 12, i);
+			return false;
+		}
+	return true;
+}
+
+static void test_rule_round_trip(void)
+{
+	static char all[KASHIM_MAX_RULES * 48];
+	char why[KASHIM_LINE_MAX * 2], name[160];
+	struct kashim_config cfg;
+	struct kashim_line l;
+	size_t i;
+	unsigned bits;
+	bool ok = true;
+
+	for (i = 0; i < sizeof round_trip / sizeof round_trip[0]; i++) {
+		snprintf(name, sizeof name, "rule %s prints as text that parses back to it", round_trip[i]);
+		check(rules_round_trip(round_trip[i], why, sizeof why), name, why);
+	}
+	load(&cfg, "KASHIM_SKIP=:1-65535", NULL, NULL);
+	kashim_line_start(&l);
+	kashim_line_put_rule(&l, &cfg.skip.rule[0]);
+	snprintf(why, sizeof why, "'%.*s'", (int)l.len, l.buf);
+	check(l.len == 8 && !memcmp(l.buf, ":1-65535", 8), "the rule :1-65535 prints as :1-65535", why);
+	/* every prefix of each family, with and without ports, as one list */
+	for (bits = 0; ok && bits <= 128; bits++) {
+		all[0] = 0;
+		if (bits <= 32)
+			snprintf(all, sizeof all, "255.255.255.255/%u,255.255.255.255/%u:1-65535,"
+				 "255.255.255.255/%u:00080,", bits, bits, bits);
+		snprintf(all + strlen(all), sizeof all - strlen(all),
+			 "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/%u,[::ffff:ffff:ffff/%u]:1,"
+			 "[f::/%u]:1-65535", bits, bits, bits);
+		ok = rules_round_trip(all, why, sizeof why);
+	}
+	check(ok, "every prefix of both families, with and without ports, round-trips", why);
+	/* port 0 is not in the grammar (the kernel has no connection on it) */
+	load(&cfg, "KASHIM_SKIP=:0-65535", NULL, NULL);
+	check(nreports == 1 && cfg.skip.n == 0, "port 0 is refused, as a range's start too",
+	      nreports ? reports[0] : "taken");
+}
+
+/* One set of words everywhere: kashim attach --scope both was taken,
+ * KASHIM_SCOPE=both and "scope = both" in the file were refused (issue 21). */
+static void test_scope_both(void)
+{
+	struct kashim_config cfg;
+	const char *path = write_file("both.conf", "scope = client\n[program p]\nscope = both\n");
+
+	load(&cfg, "KASHIM_SCOPE=Both", NULL, NULL);
+	check(nreports == 0 && cfg.scope == KASHIM_SCOPE_ALL && !kashim_config_deferred(&cfg),
+	      "KASHIM_SCOPE=both is all, the word kashim attach --scope takes",
+	      nreports ? reports[0] : "another scope");
+	load_file(&cfg, path, "p", NULL);
+	check(nreports == 0 && cfg.scope == KASHIM_SCOPE_ALL,
+	      "scope = both in the file is all", nreports ? reports[0] : "another scope");
+	load_file(&cfg, path, "q", "KASHIM_SCOPE=both");
+	check(nreports == 0 && cfg.scope == KASHIM_SCOPE_ALL,
+	      "KASHIM_SCOPE=both wins over the file's scope = client", nreports ? reports[0] : "another scope");
+}
+
 static void test_hostile_globs(void)
 {
 	struct kashim_config cfg;
@@ -1038,6 +1152,8 @@ int main(void)
 	test_too_many_problems();
 	test_many_sections();
 	test_mapped_rules();
+	test_rule_round_trip();
+	test_scope_both();
 	test_hostile_globs();
 	test_escaping();
 	test_listen_fds_hostile();
