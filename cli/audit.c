@@ -1136,7 +1136,7 @@ static void audit_free(struct audit *a)
 
 static int usage(FILE *to, int status)
 {
-	fprintf(to, "usage: kashim audit [--json | --prometheus] [--max-bound D]\n\n"
+	fprintf(to, "usage: kashim audit [--json | --prometheus] [--max-bound D] [--output FILE]\n\n"
 		"Reads every TCP socket of every process it may (all as root, its own\n"
 		"otherwise) and prints one row per program (executable, systemd unit or\n"
 		"cgroup, pids): connections, how many have keepalive and a user timeout,\n"
@@ -1147,7 +1147,9 @@ static int usage(FILE *to, int status)
 		"  --json          for scripts, with every connection\n"
 		"  --prometheus    node_exporter textfile collector format\n"
 		"  --max-bound D   exit 1 when a connection's worst case exceeds D\n"
-		"                  (45, 45s, 2m, 1h, 1500ms)\n\n"
+		"                  (45, 45s, 2m, 1h, 1500ms)\n"
+		"  --output FILE   write FILE whole or not at all (a temporary file\n"
+		"                  beside it, then renamed), for node_exporter\n\n"
 		"Exit status: 0 done, 1 a worst case exceeds --max-bound, 2 usage.\n");
 	return status;
 }
@@ -1155,7 +1157,8 @@ static int usage(FILE *to, int status)
 int cmd_audit(int argc, char **argv)
 {
 	struct audit a = { 0 };
-	const char *bound_text = NULL;
+	struct stdout_file out;
+	const char *bound_text = NULL, *output = NULL;
 	bool json = false, prometheus = false;
 	double max_ms = INFINITY;
 	int i, status, retries2 = -1;
@@ -1171,6 +1174,10 @@ int cmd_audit(int argc, char **argv)
 			bound_text = argv[++i];
 		else if (!strncmp(argv[i], "--max-bound=", 12))
 			bound_text = argv[i] + 12;
+		else if (!strcmp(argv[i], "--output") && i + 1 < argc)
+			output = argv[++i];
+		else if (!strncmp(argv[i], "--output=", 9))
+			output = argv[i] + 9;
 		else
 			return usage(stderr, EXIT_USAGE);
 	}
@@ -1190,6 +1197,10 @@ int cmd_audit(int argc, char **argv)
 	account(&a);
 	read_retries2(&retries2);
 	sort_programs(&a);
+	if (output && !stdout_file_begin(&out, output)) {
+		audit_free(&a);
+		return EXIT_PROBLEM;
+	}
 	if (json)
 		print_json(&a, retries2);
 	else if (prometheus)
@@ -1197,6 +1208,10 @@ int cmd_audit(int argc, char **argv)
 	else
 		print_text(&a, retries2);
 	fflush(stdout);
+	if (output && !stdout_file_commit(&out, true)) {
+		audit_free(&a);
+		return EXIT_PROBLEM;
+	}
 	status = bound_text && over_bound(&a, max_ms, bound_text) ? EXIT_PROBLEM : EXIT_OK;
 	audit_free(&a);
 	return status;
