@@ -287,4 +287,26 @@ for f in glob.glob("/proc/[0-9]*/stat"):
 	fi
 }
 
+
+# The evidence counters against a real dead peer (audit_counters.py): one
+# connection under kashim (interval 1 s, count 3) whose peer vanishes (tc
+# blackhole) moves its network namespace's TCPKeepAlive by 3 and
+# TCPAbortOnTimeout by 1, as audit reads them from outside the namespace,
+# in text, JSON and Prometheus alike.
+test_counters_move_with_a_dead_peer() {
+	need_root || return
+	need_cmd unshare nsenter tc ip ss || return
+	local out probes aborts
+	out=$(timeout -k 5 150 unshare -n "$PY" "$HELPERS/audit_counters.py" "$K" "$LIB" \
+		"$HELPERS/hold.py" "/proc/$$/ns/net" 2>&1)
+	read -r _ probes aborts _ <<< "$(echo "$out" | grep '^moved ')"
+	if echo "$out" | grep -q '^notready: '; then
+		fail "the scene did not get ready: $(echo "$out" | sed -n 's/^notready: //p')"
+	elif [ "${probes:-}" = 3 ] && [ "${aborts:-}" = 1 ]; then
+		ok "a dead peer under kashim (count 3): TCPKeepAlive +3, TCPAbortOnTimeout +1, in text, JSON and Prometheus ($(echo "$out" | grep '^moved '))"
+	else
+		fail "want 3 probes and 1 abort: $(echo "$out" | tail -n 4 | tr '\n' ';')"
+	fi
+}
+
 run_tests
