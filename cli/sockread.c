@@ -224,6 +224,11 @@ static enum fd_result read_fd(int pidfd, int fddir, const char *name, sock_visit
 	if (!parse_digits(name, INT_MAX, &target))
 		return FD_DONE; /* "." and ".." */
 	n = readlinkat(fddir, name, link, sizeof link - 1);
+	if (n < 0 && (errno == EACCES || errno == EPERM)) {
+		/* no right to ptrace it (CAP_SYS_PTRACE): listed, never read */
+		*err = errno;
+		return FD_DENIED;
+	}
 	if (n < 0)
 		return FD_VANISHED;
 	link[n] = 0;
