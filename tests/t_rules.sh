@@ -73,4 +73,20 @@ test_rules_unit_tests_can_fail() {
 	mutant "KashimAttachRefused on any unit" 'name=~"kashim-attach@.+\\.service", ' ''
 }
 
+# The fleet query shown in docs/fleet.md is the one the unit tests
+# evaluate (whitespace aside).
+test_fleet_query_is_the_tested_one() {
+	if "$PY" - "$ROOT/docs/fleet.md" "$UNIT_TESTS" > "$TMP/out" 2>&1 <<-'PY'
+	import re, sys
+	doc = open(sys.argv[1]).read()
+	shown = re.findall(r"^## The fleet query\n.*?^```promql\n(.*?)^```", doc, re.S | re.M)
+	tests = open(sys.argv[2]).read()
+	tested = re.findall(r"^      - expr: \|\n((?:          .*\n)+)", tests, re.M)
+	norm = lambda q: " ".join(q.split())
+	assert len(shown) == 1, "no promql block under '## The fleet query'"
+	assert norm(shown[0]) in [norm(t) for t in tested], "not in the unit tests: " + norm(shown[0])
+	PY
+	then ok "the fleet query of docs/fleet.md is evaluated by the rules' unit tests"; else fail "$(tail -n 2 "$TMP/out")"; fi
+}
+
 run_tests
