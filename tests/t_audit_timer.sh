@@ -53,4 +53,19 @@ test_audit_timer() {
 	nspawn_boot audit-timer unified bpf "$BOOT_LIMIT"
 }
 
+# Both units as shipped pass systemd-analyze verify (no unknown directive,
+# no bad value), with ExecStart= pointed at this build.
+test_units_verify() {
+	need_cmd systemd-analyze || return
+	mkdir "$TMP/units"
+	sed "s|/usr/local/bin/kashim|$ROOT/kashim|" "$ROOT/scripts/systemd/kashim-audit.service" > "$TMP/units/kashim-audit.service"
+	cp "$ROOT/scripts/systemd/kashim-audit.timer" "$TMP/units/"
+	if (cd "$TMP/units" && systemd-analyze verify --man=no ./kashim-audit.timer ./kashim-audit.service) > "$TMP/verify" 2>&1 &&
+		! grep -qiE 'unknown|invalid|ignoring' "$TMP/verify"; then
+		ok "systemd-analyze verify: kashim-audit.timer and kashim-audit.service"
+	else
+		fail "systemd-analyze verify: $(head -n 5 "$TMP/verify" | tr '\n' ';')"
+	fi
+}
+
 run_tests

@@ -12,12 +12,13 @@ series() { grep -E "^kashim_audit_(connections|worst_case_seconds)[a-z_]*\{.*uni
 # busy FILE UNIT: the unit's busy worst case, in whole seconds.
 busy() { series "$1" "$2" | grep 'bound="busy"' | sed 's/.* //; s/\..*//'; }
 conns() { ss -Htn state established | grep -c .; }
+connected() { [ "$(conns)" -ge 2 ]; }
 
 mkdir -p "$DIR"
 systemctl start kt-pair.service kt-private.service
 # kt-private's pair is in its own namespace: its ss is not ours
-if ! wait_for 60 test "$(conns)" -ge 2 || ! wait_for 60 systemctl is-active -q kt-private.service; then
-	fail "the services did not connect: $(systemctl status kt-pair.service kt-private.service 2>&1 | tail -n 6 | tr '\n' ';')"
+if ! wait_for 60 connected || ! wait_for 60 systemctl is-active -q kt-private.service; then
+	fail "the services did not connect ($(conns) connection(s)): $(systemctl status kt-pair.service 2>&1 | tail -n 6 | tr "\n" ";")"
 fi
 ppid=$(systemctl show -P MainPID kt-private.service)
 wait_for 60 sh -c "nsenter -t $ppid -n ss -Htn state established | grep -q ." ||
