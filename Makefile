@@ -19,7 +19,7 @@ SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 
 LIB := libkashim.so
 CLI := kashim
-CLI_SRC := cli/kashim.c cli/inspect.c cli/sockread.c cli/audit.c cli/doctor.c cli/files.c cli/cgroup.c cli/cgbpf.c cli/cgroupfs.c config.c
+CLI_SRC := cli/kashim.c cli/inspect.c cli/sockread.c cli/audit.c cli/doctor.c cli/files.c cli/cgroup.c cli/cgbpf.c cli/cgroupfs.c cli/outfile.c config.c
 TEST_BINS := tests/test_config tests/probe tests/sockpeek tests/libearly.so tests/libwrap.so \
              tests/libfailbig.so tests/libexitmid.so tests/hostile tests/libhostile.so tests/tcphold \
              tests/libtear.so
@@ -135,6 +135,9 @@ detect-report: $(LIB) tests/sockpeek
 # of this build, so the installed files agree with `kashim --version`.
 INSTALL_SED := sed -e '/^\.TH/s/"kashim [^"]*"/"kashim $(VERSION)"/' -e 's|/usr/local/lib|$(LIBDIR)|g'
 MANS := man/kashim.1 man/kashim-entrypoint.1 man/libkashim.7
+# The units, enabled by nothing: the cgroup mode's template, and audit on
+# a timer for node_exporter's textfile collector.
+UNITS := kashim-attach@.service kashim-audit.service kashim-audit.timer
 
 install: $(LIB) $(CLI)
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man7
@@ -148,15 +151,16 @@ install: $(LIB) $(CLI)
 		$(INSTALL_SED) $$m > $(DESTDIR)$(MANDIR)/man$${m##*.}/$${m##*/} || exit 1; \
 		chmod 0644 $(DESTDIR)$(MANDIR)/man$${m##*.}/$${m##*/}; done
 	install -d $(DESTDIR)$(SYSTEMDUNITDIR)
-	sed 's|/usr/local/bin/kashim|$(BINDIR)/kashim|g' scripts/systemd/kashim-attach@.service \
-		> $(DESTDIR)$(SYSTEMDUNITDIR)/kashim-attach@.service
-	chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/kashim-attach@.service
+	for u in $(UNITS); do \
+		sed 's|/usr/local/bin/kashim|$(BINDIR)/kashim|g' scripts/systemd/$$u \
+			> $(DESTDIR)$(SYSTEMDUNITDIR)/$$u || exit 1; \
+		chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/$$u; done
 
 uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/$(LIB) $(DESTDIR)$(MUSLLIBDIR)/libkashim-musl.so $(DESTDIR)$(BINDIR)/$(CLI) \
 		$(DESTDIR)$(BINDIR)/kashim-entrypoint $(DESTDIR)$(MANDIR)/man1/kashim.1 \
 		$(DESTDIR)$(MANDIR)/man1/kashim-entrypoint.1 $(DESTDIR)$(MANDIR)/man7/libkashim.7 \
-		$(DESTDIR)$(SYSTEMDUNITDIR)/kashim-attach@.service
+		$(addprefix $(DESTDIR)$(SYSTEMDUNITDIR)/,$(UNITS))
 
 # The Debian package, built by dpkg-buildpackage from a copy of this tree
 # in build/deb (see debian/); the last line is the path of the .deb.

@@ -106,6 +106,16 @@ struct netns_facts {
 	struct diag_table diag;
 };
 
+/* The kernel's own counters of one network namespace (TcpExt of
+ * /proc/net/netstat there): what every program in it has done since the
+ * namespace was made, not any one program's. */
+struct netns_counters {
+	unsigned long long id; /* netns_id */
+	unsigned long inode;   /* shown as net:[INODE], as /proc/PID/ns/net reads */
+	long long keepalive_probes; /* TCPKeepAlive: keepalive probes sent */
+	long long timeout_aborts;   /* TCPAbortOnTimeout: connections ended by a timeout */
+};
+
 struct audit {
 	struct program *programs;
 	size_t nprograms, cap_programs;
@@ -115,6 +125,8 @@ struct audit {
 	size_t nnetns, cap_netns;
 	unsigned read, unreadable, exited, total_connections, mptcp, other_cgroup;
 	bool resolve_timed_out; /* a path did not resolve in time: try no more */
+	struct netns_counters *counters; /* of each network namespace read */
+	size_t ncounters, cap_counters;
 	/* the sockets of the process being read, counted once it was read
 	 * whole: a process that exits mid-read has no connections left */
 	struct sock_info *pending;
@@ -623,6 +635,127 @@ static void account(struct audit *a)
 	free(inodes);
 }
 
+/* --- the kernel's counters, per network namespace ------------------- */
+
+#define NETSTAT_MAX 65536 /* /proc/net/netstat is some 4 KiB */
+
+/* The value of field name on the TcpExt: value line, whose header line
+ * (TcpExt: Name Name...) comes just before it; -1 if not there. */
+static long long tcpext_field(const char *netstat, const char *name)
+{
+	/* whole lines only: MPTcpExt: ends in the same text */
+	const char *head = strncmp(netstat, "TcpExt: ", 8) ? strstr(netstat, "\nTcpExt: ") : netstat;
+	const char *vals, *h, *v;
+	size_t len = strlen(name);
+
+	if (!head || !(vals = strstr(head + 9, "\nTcpExt: ")))
+		return -1;
+	head += *head == '\n';
+	for (h = head + 8, v = vals + 9; *h && *h != '\n' && *v && *v != '\n';) {
+		size_t hl = strcspn(h, " \n"), vl = strcspn(v, " \n");
+		if (hl == len && !strncmp(h, name, len)) {
+			char *end;
+			long long n = strtoll(v, &end, 10);
+			return end == v + vl && n >= 0 ? n : -1;
+		}
+		h += hl + (h[hl] == ' ');
+		v += vl + (v[vl] == ' ');
+	}
+	return -1;
+}
+
+/* pid's network namespace's counters, through /proc/PID/net/netstat (its
+ * namespace's view, read without entering it). */
+static bool read_counters(long pid, struct netns_counters *c)
+{
+	static char buf[NETSTAT_MAX];
+	char path[64], why[128];
+	struct stat st;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof path, "/proc/%ld/net/netstat", pid);
+	fd = open_regular(path, &st, why, sizeof why);
+	if (fd < 0)
+		return false;
+	n = read_at_most(fd, buf, sizeof buf - 1, why, sizeof why);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = 0;
+	c->keepalive_probes = tcpext_field(buf, "TCPKeepAlive");
+	c->timeout_aborts = tcpext_field(buf, "TCPAbortOnTimeout");
+	return c->keepalive_probes >= 0 && c->timeout_aborts >= 0;
+}
+
+/* The counters of pid's network namespace, once per namespace. */
+static void note_counters(struct audit *a, long pid)
+{
+	struct netns_counters c = { 0 };
+	char path[64];
+	struct stat st;
+	size_t i;
+
+	snprintf(path, sizeof path, "/proc/%ld/ns/net", pid);
+	if (!netns_id(pid, &c.id) || stat(path, &st))
+		return;
+	for (i = 0; i < a->ncounters; i++)
+		if (a->counters[i].id == c.id)
+			return;
+	c.inode = (unsigned long)st.st_ino;
+	if (!read_counters(pid, &c))
+		return;
+	a->counters = grow(a->counters, &a->cap_counters, a->ncounters, sizeof *a->counters);
+	a->counters[a->ncounters++] = c;
+}
+
+static void print_counters_text(const struct audit *a)
+{
+	size_t i;
+
+	if (a->ncounters)
+		printf("the kernel's counters, per network namespace (all its programs, since it was made):\n");
+	for (i = 0; i < a->ncounters; i++)
+		printf("  net:[%lu]  %lld keepalive probes sent (TCPKeepAlive), %lld connections "
+		       "ended by a timeout (TCPAbortOnTimeout)\n", a->counters[i].inode,
+		       a->counters[i].keepalive_probes, a->counters[i].timeout_aborts);
+}
+
+static void print_counters_json(const struct audit *a)
+{
+	size_t i;
+
+	printf(",\n  \"network_namespaces\": [");
+	for (i = 0; i < a->ncounters; i++)
+		printf("%s\n    {\"netns\": \"net:[%lu]\", \"tcp_keepalive_probes\": %lld, "
+		       "\"tcp_abort_on_timeout\": %lld}", i ? "," : "", a->counters[i].inode,
+		       a->counters[i].keepalive_probes, a->counters[i].timeout_aborts);
+	printf("%s]", a->ncounters ? "\n  " : "");
+}
+
+static void print_counters_prometheus(const struct audit *a)
+{
+	static const char *const family[][2] = {
+		{ "kashim_audit_tcp_keepalive_probes_total",
+		  "Keepalive probes the kernel sent (TcpExt TCPKeepAlive of /proc/net/netstat) "
+		  "in the network namespace, by every program in it since it was made: per "
+		  "network namespace, not per program." },
+		{ "kashim_audit_tcp_abort_on_timeout_total",
+		  "Connections the kernel ended because the peer stopped answering (TcpExt "
+		  "TCPAbortOnTimeout: keepalive probes unanswered, retransmissions or "
+		  "TCP_USER_TIMEOUT exhausted) in the network namespace, by every program in it "
+		  "since it was made: per network namespace, not per program." },
+	};
+	size_t f, i;
+
+	for (f = 0; f < 2; f++) {
+		printf("# HELP %s %s\n# TYPE %s counter\n", family[f][0], family[f][1], family[f][0]);
+		for (i = 0; i < a->ncounters; i++)
+			printf("%s{netns=\"net:[%lu]\"} %lld\n", family[f][0], a->counters[i].inode,
+			       f ? a->counters[i].timeout_aborts : a->counters[i].keepalive_probes);
+	}
+}
+
 static void audit_process(struct audit *a, long pid)
 {
 	int err;
@@ -631,6 +764,7 @@ static void audit_process(struct audit *a, long pid)
 	switch (proc_read_sockets(pid, audit_visit, a, &err)) {
 	case PROC_READ_OK:
 		a->read++;
+		note_counters(a, pid);
 		if (a->npending)
 			add_process(a, pid);
 		break;
@@ -803,6 +937,7 @@ static void print_text(const struct audit *a, int retries2)
 		       "process moved): the cgroup mode of the process's cgroup does not reach\n"
 		       "them; --json shows each one's socket_cgroup\n", a->other_cgroup);
 	print_marked_note(a);
+	print_counters_text(a);
 }
 
 static void json_seconds(double ms)
@@ -931,7 +1066,9 @@ static void print_json(const struct audit *a, int retries2)
 			putchar(',');
 		json_program(a, i);
 	}
-	printf("%s]}\n", a->nprograms ? "\n  " : "");
+	printf("%s]", a->nprograms ? "\n  " : "");
+	print_counters_json(a);
+	printf("}\n");
 }
 
 /* A label in the Prometheus text format: valid UTF-8 (bytes that are not
@@ -1023,6 +1160,7 @@ static void print_prometheus(const struct audit *a)
 	       "kashim_audit_processes{outcome=\"unreadable\"} %u\n"
 	       "kashim_audit_processes{outcome=\"exited\"} %u\n",
 	       a->read, a->unreadable, a->exited);
+	print_counters_prometheus(a);
 }
 
 /* --- the command ---------------------------------------------------- */
@@ -1144,11 +1282,12 @@ static void audit_free(struct audit *a)
 	free(a->conns);
 	free(a->netns);
 	free(a->pending);
+	free(a->counters);
 }
 
 static int usage(FILE *to, int status)
 {
-	fprintf(to, "usage: kashim audit [--json | --prometheus] [--max-bound D]\n\n"
+	fprintf(to, "usage: kashim audit [--json | --prometheus] [--max-bound D] [--output FILE]\n\n"
 		"Reads every TCP socket of every process it may (all as root, its own\n"
 		"otherwise) and prints one row per program (executable, systemd unit or\n"
 		"cgroup, pids): connections, how many have keepalive and a user timeout,\n"
@@ -1159,7 +1298,9 @@ static int usage(FILE *to, int status)
 		"  --json          for scripts, with every connection\n"
 		"  --prometheus    node_exporter textfile collector format\n"
 		"  --max-bound D   exit 1 when a connection's worst case exceeds D\n"
-		"                  (45, 45s, 2m, 1h, 1500ms)\n\n"
+		"                  (45, 45s, 2m, 1h, 1500ms)\n"
+		"  --output FILE   write FILE whole or not at all (a temporary file\n"
+		"                  beside it, then renamed), for node_exporter\n\n"
 		"Exit status: 0 done, 1 a worst case exceeds --max-bound, 2 usage.\n");
 	return status;
 }
@@ -1167,7 +1308,8 @@ static int usage(FILE *to, int status)
 int cmd_audit(int argc, char **argv)
 {
 	struct audit a = { 0 };
-	const char *bound_text = NULL;
+	struct stdout_file out;
+	const char *bound_text = NULL, *output = NULL;
 	bool json = false, prometheus = false;
 	double max_ms = INFINITY;
 	int i, status, retries2 = -1;
@@ -1183,6 +1325,10 @@ int cmd_audit(int argc, char **argv)
 			bound_text = argv[++i];
 		else if (!strncmp(argv[i], "--max-bound=", 12))
 			bound_text = argv[i] + 12;
+		else if (!strcmp(argv[i], "--output") && i + 1 < argc)
+			output = argv[++i];
+		else if (!strncmp(argv[i], "--output=", 9))
+			output = argv[i] + 9;
 		else
 			return usage(stderr, EXIT_USAGE);
 	}
@@ -1202,6 +1348,10 @@ int cmd_audit(int argc, char **argv)
 	account(&a);
 	read_retries2(&retries2);
 	sort_programs(&a);
+	if (output && !stdout_file_begin(&out, output)) {
+		audit_free(&a);
+		return EXIT_PROBLEM;
+	}
 	if (json)
 		print_json(&a, retries2);
 	else if (prometheus)
@@ -1209,6 +1359,10 @@ int cmd_audit(int argc, char **argv)
 	else
 		print_text(&a, retries2);
 	fflush(stdout);
+	if (output && !stdout_file_commit(&out, true)) {
+		audit_free(&a);
+		return EXIT_PROBLEM;
+	}
 	status = bound_text && over_bound(&a, max_ms, bound_text) ? EXIT_PROBLEM : EXIT_OK;
 	audit_free(&a);
 	return status;

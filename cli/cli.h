@@ -75,6 +75,18 @@ void cgroup_print_escaped(FILE *f, const char *s);
 /* A buffer for escaped(): 4 bytes out per byte in, for a path. */
 #define ESCAPED_PATH_MAX (4 * 4096 + 4)
 
+/* outfile.c: standard output into PATH, replaced whole or not at all (a
+ * temporary file beside it, renamed over it by commit when keep is true,
+ * removed otherwise).  Each says why in one "kashim:" line when it fails. */
+#include <limits.h>
+struct stdout_file {
+	const char *path;
+	char tmp[PATH_MAX];
+	int saved; /* the standard output before */
+};
+bool stdout_file_begin(struct stdout_file *o, const char *path);
+bool stdout_file_commit(struct stdout_file *o, bool keep);
+
 int cmd_doctor(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_audit(int argc, char **argv);

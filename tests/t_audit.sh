@@ -27,7 +27,7 @@ scene_status() {
 
 test_help_and_usage() {
 	expect_status 0 "audit --help" "$K" audit --help
-	expect_text "$TMP/out" "a usage text on stdout" '^usage: kashim audit \[--json \| --prometheus\] \[--max-bound D\]$'
+	expect_text "$TMP/out" "a usage text on stdout" '^usage: kashim audit \[--json \| --prometheus\] \[--max-bound D\] \[--output FILE\]$'
 	expect_status 0 "kashim --help" "$K" --help
 	expect_text "$TMP/out" "lists audit" '^  audit \[--json\|--prometheus\] '
 	expect_status 2 "audit --frobnicate" "$K" audit --frobnicate
@@ -35,6 +35,12 @@ test_help_and_usage() {
 	expect_text "$TMP/err" "says they are exclusive" '^kashim audit: --json and --prometheus are exclusive$'
 	expect_status 2 "audit --max-bound with no value" "$K" audit --max-bound
 	expect_status 2 "audit --max-bound auto" "$K" audit --max-bound auto
+	expect_status 2 "audit --output with no value" "$K" audit --output
+	expect_status 1 "audit --output in a directory that does not exist" "$K" audit --output "$TMP/none/kashim.prom"
+	expect_text "$TMP/err" "says why" "^kashim: cannot make a temporary file beside $TMP/none/kashim.prom: No such file or directory$"
+	expect_status 1 "audit --output naming a directory" "$K" audit --output "$TMP/"
+	expect_text "$TMP/err" "says it is not a file name" "^kashim: cannot write $TMP/: not a file name$"
+	[ -z "$(ls -A "$TMP" | grep -v '^out$\|^err$')" ] && ok "--output that fails leaves no file" || fail "left: $(ls -A "$TMP")"
 }
 
 test_model_arithmetic() {
@@ -284,6 +290,28 @@ for f in glob.glob("/proc/[0-9]*/stat"):
 		expect_text "$TMP/err" "says it is a kernel thread" "pid $kt is a kernel thread"
 	else
 		ok "no kernel thread visible in this pid namespace (nothing to inspect)"
+	fi
+}
+
+
+# The evidence counters against a real dead peer (audit_counters.py): one
+# connection under kashim (interval 1 s, count 3) whose peer vanishes (tc
+# blackhole) moves its network namespace's TCPKeepAlive by 3 and
+# TCPAbortOnTimeout by 1, as audit reads them from outside the namespace,
+# in text, JSON and Prometheus alike.
+test_counters_move_with_a_dead_peer() {
+	need_root || return
+	need_cmd unshare nsenter tc ip ss || return
+	local out probes aborts
+	out=$(timeout -k 5 150 unshare -n "$PY" "$HELPERS/audit_counters.py" "$K" "$LIB" \
+		"$HELPERS/hold.py" "/proc/$$/ns/net" 2>&1)
+	read -r _ probes aborts _ <<< "$(echo "$out" | grep '^moved ')"
+	if echo "$out" | grep -q '^notready: '; then
+		fail "the scene did not get ready: $(echo "$out" | sed -n 's/^notready: //p')"
+	elif [ "${probes:-}" = 3 ] && [ "${aborts:-}" = 1 ]; then
+		ok "a dead peer under kashim (count 3): TCPKeepAlive +3, TCPAbortOnTimeout +1, in text, JSON and Prometheus ($(echo "$out" | grep '^moved '))"
+	else
+		fail "want 3 probes and 1 abort: $(echo "$out" | tail -n 4 | tr '\n' ';')"
 	fi
 }
 
