@@ -52,6 +52,11 @@ fleet_cleanup() {
 		[ -S "$s" ] && ssh -o ControlPath="$s" -O exit dummy > /dev/null 2>&1
 	done
 	[ -n "$FLEET_CG" ] && [ -d "$FLEET_CG" ] && nspawn_end_cgroup "$FLEET_CG"
+	# FLEET_KEEP=DIR: the run's logs, configurations and snapshots kept there
+	if [ -n "${FLEET_KEEP:-}" ]; then
+		mkdir -p "$FLEET_KEEP" && cp "$TMP"/*.log "$TMP"/*.yml "$TMP"/*.ini "$TMP"/*.cfg "$TMP"/snap* \
+			"$TMP"/*.jsonl "$FLEET_KEEP"/ 2> /dev/null
+	fi
 	cleanup
 }
 
@@ -128,7 +133,7 @@ fleet_boot() {
 		overlay "$FLEET_BASE" "$h/upper" "$h/work" "$h/root" \
 		systemd-nspawn -q -D "$h/root" --register=no --keep-unit --machine="kf$i" \
 		--link-journal=no --resolv-conf=off --timezone=off \
-		--capability=CAP_NET_ADMIN,CAP_BPF,CAP_PERFMON --system-call-filter=bpf \
+		--capability=CAP_NET_ADMIN,CAP_BPF,CAP_PERFMON --system-call-filter="bpf pidfd_open pidfd_getfd" \
 		-b systemd.unit=fleet.target
 	HOSTPID[i]=$BG
 }
