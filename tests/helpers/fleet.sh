@@ -55,7 +55,7 @@ fleet_cleanup() {
 	# FLEET_KEEP=DIR: the run's logs, configurations and snapshots kept there
 	if [ -n "${FLEET_KEEP:-}" ]; then
 		mkdir -p "$FLEET_KEEP" && cp "$TMP"/*.log "$TMP"/*.yml "$TMP"/*.ini "$TMP"/*.cfg "$TMP"/snap* \
-			"$TMP"/*.jsonl "$FLEET_KEEP"/ 2> /dev/null
+			"$TMP"/*.jsonl "$TMP"/compare* "$FLEET_KEEP"/ 2> /dev/null
 	fi
 	cleanup
 }

@@ -8,15 +8,18 @@
 #   fleetq.py hook FILE STATUS     the alerts of the webhook receiver's
 #                                  notifications with that status
 #                                  (firing, resolved): "alertname instance unit"
-#   fleetq.py snap ROOT UPPER [BEFORE]
-#                                  a host's files as its root (ROOT, e.g.
+#   fleetq.py snap ROOT UPPER      a host's files as its root (ROOT, e.g.
 #                                  /proc/PID/root) shows them, for every path
-#                                  its overlay's upper layer (UPPER) holds and
-#                                  every path of BEFORE (an earlier snap):
-#                                  "path kind mode owner digest", sorted.
-#                                  What the running system itself rewrites
-#                                  (logs, apt's and dpkg's state, systemd's
-#                                  timestamps, temporary files) is left out.
+#                                  its overlay's upper layer (UPPER) holds:
+#                                  "path kind mode owner digest", sorted
+#   fleetq.py compare ROOT UPPER BEFORE BASE
+#                                  the paths whose state differs from BEFORE
+#                                  (a snap), for every path of BEFORE and of
+#                                  UPPER now; a path not in BEFORE was the
+#                                  overlay's lower layer's (BASE) then.  The
+#                                  last line: "N paths compared".
+# What the running system itself rewrites (logs, apt's and dpkg's state,
+# systemd's timestamps, temporary files) is left out.
 import hashlib
 import json
 import os
@@ -78,17 +81,33 @@ def describe(root, rel):
     return f"{rel} {kind} {stat.S_IMODE(st.st_mode):o} {st.st_uid}:{st.st_gid} {digest}"
 
 
-def snap(root, upper, before=None):
+def upper_paths(upper):
     paths = set()
     for d, dirs, files in os.walk(upper):
         for n in dirs + files:
-            paths.add(os.path.relpath(os.path.join(d, n), upper))
-    if before:
-        paths.update(line.split(" ", 1)[0] for line in open(before).read().splitlines())
-    for rel in sorted(paths):
-        if (rel + "/").startswith(VOLATILE):
-            continue
+            rel = os.path.relpath(os.path.join(d, n), upper)
+            if not (rel + "/").startswith(VOLATILE):
+                paths.add(rel)
+    return paths
+
+
+def snap(root, upper):
+    for rel in sorted(upper_paths(upper)):
         print(describe(root, rel))
+    return 0
+
+
+def compare(root, upper, before_file, base):
+    before = {}
+    for line in open(before_file).read().splitlines():
+        before[line.split(" ", 1)[0]] = line
+    paths = sorted(upper_paths(upper) | set(before))
+    for rel in paths:
+        was = before.get(rel) or describe(base, rel)
+        now = describe(root, rel)
+        if was != now:
+            print(f"{rel}: was '{was}', now '{now}'")
+    print(f"{len(paths)} paths compared")
     return 0
 
 
@@ -97,9 +116,12 @@ def main(argv):
         return query(argv[1], argv[2])
     if len(argv) >= 3 and argv[0] == "hook":
         return hook(argv[1], argv[2])
-    if len(argv) >= 3 and argv[0] == "snap":
-        return snap(argv[1], argv[2], argv[3] if len(argv) > 3 else None)
-    print("usage: fleetq.py query URL EXPR | hook FILE STATUS | snap ROOT UPPER [BEFORE]", file=sys.stderr)
+    if len(argv) == 3 and argv[0] == "snap":
+        return snap(argv[1], argv[2])
+    if len(argv) == 5 and argv[0] == "compare":
+        return compare(*argv[1:])
+    print("usage: fleetq.py query URL EXPR | hook FILE STATUS | snap ROOT UPPER | compare ROOT UPPER BEFORE BASE",
+          file=sys.stderr)
     return 2
 
 
