@@ -1,10 +1,18 @@
 # SPDX-License-Identifier: MIT
 """How long kashim audit takes on a busy host: 50 processes holding 400
 connected TCP sockets each (200 loopback connections, both ends), 20,000 in
-all, read with `kashim audit --json`.  Run by `make bench` after run.py;
-prints one table.  ROUNDS runs, median, min and max wall time."""
+all, read with `kashim audit --json`.  Then what kashim-audit.timer costs
+each minute on a busy proxy: 100,000 TCP connections (50,000 loopback
+pairs, both ends held, in a network namespace of the benchmark's own) read
+with the timer's own command, `kashim audit --prometheus --output FILE`:
+wall time and the peak resident memory of audit (the kernel's maxrss of
+that one child).  The hard RLIMIT_NOFILE cannot be raised without
+CAP_SYS_RESOURCE, so the connections are spread over as many processes as
+the hard limit needs.  Run by `make bench` after run.py; prints two tables.
+ROUNDS runs, median, min and max."""
 import json
 import os
+import tempfile
 import resource
 import statistics
 import subprocess
@@ -69,5 +77,112 @@ def main():
             p.wait()
 
 
+BIG = 100000  # TCP sockets in connections, both ends counted
+BIG_PORT = 46100  # holder i listens on 127.0.0.1:BIG_PORT + i, in its own namespace
+BIG_ROUNDS = 3
+
+# One holder of the big scene: pairs loopback connections, both ends held.
+# The first one brings the namespace's lo up and widens its ephemeral
+# ports (the namespace is the benchmark's own).
+BIG_HOLDER = r"""
+import os, socket, subprocess, sys
+pairs, port, first = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1"
+if first:
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    with open("/proc/sys/net/ipv4/ip_local_port_range", "w") as f:
+        f.write("1024 45999")  # below the listeners' ports
+l = socket.socket()
+l.bind(("127.0.0.1", port)); l.listen(4096)
+held = []
+for _ in range(pairs):
+    c = socket.create_connection(("127.0.0.1", port))
+    held += [c, l.accept()[0]]
+print("ready", flush=True)
+sys.stdin.read()
+"""
+
+
+# Prints how many sockets of the given pids audit's JSON lists, the
+# processes read and the connections.
+COUNT_HELD = r"""
+import json, sys
+doc = json.load(open(sys.argv[1]))
+pids = set(map(int, sys.argv[2:]))
+held = sum(1 for p in doc["programs"] for s in p["sockets"] if s["pid"] in pids)
+print(held, doc["processes_read"], doc["connections"])
+"""
+
+
+def start_big_holders():
+    """The 100,000 sockets, in a new network namespace; [] without root."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    per = (hard - 64) // 2  # pairs a process may hold: 2 descriptors each
+    nprocs = -(-BIG // 2 // per)
+    pairs = [BIG // 2 // nprocs + (i < BIG // 2 % nprocs) for i in range(nprocs)]
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # inherited
+    procs = []
+    for i, n in enumerate(pairs):
+        enter = ["unshare", "-n"] if i == 0 else ["nsenter", "--net=/proc/%d/ns/net" % procs[0].pid]
+        procs.append(subprocess.Popen(enter + [sys.executable, "-c", BIG_HOLDER, str(n),
+                                               str(BIG_PORT + i), "1" if i == 0 else "0"],
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True))
+        if procs[-1].stdout.readline().strip() != "ready":
+            raise SystemExit("a holder of the 100,000 connections did not start")
+    return procs
+
+
+def timed_audit(args):
+    """Wall seconds, CPU seconds (user + system) and peak RSS (MiB) of one
+    kashim audit: on a loaded machine the CPU time is the steadier figure."""
+    t = time.monotonic()
+    p = subprocess.Popen([KASHIM, "audit"] + args, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(p.pid, 0)
+    p.returncode = status  # reaped here, not by Popen
+    if status:
+        raise SystemExit("kashim audit %s exited with %d" % (" ".join(args), status))
+    return time.monotonic() - t, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+
+
+def big():
+    if os.geteuid() != 0:
+        print("\n(100,000 connections: skipped, not root: the connections are made in a "
+              "network namespace of the benchmark's own)")
+        return
+    procs = start_big_holders()
+    try:
+        with tempfile.TemporaryDirectory() as d:
+            out = os.path.join(d, "kashim.prom")
+            # The check reads audit's JSON in a child: a child's peak RSS
+            # (ru_maxrss) counts the pages of the process it was forked
+            # from, so this process must stay small.
+            with open(os.path.join(d, "audit.json"), "w") as f:
+                subprocess.run([KASHIM, "audit", "--json"], stdout=f, check=True)
+            held, read, total = map(int, subprocess.run(
+                [sys.executable, "-c", COUNT_HELD, os.path.join(d, "audit.json")] +
+                [str(p.pid) for p in procs], capture_output=True, text=True, check=True).stdout.split())
+            if held != BIG:
+                raise SystemExit("audit saw %d of the %d connections" % (held, BIG))
+            runs = [timed_audit(["--prometheus", "--output", out]) for _ in range(BIG_ROUNDS)]
+            size = os.path.getsize(out)
+        times = [r[0] for r in runs]
+        cpu = [r[1] for r in runs]
+        rss = [r[2] for r in runs]
+        print("\n| kashim audit --prometheus --output FILE (%d rounds) | processes read | TCP connections "
+              "| wall: median | min | max | CPU: median | peak RSS (max) | file |" % BIG_ROUNDS)
+        print("|---|---|---|---|---|---|---|---|---|")
+        print("| %d processes holding %d connections in all | %d | %d | %.2f s | %.2f s | %.2f s "
+              "| %.2f s | %.0f MiB | %d bytes |" % (
+                  len(procs), BIG, read, total, statistics.median(times),
+                  min(times), max(times), statistics.median(cpu), max(rss), size))
+        print("(load average when done: %.1f, %.1f, %.1f; the peak RSS is the larger of audit's "
+              "and the %.0f MiB of the benchmark process it was forked from)" % (
+                  os.getloadavg() + (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,)))
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+
+
 if __name__ == "__main__":
     main()
+    big()

@@ -37,7 +37,9 @@ bool stdout_file_begin(struct stdout_file *o, const char *path)
 	if (!*path || (slash && !slash[1]) ||
 	    snprintf(o->tmp, sizeof o->tmp, "%.*s.%s.XXXXXX", slash ? (int)(slash - path + 1) : 0,
 		     path, slash ? slash + 1 : path) >= (int)sizeof o->tmp) {
-		say_failed(o, "write to", EINVAL);
+		char shown[ESCAPED_PATH_MAX];
+		fprintf(stderr, "kashim: cannot write %s: not a file name\n",
+			escaped(path, shown, sizeof shown));
 		return false;
 	}
 	fd = mkostemp(o->tmp, O_CLOEXEC);

@@ -64,18 +64,16 @@ const char *tcp_state_name(unsigned state)
 	return state < sizeof tcp_states / sizeof tcp_states[0] ? tcp_states[state] : "?";
 }
 
-void sockaddr_text(const struct sockaddr_storage *ss, char *out, size_t size)
+void sockaddr_text(const union sock_addr *a, char *out, size_t size)
 {
 	char host[INET6_ADDRSTRLEN] = "?";
 
-	if (ss->ss_family == AF_INET) {
-		const struct sockaddr_in *a = (const void *)ss;
-		inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
-		snprintf(out, size, "%s:%u", host, ntohs(a->sin_port));
-	} else if (ss->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *a = (const void *)ss;
-		inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
-		snprintf(out, size, "[%s]:%u", host, ntohs(a->sin6_port));
+	if (a->sa.sa_family == AF_INET) {
+		inet_ntop(AF_INET, &a->v4.sin_addr, host, sizeof host);
+		snprintf(out, size, "%s:%u", host, ntohs(a->v4.sin_port));
+	} else if (a->sa.sa_family == AF_INET6) {
+		inet_ntop(AF_INET6, &a->v6.sin6_addr, host, sizeof host);
+		snprintf(out, size, "[%s]:%u", host, ntohs(a->v6.sin6_port));
 	} else {
 		snprintf(out, size, "*");
 	}
@@ -137,9 +135,9 @@ static void fill_info(int fd, int target_fd, struct sock_info *s)
 			s->mptcp_subflows = mi.mptcpi_subflows;
 		len = sizeof s->local;
 	}
-	getsockname(fd, (struct sockaddr *)&s->local, &len);
+	getsockname(fd, &s->local.sa, &len);
 	len = sizeof s->remote;
-	getpeername(fd, (struct sockaddr *)&s->remote, &len);
+	getpeername(fd, &s->remote.sa, &len);
 	memset(&info, 0, sizeof info);
 	len = sizeof info;
 	getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len);
@@ -224,6 +222,11 @@ static enum fd_result read_fd(int pidfd, int fddir, const char *name, sock_visit
 	if (!parse_digits(name, INT_MAX, &target))
 		return FD_DONE; /* "." and ".." */
 	n = readlinkat(fddir, name, link, sizeof link - 1);
+	if (n < 0 && (errno == EACCES || errno == EPERM)) {
+		/* no right to ptrace it (CAP_SYS_PTRACE): listed, never read */
+		*err = errno;
+		return FD_DENIED;
+	}
 	if (n < 0)
 		return FD_VANISHED;
 	link[n] = 0;

@@ -6,7 +6,17 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
+
+/* A TCP socket's address and port, IPv4 or IPv6: 28 bytes where a
+ * sockaddr_storage takes 128 (audit keeps two per connection, and a busy
+ * host has 100,000 connections). */
+union sock_addr {
+	struct sockaddr sa;
+	struct sockaddr_in v4;
+	struct sockaddr_in6 v6;
+};
 
 /* One TCP socket of the target, as the kernel has it. */
 struct sock_info {
@@ -15,7 +25,7 @@ struct sock_info {
 	bool mptcp;              /* IPPROTO_MPTCP: the options are its subflows' */
 	int mptcp_subflows;      /* subflows besides the first; -1: unreadable */
 	unsigned char state; /* tcpi_state: TCP_ESTABLISHED, TCP_LISTEN... */
-	struct sockaddr_storage local, remote;
+	union sock_addr local, remote;
 	/* -1: the kernel refused the read (MPTCP refuses TCP_USER_TIMEOUT),
 	 * shown as "unknown", never as a value */
 	int keepalive, idle, interval, count, user_timeout;
@@ -75,7 +85,7 @@ bool cgroup_path_of_id(unsigned long long id, char *out, size_t size);
 unsigned long long cgroup_id_of_path(const char *path);
 
 const char *tcp_state_name(unsigned state);
-void sockaddr_text(const struct sockaddr_storage *ss, char *out, size_t size);
+void sockaddr_text(const union sock_addr *a, char *out, size_t size);
 /* A process id as given on a command line: digits only, 1..4194304. */
 bool parse_pid(const char *s, long *pid);
 

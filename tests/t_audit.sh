@@ -27,7 +27,7 @@ scene_status() {
 
 test_help_and_usage() {
 	expect_status 0 "audit --help" "$K" audit --help
-	expect_text "$TMP/out" "a usage text on stdout" '^usage: kashim audit \[--json \| --prometheus\] \[--max-bound D\]$'
+	expect_text "$TMP/out" "a usage text on stdout" '^usage: kashim audit \[--json \| --prometheus\] \[--max-bound D\] \[--output FILE\]$'
 	expect_status 0 "kashim --help" "$K" --help
 	expect_text "$TMP/out" "lists audit" '^  audit \[--json\|--prometheus\] '
 	expect_status 2 "audit --frobnicate" "$K" audit --frobnicate
@@ -35,6 +35,12 @@ test_help_and_usage() {
 	expect_text "$TMP/err" "says they are exclusive" '^kashim audit: --json and --prometheus are exclusive$'
 	expect_status 2 "audit --max-bound with no value" "$K" audit --max-bound
 	expect_status 2 "audit --max-bound auto" "$K" audit --max-bound auto
+	expect_status 2 "audit --output with no value" "$K" audit --output
+	expect_status 1 "audit --output in a directory that does not exist" "$K" audit --output "$TMP/none/kashim.prom"
+	expect_text "$TMP/err" "says why" "^kashim: cannot make a temporary file beside $TMP/none/kashim.prom: No such file or directory$"
+	expect_status 1 "audit --output naming a directory" "$K" audit --output "$TMP/"
+	expect_text "$TMP/err" "says it is not a file name" "^kashim: cannot write $TMP/: not a file name$"
+	[ -z "$(ls -A "$TMP" | grep -v '^out$\|^err$')" ] && ok "--output that fails leaves no file" || fail "left: $(ls -A "$TMP")"
 }
 
 test_model_arithmetic() {

@@ -89,16 +89,25 @@ check_nothing_runs_on_install() {
 	else
 		fail "maintainer scripts: '$scripts', triggers: $(cat "$ctl/triggers" 2> /dev/null)"
 	fi
-	# The one unit is the cgroup mode's template, which only an operator's
-	# systemctl enable kashim-attach@CGROUP.service starts.
-	local listed
-	listed=$(dpkg-deb -c "$DEB" | awk '{print $NF}' | grep -vxE '\./usr/lib/systemd/(system/(kashim-attach@\.service)?)?')
+	# The units: the cgroup mode's template, which only an operator's
+	# systemctl enable kashim-attach@CGROUP.service starts, and the audit
+	# timer with its service, which only systemctl enable
+	# kashim-audit.timer starts (no maintainer script, checked above).
+	local listed unit missing=""
+	listed=$(dpkg-deb -c "$DEB" | awk '{print $NF}' |
+		grep -vxE '\./usr/lib/systemd/(system/(kashim-attach@\.service|kashim-audit\.service|kashim-audit\.timer)?)?')
+	for unit in kashim-attach@.service kashim-audit.service kashim-audit.timer; do
+		dpkg-deb -c "$DEB" | grep -q "\./usr/lib/systemd/system/$unit\$" || missing="$missing $unit"
+	done
 	if printf '%s\n' "$listed" | grep -qE '/etc/|systemd/system|/lib/systemd|init\.d|ld\.so\.preload'; then
 		fail "files that could start or preload: $(printf '%s\n' "$listed" | grep -E '/etc/|systemd/system|/lib/systemd|init\.d' | head -3)"
-	elif ! dpkg-deb -c "$DEB" | grep -q '\./usr/lib/systemd/system/kashim-attach@\.service$'; then
-		fail "the package does not ship kashim-attach@.service"
+	elif [ -n "$missing" ]; then
+		fail "the package does not ship$missing"
+	elif ! dpkg-deb --fsys-tarfile "$DEB" | tar -xO ./usr/lib/systemd/system/kashim-audit.service |
+		grep -qx 'ExecStart=/usr/bin/kashim audit --prometheus --output ${KASHIM_AUDIT_OUTPUT}'; then
+		fail "kashim-audit.service does not run /usr/bin/kashim"
 	else
-		ok "no file in /etc, no init script; one unit, the template kashim-attach@.service, enabled by nothing"
+		ok "no file in /etc, no init script; three units (kashim-attach@.service, kashim-audit.service and .timer), enabled by nothing"
 	fi
 }
 
@@ -122,10 +131,11 @@ install_package() {
 	for f in /usr/lib/"$MA"/libkashim.so /usr/bin/kashim /usr/bin/kashim-entrypoint \
 		/usr/share/man/man1/kashim.1.gz /usr/share/man/man1/kashim-entrypoint.1.gz \
 		/usr/share/man/man7/libkashim.7.gz /usr/share/doc/kashim/examples/kashim.conf \
-		/usr/share/doc/kashim/examples/example.service /usr/share/doc/kashim/examples/example.socket; do
+		/usr/share/doc/kashim/examples/example.service /usr/share/doc/kashim/examples/example.socket \
+		/usr/share/doc/kashim/examples/kashim.rules.yml; do
 		[ -e "$f" ] || missing="$missing $f"
 	done
-	if [ -z "$missing" ]; then ok "library, commands, man pages and systemd examples in place"; else fail "missing:$missing"; fi
+	if [ -z "$missing" ]; then ok "library, commands, man pages, systemd examples and the example alert rules in place"; else fail "missing:$missing"; fi
 	# /lib is /usr/lib on a merged-/usr system: either is the package's file.
 	if ldconfig -p | grep -qE "libkashim\.so .*=> (/usr)?/lib/$MA/libkashim\.so$"; then
 		ok "the ldconfig trigger put libkashim.so in the loader's cache"

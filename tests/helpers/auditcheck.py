@@ -197,7 +197,9 @@ def check_prom(out):
             helped.add(line.split()[2])
             continue
         if line.startswith("# TYPE "):
-            assert line.split()[3] == "gauge", line
+            # counters (the kernel's, per network namespace) end in _total
+            kind, name = line.split()[3], line.split()[2]
+            assert kind == ("counter" if name.endswith("_total") else "gauge"), line
             typed.add(line.split()[2])
             continue
         m = SAMPLE.match(line)
