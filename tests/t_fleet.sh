@@ -26,9 +26,9 @@
 . "$HELPERS/nspawn.sh"
 . "$HELPERS/fleet.sh"
 
-# The fleet query, as docs/fleet.md shows it: the promql block after its
-# "<!-- fleet query" marker.
-FLEET_QUERY=$(awk '/^<!-- fleet query/ { m = 1; next } m && /^```promql/ { b = 1; next } b && /^```/ { exit } b { print }' \
+# The fleet query, as docs/fleet.md shows it: the promql block of its
+# section (tests/t_rules.sh checks that the rules' unit tests evaluate it).
+FLEET_QUERY=$(awk '/^## The fleet query/ { m = 1; next } m && /^```promql/ { b = 1; next } b && /^```/ { exit } b { print }' \
 	"$ROOT/docs/fleet.md")
 RULES=$ROOT/scripts/prometheus/kashim.rules.yml
 PROM="" HOOK=""
@@ -182,7 +182,7 @@ NETNS=()
 test_fleet() {
 	local i t0 hosts want="kf1 kf2 kf3 " out pid
 	preconditions || return
-	[ -n "$FLEET_QUERY" ] || { fail "docs/fleet.md shows no fleet query (a promql block after <!-- fleet query -->)"; return; }
+	[ -n "$FLEET_QUERY" ] || { fail "docs/fleet.md shows no fleet query (a promql block under ## The fleet query)"; return; }
 	t0=$SECONDS
 	fleet_prepare || return
 	echo "# fleet: base tree ready in $((SECONDS - t0)) s ($FLEET_BASE)"
