@@ -179,6 +179,17 @@ counter() { q "kashim_audit_tcp_${1}_total{instance=\"kf$2\",netns=\"${NETNS[$2]
 counter_above() { local v; v=$(counter "$1" "$2"); [ -n "$v" ] && [ "$v" -ge "${3:-0}" ]; }
 NETNS=()
 
+built_deb() {
+	local deb newest
+	git -C "$ROOT" rev-parse --is-inside-work-tree > /dev/null 2>&1 || return 0
+	deb=$ROOT/build/deb/kashim_$(make -s --no-print-directory -C "$ROOT" version)_$(dpkg --print-architecture).deb
+	[ -f "$deb" ] || return 0
+	# the files make deb packs (scripts/deb): tracked, and new ones not ignored
+	newest=$(cd "$ROOT" && git ls-files -z --cached --others --exclude-standard |
+		xargs -0 -r stat -c %Y 2> /dev/null | sort -n | tail -n 1)
+	[ -n "$newest" ] && [ "$newest" -le "$(stat -c %Y "$deb")" ] && echo "$deb"
+}
+
 test_fleet() {
 	local i t0 hosts want="kf1 kf2 kf3 " out pid
 	preconditions || return
@@ -186,9 +197,12 @@ test_fleet() {
 	t0=$SECONDS
 	fleet_prepare || return
 	echo "# fleet: base tree ready in $((SECONDS - t0)) s ($FLEET_BASE)"
-	# FLEET_DEB=FILE: that package instead of one built now (make deb takes
-	# a minute; for runs of this file alone while it is being worked on)
-	out=${FLEET_DEB:-$(make -s -C "$ROOT" deb 2> "$TMP/deb.err" | tail -n 1)}
+	# The package of this tree: make deb's, unless build/deb holds one no
+	# tracked file is newer than (t_deb.sh built it earlier in make check;
+	# a build takes a minute or more on a loaded machine).  FLEET_DEB=FILE:
+	# that package instead, for runs of this file alone.
+	out=${FLEET_DEB:-$(built_deb)}
+	[ -n "$out" ] || out=$(make -s -C "$ROOT" deb 2> "$TMP/deb.err" | tail -n 1)
 	if [ ! -f "$out" ]; then
 		fail "make deb: $(tail -n 5 "$TMP/deb.err")"
 		return

@@ -15,7 +15,7 @@ set -eu
 dir=${1:-/var/cache/kashim-fleet/bookworm}
 mirror=${FLEET_MIRROR:-http://deb.debian.org/debian}
 include=systemd,systemd-sysv,dbus,openssh-server,openssh-sftp-server,python3,python3-apt,prometheus-node-exporter,iproute2,procps
-stamp="fleetbase 1 bookworm minbase $include"
+stamp="fleetbase 2 bookworm minbase $include"
 
 [ -f "$dir/.kashim-fleet" ] && [ "$(cat "$dir/.kashim-fleet")" = "$stamp" ] && exit 0
 mkdir -p "${dir%/*}"
@@ -49,7 +49,10 @@ for u in systemd-networkd.service systemd-networkd.socket systemd-resolved.servi
 	systemd-logind.service; do
 	ln -sfn /dev/null "$new/etc/systemd/system/$u"
 done
-rm -f "$new"/etc/systemd/system/timers.target.wants/* "$new"/etc/systemd/system/getty.target.wants/*
+# Their .wants directories go too: systemctl disable removes a .wants
+# directory it leaves empty, so an empty one would not survive a rollout
+# and its removal (tests/t_fleet.sh compares the hosts before and after).
+rm -rf "$new"/etc/systemd/system/timers.target.wants "$new"/etc/systemd/system/getty.target.wants
 # A host of the fleet is a real host: its packages start their services.
 rm -f "$new/usr/sbin/policy-rc.d"
 echo "$stamp" > "$new/.kashim-fleet"
