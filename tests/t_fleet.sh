@@ -208,7 +208,7 @@ test_fleet() {
 		return
 	fi
 	cp "$out" "$TMP/kashim.deb"
-	echo "# fleet: package built at $((SECONDS - t0)) s"
+	echo "# fleet: package $out ready at $((SECONDS - t0)) s"
 
 	for i in $(seq "$FLEET_N"); do fleet_host "$i" && fleet_boot "$i"; done
 	if ! wait_for 120 all_hosts hosts_ready; then
