@@ -136,3 +136,26 @@ else
 	fail "OnUnitActiveSec=2s: the file was not replaced twice in 60 s: $(systemctl list-timers --all 2>&1 | grep kashim)"
 fi
 systemctl stop kashim-audit.timer
+
+# --- the period drop-in the timer's comment shows, on a freshly booted host
+# A copy of the pair whose service never ran in this boot, with the drop-in
+# exactly as kashim-audit.timer's comment gives it: the first run must still
+# come when the timer starts (an empty OnUnitActiveSec= also clears
+# OnActiveSec=0, and OnUnitActiveSec= alone never fires for a unit that
+# never ran).
+TIMERFILE=${UNITFILE%.service}.timer
+sed "s|^Environment=KASHIM_AUDIT_OUTPUT=.*|Environment=KASHIM_AUDIT_OUTPUT=$DIR/fresh.prom|" "$UNITFILE" \
+	> /etc/systemd/system/kt-fresh.service
+cp "$TIMERFILE" /etc/systemd/system/kt-fresh.timer
+mkdir -p /etc/systemd/system/kt-fresh.timer.d
+sed -n '/^#   \[Timer\]$/,/^[^#]\|^#$/s/^#   //p' "$TIMERFILE" \
+	> /etc/systemd/system/kt-fresh.timer.d/period.conf
+systemctl daemon-reload
+systemctl start kt-fresh.timer
+if grep -q '^OnUnitActiveSec=$' /etc/systemd/system/kt-fresh.timer.d/period.conf &&
+	wait_for 30 test -s "$DIR/fresh.prom"; then
+	ok "the drop-in the timer's comment shows keeps the first run on a host where audit never ran: $(tr '\n' ' ' < /etc/systemd/system/kt-fresh.timer.d/period.conf)"
+else
+	fail "with the documented drop-in ($(tr '\n' ' ' < /etc/systemd/system/kt-fresh.timer.d/period.conf)) the timer did not run audit in 30 s: $(systemctl list-timers --all 2>&1 | grep kt-fresh)"
+fi
+systemctl stop kt-fresh.timer
