@@ -53,6 +53,15 @@ typedef int connect_fn(int, const struct sockaddr *, socklen_t);
 typedef int accept_fn(int, struct sockaddr *, socklen_t *);
 typedef int accept4_fn(int, struct sockaddr *, socklen_t *, int);
 typedef int setsockopt_fn(int, int, int, const void *, socklen_t);
+typedef ssize_t sendto_fn(int, const void *, size_t, int, const struct sockaddr *, socklen_t);
+typedef ssize_t sendmsg_fn(int, const struct msghdr *, int);
+/* glibc declares sendmmsg's flags int, musl unsigned int. */
+#ifdef __GLIBC__
+typedef int kashim_mmsg_flags;
+#else
+typedef unsigned int kashim_mmsg_flags;
+#endif
+typedef int sendmmsg_fn(int, struct mmsghdr *, unsigned int, kashim_mmsg_flags);
 
 /* The next definitions in lookup order; NULL until resolved, or when dlsym
  * found nothing but our own wrapper, in which case the raw system call is
@@ -64,6 +73,9 @@ static struct {
 	accept_fn *accept;
 	accept4_fn *accept4;
 	setsockopt_fn *setsockopt;
+	sendto_fn *sendto;
+	sendmsg_fn *sendmsg;
+	sendmmsg_fn *sendmmsg;
 } kashim_next;
 
 #define KASHIM_NEXT(name) __atomic_load_n(&kashim_next.name, __ATOMIC_RELAXED)
@@ -286,6 +298,13 @@ static void kashim_resolve_all(void)
 			 (accept4_fn *)kashim_resolve("accept4", (void *)accept4), __ATOMIC_RELAXED);
 	__atomic_store_n(&kashim_next.setsockopt,
 			 (setsockopt_fn *)kashim_resolve("setsockopt", (void *)setsockopt),
+			 __ATOMIC_RELAXED);
+	__atomic_store_n(&kashim_next.sendto,
+			 (sendto_fn *)kashim_resolve("sendto", (void *)sendto), __ATOMIC_RELAXED);
+	__atomic_store_n(&kashim_next.sendmsg,
+			 (sendmsg_fn *)kashim_resolve("sendmsg", (void *)sendmsg), __ATOMIC_RELAXED);
+	__atomic_store_n(&kashim_next.sendmmsg,
+			 (sendmmsg_fn *)kashim_resolve("sendmmsg", (void *)sendmmsg),
 			 __ATOMIC_RELAXED);
 }
 
@@ -684,6 +703,35 @@ KASHIM_OUT_OF_LINE static void kashim_debug_left(int fd, const struct kashim_con
 	kashim_debug_send(&l);
 }
 
+/* Only TCP (and MPTCP) answer a TCP-level option: UDP, raw and netlink
+ * sockets refuse it, AF_UNIX ones too, and a number that is not a socket
+ * (or not open) fails.  One system call; errno kept. */
+static bool kashim_answers_tcp(int fd)
+{
+	int saved = errno, idle = 0;
+	socklen_t len = sizeof idle;
+	bool tcp = getsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, &len) == 0;
+
+	errno = saved;
+	return tcp;
+}
+
+/* The not-TCP mark is a hint, never a verdict: a number changes hands by
+ * routes no wrapper sees (close() then dup2() or dup3() onto it,
+ * SCM_RIGHTS, a socket made with syscall(), close_range()), so a marked
+ * number is asked again, with one getsockopt, before it is passed over,
+ * and a TCP socket found there loses the stale mark.  An unmarked number
+ * costs nothing here. */
+static bool kashim_not_tcp_now(int fd)
+{
+	if (!kashim_marked(&kashim_not_tcp, fd))
+		return false;
+	if (!kashim_answers_tcp(fd))
+		return true;
+	kashim_mark(&kashim_not_tcp, fd, false);
+	return false;
+}
+
 /* A descriptor we did not create: a TCP socket with keepalive off gets the
  * options; one with keepalive already on (set by the program, inherited from
  * a listener we configured, or by whoever created it) is left as it is.
@@ -691,21 +739,19 @@ KASHIM_OUT_OF_LINE static void kashim_debug_left(int fd, const struct kashim_con
  * that its next connect() or accept() costs nothing. */
 static void kashim_adopt(int fd, const struct kashim_config *cfg, const char *where)
 {
-	int saved = errno, on = 0, idle = 0;
+	int saved = errno, on = 0;
 	socklen_t len = sizeof on;
 
 	if (getsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, &len) != 0)
 		goto out; /* closed, or not a socket */
-	len = sizeof idle;
 	if (on && cfg->mode != KASHIM_MODE_FORCE) {
 		/* The common case for accepted sockets, which inherit the
 		 * listener's options: one system call and done. */
-		if (cfg->debug && getsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, &len) == 0)
+		if (cfg->debug && kashim_answers_tcp(fd))
 			kashim_debug_left(fd, cfg, where, "keepalive already on, left as it is");
 		goto out;
 	}
-	/* Only TCP (and MPTCP) answer a TCP-level option. */
-	if (getsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, &len) != 0) {
+	if (!kashim_answers_tcp(fd)) {
 		kashim_mark(&kashim_not_tcp, fd, true);
 		goto out;
 	}
@@ -986,28 +1032,39 @@ static bool kashim_blocking(int fd)
 	return flags >= 0 && !(flags & O_NONBLOCK);
 }
 
-/* Before the real call.  Without filters the decision is made from the
- * fd: a socket kashim configured at socket() needs no second look (an
- * unconnected socket from elsewhere reusing its fd number would be
- * missed: rare, and then left as the kernel made it).  With filters, see
- * above.  Returns whether the connection is to be judged after the call. */
-static bool kashim_before_connect(int fd, const struct sockaddr *addr, socklen_t len,
-				  const struct kashim_config *cfg)
+/* Whether a connection the program opens on fd is still to be judged:
+ * not for a socket that is not TCP, nor one the program switched
+ * keepalive off on (respect mode).  Without filters the decision is made
+ * here, from the fd: a socket kashim configured at socket() needs no
+ * second look (an unconnected socket from elsewhere reusing its fd number
+ * would be missed: rare, and then left as the kernel made it).  With
+ * filters, the caller judges it by its address. */
+static bool kashim_to_judge(int fd, const struct kashim_config *cfg, const char *where)
 {
-	struct sockaddr_in6 copy;
-	int copied;
-
-	if (!cfg->enabled || kashim_marked(&kashim_not_tcp, fd))
+	if (!cfg->enabled || kashim_not_tcp_now(fd))
 		return false;
 	if (cfg->mode != KASHIM_MODE_FORCE && kashim_marked(&kashim_app_off, fd))
 		return false;
 	if (!cfg->deferred) {
 		if (kashim_marked(&kashim_ours, fd))
-			kashim_debug_left(fd, cfg, "connect", "configured at socket()");
+			kashim_debug_left(fd, cfg, where, "configured at socket()");
 		else
-			kashim_adopt(fd, cfg, "connect");
+			kashim_adopt(fd, cfg, where);
 		return false;
 	}
+	return true;
+}
+
+/* Before the real call (with filters, see above).  Returns whether the
+ * connection is to be judged after the call. */
+static bool kashim_before_connect(int fd, const struct sockaddr *addr, socklen_t len,
+				  const struct kashim_config *cfg, const char *where)
+{
+	struct sockaddr_in6 copy;
+	int copied;
+
+	if (!kashim_to_judge(fd, cfg, where))
+		return false;
 	if (!__atomic_load_n(&kashim_probe_works, __ATOMIC_RELAXED) || !kashim_blocking(fd))
 		return true;
 	copied = kashim_copy_address(&copy, addr, len);
@@ -1015,9 +1072,9 @@ static bool kashim_before_connect(int fd, const struct sockaddr *addr, socklen_t
 		return true;
 	if (copied > 0 &&
 	    kashim_covers(cfg, false, (const struct sockaddr *)&copy, (socklen_t)copied))
-		kashim_adopt(fd, cfg, "connect");
+		kashim_adopt(fd, cfg, where);
 	else
-		kashim_debug_left(fd, cfg, "connect", "not covered by KASHIM_SCOPE/ONLY/SKIP");
+		kashim_debug_left(fd, cfg, where, "not covered by KASHIM_SCOPE/ONLY/SKIP");
 	return false;
 }
 
@@ -1027,16 +1084,29 @@ static bool kashim_before_connect(int fd, const struct sockaddr *addr, socklen_t
  * probe did not answer as the kernel does), the handshake is bounded by
  * the kernel's SYN retries, not by the user timeout. */
 static __attribute__((noinline)) void kashim_after_connect(int fd,
-							    const struct kashim_config *cfg)
+							    const struct kashim_config *cfg,
+							    const char *where)
 {
 	if (!cfg->enabled || kashim_marked(&kashim_not_tcp, fd))
 		return;
 	if (cfg->mode != KASHIM_MODE_FORCE && kashim_marked(&kashim_app_off, fd))
 		return;
 	if (kashim_covered_by_own_address(fd, cfg, false))
-		kashim_adopt(fd, cfg, "connect");
+		kashim_adopt(fd, cfg, where);
 	else
-		kashim_debug_left(fd, cfg, "connect", "not covered by KASHIM_SCOPE/ONLY/SKIP");
+		kashim_debug_left(fd, cfg, where, "not covered by KASHIM_SCOPE/ONLY/SKIP");
+}
+
+/* After a call that opened (or tried to open) a connection: made during
+ * the load, it waits for the loader; judged after the call, it is judged
+ * now.  errno as the call left it. */
+static void kashim_opened(int fd, const struct kashim_config *cfg, bool after,
+			  const char *where)
+{
+	if (!cfg && !kashim_not_tcp_now(fd))
+		kashim_pending_add(fd, false);
+	else if (after)
+		kashim_after_connect(fd, cfg, where);
 }
 
 /* ---- setsockopt() in force mode ---------------------------------------- */
@@ -1140,14 +1210,102 @@ KASHIM_API int connect(int fd, const struct sockaddr *addr, socklen_t len)
 {
 	const struct kashim_config *cfg = kashim_settings();
 	connect_fn *next = KASHIM_NEXT(connect);
-	bool after = cfg && kashim_before_connect(fd, addr, len, cfg);
+	bool after = cfg && kashim_before_connect(fd, addr, len, cfg, "connect");
 	int rc = next ? next(fd, addr, len) : (int)syscall(SYS_connect, fd, addr, len);
 
-	if (!cfg && !kashim_marked(&kashim_not_tcp, fd))
-		kashim_pending_add(fd, false);
-	else if (after)
-		kashim_after_connect(fd, cfg);
+	kashim_opened(fd, cfg, after, "connect");
 	return rc;
+}
+
+/* ---- TCP Fast Open ----------------------------------------------------- */
+
+/* sendto(), sendmsg() and sendmmsg() with MSG_FASTOPEN open a connection
+ * with no connect(): the kernel connects to the message's address and
+ * sends the data in the SYN (tcp_sendmsg_fastopen), and sendmmsg() passes
+ * its flags to each message.  Such a call is judged as connect() is:
+ * sendto() by connect()'s own rules (a blocking one before the call, by
+ * the address the kernel showed it can read); sendmsg() and sendmmsg()
+ * after the call, by the remote address the kernel accepted, since their
+ * address lies inside the program's msghdr, which kashim does not read.
+ * A call with no address opens nothing (the kernel refuses it, or the
+ * connect() of TCP_FASTOPEN_CONNECT opened it and was judged).  Every
+ * other call (UDP, established TCP: hot paths) costs one test of the
+ * flags and is passed on at once. */
+static __attribute__((noinline)) ssize_t kashim_sendto_fastopen(int fd, const void *buf,
+								 size_t n, int flags,
+								 const struct sockaddr *addr,
+								 socklen_t len)
+{
+	const struct kashim_config *cfg = kashim_settings();
+	sendto_fn *next = KASHIM_NEXT(sendto);
+	bool after = cfg && kashim_before_connect(fd, addr, len, cfg, "sendto");
+	ssize_t rc = next ? next(fd, buf, n, flags, addr, len)
+			  : syscall(SYS_sendto, fd, buf, n, flags, addr, len);
+
+	kashim_opened(fd, cfg, after, "sendto");
+	return rc;
+}
+
+/* A sendmsg() or sendmmsg() with MSG_FASTOPEN, after the call. */
+static void kashim_after_fastopen(int fd, const char *where)
+{
+	const struct kashim_config *cfg = kashim_settings();
+
+	kashim_opened(fd, cfg, cfg && kashim_to_judge(fd, cfg, where), where);
+}
+
+static __attribute__((noinline)) ssize_t kashim_sendmsg_fastopen(int fd,
+								  const struct msghdr *msg,
+								  int flags)
+{
+	sendmsg_fn *next = KASHIM_NEXT(sendmsg);
+	ssize_t rc = next ? next(fd, msg, flags) : syscall(SYS_sendmsg, fd, msg, flags);
+
+	kashim_after_fastopen(fd, "sendmsg");
+	return rc;
+}
+
+static __attribute__((noinline)) int kashim_sendmmsg_fastopen(int fd, struct mmsghdr *msgs,
+							       unsigned int n,
+							       kashim_mmsg_flags flags)
+{
+	sendmmsg_fn *next = KASHIM_NEXT(sendmmsg);
+	int rc = next ? next(fd, msgs, n, flags) : (int)syscall(SYS_sendmmsg, fd, msgs, n, flags);
+
+	kashim_after_fastopen(fd, "sendmmsg");
+	return rc;
+}
+
+KASHIM_API ssize_t sendto(int fd, const void *buf, size_t n, int flags,
+			  const struct sockaddr *addr, socklen_t len)
+{
+	sendto_fn *next;
+
+	if (__builtin_expect((flags & MSG_FASTOPEN) && addr, 0))
+		return kashim_sendto_fastopen(fd, buf, n, flags, addr, len);
+	next = KASHIM_NEXT(sendto);
+	return next ? next(fd, buf, n, flags, addr, len)
+		    : syscall(SYS_sendto, fd, buf, n, flags, addr, len);
+}
+
+KASHIM_API ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+	sendmsg_fn *next;
+
+	if (__builtin_expect(flags & MSG_FASTOPEN, 0))
+		return kashim_sendmsg_fastopen(fd, msg, flags);
+	next = KASHIM_NEXT(sendmsg);
+	return next ? next(fd, msg, flags) : syscall(SYS_sendmsg, fd, msg, flags);
+}
+
+KASHIM_API int sendmmsg(int fd, struct mmsghdr *msgs, unsigned int n, kashim_mmsg_flags flags)
+{
+	sendmmsg_fn *next;
+
+	if (__builtin_expect(flags & MSG_FASTOPEN, 0))
+		return kashim_sendmmsg_fastopen(fd, msgs, n, flags);
+	next = KASHIM_NEXT(sendmmsg);
+	return next ? next(fd, msgs, n, flags) : (int)syscall(SYS_sendmmsg, fd, msgs, n, flags);
 }
 
 static int kashim_accepted(int listener, int fd, const struct kashim_config *cfg,
@@ -1158,9 +1316,16 @@ static int kashim_accepted(int listener, int fd, const struct kashim_config *cfg
 	kashim_fresh_fd(fd);
 	/* The address the program got back is not read: its buffer may be
 	 * shorter than the address (or absent) however long *len says it is. */
-	if (kashim_marked(&kashim_not_tcp, listener))
-		kashim_mark(&kashim_not_tcp, fd, true);
-	else if (!cfg)
+	if (kashim_marked(&kashim_not_tcp, listener)) {
+		/* The mark may have outlived its socket (see kashim_not_tcp_now):
+		 * the connection itself says. */
+		if (!kashim_answers_tcp(fd)) {
+			kashim_mark(&kashim_not_tcp, fd, true);
+			return fd;
+		}
+		kashim_mark(&kashim_not_tcp, listener, false);
+	}
+	if (!cfg)
 		kashim_pending_add(fd, true);
 	else
 		kashim_after_accept(listener, fd, cfg, where);
