@@ -84,6 +84,7 @@ test_stale_number_real_programs() {
 		bg "$PY" "$HELPERS/stale.py" send "$TMP/hand.$sport" 127.0.0.1 "$sport"
 		wait_for 60 test -S "$TMP/hand.$sport" ||
 			{ fail "the scene did not get ready: no hand-over socket within 60 s"; return; }
+		# shellcheck disable=SC2086 # no word, or one
 		bg env LD_PRELOAD="$LIB" "${KENV[@]}" $env "$PY" "$HELPERS/stale.py" receive "$TMP/hand.$sport"
 		recv=$BG
 		wait_for 60 grep -q '^listening on fd \([0-9]*\) (the UDP socket.s was \1)' "$TMP/bg.$recv.log" ||
