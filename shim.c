@@ -705,8 +705,9 @@ KASHIM_OUT_OF_LINE static void kashim_debug_left(int fd, const struct kashim_con
 
 /* Only TCP (and MPTCP) answer a TCP-level option: UDP, raw and netlink
  * sockets refuse it, AF_UNIX ones too, and a number that is not a socket
- * (or not open) fails.  One system call; errno kept. */
-static bool kashim_answers_tcp(int fd)
+ * (or not open) fails.  One system call; errno kept.  Out of line: its
+ * buffers stay off the frames of the callers it would be inlined into. */
+static __attribute__((noinline)) bool kashim_answers_tcp(int fd)
 {
 	int saved = errno, idle = 0;
 	socklen_t len = sizeof idle;
@@ -1032,50 +1033,53 @@ static bool kashim_blocking(int fd)
 	return flags >= 0 && !(flags & O_NONBLOCK);
 }
 
-/* Whether a connection the program opens on fd is still to be judged:
- * not for a socket that is not TCP, nor one the program switched
- * keepalive off on (respect mode).  Without filters the decision is made
- * here, from the fd: a socket kashim configured at socket() needs no
- * second look (an unconnected socket from elsewhere reusing its fd number
- * would be missed: rare, and then left as the kernel made it).  With
- * filters, the caller judges it by its address. */
-static bool kashim_to_judge(int fd, const struct kashim_config *cfg, const char *where)
+/* What becomes of a connection the program opens: left alone, configured
+ * before the call, or judged after it.  The caller configures it, so that
+ * the judging frames are gone from the stack when kashim_adopt runs. */
+enum kashim_verdict { KASHIM_LEAVE, KASHIM_ADOPT, KASHIM_JUDGE_AFTER };
+
+/* Not a socket that is not TCP, nor one the program switched keepalive
+ * off on (respect mode).  Without filters the decision is made here, from
+ * the fd: a socket kashim configured at socket() needs no second look (an
+ * unconnected socket from elsewhere reusing its fd number would be
+ * missed: rare, and then left as the kernel made it).  With filters, it
+ * is judged by its address. */
+static inline enum kashim_verdict kashim_to_judge(int fd, const struct kashim_config *cfg,
+						  const char *where)
 {
 	if (!cfg->enabled || kashim_not_tcp_now(fd))
-		return false;
+		return KASHIM_LEAVE;
 	if (cfg->mode != KASHIM_MODE_FORCE && kashim_marked(&kashim_app_off, fd))
-		return false;
-	if (!cfg->deferred) {
-		if (kashim_marked(&kashim_ours, fd))
-			kashim_debug_left(fd, cfg, where, "configured at socket()");
-		else
-			kashim_adopt(fd, cfg, where);
-		return false;
-	}
-	return true;
+		return KASHIM_LEAVE;
+	if (cfg->deferred)
+		return KASHIM_JUDGE_AFTER;
+	if (!kashim_marked(&kashim_ours, fd))
+		return KASHIM_ADOPT;
+	kashim_debug_left(fd, cfg, where, "configured at socket()");
+	return KASHIM_LEAVE;
 }
 
-/* Before the real call (with filters, see above).  Returns whether the
- * connection is to be judged after the call. */
-static bool kashim_before_connect(int fd, const struct sockaddr *addr, socklen_t len,
-				  const struct kashim_config *cfg, const char *where)
+/* Before the real call (with filters, see above). */
+static enum kashim_verdict kashim_before_connect(int fd, const struct sockaddr *addr,
+						 socklen_t len, const struct kashim_config *cfg,
+						 const char *where)
 {
+	enum kashim_verdict verdict = kashim_to_judge(fd, cfg, where);
 	struct sockaddr_in6 copy;
 	int copied;
 
-	if (!kashim_to_judge(fd, cfg, where))
-		return false;
+	if (verdict != KASHIM_JUDGE_AFTER)
+		return verdict;
 	if (!__atomic_load_n(&kashim_probe_works, __ATOMIC_RELAXED) || !kashim_blocking(fd))
-		return true;
+		return KASHIM_JUDGE_AFTER;
 	copied = kashim_copy_address(&copy, addr, len);
 	if (copied < 0)
-		return true;
+		return KASHIM_JUDGE_AFTER;
 	if (copied > 0 &&
 	    kashim_covers(cfg, false, (const struct sockaddr *)&copy, (socklen_t)copied))
-		kashim_adopt(fd, cfg, where);
-	else
-		kashim_debug_left(fd, cfg, where, "not covered by KASHIM_SCOPE/ONLY/SKIP");
-	return false;
+		return KASHIM_ADOPT;
+	kashim_debug_left(fd, cfg, where, "not covered by KASHIM_SCOPE/ONLY/SKIP");
+	return KASHIM_LEAVE;
 }
 
 /* With filters, when the address was not read before the call: judged by
@@ -1097,15 +1101,29 @@ static __attribute__((noinline)) void kashim_after_connect(int fd,
 		kashim_debug_left(fd, cfg, where, "not covered by KASHIM_SCOPE/ONLY/SKIP");
 }
 
-/* After a call that opened (or tried to open) a connection: made during
- * the load, it waits for the loader; judged after the call, it is judged
- * now.  errno as the call left it. */
-static void kashim_opened(int fd, const struct kashim_config *cfg, bool after,
+/* Before a call that opens a connection: the verdict, and the options
+ * set now when it is to be configured. */
+static enum kashim_verdict kashim_opening(int fd, const struct kashim_config *cfg,
+					  const struct sockaddr *addr, socklen_t len,
+					  const char *where)
+{
+	enum kashim_verdict verdict = cfg ? kashim_before_connect(fd, addr, len, cfg, where)
+					  : KASHIM_LEAVE;
+
+	if (verdict == KASHIM_ADOPT)
+		kashim_adopt(fd, cfg, where);
+	return verdict;
+}
+
+/* After it: made during the load, the connection waits for the loader;
+ * to be judged after the call, it is judged now.  errno as the call left
+ * it. */
+static void kashim_opened(int fd, const struct kashim_config *cfg, enum kashim_verdict verdict,
 			  const char *where)
 {
 	if (!cfg && !kashim_not_tcp_now(fd))
 		kashim_pending_add(fd, false);
-	else if (after)
+	else if (verdict == KASHIM_JUDGE_AFTER)
 		kashim_after_connect(fd, cfg, where);
 }
 
@@ -1210,10 +1228,10 @@ KASHIM_API int connect(int fd, const struct sockaddr *addr, socklen_t len)
 {
 	const struct kashim_config *cfg = kashim_settings();
 	connect_fn *next = KASHIM_NEXT(connect);
-	bool after = cfg && kashim_before_connect(fd, addr, len, cfg, "connect");
+	enum kashim_verdict verdict = kashim_opening(fd, cfg, addr, len, "connect");
 	int rc = next ? next(fd, addr, len) : (int)syscall(SYS_connect, fd, addr, len);
 
-	kashim_opened(fd, cfg, after, "connect");
+	kashim_opened(fd, cfg, verdict, "connect");
 	return rc;
 }
 
@@ -1238,11 +1256,11 @@ static __attribute__((noinline)) ssize_t kashim_sendto_fastopen(int fd, const vo
 {
 	const struct kashim_config *cfg = kashim_settings();
 	sendto_fn *next = KASHIM_NEXT(sendto);
-	bool after = cfg && kashim_before_connect(fd, addr, len, cfg, "sendto");
+	enum kashim_verdict verdict = kashim_opening(fd, cfg, addr, len, "sendto");
 	ssize_t rc = next ? next(fd, buf, n, flags, addr, len)
 			  : syscall(SYS_sendto, fd, buf, n, flags, addr, len);
 
-	kashim_opened(fd, cfg, after, "sendto");
+	kashim_opened(fd, cfg, verdict, "sendto");
 	return rc;
 }
 
@@ -1250,8 +1268,11 @@ static __attribute__((noinline)) ssize_t kashim_sendto_fastopen(int fd, const vo
 static void kashim_after_fastopen(int fd, const char *where)
 {
 	const struct kashim_config *cfg = kashim_settings();
+	enum kashim_verdict verdict = cfg ? kashim_to_judge(fd, cfg, where) : KASHIM_LEAVE;
 
-	kashim_opened(fd, cfg, cfg && kashim_to_judge(fd, cfg, where), where);
+	if (verdict == KASHIM_ADOPT)
+		kashim_adopt(fd, cfg, where);
+	kashim_opened(fd, cfg, verdict, where);
 }
 
 static __attribute__((noinline)) ssize_t kashim_sendmsg_fastopen(int fd,
@@ -1308,6 +1329,19 @@ KASHIM_API int sendmmsg(int fd, struct mmsghdr *msgs, unsigned int n, kashim_mms
 	return next ? next(fd, msgs, n, flags) : (int)syscall(SYS_sendmmsg, fd, msgs, n, flags);
 }
 
+/* Accepted from a listener marked not TCP: the mark may have outlived its
+ * socket (see kashim_not_tcp_now), so the connection itself says; a TCP
+ * one clears the listener's stale mark. */
+static bool kashim_from_non_tcp(int listener, int fd)
+{
+	if (!kashim_marked(&kashim_not_tcp, listener))
+		return false;
+	if (!kashim_answers_tcp(fd))
+		return true;
+	kashim_mark(&kashim_not_tcp, listener, false);
+	return false;
+}
+
 static int kashim_accepted(int listener, int fd, const struct kashim_config *cfg,
 			   const char *where)
 {
@@ -1316,16 +1350,9 @@ static int kashim_accepted(int listener, int fd, const struct kashim_config *cfg
 	kashim_fresh_fd(fd);
 	/* The address the program got back is not read: its buffer may be
 	 * shorter than the address (or absent) however long *len says it is. */
-	if (kashim_marked(&kashim_not_tcp, listener)) {
-		/* The mark may have outlived its socket (see kashim_not_tcp_now):
-		 * the connection itself says. */
-		if (!kashim_answers_tcp(fd)) {
-			kashim_mark(&kashim_not_tcp, fd, true);
-			return fd;
-		}
-		kashim_mark(&kashim_not_tcp, listener, false);
-	}
-	if (!cfg)
+	if (kashim_from_non_tcp(listener, fd))
+		kashim_mark(&kashim_not_tcp, fd, true);
+	else if (!cfg)
 		kashim_pending_add(fd, true);
 	else
 		kashim_after_accept(listener, fd, cfg, where);
