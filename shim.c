@@ -117,6 +117,12 @@ static int kashim_pending_top = -1; /* the highest fd ever made pending */
 static unsigned kashim_inode[KASHIM_IDENTIFIED_FDS];
 static int kashim_inode_top = -1; /* the highest fd with an inode recorded */
 
+/* Under each number with the app_off mark, the socket the program switched
+ * keepalive off on (its inode; 0 unknown), so that its choice is not taken
+ * for another socket that lands on the number by a route no wrapper sees.
+ * Past the table the number decides. */
+static unsigned kashim_off_inode[KASHIM_IDENTIFIED_FDS];
+
 /* The program's names, for the program filters: written once by the
  * loader. */
 struct kashim_names {
@@ -609,12 +615,16 @@ static int kashim_step_value(const struct kashim_config *cfg, size_t step)
 	}
 }
 
-/* The socket's identity, for force mode (one fstat, in force mode only). */
+/* The socket's identity (one fstat): for force mode, and for a number the
+ * program switched keepalive off on; 0 when unknown.  errno kept. */
 KASHIM_OUT_OF_LINE static unsigned kashim_identity(int fd)
 {
 	struct stat st;
+	int saved = errno;
+	unsigned ino = fstat(fd, &st) == 0 ? (unsigned)st.st_ino : 0;
 
-	return fstat(fd, &st) == 0 ? (unsigned)st.st_ino : 0;
+	errno = saved;
+	return ino;
 }
 
 static void kashim_remember_inode(int fd, unsigned ino)
@@ -627,6 +637,34 @@ static void kashim_remember_inode(int fd, unsigned ino)
 	while (top < fd && !__atomic_compare_exchange_n(&kashim_inode_top, &top, fd, true,
 							__ATOMIC_RELAXED, __ATOMIC_RELAXED))
 		;
+}
+
+/* The program switched SO_KEEPALIVE off (or on again) on fd.  Off costs
+ * one fstat: a rare call. */
+static void kashim_app_off_set(int fd, bool off)
+{
+	if (off && fd >= 0 && (unsigned)fd < KASHIM_IDENTIFIED_FDS)
+		__atomic_store_n(&kashim_off_inode[fd], kashim_identity(fd), __ATOMIC_RELAXED);
+	kashim_mark(&kashim_app_off, fd, off);
+}
+
+/* Respect mode: did the program switch keepalive off on the socket now
+ * under fd?  A marked number is checked against that socket's inode (one
+ * fstat, for marked numbers only); a mark found on another socket is
+ * dropped. */
+static bool kashim_app_off_now(int fd, const struct kashim_config *cfg)
+{
+	unsigned want;
+
+	if (cfg->mode == KASHIM_MODE_FORCE || !kashim_marked(&kashim_app_off, fd))
+		return false;
+	if ((unsigned)fd >= KASHIM_IDENTIFIED_FDS)
+		return true;
+	want = __atomic_load_n(&kashim_off_inode[fd], __ATOMIC_RELAXED);
+	if (want == 0 || kashim_identity(fd) == want)
+		return true;
+	kashim_mark(&kashim_app_off, fd, false);
+	return false;
 }
 
 KASHIM_OUT_OF_LINE static void kashim_debug_not_set(int fd, const char *where, const char *label, int e)
@@ -845,7 +883,7 @@ static void kashim_after_accept(int listener, int fd, const struct kashim_config
 {
 	if (!cfg->enabled)
 		return;
-	if (cfg->mode != KASHIM_MODE_FORCE && kashim_marked(&kashim_app_off, listener)) {
+	if (kashim_app_off_now(listener, cfg)) {
 		kashim_debug_left(fd, cfg, where,
 				  "the program turned keepalive off on the listener, left as it is");
 		return;
@@ -869,7 +907,7 @@ static bool kashim_pending_take(int fd, bool *server)
 
 static void kashim_adopt_one_pending(int fd, bool server, const struct kashim_config *cfg)
 {
-	if (cfg->mode != KASHIM_MODE_FORCE && kashim_marked(&kashim_app_off, fd))
+	if (kashim_app_off_now(fd, cfg))
 		return; /* the program switched keepalive off meanwhile */
 	if (server) {
 		kashim_adopt_server_side(fd, cfg, "made during load");
@@ -1049,7 +1087,7 @@ static inline enum kashim_verdict kashim_to_judge(int fd, const struct kashim_co
 {
 	if (!cfg->enabled || kashim_not_tcp_now(fd))
 		return KASHIM_LEAVE;
-	if (cfg->mode != KASHIM_MODE_FORCE && kashim_marked(&kashim_app_off, fd))
+	if (kashim_app_off_now(fd, cfg))
 		return KASHIM_LEAVE;
 	if (cfg->deferred)
 		return KASHIM_JUDGE_AFTER;
@@ -1093,7 +1131,7 @@ static __attribute__((noinline)) void kashim_after_connect(int fd,
 {
 	if (!cfg->enabled || kashim_marked(&kashim_not_tcp, fd))
 		return;
-	if (cfg->mode != KASHIM_MODE_FORCE && kashim_marked(&kashim_app_off, fd))
+	if (kashim_app_off_now(fd, cfg))
 		return;
 	if (kashim_covered_by_own_address(fd, cfg, false))
 		kashim_adopt(fd, cfg, where);
@@ -1392,7 +1430,7 @@ KASHIM_API int setsockopt(int fd, int level, int name, const void *val, socklen_
 		return rc;
 	if (level == SOL_SOCKET && name == SO_KEEPALIVE) {
 		__builtin_memcpy(&on, val, sizeof on);
-		kashim_mark(&kashim_app_off, fd, on == 0);
+		kashim_app_off_set(fd, on == 0);
 	}
 	if (cfg && cfg->enabled && cfg->mode == KASHIM_MODE_FORCE)
 		kashim_force_undo(fd, level, name, val, cfg);

@@ -879,13 +879,58 @@ static int pass_fd(int fd, const int sp[2])
 	return got;
 }
 
+/* A number whose TCP socket the program switched keepalive off on: that
+ * choice is the socket's, not the number's.  Every socket here is made
+ * with syscall(), so no number carries kashim's own mark (a number kashim
+ * configured at socket() and a socket from elsewhere later on it, before
+ * its connect(), is a limit: docs/sockets.md). */
+static void stale_app_off(void)
+{
+	int lfd = listener(AF_INET, 1), n, fd, c;
+
+	n = raw_tcp_socket(0);
+	setsockopt(n, SOL_SOCKET, SO_KEEPALIVE, &(int){ 0 }, sizeof(int));
+	close(n);
+	fd = raw_tcp_socket(0);
+	connect_to(fd, lfd);
+	expect_judged(fd, n, false,
+		      "another socket from syscall() where the program had switched keepalive off");
+	close(fd);
+	c = raw_tcp_socket(0);
+	setsockopt(c, SOL_SOCKET, SO_KEEPALIVE, &(int){ 0 }, sizeof(int));
+	connect_to(c, lfd);
+	if (getenv("KASHIM_MODE") && !strcmp(getenv("KASHIM_MODE"), "force"))
+		expect_judged(c, c, false, "force mode: the program's off is not kept");
+	else
+		report(opt(c, SOL_SOCKET, SO_KEEPALIVE) == 0,
+		       "and the program's own choice still holds on its own socket", "keepalive on");
+	close(c);
+	close(lfd);
+	n = raw_tcp_socket(0);
+	setsockopt(n, SOL_SOCKET, SO_KEEPALIVE, &(int){ 0 }, sizeof(int));
+	close(n);
+	lfd = listener(AF_INET, 1);
+	c = raw_tcp_socket(0);
+	connect_to(c, lfd);
+	fd = accept(lfd, NULL, NULL);
+	report(lfd == n, "the scene: the listener is on the number", "elsewhere");
+	expect_judged(fd, fd, true,
+		      "accepted from a listener on a number where the program had switched keepalive off");
+	close(fd);
+	close(c);
+	close(lfd);
+}
+
 /* A number once held by a socket that is not TCP, now held by a TCP socket
  * that came by a route no wrapper sees: the mark kashim gave the first
  * must not decide for the second (issue 21).  Run without filters and
  * under filters that cover 127.0.0.1. */
 static void case_stale(void)
 {
-	int lfd = listener(AF_INET, 0), n, t, fd, c, turn = 0, nb, sp[2];
+	int lfd, n, t, fd, c, turn = 0, nb, sp[2];
+
+	stale_app_off();
+	lfd = listener(AF_INET, 0);
 
 	for (nb = 0; nb < 2; nb++) {
 		int flag = nb ? SOCK_NONBLOCK : 0;
