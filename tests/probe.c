@@ -830,6 +830,14 @@ static void expect_judged(int fd, int number, bool accepted, const char *what)
 	}
 }
 
+/* fd connected to lfd must get its verdict on the stale number; then closed. */
+static void connect_judged(int fd, int number, int lfd, const char *what)
+{
+	connect_to(fd, lfd);
+	expect_judged(fd, number, false, what);
+	close(fd);
+}
+
 /* A socket kashim saw made that is not TCP: its number then carries kashim's
  * not-TCP mark.  The kinds take turns. */
 static int non_tcp_socket(int turn)
@@ -892,10 +900,8 @@ static void stale_app_off(void)
 	setsockopt(n, SOL_SOCKET, SO_KEEPALIVE, &(int){ 0 }, sizeof(int));
 	close(n);
 	fd = raw_tcp_socket(0);
-	connect_to(fd, lfd);
-	expect_judged(fd, n, false,
-		      "another socket from syscall() where the program had switched keepalive off");
-	close(fd);
+	connect_judged(fd, n, lfd,
+		       "another socket from syscall() where the program had switched keepalive off");
 	c = raw_tcp_socket(0);
 	setsockopt(c, SOL_SOCKET, SO_KEEPALIVE, &(int){ 0 }, sizeof(int));
 	connect_to(c, lfd);
@@ -938,48 +944,37 @@ static void case_stale(void)
 
 		n = non_tcp_socket(turn++);
 		close(n);
-		fd = raw_tcp_socket(flag);
-		connect_to(fd, lfd);
 		snprintf(what, sizeof what, "close(), then a socket from syscall()%s",
 			 nb ? " (non-blocking)" : "");
-		expect_judged(fd, n, false, what);
-		close(fd);
+		connect_judged(raw_tcp_socket(flag), n, lfd, what);
 
 		n = non_tcp_socket(turn++);
 		t = socket(AF_INET, SOCK_STREAM | flag, 0);
 		dup2(t, n);
 		close(t);
-		connect_to(n, lfd);
 		snprintf(what, sizeof what, "the program's own TCP socket dup2()ed onto it%s",
 			 nb ? " (non-blocking)" : "");
-		expect_judged(n, n, false, what);
-		close(n);
+		connect_judged(n, n, lfd, what);
 	}
 
 	n = non_tcp_socket(turn++);
 	t = raw_tcp_socket(0);
 	dup2(t, n);
 	close(t);
-	connect_to(n, lfd);
-	expect_judged(n, n, false, "a socket from syscall() dup2()ed onto it");
-	close(n);
+	connect_judged(n, n, lfd, "a socket from syscall() dup2()ed onto it");
 
 	n = non_tcp_socket(turn++);
 	t = raw_tcp_socket(0);
 	dup3(t, n, O_CLOEXEC);
 	close(t);
-	connect_to(n, lfd);
-	expect_judged(n, n, false, "dup3()");
-	close(n);
+	connect_judged(n, n, lfd, "dup3()");
 
 	t = raw_tcp_socket(0);
 	n = non_tcp_socket(turn++);
 	close(n);
 	fd = fcntl(t, F_DUPFD, n);
 	close(t);
-	connect_to(fd, lfd);
-	expect_judged(fd, n, false, "fcntl(F_DUPFD)");
-	close(fd);
+	connect_judged(fd, n, lfd, "fcntl(F_DUPFD)");
 
 	t = raw_tcp_socket(0);
 	syscall(SYS_socketpair, AF_UNIX, SOCK_STREAM, 0, sp);
@@ -987,16 +982,12 @@ static void case_stale(void)
 	close(n);
 	fd = pass_fd(t, sp);
 	close(t);
-	connect_to(fd, lfd);
-	expect_judged(fd, n, false, "received with SCM_RIGHTS");
-	close(fd);
+	connect_judged(fd, n, lfd, "received with SCM_RIGHTS");
 
 	n = non_tcp_socket(turn++);
 	syscall(SYS_close_range, n, n, 0);
 	fd = raw_tcp_socket(0);
-	connect_to(fd, lfd);
-	expect_judged(fd, n, false, "close_range(), then a socket from syscall()");
-	close(fd);
+	connect_judged(fd, n, lfd, "close_range(), then a socket from syscall()");
 
 	/* A listener on such a number: its connections are judged at accept(). */
 	close(lfd);
