@@ -648,16 +648,13 @@ static void kashim_app_off_set(int fd, bool off)
 	kashim_mark(&kashim_app_off, fd, off);
 }
 
-/* Respect mode: did the program switch keepalive off on the socket now
- * under fd?  A marked number is checked against that socket's inode (one
- * fstat, for marked numbers only); a mark found on another socket is
- * dropped. */
-static bool kashim_app_off_now(int fd, const struct kashim_config *cfg)
+/* A number marked app_off: is the socket under it still the one the
+ * program switched keepalive off on?  Checked against that socket's inode
+ * (one fstat); a mark found on another socket is dropped. */
+static __attribute__((noinline)) bool kashim_still_app_off(int fd)
 {
 	unsigned want;
 
-	if (cfg->mode == KASHIM_MODE_FORCE || !kashim_marked(&kashim_app_off, fd))
-		return false;
 	if ((unsigned)fd >= KASHIM_IDENTIFIED_FDS)
 		return true;
 	want = __atomic_load_n(&kashim_off_inode[fd], __ATOMIC_RELAXED);
@@ -665,6 +662,14 @@ static bool kashim_app_off_now(int fd, const struct kashim_config *cfg)
 		return true;
 	kashim_mark(&kashim_app_off, fd, false);
 	return false;
+}
+
+/* Respect mode: did the program switch keepalive off on the socket now
+ * under fd?  An unmarked number costs a bit test, inline. */
+static inline bool kashim_app_off_now(int fd, const struct kashim_config *cfg)
+{
+	return cfg->mode != KASHIM_MODE_FORCE && kashim_marked(&kashim_app_off, fd) &&
+	       kashim_still_app_off(fd);
 }
 
 KASHIM_OUT_OF_LINE static void kashim_debug_not_set(int fd, const char *where, const char *label, int e)
@@ -760,15 +765,18 @@ static __attribute__((noinline)) bool kashim_answers_tcp(int fd)
  * SCM_RIGHTS, a socket made with syscall(), close_range()), so a marked
  * number is asked again, with one getsockopt, before it is passed over,
  * and a TCP socket found there loses the stale mark.  An unmarked number
- * costs nothing here. */
-static bool kashim_not_tcp_now(int fd)
+ * costs a bit test, inline. */
+static __attribute__((noinline)) bool kashim_still_not_tcp(int fd)
 {
-	if (!kashim_marked(&kashim_not_tcp, fd))
-		return false;
 	if (!kashim_answers_tcp(fd))
 		return true;
 	kashim_mark(&kashim_not_tcp, fd, false);
 	return false;
+}
+
+static inline bool kashim_not_tcp_now(int fd)
+{
+	return kashim_marked(&kashim_not_tcp, fd) && kashim_still_not_tcp(fd);
 }
 
 /* A descriptor we did not create: a TCP socket with keepalive off gets the
@@ -1093,21 +1101,21 @@ static inline enum kashim_verdict kashim_to_judge(int fd, const struct kashim_co
 		return KASHIM_JUDGE_AFTER;
 	if (!kashim_marked(&kashim_ours, fd))
 		return KASHIM_ADOPT;
-	kashim_debug_left(fd, cfg, where, "configured at socket()");
+	if (cfg->debug)
+		kashim_debug_left(fd, cfg, where, "configured at socket()");
 	return KASHIM_LEAVE;
 }
 
-/* Before the real call (with filters, see above). */
-static enum kashim_verdict kashim_before_connect(int fd, const struct sockaddr *addr,
-						 socklen_t len, const struct kashim_config *cfg,
-						 const char *where)
+/* With filters, before the real call (see above): by the address, where
+ * it can be read.  Out of line: its copy of the address stays off the
+ * wrappers' frames. */
+static __attribute__((noinline)) enum kashim_verdict
+kashim_judge_address(int fd, const struct sockaddr *addr, socklen_t len,
+		     const struct kashim_config *cfg, const char *where)
 {
-	enum kashim_verdict verdict = kashim_to_judge(fd, cfg, where);
 	struct sockaddr_in6 copy;
 	int copied;
 
-	if (verdict != KASHIM_JUDGE_AFTER)
-		return verdict;
 	if (!__atomic_load_n(&kashim_probe_works, __ATOMIC_RELAXED) || !kashim_blocking(fd))
 		return KASHIM_JUDGE_AFTER;
 	copied = kashim_copy_address(&copy, addr, len);
@@ -1141,13 +1149,14 @@ static __attribute__((noinline)) void kashim_after_connect(int fd,
 
 /* Before a call that opens a connection: the verdict, and the options
  * set now when it is to be configured. */
-static enum kashim_verdict kashim_opening(int fd, const struct kashim_config *cfg,
-					  const struct sockaddr *addr, socklen_t len,
-					  const char *where)
+static inline enum kashim_verdict kashim_opening(int fd, const struct kashim_config *cfg,
+						 const struct sockaddr *addr, socklen_t len,
+						 const char *where)
 {
-	enum kashim_verdict verdict = cfg ? kashim_before_connect(fd, addr, len, cfg, where)
-					  : KASHIM_LEAVE;
+	enum kashim_verdict verdict = cfg ? kashim_to_judge(fd, cfg, where) : KASHIM_LEAVE;
 
+	if (verdict == KASHIM_JUDGE_AFTER)
+		verdict = kashim_judge_address(fd, addr, len, cfg, where);
 	if (verdict == KASHIM_ADOPT)
 		kashim_adopt(fd, cfg, where);
 	return verdict;
@@ -1156,8 +1165,8 @@ static enum kashim_verdict kashim_opening(int fd, const struct kashim_config *cf
 /* After it: made during the load, the connection waits for the loader;
  * to be judged after the call, it is judged now.  errno as the call left
  * it. */
-static void kashim_opened(int fd, const struct kashim_config *cfg, enum kashim_verdict verdict,
-			  const char *where)
+static inline void kashim_opened(int fd, const struct kashim_config *cfg,
+				 enum kashim_verdict verdict, const char *where)
 {
 	if (!cfg && !kashim_not_tcp_now(fd))
 		kashim_pending_add(fd, false);
