@@ -87,12 +87,15 @@ static struct kashim_config kashim_settings_ro; /* written once, then read-only 
 /* Per-descriptor marks, one bit per fd (higher fds are not tracked), cleared
  * whenever socket()/accept() hands the fd out anew:
  * - app_off: the program itself switched SO_KEEPALIVE off.  Its choice
- *   wins, so connect() must not switch it back on, and sockets accepted
+ *   (tied to that socket's inode: kashim_app_off_now) wins, so connect()
+ *   must not switch it back on, and sockets accepted
  *   from such a listener are left alone.
  * - ours: kashim set the options; in force mode the program's later calls
  *   that would change them are undone.
  * - not_tcp: seen at socket() (or judged once) not to be TCP, so that its
- *   connect() and accept() cost no system call and no look at the address.
+ *   connect() and accept() cost one getsockopt that confirms it
+ *   (kashim_not_tcp_now: the number may have changed hands unseen) and no
+ *   look at the address.
  * - pending, pending_server: made while another call was loading the
  *   configuration; the loader adopts them when it is done. */
 #define KASHIM_TRACKED_FDS (1u << 20)
@@ -783,7 +786,7 @@ static inline bool kashim_not_tcp_now(int fd)
  * options; one with keepalive already on (set by the program, inherited from
  * a listener we configured, or by whoever created it) is left as it is.
  * Anything that is not a TCP socket is left alone silently, and marked so
- * that its next connect() or accept() costs nothing. */
+ * that its next connect() or accept() costs one look (kashim_not_tcp_now). */
 static void kashim_adopt(int fd, const struct kashim_config *cfg, const char *where)
 {
 	int saved = errno, on = 0;
