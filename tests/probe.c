@@ -870,8 +870,10 @@ static int pass_fd(int fd, const int sp[2])
 	} ctl;
 	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
 			    .msg_controllen = sizeof ctl.buf };
-	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+	struct cmsghdr *c;
 
+	memset(ctl.buf, 0, sizeof ctl.buf); /* the header's padding too */
+	c = CMSG_FIRSTHDR(&m);
 	c->cmsg_level = SOL_SOCKET;
 	c->cmsg_type = SCM_RIGHTS;
 	c->cmsg_len = CMSG_LEN(sizeof(int));
