@@ -12,6 +12,8 @@
 OFF="keepalive=0"
 PORT=4711 # inside a namespace of its own: no other test can hold it
 
+can_run() { need_root && need_cmd unshare ip sysctl ss; }
+
 # scene CMD...: in a fresh network namespace with Fast Open on, the server
 # on 127.0.0.1:$PORT, then CMD (exec'd: $BG is its pid, its output in
 # $TMP/bg.$BG.log).
@@ -65,15 +67,15 @@ filters_case() {
 	fastopen_case "$api" "$WANT" KASHIM_SCOPE=client
 }
 
-test_sendto_under_filters() { need_root && need_cmd unshare ip sysctl ss || return; filters_case sendto; }
-test_sendto_nonblocking_under_filters() { need_root && need_cmd unshare ip sysctl ss || return; filters_case sendto-nb; }
-test_sendmsg_under_filters() { need_root && need_cmd unshare ip sysctl ss || return; filters_case sendmsg; }
-test_sendmsg_nonblocking_under_filters() { need_root && need_cmd unshare ip sysctl ss || return; filters_case sendmsg-nb; }
+test_sendto_under_filters() { can_run || return; filters_case sendto; }
+test_sendto_nonblocking_under_filters() { can_run || return; filters_case sendto-nb; }
+test_sendmsg_under_filters() { can_run || return; filters_case sendmsg; }
+test_sendmsg_nonblocking_under_filters() { can_run || return; filters_case sendmsg-nb; }
 
 # The filters still decide: a Fast Open connection they do not cover is
 # left as the kernel made it, as a connect() would be.
 test_filters_still_exclude() {
-	need_root && need_cmd unshare ip sysctl ss || return
+	can_run || return
 	fastopen_case sendto "$OFF" KASHIM_SKIP=127.0.0.1
 	fastopen_case sendmsg-nb "$OFF" KASHIM_ONLY=10.0.0.0/8
 	fastopen_case sendto-nb "$OFF" KASHIM_SCOPE=server
@@ -81,7 +83,7 @@ test_filters_still_exclude() {
 }
 
 test_without_filters() {
-	need_root && need_cmd unshare ip sysctl ss || return
+	can_run || return
 	fastopen_case sendto "$WANT"
 	fastopen_case sendmsg-nb "$WANT"
 }
@@ -101,7 +103,7 @@ probe_fastopen() {
 }
 
 test_probe_under_filters() {
-	need_root && need_cmd unshare ip sysctl ss || return
+	can_run || return
 	probe_fastopen KASHIM_SKIP=10.0.0.0/8
 	probe_fastopen KASHIM_ONLY=127.0.0.1
 	probe_fastopen KASHIM_SCOPE=client
