@@ -53,6 +53,15 @@ typedef int connect_fn(int, const struct sockaddr *, socklen_t);
 typedef int accept_fn(int, struct sockaddr *, socklen_t *);
 typedef int accept4_fn(int, struct sockaddr *, socklen_t *, int);
 typedef int setsockopt_fn(int, int, int, const void *, socklen_t);
+typedef ssize_t sendto_fn(int, const void *, size_t, int, const struct sockaddr *, socklen_t);
+typedef ssize_t sendmsg_fn(int, const struct msghdr *, int);
+/* glibc declares sendmmsg's flags int, musl unsigned int. */
+#ifdef __GLIBC__
+typedef int kashim_mmsg_flags;
+#else
+typedef unsigned int kashim_mmsg_flags;
+#endif
+typedef int sendmmsg_fn(int, struct mmsghdr *, unsigned int, kashim_mmsg_flags);
 
 /* The next definitions in lookup order; NULL until resolved, or when dlsym
  * found nothing but our own wrapper, in which case the raw system call is
@@ -64,6 +73,9 @@ static struct {
 	accept_fn *accept;
 	accept4_fn *accept4;
 	setsockopt_fn *setsockopt;
+	sendto_fn *sendto;
+	sendmsg_fn *sendmsg;
+	sendmmsg_fn *sendmmsg;
 } kashim_next;
 
 #define KASHIM_NEXT(name) __atomic_load_n(&kashim_next.name, __ATOMIC_RELAXED)
@@ -75,12 +87,15 @@ static struct kashim_config kashim_settings_ro; /* written once, then read-only 
 /* Per-descriptor marks, one bit per fd (higher fds are not tracked), cleared
  * whenever socket()/accept() hands the fd out anew:
  * - app_off: the program itself switched SO_KEEPALIVE off.  Its choice
- *   wins, so connect() must not switch it back on, and sockets accepted
+ *   (tied to that socket's inode: kashim_app_off_now) wins, so connect()
+ *   must not switch it back on, and sockets accepted
  *   from such a listener are left alone.
  * - ours: kashim set the options; in force mode the program's later calls
  *   that would change them are undone.
  * - not_tcp: seen at socket() (or judged once) not to be TCP, so that its
- *   connect() and accept() cost no system call and no look at the address.
+ *   connect() and accept() cost one getsockopt that confirms it
+ *   (kashim_not_tcp_now: the number may have changed hands unseen) and no
+ *   look at the address.
  * - pending, pending_server: made while another call was loading the
  *   configuration; the loader adopts them when it is done. */
 #define KASHIM_TRACKED_FDS (1u << 20)
@@ -104,6 +119,12 @@ static int kashim_pending_top = -1; /* the highest fd ever made pending */
 #define KASHIM_IDENTIFIED_FDS (1u << 16)
 static unsigned kashim_inode[KASHIM_IDENTIFIED_FDS];
 static int kashim_inode_top = -1; /* the highest fd with an inode recorded */
+
+/* Under each number with the app_off mark, the socket the program switched
+ * keepalive off on (its inode; 0 unknown), so that its choice is not taken
+ * for another socket that lands on the number by a route no wrapper sees.
+ * Past the table the number decides. */
+static unsigned kashim_off_inode[KASHIM_IDENTIFIED_FDS];
 
 /* The program's names, for the program filters: written once by the
  * loader. */
@@ -286,6 +307,13 @@ static void kashim_resolve_all(void)
 			 (accept4_fn *)kashim_resolve("accept4", (void *)accept4), __ATOMIC_RELAXED);
 	__atomic_store_n(&kashim_next.setsockopt,
 			 (setsockopt_fn *)kashim_resolve("setsockopt", (void *)setsockopt),
+			 __ATOMIC_RELAXED);
+	__atomic_store_n(&kashim_next.sendto,
+			 (sendto_fn *)kashim_resolve("sendto", (void *)sendto), __ATOMIC_RELAXED);
+	__atomic_store_n(&kashim_next.sendmsg,
+			 (sendmsg_fn *)kashim_resolve("sendmsg", (void *)sendmsg), __ATOMIC_RELAXED);
+	__atomic_store_n(&kashim_next.sendmmsg,
+			 (sendmmsg_fn *)kashim_resolve("sendmmsg", (void *)sendmmsg),
 			 __ATOMIC_RELAXED);
 }
 
@@ -590,12 +618,16 @@ static int kashim_step_value(const struct kashim_config *cfg, size_t step)
 	}
 }
 
-/* The socket's identity, for force mode (one fstat, in force mode only). */
+/* The socket's identity (one fstat): for force mode, and for a number the
+ * program switched keepalive off on; 0 when unknown.  errno kept. */
 KASHIM_OUT_OF_LINE static unsigned kashim_identity(int fd)
 {
 	struct stat st;
+	int saved = errno;
+	unsigned ino = fstat(fd, &st) == 0 ? (unsigned)st.st_ino : 0;
 
-	return fstat(fd, &st) == 0 ? (unsigned)st.st_ino : 0;
+	errno = saved;
+	return ino;
 }
 
 static void kashim_remember_inode(int fd, unsigned ino)
@@ -608,6 +640,39 @@ static void kashim_remember_inode(int fd, unsigned ino)
 	while (top < fd && !__atomic_compare_exchange_n(&kashim_inode_top, &top, fd, true,
 							__ATOMIC_RELAXED, __ATOMIC_RELAXED))
 		;
+}
+
+/* The program switched SO_KEEPALIVE off (or on again) on fd.  Off costs
+ * one fstat: a rare call. */
+static void kashim_app_off_set(int fd, bool off)
+{
+	if (off && fd >= 0 && (unsigned)fd < KASHIM_IDENTIFIED_FDS)
+		__atomic_store_n(&kashim_off_inode[fd], kashim_identity(fd), __ATOMIC_RELAXED);
+	kashim_mark(&kashim_app_off, fd, off);
+}
+
+/* A number marked app_off: is the socket under it still the one the
+ * program switched keepalive off on?  Checked against that socket's inode
+ * (one fstat); a mark found on another socket is dropped. */
+static __attribute__((noinline)) bool kashim_still_app_off(int fd)
+{
+	unsigned want;
+
+	if ((unsigned)fd >= KASHIM_IDENTIFIED_FDS)
+		return true;
+	want = __atomic_load_n(&kashim_off_inode[fd], __ATOMIC_RELAXED);
+	if (want == 0 || kashim_identity(fd) == want)
+		return true;
+	kashim_mark(&kashim_app_off, fd, false);
+	return false;
+}
+
+/* Respect mode: did the program switch keepalive off on the socket now
+ * under fd?  An unmarked number costs a bit test, inline. */
+static inline bool kashim_app_off_now(int fd, const struct kashim_config *cfg)
+{
+	return cfg->mode != KASHIM_MODE_FORCE && kashim_marked(&kashim_app_off, fd) &&
+	       kashim_still_app_off(fd);
 }
 
 KASHIM_OUT_OF_LINE static void kashim_debug_not_set(int fd, const char *where, const char *label, int e)
@@ -684,28 +749,59 @@ KASHIM_OUT_OF_LINE static void kashim_debug_left(int fd, const struct kashim_con
 	kashim_debug_send(&l);
 }
 
+/* Only TCP (and MPTCP) answer a TCP-level option: UDP, raw and netlink
+ * sockets refuse it, AF_UNIX ones too, and a number that is not a socket
+ * (or not open) fails.  One system call; errno kept.  Out of line: its
+ * buffers stay off the frames of the callers it would be inlined into. */
+static __attribute__((noinline)) bool kashim_answers_tcp(int fd)
+{
+	int saved = errno, idle = 0;
+	socklen_t len = sizeof idle;
+	bool tcp = getsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, &len) == 0;
+
+	errno = saved;
+	return tcp;
+}
+
+/* The not-TCP mark is a hint, never a verdict: a number changes hands by
+ * routes no wrapper sees (close() then dup2() or dup3() onto it,
+ * SCM_RIGHTS, a socket made with syscall(), close_range()), so a marked
+ * number is asked again, with one getsockopt, before it is passed over,
+ * and a TCP socket found there loses the stale mark.  An unmarked number
+ * costs a bit test, inline. */
+static __attribute__((noinline)) bool kashim_still_not_tcp(int fd)
+{
+	if (!kashim_answers_tcp(fd))
+		return true;
+	kashim_mark(&kashim_not_tcp, fd, false);
+	return false;
+}
+
+static inline bool kashim_not_tcp_now(int fd)
+{
+	return kashim_marked(&kashim_not_tcp, fd) && kashim_still_not_tcp(fd);
+}
+
 /* A descriptor we did not create: a TCP socket with keepalive off gets the
  * options; one with keepalive already on (set by the program, inherited from
  * a listener we configured, or by whoever created it) is left as it is.
  * Anything that is not a TCP socket is left alone silently, and marked so
- * that its next connect() or accept() costs nothing. */
+ * that its next connect() or accept() costs one look (kashim_not_tcp_now). */
 static void kashim_adopt(int fd, const struct kashim_config *cfg, const char *where)
 {
-	int saved = errno, on = 0, idle = 0;
+	int saved = errno, on = 0;
 	socklen_t len = sizeof on;
 
 	if (getsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, &len) != 0)
 		goto out; /* closed, or not a socket */
-	len = sizeof idle;
 	if (on && cfg->mode != KASHIM_MODE_FORCE) {
 		/* The common case for accepted sockets, which inherit the
 		 * listener's options: one system call and done. */
-		if (cfg->debug && getsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, &len) == 0)
+		if (cfg->debug && kashim_answers_tcp(fd))
 			kashim_debug_left(fd, cfg, where, "keepalive already on, left as it is");
 		goto out;
 	}
-	/* Only TCP (and MPTCP) answer a TCP-level option. */
-	if (getsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, &len) != 0) {
+	if (!kashim_answers_tcp(fd)) {
 		kashim_mark(&kashim_not_tcp, fd, true);
 		goto out;
 	}
@@ -798,7 +894,7 @@ static void kashim_after_accept(int listener, int fd, const struct kashim_config
 {
 	if (!cfg->enabled)
 		return;
-	if (cfg->mode != KASHIM_MODE_FORCE && kashim_marked(&kashim_app_off, listener)) {
+	if (kashim_app_off_now(listener, cfg)) {
 		kashim_debug_left(fd, cfg, where,
 				  "the program turned keepalive off on the listener, left as it is");
 		return;
@@ -822,7 +918,7 @@ static bool kashim_pending_take(int fd, bool *server)
 
 static void kashim_adopt_one_pending(int fd, bool server, const struct kashim_config *cfg)
 {
-	if (cfg->mode != KASHIM_MODE_FORCE && kashim_marked(&kashim_app_off, fd))
+	if (kashim_app_off_now(fd, cfg))
 		return; /* the program switched keepalive off meanwhile */
 	if (server) {
 		kashim_adopt_server_side(fd, cfg, "made during load");
@@ -986,39 +1082,53 @@ static bool kashim_blocking(int fd)
 	return flags >= 0 && !(flags & O_NONBLOCK);
 }
 
-/* Before the real call.  Without filters the decision is made from the
- * fd: a socket kashim configured at socket() needs no second look (an
+/* What becomes of a connection the program opens: left alone, configured
+ * before the call, or judged after it.  The caller configures it, so that
+ * the judging frames are gone from the stack when kashim_adopt runs. */
+enum kashim_verdict { KASHIM_LEAVE, KASHIM_ADOPT, KASHIM_JUDGE_AFTER };
+
+/* Not a socket that is not TCP, nor one the program switched keepalive
+ * off on (respect mode).  Without filters the decision is made here, from
+ * the fd: a socket kashim configured at socket() needs no second look (an
  * unconnected socket from elsewhere reusing its fd number would be
- * missed: rare, and then left as the kernel made it).  With filters, see
- * above.  Returns whether the connection is to be judged after the call. */
-static bool kashim_before_connect(int fd, const struct sockaddr *addr, socklen_t len,
-				  const struct kashim_config *cfg)
+ * missed: rare, and then left as the kernel made it).  With filters, it
+ * is judged by its address. */
+static inline enum kashim_verdict kashim_to_judge(int fd, const struct kashim_config *cfg,
+						  const char *where)
+{
+	if (!cfg->enabled || kashim_not_tcp_now(fd))
+		return KASHIM_LEAVE;
+	if (kashim_app_off_now(fd, cfg))
+		return KASHIM_LEAVE;
+	if (cfg->deferred)
+		return KASHIM_JUDGE_AFTER;
+	if (!kashim_marked(&kashim_ours, fd))
+		return KASHIM_ADOPT;
+	if (cfg->debug)
+		kashim_debug_left(fd, cfg, where, "configured at socket()");
+	return KASHIM_LEAVE;
+}
+
+/* With filters, before the real call (see above): by the address, where
+ * it can be read.  Out of line: its copy of the address stays off the
+ * wrappers' frames. */
+static __attribute__((noinline)) enum kashim_verdict
+kashim_judge_address(int fd, const struct sockaddr *addr, socklen_t len,
+		     const struct kashim_config *cfg, const char *where)
 {
 	struct sockaddr_in6 copy;
 	int copied;
 
-	if (!cfg->enabled || kashim_marked(&kashim_not_tcp, fd))
-		return false;
-	if (cfg->mode != KASHIM_MODE_FORCE && kashim_marked(&kashim_app_off, fd))
-		return false;
-	if (!cfg->deferred) {
-		if (kashim_marked(&kashim_ours, fd))
-			kashim_debug_left(fd, cfg, "connect", "configured at socket()");
-		else
-			kashim_adopt(fd, cfg, "connect");
-		return false;
-	}
 	if (!__atomic_load_n(&kashim_probe_works, __ATOMIC_RELAXED) || !kashim_blocking(fd))
-		return true;
+		return KASHIM_JUDGE_AFTER;
 	copied = kashim_copy_address(&copy, addr, len);
 	if (copied < 0)
-		return true;
+		return KASHIM_JUDGE_AFTER;
 	if (copied > 0 &&
 	    kashim_covers(cfg, false, (const struct sockaddr *)&copy, (socklen_t)copied))
-		kashim_adopt(fd, cfg, "connect");
-	else
-		kashim_debug_left(fd, cfg, "connect", "not covered by KASHIM_SCOPE/ONLY/SKIP");
-	return false;
+		return KASHIM_ADOPT;
+	kashim_debug_left(fd, cfg, where, "not covered by KASHIM_SCOPE/ONLY/SKIP");
+	return KASHIM_LEAVE;
 }
 
 /* With filters, when the address was not read before the call: judged by
@@ -1027,16 +1137,44 @@ static bool kashim_before_connect(int fd, const struct sockaddr *addr, socklen_t
  * probe did not answer as the kernel does), the handshake is bounded by
  * the kernel's SYN retries, not by the user timeout. */
 static __attribute__((noinline)) void kashim_after_connect(int fd,
-							    const struct kashim_config *cfg)
+							    const struct kashim_config *cfg,
+							    const char *where)
 {
 	if (!cfg->enabled || kashim_marked(&kashim_not_tcp, fd))
 		return;
-	if (cfg->mode != KASHIM_MODE_FORCE && kashim_marked(&kashim_app_off, fd))
+	if (kashim_app_off_now(fd, cfg))
 		return;
 	if (kashim_covered_by_own_address(fd, cfg, false))
-		kashim_adopt(fd, cfg, "connect");
+		kashim_adopt(fd, cfg, where);
 	else
-		kashim_debug_left(fd, cfg, "connect", "not covered by KASHIM_SCOPE/ONLY/SKIP");
+		kashim_debug_left(fd, cfg, where, "not covered by KASHIM_SCOPE/ONLY/SKIP");
+}
+
+/* Before a call that opens a connection: the verdict, and the options
+ * set now when it is to be configured. */
+static inline enum kashim_verdict kashim_opening(int fd, const struct kashim_config *cfg,
+						 const struct sockaddr *addr, socklen_t len,
+						 const char *where)
+{
+	enum kashim_verdict verdict = cfg ? kashim_to_judge(fd, cfg, where) : KASHIM_LEAVE;
+
+	if (verdict == KASHIM_JUDGE_AFTER)
+		verdict = kashim_judge_address(fd, addr, len, cfg, where);
+	if (verdict == KASHIM_ADOPT)
+		kashim_adopt(fd, cfg, where);
+	return verdict;
+}
+
+/* After it: made during the load, the connection waits for the loader;
+ * to be judged after the call, it is judged now.  errno as the call left
+ * it. */
+static inline void kashim_opened(int fd, const struct kashim_config *cfg,
+				 enum kashim_verdict verdict, const char *where)
+{
+	if (!cfg && !kashim_not_tcp_now(fd))
+		kashim_pending_add(fd, false);
+	else if (verdict == KASHIM_JUDGE_AFTER)
+		kashim_after_connect(fd, cfg, where);
 }
 
 /* ---- setsockopt() in force mode ---------------------------------------- */
@@ -1140,14 +1278,118 @@ KASHIM_API int connect(int fd, const struct sockaddr *addr, socklen_t len)
 {
 	const struct kashim_config *cfg = kashim_settings();
 	connect_fn *next = KASHIM_NEXT(connect);
-	bool after = cfg && kashim_before_connect(fd, addr, len, cfg);
+	enum kashim_verdict verdict = kashim_opening(fd, cfg, addr, len, "connect");
 	int rc = next ? next(fd, addr, len) : (int)syscall(SYS_connect, fd, addr, len);
 
-	if (!cfg && !kashim_marked(&kashim_not_tcp, fd))
-		kashim_pending_add(fd, false);
-	else if (after)
-		kashim_after_connect(fd, cfg);
+	kashim_opened(fd, cfg, verdict, "connect");
 	return rc;
+}
+
+/* ---- TCP Fast Open ----------------------------------------------------- */
+
+/* sendto(), sendmsg() and sendmmsg() with MSG_FASTOPEN open a connection
+ * with no connect(): the kernel connects to the message's address and
+ * sends the data in the SYN (tcp_sendmsg_fastopen), and sendmmsg() passes
+ * its flags to each message.  Such a call is judged as connect() is:
+ * sendto() by connect()'s own rules (a blocking one before the call, by
+ * the address the kernel showed it can read); sendmsg() and sendmmsg()
+ * after the call, by the remote address the kernel accepted, since their
+ * address lies inside the program's msghdr, which kashim does not read.
+ * A call with no address opens nothing (the kernel refuses it, or the
+ * connect() of TCP_FASTOPEN_CONNECT opened it and was judged).  Every
+ * other call (UDP, established TCP: hot paths) costs one test of the
+ * flags and is passed on at once. */
+static __attribute__((noinline)) ssize_t kashim_sendto_fastopen(int fd, const void *buf,
+								 size_t n, int flags,
+								 const struct sockaddr *addr,
+								 socklen_t len)
+{
+	const struct kashim_config *cfg = kashim_settings();
+	sendto_fn *next = KASHIM_NEXT(sendto);
+	enum kashim_verdict verdict = kashim_opening(fd, cfg, addr, len, "sendto");
+	ssize_t rc = next ? next(fd, buf, n, flags, addr, len)
+			  : syscall(SYS_sendto, fd, buf, n, flags, addr, len);
+
+	kashim_opened(fd, cfg, verdict, "sendto");
+	return rc;
+}
+
+/* A sendmsg() or sendmmsg() with MSG_FASTOPEN, after the call. */
+static void kashim_after_fastopen(int fd, const char *where)
+{
+	const struct kashim_config *cfg = kashim_settings();
+	enum kashim_verdict verdict = cfg ? kashim_to_judge(fd, cfg, where) : KASHIM_LEAVE;
+
+	if (verdict == KASHIM_ADOPT)
+		kashim_adopt(fd, cfg, where);
+	kashim_opened(fd, cfg, verdict, where);
+}
+
+static __attribute__((noinline)) ssize_t kashim_sendmsg_fastopen(int fd,
+								  const struct msghdr *msg,
+								  int flags)
+{
+	sendmsg_fn *next = KASHIM_NEXT(sendmsg);
+	ssize_t rc = next ? next(fd, msg, flags) : syscall(SYS_sendmsg, fd, msg, flags);
+
+	kashim_after_fastopen(fd, "sendmsg");
+	return rc;
+}
+
+static __attribute__((noinline)) int kashim_sendmmsg_fastopen(int fd, struct mmsghdr *msgs,
+							       unsigned int n,
+							       kashim_mmsg_flags flags)
+{
+	sendmmsg_fn *next = KASHIM_NEXT(sendmmsg);
+	int rc = next ? next(fd, msgs, n, flags) : (int)syscall(SYS_sendmmsg, fd, msgs, n, flags);
+
+	kashim_after_fastopen(fd, "sendmmsg");
+	return rc;
+}
+
+KASHIM_API ssize_t sendto(int fd, const void *buf, size_t n, int flags,
+			  const struct sockaddr *addr, socklen_t len)
+{
+	sendto_fn *next;
+
+	if (__builtin_expect((flags & MSG_FASTOPEN) && addr, 0))
+		return kashim_sendto_fastopen(fd, buf, n, flags, addr, len);
+	next = KASHIM_NEXT(sendto);
+	return next ? next(fd, buf, n, flags, addr, len)
+		    : syscall(SYS_sendto, fd, buf, n, flags, addr, len);
+}
+
+KASHIM_API ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+	sendmsg_fn *next;
+
+	if (__builtin_expect(flags & MSG_FASTOPEN, 0))
+		return kashim_sendmsg_fastopen(fd, msg, flags);
+	next = KASHIM_NEXT(sendmsg);
+	return next ? next(fd, msg, flags) : syscall(SYS_sendmsg, fd, msg, flags);
+}
+
+KASHIM_API int sendmmsg(int fd, struct mmsghdr *msgs, unsigned int n, kashim_mmsg_flags flags)
+{
+	sendmmsg_fn *next;
+
+	if (__builtin_expect(flags & MSG_FASTOPEN, 0))
+		return kashim_sendmmsg_fastopen(fd, msgs, n, flags);
+	next = KASHIM_NEXT(sendmmsg);
+	return next ? next(fd, msgs, n, flags) : (int)syscall(SYS_sendmmsg, fd, msgs, n, flags);
+}
+
+/* Accepted from a listener marked not TCP: the mark may have outlived its
+ * socket (see kashim_not_tcp_now), so the connection itself says; a TCP
+ * one clears the listener's stale mark. */
+static bool kashim_from_non_tcp(int listener, int fd)
+{
+	if (!kashim_marked(&kashim_not_tcp, listener))
+		return false;
+	if (!kashim_answers_tcp(fd))
+		return true;
+	kashim_mark(&kashim_not_tcp, listener, false);
+	return false;
 }
 
 static int kashim_accepted(int listener, int fd, const struct kashim_config *cfg,
@@ -1158,7 +1400,7 @@ static int kashim_accepted(int listener, int fd, const struct kashim_config *cfg
 	kashim_fresh_fd(fd);
 	/* The address the program got back is not read: its buffer may be
 	 * shorter than the address (or absent) however long *len says it is. */
-	if (kashim_marked(&kashim_not_tcp, listener))
+	if (kashim_from_non_tcp(listener, fd))
 		kashim_mark(&kashim_not_tcp, fd, true);
 	else if (!cfg)
 		kashim_pending_add(fd, true);
@@ -1200,7 +1442,7 @@ KASHIM_API int setsockopt(int fd, int level, int name, const void *val, socklen_
 		return rc;
 	if (level == SOL_SOCKET && name == SO_KEEPALIVE) {
 		__builtin_memcpy(&on, val, sizeof on);
-		kashim_mark(&kashim_app_off, fd, on == 0);
+		kashim_app_off_set(fd, on == 0);
 	}
 	if (cfg && cfg->enabled && cfg->mode == KASHIM_MODE_FORCE)
 		kashim_force_undo(fd, level, name, val, cfg);

@@ -310,10 +310,79 @@ def per_operation():
     rules_tables()
 
 
+# Paths kashim leaves alone, but wraps (sendto/sendmsg for Fast Open) or
+# looks at (connect/accept of a number marked not TCP: one getsockopt to
+# confirm the mark still describes the socket there).
+NON_TCP = (("udp-sendto", 30000, "UDP sendto()"),
+           ("udp-sendmsg", 30000, "UDP sendmsg()"),
+           ("udp-connect", 20000, "UDP socket() + connect() + close()"),
+           ("unix-accept", 10000, "AF_UNIX socket() + connect() + accept() + close()"))
+NON_TCP_VARIANTS = {"none": {}, "kashim": {"LD_PRELOAD": LIB},
+                    "filters": {"LD_PRELOAD": LIB, "KASHIM_SKIP": "10.0.0.0/8"}}
+
+
+def non_tcp_run(what, variant, n, tool=()):
+    env = dict(os.environ, **NON_TCP_VARIANTS[variant])
+    env.setdefault("LD_PRELOAD", "")
+    return subprocess.run(list(tool) + [BENCH, what, "none", str(n)], env=env,
+                          capture_output=True, text=True, check=True)
+
+
+def non_tcp_counts(what, variant):
+    """getsockopt calls and user-space instructions per operation: 2000
+    operations minus 1000, so one-time work drops out."""
+    def count(n):
+        with tempfile.NamedTemporaryFile("r") as out:
+            non_tcp_run(what, variant, n, ["strace", "-f", "-qq", "-c", "-o", out.name,
+                                            "-e", "trace=getsockopt"])
+            m = re.search(r"^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?getsockopt$",
+                          out.read(), re.M)
+        calls = int(m.group(1)) if m else 0
+        insns = None
+        if shutil.which("valgrind"):
+            r = non_tcp_run(what, variant, n, ["valgrind", "--tool=callgrind",
+                                               "--callgrind-out-file=/dev/null"])
+            insns = int(re.search(r"Collected : (\d+)", r.stderr).group(1))
+        return calls, insns
+    (c1, i1), (c2, i2) = count(1000), count(2000)
+    return (c2 - c1) / 1000, None if i1 is None else (i2 - i1) / 1000
+
+
+def non_tcp_paths():
+    print()
+    print("| paths kashim leaves alone, per operation | no kashim | kashim | kashim/none "
+          "| with KASHIM_SKIP | skip/none | getsockopt (kashim) | user-space instructions "
+          "(none / kashim) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for what, n, label in NON_TCP:
+        times = {v: [] for v in NON_TCP_VARIANTS}
+        ratios = {"kashim": [], "filters": []}
+        order = list(NON_TCP_VARIANTS)
+        for r in range(ROUNDS):
+            k = r % len(order)
+            rnd = {v: float(non_tcp_run(what, v, n).stdout.split()[0])
+                   for v in order[k:] + order[:k]}
+            for v in rnd:
+                times[v].append(rnd[v])
+            for v in ratios:
+                ratios[v].append(rnd[v] / rnd["none"])
+        calls, insns_k = non_tcp_counts(what, "kashim")
+        _, insns_n = non_tcp_counts(what, "none")
+        med = {v: statistics.median(t) for v, t in times.items()}
+        print("| %s | %.0f ns | %.0f ns | %.3f | %.0f ns | %.3f | %g | %s |" % (
+            label, med["none"], med["kashim"], statistics.median(ratios["kashim"]),
+            med["filters"], statistics.median(ratios["filters"]), calls,
+            "-" if insns_k is None else "%.0f / %.0f" % (insns_n, insns_k)))
+
+
 def main():
     for tool in ("strace",):
         if not shutil.which(tool):
             sys.exit("bench: %s is needed" % tool)
+    if sys.argv[1:] == ["non-tcp"]:
+        print("kashim benchmark: paths kashim leaves alone; %d alternating rounds, medians" % ROUNDS)
+        non_tcp_paths()
+        return
     if sys.argv[1:] == ["rules"]:
         print("kashim benchmark: rules (kashim attach --skip/--only, KASHIM_SKIP/KASHIM_ONLY)")
         cgroup_setup()
@@ -328,6 +397,7 @@ def main():
         per_operation()
     finally:
         cgroup_cleanup()
+    non_tcp_paths()
     if shutil.which("valgrind"):
         print()
         print("| user-space instructions per operation (callgrind: 2000 ops minus 1000) | no keepalive | hand-set floor | kashim | kashim - floor |")

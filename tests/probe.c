@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <linux/netlink.h>
@@ -676,6 +677,342 @@ static void case_seccomp(void)
 	close(fd);
 }
 
+/* The address of a listener, for a call that takes one. */
+static socklen_t address_of(int lfd, struct sockaddr_storage *ss)
+{
+	socklen_t len = sizeof *ss;
+
+	return getsockname(lfd, (struct sockaddr *)ss, &len) == 0 ? len : 0;
+}
+
+#ifndef TCPI_OPT_SYN_DATA
+#define TCPI_OPT_SYN_DATA 32 /* musl's netinet/tcp.h lacks it */
+#endif
+
+/* Whether fd's connection carried data in its SYN, once established
+ * (waited for, 30 s at most). */
+static bool syn_carried_data(int fd)
+{
+	struct tcp_info ti;
+	socklen_t len;
+	int i;
+
+	for (i = 0; i < 3000; i++) {
+		len = sizeof ti;
+		if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0)
+			return false;
+		if (ti.tcpi_state == TCP_ESTABLISHED)
+			return ti.tcpi_options & TCPI_OPT_SYN_DATA;
+		usleep(10000);
+	}
+	return false;
+}
+
+/* One Fast Open send of one byte to lfd through api, never connect(). */
+static long fastopen_send(int fd, int lfd, const char *api)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = address_of(lfd, &ss);
+	char byte = 'x';
+	struct iovec iov = { &byte, 1 };
+	struct mmsghdr mm = { .msg_hdr = { .msg_name = &ss, .msg_namelen = len,
+					   .msg_iov = &iov, .msg_iovlen = 1 } };
+
+	if (!strcmp(api, "sendto"))
+		return sendto(fd, &byte, 1, MSG_FASTOPEN, (struct sockaddr *)&ss, len);
+	if (!strcmp(api, "sendmsg"))
+		return sendmsg(fd, &mm.msg_hdr, MSG_FASTOPEN);
+	return sendmmsg(fd, &mm, 1, MSG_FASTOPEN);
+}
+
+/* TCP Fast Open (run in a network namespace with net.ipv4.tcp_fastopen=3,
+ * under filters that cover 127.0.0.1): connections opened by sendto(),
+ * sendmsg() and sendmmsg() with MSG_FASTOPEN, blocking or not, never
+ * connect(), are configured, and each call answers as libc does. */
+static void case_fastopen(void)
+{
+	static const char *const apis[] = { "sendto", "sendmsg", "sendmmsg" };
+	int lfd = listener(AF_INET, 0), qlen = 16, round, nb, fd, a, e;
+	size_t i;
+	long rc;
+	char what[128], detail[64];
+
+	if (lfd < 0 || setsockopt(lfd, IPPROTO_TCP, TCP_FASTOPEN, &qlen, sizeof qlen) != 0) {
+		printf("skip - probe fastopen: no Fast Open listener (errno %d)\n", errno);
+		return;
+	}
+	/* The first round gets the cookie; the second sends data in the SYN. */
+	for (round = 0; round < 2; round++)
+		for (i = 0; i < sizeof apis / sizeof apis[0]; i++)
+			for (nb = 0; nb < 2; nb++) {
+				char call[64];
+				fd = socket(AF_INET, SOCK_STREAM | (nb ? SOCK_NONBLOCK : 0), 0);
+				errno = EXDEV;
+				rc = fastopen_send(fd, lfd, apis[i]);
+				e = errno;
+				snprintf(call, sizeof call, "%s%s with MSG_FASTOPEN, round %d", apis[i],
+					 nb ? " (non-blocking)" : "", round + 1);
+				snprintf(what, sizeof what, "%s: answers as libc", call);
+				snprintf(detail, sizeof detail, "rc=%ld errno=%d", rc, e);
+				report((rc == 1 && e == EXDEV) ||
+				       (nb && rc == -1 && e == EINPROGRESS), what, detail);
+				snprintf(what, sizeof what, "%s: configured", call);
+				expect_configured(fd, what);
+				a = accept(lfd, NULL, NULL);
+				if (round == 1) {
+					snprintf(what, sizeof what,
+						 "the scene: %s carried its data in the SYN", call);
+					report(syn_carried_data(fd), what,
+					       "no: the kernel did not use Fast Open");
+				}
+				close(a);
+				close(fd);
+			}
+	/* On a connected socket the kernel refuses Fast Open: EISCONN, as
+	 * without kashim. */
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	connect_to(fd, lfd);
+	for (i = 0; i < sizeof apis / sizeof apis[0]; i++) {
+		rc = fastopen_send(fd, lfd, apis[i]);
+		e = errno;
+		snprintf(what, sizeof what, "%s with MSG_FASTOPEN on a connected socket gives EISCONN",
+			 apis[i]);
+		snprintf(detail, sizeof detail, "rc=%ld errno=%d", rc, e);
+		report(rc == -1 && e == EISCONN, what, detail);
+	}
+	a = accept(lfd, NULL, NULL);
+	close(a);
+	close(fd);
+	/* UDP takes the flag and ignores it: the datagram goes, nothing set. */
+	fd = socket(AF_INET, SOCK_DGRAM, 0);
+	for (i = 0; i < sizeof apis / sizeof apis[0]; i++) {
+		errno = EXDEV;
+		rc = fastopen_send(fd, lfd, apis[i]);
+		snprintf(what, sizeof what, "UDP %s with MSG_FASTOPEN: sent, keepalive left off",
+			 apis[i]);
+		snprintf(detail, sizeof detail, "rc=%ld errno=%d SO_KEEPALIVE=%d", rc, errno,
+			 opt(fd, SOL_SOCKET, SO_KEEPALIVE));
+		report(rc == 1 && errno == EXDEV && opt(fd, SOL_SOCKET, SO_KEEPALIVE) == 0, what,
+		       detail);
+	}
+	close(fd);
+	close(lfd);
+}
+
+/* For case_stale: is a connection made (or accepted) covered under the
+ * KASHIM_SCOPE this probe runs with?  Its other filters cover 127.0.0.1. */
+static bool scope_covers(bool accepted)
+{
+	const char *scope = getenv("KASHIM_SCOPE");
+
+	if (!scope)
+		return true;
+	return accepted ? strcmp(scope, "client") != 0 : strcmp(scope, "server") != 0;
+}
+
+/* fd, on the number `want` (the stale one), gets its verdict at connect()
+ * (or, for an accepted connection, at accept()). */
+static void expect_judged(int fd, int number, bool accepted, const char *what)
+{
+	char line[160], detail[32];
+
+	if (fd != number) {
+		snprintf(detail, sizeof detail, "got fd %d, not %d", fd, number);
+		report(0, "the scene: the TCP socket did not land on the stale number", detail);
+		return;
+	}
+	if (scope_covers(accepted)) {
+		snprintf(line, sizeof line, "%s: configured", what);
+		expect_configured(fd, line);
+	} else {
+		snprintf(line, sizeof line, "%s: outside KASHIM_SCOPE, left off", what);
+		report(opt(fd, SOL_SOCKET, SO_KEEPALIVE) == 0, line, "keepalive on");
+	}
+}
+
+/* fd connected to lfd must get its verdict on the stale number; then closed. */
+static void connect_judged(int fd, int number, int lfd, const char *what)
+{
+	connect_to(fd, lfd);
+	expect_judged(fd, number, false, what);
+	close(fd);
+}
+
+/* A socket kashim saw made that is not TCP: its number then carries kashim's
+ * not-TCP mark.  The kinds take turns. */
+static int non_tcp_socket(int turn)
+{
+	static const int kinds[][3] = {
+		{ AF_INET, SOCK_DGRAM, 0 },
+		{ AF_UNIX, SOCK_STREAM, 0 },
+		{ AF_NETLINK, SOCK_RAW, NETLINK_ROUTE },
+	};
+	const int *k = kinds[turn % 3];
+
+	return socket(k[0], k[1], k[2]);
+}
+
+static int raw_tcp_socket(int flags)
+{
+	return (int)syscall(SYS_socket, AF_INET, SOCK_STREAM | flags, 0);
+}
+
+/* Passes fd over the socketpair sp with SCM_RIGHTS, and closes the pair;
+ * returns the number the kernel gave the received copy. */
+static int pass_fd(int fd, const int sp[2])
+{
+	int got = -1;
+	char byte = 'f';
+	struct iovec iov = { &byte, 1 };
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} ctl;
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+			    .msg_controllen = sizeof ctl.buf };
+	struct cmsghdr *c;
+
+	memset(ctl.buf, 0, sizeof ctl.buf); /* the header's padding too */
+	c = CMSG_FIRSTHDR(&m);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &fd, sizeof fd);
+	if (sendmsg(sp[0], &m, 0) == 1) {
+		m.msg_controllen = sizeof ctl.buf;
+		if (recvmsg(sp[1], &m, 0) == 1 && (c = CMSG_FIRSTHDR(&m)) &&
+		    c->cmsg_type == SCM_RIGHTS)
+			memcpy(&got, CMSG_DATA(c), sizeof got);
+	}
+	close(sp[0]);
+	close(sp[1]);
+	return got;
+}
+
+/* A number whose TCP socket the program switched keepalive off on: that
+ * choice is the socket's, not the number's.  Every socket here is made
+ * with syscall(), so no number carries kashim's own mark (a number kashim
+ * configured at socket() and a socket from elsewhere later on it, before
+ * its connect(), is a limit: docs/sockets.md). */
+static void stale_app_off(void)
+{
+	int lfd = listener(AF_INET, 1), n, fd, c;
+
+	n = raw_tcp_socket(0);
+	setsockopt(n, SOL_SOCKET, SO_KEEPALIVE, &(int){ 0 }, sizeof(int));
+	close(n);
+	fd = raw_tcp_socket(0);
+	connect_judged(fd, n, lfd,
+		       "another socket from syscall() where the program had switched keepalive off");
+	c = raw_tcp_socket(0);
+	setsockopt(c, SOL_SOCKET, SO_KEEPALIVE, &(int){ 0 }, sizeof(int));
+	connect_to(c, lfd);
+	if (getenv("KASHIM_MODE") && !strcmp(getenv("KASHIM_MODE"), "force"))
+		expect_judged(c, c, false, "force mode: the program's off is not kept");
+	else
+		report(opt(c, SOL_SOCKET, SO_KEEPALIVE) == 0,
+		       "and the program's own choice still holds on its own socket", "keepalive on");
+	close(c);
+	close(lfd);
+	n = raw_tcp_socket(0);
+	setsockopt(n, SOL_SOCKET, SO_KEEPALIVE, &(int){ 0 }, sizeof(int));
+	close(n);
+	lfd = listener(AF_INET, 1);
+	c = raw_tcp_socket(0);
+	connect_to(c, lfd);
+	fd = accept(lfd, NULL, NULL);
+	report(lfd == n, "the scene: the listener is on the number", "elsewhere");
+	expect_judged(fd, fd, true,
+		      "accepted from a listener on a number where the program had switched keepalive off");
+	close(fd);
+	close(c);
+	close(lfd);
+}
+
+/* A number once held by a socket that is not TCP, now held by a TCP socket
+ * that came by a route no wrapper sees: the mark kashim gave the first
+ * must not decide for the second (issue 21).  Run without filters and
+ * under filters that cover 127.0.0.1. */
+static void case_stale(void)
+{
+	int lfd, n, t, fd, c, turn = 0, nb, sp[2];
+
+	stale_app_off();
+	lfd = listener(AF_INET, 0);
+
+	for (nb = 0; nb < 2; nb++) {
+		int flag = nb ? SOCK_NONBLOCK : 0;
+		char what[96];
+
+		n = non_tcp_socket(turn++);
+		close(n);
+		snprintf(what, sizeof what, "close(), then a socket from syscall()%s",
+			 nb ? " (non-blocking)" : "");
+		connect_judged(raw_tcp_socket(flag), n, lfd, what);
+
+		n = non_tcp_socket(turn++);
+		t = socket(AF_INET, SOCK_STREAM | flag, 0);
+		dup2(t, n);
+		close(t);
+		snprintf(what, sizeof what, "the program's own TCP socket dup2()ed onto it%s",
+			 nb ? " (non-blocking)" : "");
+		connect_judged(n, n, lfd, what);
+	}
+
+	n = non_tcp_socket(turn++);
+	t = raw_tcp_socket(0);
+	dup2(t, n);
+	close(t);
+	connect_judged(n, n, lfd, "a socket from syscall() dup2()ed onto it");
+
+	n = non_tcp_socket(turn++);
+	t = raw_tcp_socket(0);
+	dup3(t, n, O_CLOEXEC);
+	close(t);
+	connect_judged(n, n, lfd, "dup3()");
+
+	t = raw_tcp_socket(0);
+	n = non_tcp_socket(turn++);
+	close(n);
+	fd = fcntl(t, F_DUPFD, n);
+	close(t);
+	connect_judged(fd, n, lfd, "fcntl(F_DUPFD)");
+
+	t = raw_tcp_socket(0);
+	syscall(SYS_socketpair, AF_UNIX, SOCK_STREAM, 0, sp);
+	n = non_tcp_socket(turn++);
+	close(n);
+	fd = pass_fd(t, sp);
+	close(t);
+	connect_judged(fd, n, lfd, "received with SCM_RIGHTS");
+
+	n = non_tcp_socket(turn++);
+	syscall(SYS_close_range, n, n, 0);
+	fd = raw_tcp_socket(0);
+	connect_judged(fd, n, lfd, "close_range(), then a socket from syscall()");
+
+	/* A listener on such a number: its connections are judged at accept(). */
+	close(lfd);
+	n = non_tcp_socket(turn++);
+	close(n);
+	lfd = listener(AF_INET, 1);
+	c = socket(AF_INET, SOCK_STREAM, 0);
+	connect_to(c, lfd);
+	fd = accept(lfd, NULL, NULL);
+	report(lfd == n, "the scene: the listener is on the stale number", "elsewhere");
+	expect_judged(fd, fd, true, "accepted from a listener on the number");
+	close(fd);
+	close(c);
+
+	/* And a socket that is not TCP is still left alone at connect(). */
+	n = socket(AF_INET, SOCK_DGRAM, 0);
+	connect_to(n, lfd);
+	report(opt(n, SOL_SOCKET, SO_KEEPALIVE) == 0, "connect() on a UDP socket leaves it alone",
+	       "keepalive on");
+	close(n);
+	close(lfd);
+}
+
 /* Holds a listener, a connection and its accepted end open for 30 s, for
  * reading from outside (sockpeek, kashim inspect). */
 static void case_hold(void)
@@ -731,6 +1068,10 @@ int main(int argc, char **argv)
 		case_vfork("/proc/self/exe", argv);
 	else if (!strcmp(case_name, "seccomp"))
 		case_seccomp();
+	else if (!strcmp(case_name, "fastopen"))
+		case_fastopen();
+	else if (!strcmp(case_name, "stale"))
+		case_stale();
 	else if (!strcmp(case_name, "hold"))
 		case_hold();
 	else {

@@ -64,6 +64,37 @@ test_skip_for_connections_accepted() {
 	expect_socket "$s1" "state=LISTEN" "$OFF" "with filters the listener itself is left alone"
 }
 
+# A TCP socket on a number a UDP socket held before (issue 21), in real
+# programs: python3's own TCP socket dup2()ed onto a UDP socket's number and
+# connected; a listener handed over with SCM_RIGHTS that lands on the number
+# of a UDP socket the receiver closed, and the connections it accepts.
+test_stale_number_real_programs() {
+	local port env
+	port=$(free_port)
+	bg "$PY" "$HELPERS/hold.py" server 127.0.0.1 "$port"
+	wait_listen "$port" || { fail "the scene did not get ready: no server within 60 s"; return; }
+	for env in KASHIM_SKIP=10.0.0.0/8 KASHIM_ONLY=127.0.0.0/8 KASHIM_SCOPE=client; do
+		bg env LD_PRELOAD="$LIB" "${KENV[@]}" "$env" "$PY" "$HELPERS/stale.py" dup2 127.0.0.1 "$port"
+		expect_socket "$BG" "remote=127\.0\.0\.1:$port " "$WANT" \
+			"$env: python3's TCP socket dup2()ed onto a UDP socket's number"
+	done
+	for env in "" KASHIM_SKIP=10.0.0.0/8 KASHIM_SCOPE=server; do
+		local sport recv
+		sport=$(free_port)
+		bg "$PY" "$HELPERS/stale.py" send "$TMP/hand.$sport" 127.0.0.1 "$sport"
+		wait_for 60 test -S "$TMP/hand.$sport" ||
+			{ fail "the scene did not get ready: no hand-over socket within 60 s"; return; }
+		# shellcheck disable=SC2086 # no word, or one
+		bg env LD_PRELOAD="$LIB" "${KENV[@]}" $env "$PY" "$HELPERS/stale.py" receive "$TMP/hand.$sport"
+		recv=$BG
+		wait_for 60 grep -q '^listening on fd \([0-9]*\) (the UDP socket.s was \1)' "$TMP/bg.$recv.log" ||
+			{ fail "the scene did not get ready: the listener did not land on the UDP socket's number: $(cat "$TMP/bg.$recv.log")"; return; }
+		bg "$PY" "$HELPERS/hold.py" client 127.0.0.1 "$sport"
+		expect_socket "$recv" "state=ESTABLISHED local=127\.0\.0\.1:$sport " "$WANT" \
+			"${env:-no filter}: accepted on a listener received (SCM_RIGHTS) on a UDP socket's number"
+	done
+}
+
 scope_case() {
 	local scope=$1 want_server=$2 want_client=$3 port server
 	port=$(free_port)

@@ -11,6 +11,29 @@ test_eight_threads() { probe_case threads; }
 test_fork_and_exec() { probe_case fork; }
 test_mptcp() { probe_case mptcp; }
 
+# A number once held by a socket that is not TCP (UDP, AF_UNIX, netlink),
+# now held by a TCP socket that came by a route no wrapper sees: close()
+# then syscall(SYS_socket), dup2(), dup3(), fcntl(F_DUPFD), SCM_RIGHTS,
+# close_range(), and a listener on such a number (issue 21).  Without
+# filters and under each kind of filter.
+stale_case() {
+	local label=${*:-no filter}
+	"${SHIM[@]}" "$@" "$PROBE" stale 37 11 4 81000 2> "$TMP/err" |
+		awk -v label="$label" '/^(not )?ok - |^skip - / { sub(/: /, ": " label ": ") } { print }'
+	if [ -s "$TMP/err" ]; then
+		fail "$label: the shim wrote to stderr with a good configuration: $(head -c 300 "$TMP/err")"
+	fi
+}
+
+test_stale_marks() {
+	stale_case
+	stale_case KASHIM_SKIP=10.0.0.0/8
+	stale_case KASHIM_ONLY=127.0.0.0/8
+	stale_case KASHIM_SCOPE=client
+	stale_case KASHIM_SCOPE=server
+	stale_case KASHIM_MODE=force KASHIM_SKIP=10.0.0.0/8
+}
+
 test_defaults() {
 	env LD_PRELOAD="$LIB" "$PROBE" tcp 15 15 9 150000 | grep -m1 -E '^(not )?ok'
 }

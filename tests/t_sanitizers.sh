@@ -66,7 +66,7 @@ test_probe_cases_under_asan_ubsan() {
 	need_cmd "$CLANG" || return
 	sanitized_probe "$TMP/probe-asan" address,undefined || return
 	local c bad=0 total=0
-	for c in tcp nontcp errno accept connect threads fork mptcp stress signals forkstorm vfork seccomp; do
+	for c in tcp nontcp errno accept connect threads fork mptcp stress signals forkstorm vfork seccomp stale; do
 		env "${KENV[@]}" "$TMP/probe-asan" "$c" 37 11 4 81000 > "$TMP/$c.out" 2>&1
 		total=$((total + $(grep -c '^ok' "$TMP/$c.out")))
 		if grep -q '^not ok' "$TMP/$c.out" || grep -qE 'ERROR: AddressSanitizer|runtime error:' "$TMP/$c.out"; then
@@ -74,7 +74,7 @@ test_probe_cases_under_asan_ubsan() {
 			bad=1
 		fi
 	done
-	[ "$bad" -eq 0 ] && ok "13 probe cases, $total checks, under ASan+UBSan: all pass, no report"
+	[ "$bad" -eq 0 ] && ok "14 probe cases, $total checks, under ASan+UBSan: all pass, no report"
 }
 
 test_thread_stress_under_tsan() {
@@ -95,7 +95,7 @@ test_valgrind_memcheck() {
 	need_cmd valgrind || return
 	local c
 	# (not "fork": under valgrind /proc/self/exe is valgrind's own tool)
-	for c in tcp nontcp errno accept connect threads; do
+	for c in tcp nontcp errno accept connect threads stale; do
 		env LD_PRELOAD="$LIB" "${KENV[@]}" valgrind --error-exitcode=99 --leak-check=full \
 			--errors-for-leak-kinds=definite --trace-children=no "$PROBE" "$c" 37 11 4 81000 \
 			> "$TMP/$c.out" 2>&1
