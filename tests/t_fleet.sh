@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
+# tests/run: timeout 1200 (the first run on a machine builds the hosts' base with debootstrap, 3-6 min)
 # A fleet on this machine, end to end (issue 22): three real systemd hosts
 # (systemd-nspawn, each an overlayfs of a debootstrap'd Debian 12 base kept
 # outside the checkout by tests/helpers/fleetbase.sh), each with its own
