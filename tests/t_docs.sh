@@ -16,7 +16,12 @@ docs=(README.md docs/*.md)
 # The engine itself: a scratch document with a shown output that is wrong
 # and a link that goes nowhere must fail, a right one must pass, and a
 # block marked "systemd" must run with systemd as PID 1 (or be skipped,
-# saying why, where none can be booted).
+# saying why, where none can be booted).  Waiting (the convention's "timeout
+# N sh -c 'until ...'"): a server that is slow to listen must still pass
+# (docs/operating.md's inspect example, with the server 2 s late), a state
+# that never comes must fail as "did not get ready" when its bound passes,
+# and a block that relies on what it started in the background without
+# waiting, or asks for the old "wait" flag, must fail before it runs.
 t=$(mktemp -d)
 trap 'rm -rf "$t"' EXIT
 mkdir "$t/docs"
@@ -43,6 +48,34 @@ kashim X
 $ echo wrong
 right
 ```
+
+```console
+$ sh -c 'sleep 2; exec kashim run --idle 30s -- python3 -m http.server 8080' > /dev/null 2>&1 &
+$ timeout 60 sh -c 'until ss -Hltn | grep -q :8080; do sleep 0.1; done'
+$ python3 -c 'import socket, time; s = socket.create_connection(("127.0.0.1", 8080)); time.sleep(60)' &
+$ timeout 60 sh -c 'until ss -Htnp state established "( sport = :8080 )" | grep -q pid=; do sleep 0.1; done'
+$ kashim inspect $(pgrep -f 'http.server 8080') | tail -n 1
+4    ESTABLISHED  127.0.0.1:8080           127.0.0.1:{...}          on      30s {...}
+```
+
+```console
+$ sleep 60 &
+$ timeout 2 sh -c 'until ss -Hltn | grep -q :8081; do sleep 0.1; done'
+$ echo not reached
+not reached
+```
+
+```console
+$ sleep 60 &
+$ echo at once
+at once
+```
+
+<!-- doctest: wait -->
+```console
+$ echo waits
+waits
+```
 DOC
 out=$(env -u DOCTEST_ONLY TESTS_ROOT=$ROOT python3 $H/doctest.py run "$t/docs/self.md" 2>&1; python3 $H/doctest.py links "$t/docs/self.md" 2>&1)
 if grep -q '^ok - docs: .*self.md:5:' <<< "$out" &&
@@ -53,6 +86,15 @@ if grep -q '^ok - docs: .*self.md:5:' <<< "$out" &&
 	echo "ok - docs: the engine passes a right block, runs a systemd block under systemd as PID 1, and fails a wrong output and two broken links"
 else
 	echo "not ok - docs: the engine did not tell right from wrong: $(tr '\n' '|' <<< "$out")"
+fi
+if grep -q '^ok - docs: .*self.md:24:' <<< "$out" &&
+	grep -q "^not ok - docs: .*self.md:33 .*: the scene did not get ready: \`ss -Hltn | grep -q :8081\` was not true within 2 s$" <<< "$out" &&
+	grep -q "^not ok - docs: .*self.md:40: \`echo at once\` runs right after \`sleep 60 &\` was started in the background, before any wait" <<< "$out" &&
+	grep -q "^not ok - docs: marker: .*self.md:46: the doctest flag 'wait' is gone" <<< "$out" &&
+	! grep -q '^ok - docs: .*self.md:40:' <<< "$out"; then
+	echo "ok - docs: the engine waits for a server slow to listen, fails a state that never comes as not ready within its bound, and fails a block that does not wait"
+else
+	echo "not ok - docs: the engine did not wait as the convention says: $(tr '\n' '|' <<< "$out")"
 fi
 
 python3 $H/doctest.py links "${docs[@]}"

@@ -19,9 +19,18 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.environ.get("TESTS_ROOT") or os.path.dirname(os.path.dirname(HERE))
 DOCNS = os.path.join(HERE, "docns.sh")
 DOCSYSTEMD = os.path.join(HERE, "docsystemd.sh")
-FLAGS = {"root", "tree", "wait", "skip", "systemd"}
+FLAGS = {"root", "tree", "skip", "systemd"}
 BLOCK_SECONDS = int(os.environ.get("DOCTEST_BLOCK_SECONDS", "240"))
-WAIT_SECONDS = 30
+# The one way a block waits for a state (a listener, a connection, a
+# process in a cgroup): a command a reader can paste, bounded by timeout(1).
+# The engine fails the block with "the scene did not get ready" when it
+# times out, instead of letting the next command's output mismatch.
+WAIT_RE = re.compile(r"^timeout (\d+) sh -c 'until ([^']+); do sleep [0-9.]+; done'$")
+WAIT_FORM = "timeout SECONDS sh -c 'until CONDITION; do sleep 0.1; done'"
+# A command that only starts something in the background ("... &", not
+# "&&") and one that only keeps its pid ("pid=$!").
+BACKGROUND_RE = re.compile(r"(?<![&|>])&\s*$")
+KEEP_PID_RE = re.compile(r"^\w+=\$!$")
 
 
 class Block:
@@ -66,7 +75,11 @@ def parse(path):
                     flags.add("skip")
                     reason = " ".join(words[j + 1:])
                     break
-                if w not in FLAGS:
+                if w == "wait":
+                    errors.append("%s:%d: the doctest flag 'wait' is gone (re-running a command "
+                                  "until its output matched hid races): wait for the state in "
+                                  "the block with %s" % (path, start, WAIT_FORM))
+                elif w not in FLAGS:
                     errors.append("%s:%d: unknown doctest flag %r" % (path, start, w))
                 flags.add(w)
             if "skip" in flags and not reason:
@@ -166,29 +179,75 @@ def q(s):
     return "'" + s.replace("'", "'\\''") + "'"
 
 
+def commands(block):
+    """The commands BLOCK runs, in order: its hidden setup lines, then its
+    lines (```sh, a trailing backslash continuing a line) or its $ commands
+    (```console)."""
+    def joined(lines):
+        out, cur = [], None
+        for ln in lines:
+            cur = ln if cur is None else cur + "\n" + ln
+            if not cur.endswith("\\"):
+                out.append(cur)
+                cur = None
+        if cur is not None:
+            out.append(cur)
+        return out
+    body = joined(block.body) if block.lang == "sh" else [c for c, _ in transcript(block.body)]
+    return joined(block.setup) + body
+
+
+def unwaited(block):
+    """Why BLOCK relies on something it started in the background without
+    waiting for its state first, or None: after a command that ends in
+    "&", the next command (other than another start or "pid=$!") must be
+    the wait idiom."""
+    started = None
+    for c in commands(block):
+        c = c.strip()
+        if not c or c.startswith("#"):
+            continue
+        if WAIT_RE.match(c):
+            started = None
+        elif BACKGROUND_RE.search(c):
+            started = started or c
+        elif KEEP_PID_RE.match(c):
+            continue
+        elif started:
+            return ("`%s` runs right after `%s` was started in the background, before any wait "
+                    "for its state: wait for it with %s" % (c[:80], started[:80], WAIT_FORM))
+    return None
+
+
+def not_ready(cmd, work):
+    """For the wait idiom CMD: what to append so that a timeout records why
+    the state did not come (in WORK/notready) and stops the block; else
+    nothing."""
+    m = WAIT_RE.match(cmd.strip())
+    if not m:
+        return ""
+    why = "`%s` was not true within %s s" % (m.group(2), m.group(1))
+    return " || { echo %s > %s; exit 1; }" % (q(why), q(os.path.join(work, "notready")))
+
+
 def script_for(block, work):
     """The bash script that runs BLOCK, and for console blocks writes each
-    command's output to WORK/N and stops at the first mismatch."""
+    command's output to WORK/N and stops at the first mismatch.  A wait
+    that times out stops the block and leaves WORK/notready."""
     out = ["set -o pipefail"]
-    out += block.setup
+    out += [c + not_ready(c, work) for c in block.setup]
     if block.lang == "sh":
         out.append("set -e")
-        out += block.body
+        out += [c + not_ready(c, work) for c in block.body]
         return "\n".join(out) + "\n"
     me = os.path.abspath(__file__)
     for n, (cmd, exp) in enumerate(transcript(block.body)):
         with open(os.path.join(work, "%d.exp" % n), "w") as f:
             f.write("\n".join(exp) + "\n")
         f_out, f_exp = q(os.path.join(work, str(n))), q(os.path.join(work, "%d.exp" % n))
-        wait = "wait" in block.flags
-        out.append("__end=$((SECONDS + %d))" % WAIT_SECONDS)
-        out.append("while :; do")
-        out.append("{ %s\n} > %s 2>&1 < /dev/null" % (cmd, f_out))
-        out.append("python3 %s match %s %s && break" % (q(me), f_exp, f_out))
-        if wait:
-            out.append("[ $SECONDS -lt $__end ] && { sleep 0.2; continue; }")
-        out.append("echo %d > %s; exit 1" % (n, q(os.path.join(work, "failed"))))
-        out.append("done")
+        out.append("{ %s\n} > %s 2>&1 < /dev/null%s" % (cmd, f_out, not_ready(cmd, work)))
+        out.append("python3 %s match %s %s || { echo %d > %s; exit 1; }"
+                   % (q(me), f_exp, f_out, n, q(os.path.join(work, "failed"))))
     return "\n".join(out) + "\n"
 
 
@@ -262,6 +321,9 @@ def run_block(block):
             if rc != 0:
                 return "exited with status %d: %s" % (rc, oneline(text[-600:]))
             return None
+        notready = os.path.join(work, "notready")
+        if os.path.exists(notready):
+            return "the scene did not get ready: %s" % open(notready, errors="replace").read().strip()
         failed = os.path.join(work, "failed")
         if os.path.exists(failed):
             n = int(open(failed).read())
@@ -297,15 +359,16 @@ def cmd_run(files):
                 print("# %s: not run, as its marker says: %s" % (b.name, b.reason))
                 counts["skip"] += 1
                 continue
+            try:
+                why = unwaited(b)
+            except ValueError as ex:
+                why = str(ex)
+            if why:
+                print("not ok - docs: %s: %s" % (b.name, why))
+                continue
             if ("root" in b.flags or "systemd" in b.flags) and not is_root:
                 print("skip - docs: %s: needs root" % b.name)
                 continue
-            if b.lang == "console":
-                try:
-                    transcript(b.body)
-                except ValueError as ex:
-                    print("not ok - docs: %s: %s" % (b.name, ex))
-                    continue
             try:
                 why = run_block(b)
             except Skipped as ex:
