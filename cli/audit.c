@@ -670,19 +670,10 @@ static bool read_counters(long pid, struct netns_counters *c)
 {
 	static char buf[NETSTAT_MAX];
 	char path[64], why[128];
-	struct stat st;
-	ssize_t n;
-	int fd;
 
 	snprintf(path, sizeof path, "/proc/%ld/net/netstat", pid);
-	fd = open_regular(path, &st, why, sizeof why);
-	if (fd < 0)
+	if (read_text(path, buf, sizeof buf, why, sizeof why) <= 0)
 		return false;
-	n = read_at_most(fd, buf, sizeof buf - 1, why, sizeof why);
-	close(fd);
-	if (n <= 0)
-		return false;
-	buf[n] = 0;
 	c->keepalive_probes = tcpext_field(buf, "TCPKeepAlive");
 	c->timeout_aborts = tcpext_field(buf, "TCPAbortOnTimeout");
 	return c->keepalive_probes >= 0 && c->timeout_aborts >= 0;

@@ -63,18 +63,10 @@ static int load_program(const struct bpf_insn *insn, unsigned n, const char *nam
 static long status_field(const char *name)
 {
 	char buf[8192], why[128], *p;
-	struct stat st;
-	ssize_t n;
 	size_t len = strlen(name);
-	int fd = open_regular("/proc/self/status", &st, why, sizeof why);
 
-	if (fd < 0)
+	if (read_text("/proc/self/status", buf, sizeof buf, why, sizeof why) <= 0)
 		return -1;
-	n = read_at_most(fd, buf, sizeof buf - 1, why, sizeof why);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = 0;
 	for (p = buf; p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
 		if (!strncmp(p, name, len) && p[len] == ':')
 			return strtol(p + len + 1, NULL, 10);
@@ -87,17 +79,9 @@ static bool in_user_namespace(void)
 {
 	char buf[256], why[128];
 	unsigned long inside, outside, count;
-	struct stat st;
-	ssize_t n;
-	int fd = open_regular("/proc/self/uid_map", &st, why, sizeof why);
 
-	if (fd < 0)
+	if (read_text("/proc/self/uid_map", buf, sizeof buf, why, sizeof why) <= 0)
 		return false;
-	n = read_at_most(fd, buf, sizeof buf - 1, why, sizeof why);
-	close(fd);
-	if (n <= 0)
-		return false;
-	buf[n] = 0;
 	return sscanf(buf, "%lu %lu %lu", &inside, &outside, &count) != 3 || inside != 0 ||
 	       outside != 0 || count != 4294967295ul;
 }

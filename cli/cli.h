@@ -49,6 +49,9 @@ void elf_read_facts(const unsigned char *data, size_t size, struct elf_facts *ou
  * why, "not a regular file (a FIFO)"); at most max bytes read from it. */
 int open_regular(const char *path, struct stat *st, char *why, size_t why_size);
 ssize_t read_at_most(int fd, void *buf, size_t max, char *why, size_t why_size);
+/* The regular file PATH as text in BUF (at most SIZE - 1 bytes, then a
+ * NUL): its length, or -1 with WHY. */
+ssize_t read_text(const char *path, char *buf, size_t size, char *why, size_t why_size);
 
 /* files.c: text from the system (paths, cgroup names, arguments) on its
  * way out.  escaped: as the library's messages escape it (config.c: bytes

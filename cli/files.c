@@ -69,6 +69,21 @@ ssize_t read_at_most(int fd, void *buf, size_t max, char *why, size_t why_size)
 	return (ssize_t)got;
 }
 
+ssize_t read_text(const char *path, char *buf, size_t size, char *why, size_t why_size)
+{
+	struct stat st;
+	ssize_t n;
+	int fd = open_regular(path, &st, why, why_size);
+
+	if (fd < 0)
+		return -1;
+	n = read_at_most(fd, buf, size - 1, why, why_size);
+	close(fd);
+	if (n >= 0)
+		buf[n] = 0;
+	return n;
+}
+
 /* --- text from the system, on its way out ------------------------------ */
 
 /* Chunks of at most this many bytes go through the library's escaper,

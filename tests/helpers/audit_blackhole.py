@@ -16,21 +16,10 @@ import subprocess
 import sys
 import time
 
+from scene import sh, wait_for
+
 K, HOLD = sys.argv[1], sys.argv[2]
 ADDR, PORT = "127.0.0.2", "7000"
-
-
-def sh(*cmd):
-    subprocess.run(cmd, check=True)
-
-
-def wait_for(what, cond, limit=60.0):
-    end = time.monotonic() + limit
-    while not cond():
-        if time.monotonic() > end:
-            print("notready: %s not within %g s" % (what, limit), flush=True)
-            sys.exit(1)
-        time.sleep(0.1)
 
 
 def ss(*args):

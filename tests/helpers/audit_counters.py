@@ -22,22 +22,11 @@ import subprocess
 import sys
 import time
 
+from scene import sh, wait_for
+
 K, LIB, HOLD, OUTER = sys.argv[1:5]
 ADDR, PORT = "127.0.0.1", 46010
 PROBES = 3
-
-
-def sh(*cmd):
-    subprocess.run(cmd, check=True)
-
-
-def wait_for(what, cond, limit=60.0):
-    end = time.monotonic() + limit
-    while not cond():
-        if time.monotonic() > end:
-            print("notready: %s not within %g s" % (what, limit), flush=True)
-            sys.exit(1)
-        time.sleep(0.1)
 
 
 def netstat():
