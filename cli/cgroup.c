@@ -40,13 +40,14 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Kernels: bpf_setsockopt() takes SO_KEEPALIVE, TCP_KEEPIDLE/INTVL/CNT and
- * TCP_USER_TIMEOUT from Linux 5.9; bpf_getsockopt() reads SO_KEEPALIVE and
- * TCP_USER_TIMEOUT (what respect needs) from Linux 6.2. */
-#define KERNEL_SET_MAJOR 5
-#define KERNEL_SET_MINOR 9
-#define KERNEL_GET_MAJOR 6
-#define KERNEL_GET_MINOR 2
+/* Kernels, as the kernel matrix measured them (tests/t_kernels.sh,
+ * docs/kernels.md): the oldest tested is 5.10, where the cgroup mode works;
+ * older ones are refused.  Whether bpf_getsockopt reads a socket's own
+ * keepalive (what respect needs) is asked of the kernel by a probe, not
+ * read from its version: 5.10 and 5.15 cannot, Debian 12's 6.1 and later
+ * can. */
+#define KERNEL_OLDEST_MAJOR 5
+#define KERNEL_OLDEST_MINOR 10
 
 static int load_program(const struct bpf_insn *insn, unsigned n, const char *name, bool quiet)
 {
@@ -899,10 +900,12 @@ static int attach_help(void)
 	       "  --override-inherited  attach even where it switches off a sock_ops program\n"
 	       "                      a parent cgroup attached with BPF_F_ALLOW_OVERRIDE\n"
 	       "Durations: 45, 45s, 2m, 1h (and 1500ms for the user timeout).\n\n"
-	       "Needs Linux %d.%d or later (%d.%d for respect), CAP_BPF and CAP_NET_ADMIN\n"
-	       "(CAP_SYS_ADMIN to replace, detach or list).\n"
+	       "Needs Linux %d.%d or later, CAP_BPF and CAP_NET_ADMIN (CAP_SYS_ADMIN to\n"
+	       "replace, detach or list).  respect keeps a program's own settings on 6.1 and\n"
+	       "later; where the kernel cannot read them (5.10, 5.15) it acts as force, and\n"
+	       "says so (docs/kernels.md).\n"
 	       "Exit status: 0 done, 1 refused or failed (nothing attached), 2 usage.\n",
-	       attach_usage, KERNEL_SET_MAJOR, KERNEL_SET_MINOR, KERNEL_GET_MAJOR, KERNEL_GET_MINOR);
+	       attach_usage, KERNEL_OLDEST_MAJOR, KERNEL_OLDEST_MINOR);
 	return EXIT_OK;
 }
 
@@ -916,10 +919,10 @@ static bool kernel_fits(const struct cg_policy *p)
 	int major, minor, can;
 
 	kernel_version(&major, &minor, release, sizeof release);
-	if (!kernel_at_least(major, minor, KERNEL_SET_MAJOR, KERNEL_SET_MINOR)) {
-		fprintf(stderr, "kashim attach: this kernel (%s) cannot set keepalive options from "
-			"BPF: bpf_setsockopt takes them from Linux %d.%d; nothing attached\n",
-			release, KERNEL_SET_MAJOR, KERNEL_SET_MINOR);
+	if (!kernel_at_least(major, minor, KERNEL_OLDEST_MAJOR, KERNEL_OLDEST_MINOR)) {
+		fprintf(stderr, "kashim attach: this kernel (%s) is older than Linux %d.%d, the "
+			"oldest the cgroup mode is tested on; nothing attached\n",
+			release, KERNEL_OLDEST_MAJOR, KERNEL_OLDEST_MINOR);
 		return false;
 	}
 	if (!sock_ops_supported(release))
@@ -932,8 +935,8 @@ static bool kernel_fits(const struct cg_policy *p)
 	can = cgroup2_mount(root, sizeof root) ? cgbpf_can_read_keepalive(root) : -1;
 	if (can == 0)
 		fprintf(stderr, "kashim attach: this kernel (%s) cannot read a socket's own "
-			"keepalive from BPF (bpf_getsockopt refused it; Linux %d.%d can): --mode "
-			"respect acts as force here\n", release, KERNEL_GET_MAJOR, KERNEL_GET_MINOR);
+			"keepalive from BPF (bpf_getsockopt refused it): --mode respect acts as "
+			"force here\n", release);
 	else if (can < 0)
 		fprintf(stderr, "kashim attach: could not ask this kernel whether BPF can read a "
 			"socket's own keepalive; where it cannot, respect acts as force (kashim "
@@ -1492,7 +1495,7 @@ int cmd_dropin_cgroup(int argc, char **argv)
 	       "# this unit, by kashim's cgroup mode (a BPF program on the unit's own cgroup,\n"
 	       "# found when it starts, on whatever host it runs; attached before each start\n"
 	       "# as root; it goes with the cgroup when the unit stops).  Needs Linux %d.%d.\n",
-	       KERNEL_SET_MAJOR, KERNEL_SET_MINOR);
+	       KERNEL_OLDEST_MAJOR, KERNEL_OLDEST_MINOR);
 	if (strict)
 		printf("# --strict: a refused attach stops the unit from starting.\n");
 	else
