@@ -14,7 +14,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$HELPERS/kernels.sh"
 
-LIMIT=${KERNEL_BOOT_LIMIT:-420}
+LIMIT=${KERNEL_BOOT_LIMIT:-300}
 
 # missing WHY: in CI (TEST_REQUIRE_ALL=1) a missing kernel is a failure.
 missing() {
@@ -22,13 +22,14 @@ missing() {
 }
 
 # summarize LABEL OUT: one line per check group of the guest's output
-# ("file: test"), ok with its count, or not ok with its first failure; a
+# (a probe case, or kernel_checks.sh's test), ok with its count, or not ok with its first failure; a
 # skip inside a guest is a failure (everything is there).
 summarize() {
 	awk -v k="$1" '
 		/^(ok|not ok|skip) - / {
 			line = $0; sub(/^(ok|not ok|skip) - /, "", line)
-			n = split(line, part, ": "); key = part[1] ": " part[2]
+			n = split(line, part, ": ")
+			key = part[1] == "kernel" ? part[1] ": " part[2] : part[1]
 			if (!(key in count)) order[++groups] = key
 			count[key]++
 			if ($1 != "ok" && !(key in bad)) bad[key] = $0

@@ -15,7 +15,7 @@
 TEST_FILE=kernel
 . "$(dirname "$0")/../lib.sh"
 
-KASHIM=$ROOT/kashim
+KASHIM=${TEST_KASHIM:-$ROOT/kashim} # TEST_KASHIM: another build (an old one, to see a check fail)
 HOLD=$ROOT/tests/tcphold
 CG_ARGS=(--idle 37 --interval 11 --count 4)
 OWN="keepalive=1 idle=100 interval=20 count=3 user_timeout=5000"
@@ -46,10 +46,37 @@ kc_attach() {
 	return 1
 }
 
+# expect_socket PID PATTERN WANT WHAT, as lib.sh's, with one process a
+# look (sockpeek; the matching in bash): within 60 s PID holds a socket
+# whose line matches PATTERN, and that line has WANT.
+expect_socket() {
+	local pid=$1 pattern=$2 want=$3 what=$4 end=$((SECONDS + 60)) out line
+	while :; do
+		out=$("$PEEK" "$pid" 2> /dev/null)
+		while IFS= read -r line; do
+			[[ $line =~ $pattern ]] && break
+			line=""
+		done <<< "$out"
+		[ -n "$line" ] || [ "$SECONDS" -ge "$end" ] && break
+		sleep 0.1
+	done
+	if [ -z "$line" ]; then
+		fail "the scene did not get ready: $what: no socket matching '$pattern' in pid $pid within 60 s: $(tr '\n' ';' <<< "$out")"
+	elif [[ $line == *"$want"* ]]; then
+		ok "$what: $line"
+	else
+		fail "$what: want '$want', kernel says: $line"
+	fi
+}
+
 # listen_wait PID: PID listens (read from the kernel, not with ss: a
 # process start is dear here).
 listen_wait() {
-	wait_for 60 has_socket "$1" "state=LISTEN" || { fail "pid $1 did not listen: $(cat "$TMP/bg.$1.log")"; return 1; }
+	local end=$((SECONDS + 60))
+	until [[ $("$PEEK" "$1" 2> /dev/null) == *state=LISTEN* ]]; do
+		[ "$SECONDS" -lt "$end" ] || { fail "pid $1 did not listen within 60 s: $(cat "$TMP/bg.$1.log")"; return 1; }
+		sleep 0.1
+	done
 }
 
 # serve ADDR PORT [in]: a static tcphold server, in $CG with "in"; $BG.
@@ -197,6 +224,17 @@ test_memlock() {
 	esac
 }
 
+# The largest program attach makes: 256 rules in each list (the verifier
+# of each kernel must take it), the last ONLY rule in force.
+test_largest_program() {
+	kc_cgroup || return
+	serve 127.0.0.1 7301 || return
+	kc_attach "${CG_ARGS[@]}" --only "$(seq -s, -f ':%g' 1 255),:7301" \
+		--skip "$(seq -s, -f ':%g' 1 255),127.0.0.2" || return
+	ok "256 ONLY and 256 SKIP rules attached"
+	made 127.0.0.1 7301 "$WANT" "the 256th ONLY rule matches"
+}
+
 # A kernel older than the oldest the matrix has (as uname(2) reports it
 # under the UNAME26 personality, 2.6.x): one line, nothing attached.
 test_old_kernel_refused() {
@@ -207,4 +245,5 @@ test_old_kernel_refused() {
 }
 
 echo "# fact release=$(uname -r)"
+echo "# RLIMIT_MEMLOCK at boot: $(ulimit -l) KiB"
 run_tests

@@ -11,7 +11,10 @@ column is "kernel") has one row per kernel series: its first cell the
 series ("6.1"), a cell "all checks pass" (or "fails"), a respect cell
 saying "keeps" or "acts as force", a memory cell saying "charged" or "not
 charged".  Every row must be measured and every kernel measured must have
-its row.  Prints each difference; exit 1 when there is one.
+its row.  attach --help's oldest kernel ("Needs Linux 5.10 or later") is
+the table's first, and the kernel from which it says respect keeps a
+program's own settings the oldest whose row says so.  Prints each
+difference; exit 1 when there is one.
 """
 import re
 import sys
@@ -83,6 +86,12 @@ def main(doc, measured_file, help_file):
     m = re.search(r"Needs Linux (\d+\.\d+) or later", helptext)
     if not m or m.group(1) != oldest:
         problems.append(f"attach --help names {m.group(1) if m else 'no kernel'}, the table's oldest is {oldest}")
+    kept = [s for s, row in rows.items() if "keeps" in row[respect_col]]
+    first_kept = min(kept, key=lambda s: tuple(int(x) for x in s.split("."))) if kept else None
+    m = re.search(r"respect keeps a\s+program's own settings on (\d+\.\d+) and\s+later", helptext)
+    if not m or m.group(1) != first_kept:
+        problems.append(f"attach --help says respect keeps them from {m.group(1) if m else 'nowhere'}, "
+                        f"the table's oldest kernel where it does is {first_kept}")
     for p in problems:
         print(p)
     return 1 if problems else 0
