@@ -5,7 +5,7 @@
 # time, running tests/helpers/kernel_checks.sh in the host's root: the
 # library under LD_PRELOAD and the cgroup mode, judged on real sockets.
 # One line per kernel and check group; "# KERNEL: boot ..." gives the
-# kernel's boot time (to its first process) and the whole run's.  The
+# guest's boot time (to the checks' start) and the whole run's.  The
 # facts each kernel shows (respect kept or acting as force, BPF memory
 # charged to RLIMIT_MEMLOCK or not) must be what docs/kernels.md's table
 # says, and the oldest kernel there the one attach --help names.
@@ -62,7 +62,7 @@ test_matrix() {
 		fi
 		summarize "$label" "$GUEST/out" | tee "$TMP/summary"
 		facts=$(sed -n 's/^# fact //p' "$GUEST/out" | tr '\n' ' ')
-		echo "# $label: boot ${BOOT_S:-?} s (kernel to its first process, $ACCEL), whole run $RUN_S s; $facts"
+		echo "# $label: boot ${BOOT_S:-?} s (to the checks' start, $ACCEL), whole run $RUN_S s; $facts"
 		echo "$label $(grep -c '^not ok' "$TMP/summary") $facts" >> "$TMP/measured"
 	done < "$TMP/matrix"
 	"$KASHIM_BIN" attach --help > "$TMP/help" 2>&1

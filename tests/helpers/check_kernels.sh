@@ -4,8 +4,9 @@
 # of the matrix (tests/helpers/kernels.sh), one guest at a time, under
 # tests/run there.  Each guest's lines are shown with the kernel's name
 # before them, then its tally and times; the last line is the tally of
-# all.  KERNEL_FILES: other test files; KERNEL_BOOT_LIMIT (s): the bound of
-# one boot (1800).
+# all.  KERNEL_FILES: other test files; KERNEL_ONLY: the kernels whose
+# name matches this extended regex (5.10.265, debian-6.1.0-57-amd64...);
+# KERNEL_BOOT_LIMIT (s): the bound of one boot (1800).
 set -u
 cd "$(dirname "$0")/../.." || exit 2
 . tests/lib.sh
@@ -17,6 +18,7 @@ trap 'exit 143' TERM INT HUP
 kernel_matrix > "$TMP/matrix" || { echo "0 passed, 1 failed"; exit 1; }
 passed=0 failed=0
 while read -r label image moddir; do
+	[[ $label =~ ${KERNEL_ONLY:-.} ]] || continue
 	echo "# $label: ${files[*]}"
 	if kernel_boot "$label" "$image" "$moddir" "${KERNEL_BOOT_LIMIT:-1800}" tests/run "${files[@]}" < /dev/null; then
 		sed "s/^/[$label] /" "$GUEST/out"
