@@ -51,7 +51,7 @@ kernels_dir() {
 }
 
 # debian_kernel REGEX: the newest package matching REGEX, extracted in
-# $KCACHE/NAME (once); prints NAME.
+# $KCACHE/NAME (once; an older one of the series removed); prints NAME.
 debian_kernel() {
 	local pkg
 	pkg=$(apt-cache search --names-only "$1" | awk '{ print $1 }' | sort -V | tail -n 1)
@@ -68,7 +68,13 @@ debian_kernel() {
 			rm -rf "$pkg" "$pkg.part" "${pkg}_"*.deb
 			apt-get download -q "$pkg" > "$pkg.log" 2>&1 &&
 				mkdir "$pkg.part" && dpkg-deb -x "${pkg}_"*.deb "$pkg.part" &&
-				touch "$pkg.part/.complete" && mv "$pkg.part" "$pkg" && rm -f "${pkg}_"*.deb "$pkg.log"
+				touch "$pkg.part/.complete" && mv "$pkg.part" "$pkg" && rm -f "${pkg}_"*.deb "$pkg.log" ||
+				exit 1
+			for old in */; do # the series' older package, replaced
+				old=${old%/}
+				[[ $old =~ $1 ]] && [ "$old" != "$pkg" ] && rm -rf "$old"
+			done
+			exit 0
 		) 9> "$KCACHE/.lock" || { echo "cannot download $pkg: $(tail -n 3 "$KCACHE/$pkg.log" 2> /dev/null)" >&2; return 1; }
 	fi
 	echo "$pkg"
