@@ -18,7 +18,7 @@
 #   kernel_boot LABEL BZIMAGE MODDIR LIMIT SCRIPT [ARG...]
 #                          boots the kernel with an initramfs of the test's
 #                          own, runs "bash SCRIPT ARG..." in the host's root
-#                          as root, killed after LIMIT seconds; sets GUEST
+#                          as root (with GUEST_ENV's NAME=VALUE), killed after LIMIT seconds; sets GUEST
 #                          (a directory: out, the script's output; boot,
 #                          the guest's uptime when the script started;
 #                          console.log), BOOT_S (the kernel's boot, to the
@@ -35,6 +35,7 @@ KERNEL_PACKAGES=('^linux-image-6\.1\.0-[0-9]+-amd64$' '^linux-image-6\.12\.[0-9]
 GUEST_MODULES=(virtio_pci 9pnet_virtio 9p tcp_diag)
 QEMU_PIDS=()
 ACCEL=""
+GUEST_ENV=() # NAME=VALUE for the guest's script
 
 # The project's shared kernel images: $KASHIM_KERNELS, else the first of
 # ../shared/kernels beside the checkout (or beside a worktree's parent)
@@ -174,6 +175,7 @@ kernel_boot() {
 	fi
 	{
 		printf 'cd %q || exit 1\n' "$ROOT"
+		for a in "${GUEST_ENV[@]}"; do printf 'export %q\n' "$a"; done
 		printf 'exec bash %q' "$script"
 		for a in "$@"; do printf ' %q' "$a"; done
 		printf '\n'
