@@ -24,7 +24,7 @@ TEST_BINS := tests/test_config tests/probe tests/sockpeek tests/libearly.so test
              tests/libfailbig.so tests/libexitmid.so tests/hostile tests/libhostile.so tests/tcphold \
              tests/libtear.so
 
-.PHONY: all check demo bench musl fuzz detect-report install uninstall clean deb version man
+.PHONY: all check check-kernels demo bench musl fuzz detect-report install uninstall clean deb version man
 
 all: $(LIB) $(CLI)
 
@@ -74,6 +74,10 @@ tests/libhostile.so: tests/hostile_early.c
 
 check: $(LIB) $(CLI) $(TEST_BINS)
 	@bash tests/run
+
+# The cgroup test files whole, in each kernel of the matrix (qemu, root).
+check-kernels: $(LIB) $(CLI) $(TEST_BINS)
+	@bash tests/helpers/check_kernels.sh
 
 demo: $(LIB) $(CLI)
 	@bash scripts/demo

@@ -3,7 +3,7 @@
  * program is an array of struct bpf_insn assembled here from
  * <linux/bpf.h>'s opcodes and loaded with the raw bpf(2) system call.
  *
- * Maps (all the kernel has had since well before Linux 5.9):
+ * Maps (all of them work on 5.10, the oldest kernel tested: docs/kernels.md):
  *
  *   kashim_policy  an array of maps with one slot, holding the rules map of
  *                  the set in force.  A replacement builds a whole new rules
@@ -300,7 +300,7 @@ static void put_setsockopt(struct prog *p, int level, int name, short field)
 }
 
 /* Respect mode's question for one option: in force mode, or where the
- * kernel cannot read the option (bpf_getsockopt before Linux 6.2, counted
+ * kernel cannot read the option (5.10 and 5.15 as measured, counted
  * when count_unread), goto set; when the socket already has it, goto keep. */
 static void put_unless_own(struct prog *p, int level, int name, int set, int keep,
 			   bool count_unread)

@@ -104,7 +104,8 @@ bool cgbpf_replace(const struct cg_attached *a, const struct cg_policy *policy,
  * were replaced while read, again and again (then read it later). */
 bool cgbpf_read(const struct cg_attached *a, struct cg_state *st);
 
-/* Does this kernel's bpf_getsockopt read SO_KEEPALIVE (Linux 6.2)?  Asked
+/* Does this kernel's bpf_getsockopt read SO_KEEPALIVE (measured: 6.1 and
+ * later do, 5.10 and 5.15 do not)?  Asked
  * by running a probe program on one loopback connection made by a child in
  * a cgroup of its own below cgroup2_root.  1 yes, 0 no, -1 unknown. */
 int cgbpf_can_read_keepalive(const char *cgroup2_root);

@@ -40,13 +40,14 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Kernels: bpf_setsockopt() takes SO_KEEPALIVE, TCP_KEEPIDLE/INTVL/CNT and
- * TCP_USER_TIMEOUT from Linux 5.9; bpf_getsockopt() reads SO_KEEPALIVE and
- * TCP_USER_TIMEOUT (what respect needs) from Linux 6.2. */
-#define KERNEL_SET_MAJOR 5
-#define KERNEL_SET_MINOR 9
-#define KERNEL_GET_MAJOR 6
-#define KERNEL_GET_MINOR 2
+/* Kernels, as the kernel matrix measured them (tests/t_kernels.sh,
+ * docs/kernels.md): the oldest tested is 5.10, where the cgroup mode works;
+ * older ones are refused.  Whether bpf_getsockopt reads a socket's own
+ * keepalive (what respect needs) is asked of the kernel by a probe, not
+ * read from its version: 5.10 and 5.15 cannot, Debian 12's 6.1 and later
+ * can. */
+#define KERNEL_OLDEST_MAJOR 5
+#define KERNEL_OLDEST_MINOR 10
 
 static int load_program(const struct bpf_insn *insn, unsigned n, const char *name, bool quiet)
 {
@@ -86,6 +87,41 @@ static bool in_user_namespace(void)
 	       outside != 0 || count != 4294967295ul;
 }
 
+/* Kernels before 5.11 charge BPF programs and maps to RLIMIT_MEMLOCK
+ * (measured: 5.10 does, with a 64 KiB default, 5.15 does not; 5.11 moved
+ * the charge to the memory cgroup).  Attach raises the limit before it
+ * loads anything; where it cannot (no CAP_SYS_RESOURCE, as in many
+ * containers), only to the hard limit. */
+static void raise_memlock(void)
+{
+	struct rlimit r = { RLIM_INFINITY, RLIM_INFINITY };
+
+	if (setrlimit(RLIMIT_MEMLOCK, &r) == 0 || getrlimit(RLIMIT_MEMLOCK, &r) != 0)
+		return;
+	r.rlim_cur = r.rlim_max;
+	setrlimit(RLIMIT_MEMLOCK, &r);
+}
+
+/* After bpf(2) answered EPERM: on a kernel that charges BPF memory to a
+ * locked-memory limit this process could not lift, that limit is the
+ * likely cause; one line says so, with its value. */
+static bool memlock_refusal(const char *release)
+{
+	struct rlimit r;
+	int major, minor;
+
+	if (sscanf(release, "%d.%d", &major, &minor) != 2 || major > 5 || (major == 5 && minor >= 11) ||
+	    getrlimit(RLIMIT_MEMLOCK, &r) != 0 || r.rlim_cur == RLIM_INFINITY)
+		return false;
+	fprintf(stderr, "kashim attach: bpf(2) was refused (%s): this kernel (%s) charges BPF "
+		"programs and maps to the locked-memory limit (RLIMIT_MEMLOCK), which is %llu "
+		"KiB here and this process cannot raise (it lacks CAP_SYS_RESOURCE): raise it "
+		"(ulimit -l unlimited, LimitMEMLOCK=infinity, a container's --ulimit "
+		"memlock=-1); nothing attached\n", strerror(EPERM), release,
+		(unsigned long long)(r.rlim_cur / 1024));
+	return true;
+}
+
 /* Can this kernel load a sock_ops program at all?  A trivial one, loaded
  * once and closed.  When it cannot, one line says whose refusal it is: the
  * kernel's (no BPF, no sock_ops), or this process's conditions (a seccomp
@@ -109,6 +145,8 @@ static bool sock_ops_supported(const char *release)
 		fprintf(stderr, "kashim attach: bpf(2) was refused (%s): this process is in a user "
 			"namespace, whose capabilities do not count for BPF; run it from the "
 			"host; nothing attached\n", strerror(err));
+	else if (err == EPERM && memlock_refusal(release))
+		;
 	else if (err == EPERM || err == EACCES)
 		fprintf(stderr, "kashim attach: bpf(2) was refused (%s): not permitted here (a "
 			"capability dropped from the bounding set, a security module, or kernel "
@@ -808,10 +846,12 @@ static int attach_help(void)
 	       "  --override-inherited  attach even where it switches off a sock_ops program\n"
 	       "                      a parent cgroup attached with BPF_F_ALLOW_OVERRIDE\n"
 	       "Durations: 45, 45s, 2m, 1h (and 1500ms for the user timeout).\n\n"
-	       "Needs Linux %d.%d or later (%d.%d for respect), CAP_BPF and CAP_NET_ADMIN\n"
-	       "(CAP_SYS_ADMIN to replace, detach or list).\n"
+	       "Needs Linux %d.%d or later, CAP_BPF and CAP_NET_ADMIN (CAP_SYS_ADMIN to\n"
+	       "replace, detach or list).  respect keeps a program's own settings on 6.1 and\n"
+	       "later; where the kernel cannot read them (5.10, 5.15) it acts as force, and\n"
+	       "says so (docs/kernels.md).\n"
 	       "Exit status: 0 done, 1 refused or failed (nothing attached), 2 usage.\n",
-	       attach_usage, KERNEL_SET_MAJOR, KERNEL_SET_MINOR, KERNEL_GET_MAJOR, KERNEL_GET_MINOR);
+	       attach_usage, KERNEL_OLDEST_MAJOR, KERNEL_OLDEST_MINOR);
 	return EXIT_OK;
 }
 
@@ -825,10 +865,10 @@ static bool kernel_fits(const struct cg_policy *p)
 	int major, minor, can;
 
 	kernel_version(&major, &minor, release, sizeof release);
-	if (!kernel_at_least(major, minor, KERNEL_SET_MAJOR, KERNEL_SET_MINOR)) {
-		fprintf(stderr, "kashim attach: this kernel (%s) cannot set keepalive options from "
-			"BPF: bpf_setsockopt takes them from Linux %d.%d; nothing attached\n",
-			release, KERNEL_SET_MAJOR, KERNEL_SET_MINOR);
+	if (!kernel_at_least(major, minor, KERNEL_OLDEST_MAJOR, KERNEL_OLDEST_MINOR)) {
+		fprintf(stderr, "kashim attach: this kernel (%s) is older than Linux %d.%d, the "
+			"oldest the cgroup mode is tested on; nothing attached\n",
+			release, KERNEL_OLDEST_MAJOR, KERNEL_OLDEST_MINOR);
 		return false;
 	}
 	if (!sock_ops_supported(release))
@@ -841,8 +881,8 @@ static bool kernel_fits(const struct cg_policy *p)
 	can = cgroup2_mount(root, sizeof root) ? cgbpf_can_read_keepalive(root) : -1;
 	if (can == 0)
 		fprintf(stderr, "kashim attach: this kernel (%s) cannot read a socket's own "
-			"keepalive from BPF (bpf_getsockopt refused it; Linux %d.%d can): --mode "
-			"respect acts as force here\n", release, KERNEL_GET_MAJOR, KERNEL_GET_MINOR);
+			"keepalive from BPF (bpf_getsockopt refused it): --mode respect acts as "
+			"force here\n", release);
 	else if (can < 0)
 		fprintf(stderr, "kashim attach: could not ask this kernel whether BPF can read a "
 			"socket's own keepalive; where it cannot, respect acts as force (kashim "
@@ -1020,7 +1060,6 @@ int cmd_attach(int argc, char **argv)
 	struct cg_attached found[FOUND_MAX];
 	struct kashim_config cfg;
 	struct cg_policy policy;
-	struct rlimit unlimited = { RLIM_INFINITY, RLIM_INFINITY };
 	bool help = false, override = false;
 	static const struct command attach = { "attach", "nothing attached" };
 	struct target t;
@@ -1040,11 +1079,11 @@ int cmd_attach(int argc, char **argv)
 	n_rules = policy_from(&cfg, &policy, rules);
 	if (!open_cgroup(&attach, argv[i], &t))
 		return EXIT_PROBLEM;
+	/* before anything is loaded: the probes too count against it */
+	raise_memlock();
 	if (!privileged("attach", false) || !kernel_fits(&policy) ||
 	    !lock_cgroup("attach", t.fd, t.path))
 		goto out;
-	/* Before Linux 5.11 maps count against RLIMIT_MEMLOCK. */
-	setrlimit(RLIMIT_MEMLOCK, &unlimited);
 	if ((n = cgbpf_find(t.fd, found, FOUND_MAX)) < 0) {
 		if (errno == EPERM)
 			/* Without CAP_SYS_ADMIN the programs there cannot be
@@ -1074,6 +1113,13 @@ int cmd_attach(int argc, char **argv)
 		status = EXIT_OK;
 		if (n > 1)
 			detach_all("attach", t.fd, t.path, found, n, 0);
+	}
+	if (status != EXIT_OK && errno == EPERM) {
+		char release[128];
+		int major, minor;
+
+		kernel_version(&major, &minor, release, sizeof release);
+		memlock_refusal(release); /* a map or the program past the limit */
 	}
 	cgbpf_release(found, n);
 out:
@@ -1410,7 +1456,7 @@ int cmd_dropin_cgroup(int argc, char **argv)
 	       "# this unit, by kashim's cgroup mode (a BPF program on the unit's own cgroup,\n"
 	       "# found when it starts, on whatever host it runs; attached before each start\n"
 	       "# as root; it goes with the cgroup when the unit stops).  Needs Linux %d.%d.\n",
-	       KERNEL_SET_MAJOR, KERNEL_SET_MINOR);
+	       KERNEL_OLDEST_MAJOR, KERNEL_OLDEST_MINOR);
 	if (strict)
 		printf("# --strict: a refused attach stops the unit from starting.\n");
 	else

@@ -43,10 +43,18 @@ need_cgroup() {
 	mkdir "$CG" 2> "$TMP/mkdir.err" || { skip "cannot create a cgroup: $(cat "$TMP/mkdir.err")"; CG=""; return 1; }
 }
 
-# attach ARGS...: kashim attach ARGS $CG, which must succeed.
+# attach ARGS...: kashim attach ARGS $CG, which must succeed.  Its lines
+# in $TMP/attach.err, but for the kernel's answer to its respect probe
+# (on 5.10 and 5.15 one line: respect acts as force; t_cgroup.sh checks
+# it), which is the kernel's, not the configuration's: in attach.kernel.
+RESPECT_AS_FORCE=") cannot read a socket's own keepalive from BPF (bpf_getsockopt refused it): --mode respect acts as force here"
 attach() {
-	"$KASHIM" attach "$@" "$CG" 2> "$TMP/attach.err" && return 0
-	fail "kashim attach $* failed: $(cat "$TMP/attach.err")"
+	if "$KASHIM" attach "$@" "$CG" 2> "$TMP/attach.all"; then
+		grep -F -- "$RESPECT_AS_FORCE" "$TMP/attach.all" > "$TMP/attach.kernel"
+		grep -vF -- "$RESPECT_AS_FORCE" "$TMP/attach.all" > "$TMP/attach.err"
+		return 0
+	fi
+	fail "kashim attach $* failed: $(cat "$TMP/attach.all")"
 	return 1
 }
 
@@ -354,7 +362,8 @@ test_replace_storm() {
 	else
 		fail "$((a + b + mixed)) connections during $replaced replacements: $a A, $b B, $mixed mixed:$first"
 	fi
-	[ -s "$TMP/storm.err" ] && fail "attach wrote: $(head -c 300 "$TMP/storm.err")"
+	grep -vF -- "$RESPECT_AS_FORCE" "$TMP/storm.err" > "$TMP/storm.own"
+	[ -s "$TMP/storm.own" ] && fail "attach wrote: $(head -c 300 "$TMP/storm.own")"
 	"$KASHIM" status > "$TMP/status" 2>&1
 	expect_text "$TMP/status" "no increment lost: the count is every connection ($((a + b + mixed)))" \
 		"^$CG .* connections=$((a + b + mixed)) "
