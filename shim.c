@@ -66,8 +66,12 @@ typedef int close_fn(int);
 typedef int dup2_fn(int, int);
 typedef int dup3_fn(int, int, int);
 /* close_range() and closefrom() are glibc's since 2.34; musl has neither. */
-#if defined(__GLIBC__) && __GLIBC_PREREQ(2, 34)
+#ifdef __GLIBC__
+#if __GLIBC_PREREQ(2, 34)
 #define KASHIM_CLOSE_RANGE 1
+#endif
+#endif
+#ifdef KASHIM_CLOSE_RANGE
 typedef int close_range_fn(unsigned int, unsigned int, int);
 typedef void closefrom_fn(int);
 #ifndef CLOSE_RANGE_CLOEXEC
@@ -104,7 +108,9 @@ static int kashim_state = KASHIM_UNLOADED;
 static struct kashim_config kashim_settings_ro; /* written once, then read-only */
 
 /* Per-descriptor marks, one bit per fd (higher fds are not tracked), cleared
- * whenever socket()/accept() hands the fd out anew:
+ * whenever socket()/accept() hands the fd out anew (ours and not_tcp also
+ * when close(), dup2(), dup3(), close_range() or closefrom() frees or
+ * overwrites it: kashim_forget_fd):
  * - app_off: the program itself switched SO_KEEPALIVE off.  Its choice
  *   (tied to that socket's inode: kashim_app_off_now) wins, so connect()
  *   must not switch it back on, and sockets accepted
@@ -632,6 +638,7 @@ static inline void kashim_forget_fd(int fd)
 	kashim_mark(&kashim_not_tcp, fd, false);
 }
 
+#ifdef KASHIM_CLOSE_RANGE
 /* The same for the numbers lo..hi (close_range(), closefrom()), bounded by
  * the table: a word at a time, written only where a bit is set. */
 static void kashim_forget_bits(unsigned long *bits, unsigned lo, unsigned hi)
@@ -658,6 +665,7 @@ static void kashim_forget_range(unsigned lo, unsigned hi)
 	kashim_forget_bits(kashim_ours.bits, lo, hi);
 	kashim_forget_bits(kashim_not_tcp.bits, lo, hi);
 }
+#endif
 
 static bool kashim_is_tcp(int domain, int type, int protocol)
 {
@@ -840,8 +848,8 @@ static __attribute__((noinline)) bool kashim_answers_tcp(int fd)
 }
 
 /* The not-TCP mark is a hint, never a verdict: a number changes hands by
- * routes no wrapper sees (close() then dup2() or dup3() onto it,
- * SCM_RIGHTS, a socket made with syscall(), close_range()), so a marked
+ * routes no wrapper sees (a raw syscall(SYS_close) or SYS_dup2, io_uring,
+ * libc's internal closes), so a marked
  * number is asked again, with one getsockopt, before it is passed over,
  * and a TCP socket found there loses the stale mark.  An unmarked number
  * costs a bit test, inline. */
@@ -1165,9 +1173,10 @@ enum kashim_verdict { KASHIM_LEAVE, KASHIM_ADOPT, KASHIM_JUDGE_AFTER };
 
 /* Not a socket that is not TCP, nor one the program switched keepalive
  * off on (respect mode).  Without filters the decision is made here, from
- * the fd: a socket kashim configured at socket() needs no second look (an
- * unconnected socket from elsewhere reusing its fd number would be
- * missed: rare, and then left as the kernel made it).  With filters, it
+ * the fd: a socket kashim configured at socket() needs no second look
+ * (the mark goes when the number is closed or overwritten through libc;
+ * after a raw syscall(SYS_close) a socket from elsewhere on the number is
+ * missed: docs/limits.md).  With filters, it
  * is judged by its address. */
 static inline enum kashim_verdict kashim_to_judge(int fd, const struct kashim_config *cfg,
 						  const char *where)
