@@ -62,6 +62,22 @@ typedef int kashim_mmsg_flags;
 typedef unsigned int kashim_mmsg_flags;
 #endif
 typedef int sendmmsg_fn(int, struct mmsghdr *, unsigned int, kashim_mmsg_flags);
+typedef int close_fn(int);
+typedef int dup2_fn(int, int);
+typedef int dup3_fn(int, int, int);
+/* close_range() and closefrom() are glibc's since 2.34; musl has neither. */
+#ifdef __GLIBC__
+#if __GLIBC_PREREQ(2, 34)
+#define KASHIM_CLOSE_RANGE 1
+#endif
+#endif
+#ifdef KASHIM_CLOSE_RANGE
+typedef int close_range_fn(unsigned int, unsigned int, int);
+typedef void closefrom_fn(int);
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+#endif
 
 /* The next definitions in lookup order; NULL until resolved, or when dlsym
  * found nothing but our own wrapper, in which case the raw system call is
@@ -76,6 +92,13 @@ static struct {
 	sendto_fn *sendto;
 	sendmsg_fn *sendmsg;
 	sendmmsg_fn *sendmmsg;
+	close_fn *close;
+	dup2_fn *dup2;
+	dup3_fn *dup3;
+#ifdef KASHIM_CLOSE_RANGE
+	close_range_fn *close_range;
+	closefrom_fn *closefrom;
+#endif
 } kashim_next;
 
 #define KASHIM_NEXT(name) __atomic_load_n(&kashim_next.name, __ATOMIC_RELAXED)
@@ -85,7 +108,9 @@ static int kashim_state = KASHIM_UNLOADED;
 static struct kashim_config kashim_settings_ro; /* written once, then read-only */
 
 /* Per-descriptor marks, one bit per fd (higher fds are not tracked), cleared
- * whenever socket()/accept() hands the fd out anew:
+ * whenever socket()/accept() hands the fd out anew (ours and not_tcp also
+ * when close(), dup2(), dup3(), close_range() or closefrom() frees or
+ * overwrites it: kashim_forget_fd):
  * - app_off: the program itself switched SO_KEEPALIVE off.  Its choice
  *   (tied to that socket's inode: kashim_app_off_now) wins, so connect()
  *   must not switch it back on, and sockets accepted
@@ -315,6 +340,20 @@ static void kashim_resolve_all(void)
 	__atomic_store_n(&kashim_next.sendmmsg,
 			 (sendmmsg_fn *)kashim_resolve("sendmmsg", (void *)sendmmsg),
 			 __ATOMIC_RELAXED);
+	__atomic_store_n(&kashim_next.close,
+			 (close_fn *)kashim_resolve("close", (void *)close), __ATOMIC_RELAXED);
+	__atomic_store_n(&kashim_next.dup2,
+			 (dup2_fn *)kashim_resolve("dup2", (void *)dup2), __ATOMIC_RELAXED);
+	__atomic_store_n(&kashim_next.dup3,
+			 (dup3_fn *)kashim_resolve("dup3", (void *)dup3), __ATOMIC_RELAXED);
+#ifdef KASHIM_CLOSE_RANGE
+	__atomic_store_n(&kashim_next.close_range,
+			 (close_range_fn *)kashim_resolve("close_range", (void *)close_range),
+			 __ATOMIC_RELAXED);
+	__atomic_store_n(&kashim_next.closefrom,
+			 (closefrom_fn *)kashim_resolve("closefrom", (void *)closefrom),
+			 __ATOMIC_RELAXED);
+#endif
 }
 
 static inline int kashim_real_setsockopt(int fd, int level, int name, const void *val,
@@ -583,6 +622,51 @@ static inline void kashim_fresh_fd(int fd)
 	(void)kashim_set_bit(kashim_pending_server.bits, KASHIM_PENDING_FDS, fd, false);
 }
 
+/* A number closed, or about to be overwritten by dup2()/dup3(): the marks
+ * that describe the socket by its number (ours, not_tcp) go with it, so
+ * that a socket from elsewhere later on the number (SCM_RIGHTS, syscall(),
+ * a dup) is judged at its connect() as any socket from elsewhere.  Bit
+ * clears only: close() runs in signal handlers and in a child after
+ * fork().  The app_off mark stays, as it is checked against its socket's
+ * inode (kashim_app_off_now); a child of vfork() shares this memory, and
+ * its close() must not drop the parent's record of the program's own
+ * choice.  What a vfork() child clears of the rest costs the parent one
+ * getsockopt at the next connect() (kashim_adopt), nothing else. */
+static inline void kashim_forget_fd(int fd)
+{
+	kashim_mark(&kashim_ours, fd, false);
+	kashim_mark(&kashim_not_tcp, fd, false);
+}
+
+#ifdef KASHIM_CLOSE_RANGE
+/* The same for the numbers lo..hi (close_range(), closefrom()), bounded by
+ * the table: a word at a time, written only where a bit is set. */
+static void kashim_forget_bits(unsigned long *bits, unsigned lo, unsigned hi)
+{
+	unsigned w, first = lo / KASHIM_WORD_BITS, last = hi / KASHIM_WORD_BITS;
+
+	for (w = first; w <= last; w++) {
+		unsigned long keep = 0;
+		if (w == first)
+			keep |= (1UL << (lo % KASHIM_WORD_BITS)) - 1;
+		if (w == last && hi % KASHIM_WORD_BITS != KASHIM_WORD_BITS - 1)
+			keep |= ~0UL << (hi % KASHIM_WORD_BITS + 1);
+		if (__atomic_load_n(&bits[w], __ATOMIC_RELAXED) & ~keep)
+			(void)__atomic_fetch_and(&bits[w], keep, __ATOMIC_RELAXED);
+	}
+}
+
+static void kashim_forget_range(unsigned lo, unsigned hi)
+{
+	if (lo >= KASHIM_TRACKED_FDS || lo > hi)
+		return;
+	if (hi >= KASHIM_TRACKED_FDS)
+		hi = KASHIM_TRACKED_FDS - 1;
+	kashim_forget_bits(kashim_ours.bits, lo, hi);
+	kashim_forget_bits(kashim_not_tcp.bits, lo, hi);
+}
+#endif
+
 static bool kashim_is_tcp(int domain, int type, int protocol)
 {
 	if (domain != AF_INET && domain != AF_INET6)
@@ -764,8 +848,8 @@ static __attribute__((noinline)) bool kashim_answers_tcp(int fd)
 }
 
 /* The not-TCP mark is a hint, never a verdict: a number changes hands by
- * routes no wrapper sees (close() then dup2() or dup3() onto it,
- * SCM_RIGHTS, a socket made with syscall(), close_range()), so a marked
+ * routes no wrapper sees (a raw syscall(SYS_close) or SYS_dup2, io_uring,
+ * libc's internal closes), so a marked
  * number is asked again, with one getsockopt, before it is passed over,
  * and a TCP socket found there loses the stale mark.  An unmarked number
  * costs a bit test, inline. */
@@ -902,7 +986,7 @@ static void kashim_after_accept(int listener, int fd, const struct kashim_config
 	/* Even from a listener kashim configured, whose options the kernel
 	 * copies to the sockets it accepts, one getsockopt looks: the fd number
 	 * may since have been reused by a listener from elsewhere (systemd, a
-	 * parent), and close() is not watched. */
+	 * parent) by a route no wrapper sees. */
 	kashim_adopt_server_side(fd, cfg, where);
 	if (kashim_marked(&kashim_not_tcp, fd))
 		kashim_mark(&kashim_not_tcp, listener, true);
@@ -1089,9 +1173,10 @@ enum kashim_verdict { KASHIM_LEAVE, KASHIM_ADOPT, KASHIM_JUDGE_AFTER };
 
 /* Not a socket that is not TCP, nor one the program switched keepalive
  * off on (respect mode).  Without filters the decision is made here, from
- * the fd: a socket kashim configured at socket() needs no second look (an
- * unconnected socket from elsewhere reusing its fd number would be
- * missed: rare, and then left as the kernel made it).  With filters, it
+ * the fd: a socket kashim configured at socket() needs no second look
+ * (the mark goes when the number is closed or overwritten through libc;
+ * after a raw syscall(SYS_close) a socket from elsewhere on the number is
+ * missed: docs/limits.md).  With filters, it
  * is judged by its address. */
 static inline enum kashim_verdict kashim_to_judge(int fd, const struct kashim_config *cfg,
 						  const char *where)
@@ -1448,3 +1533,72 @@ KASHIM_API int setsockopt(int fd, int level, int name, const void *val, socklen_
 		kashim_force_undo(fd, level, name, val, cfg);
 	return rc;
 }
+
+/* ---- numbers that change hands ------------------------------------------ */
+
+/* close(), dup2() and dup3() clear the number's marks (kashim_forget_fd)
+ * before the real call: once the kernel frees a number, another thread's
+ * socket() may get it at once, and its fresh marks must not be wiped.
+ * Cleared a moment early, a mark costs at most one getsockopt later.  No
+ * system call is added; errno and the result are the real call's. */
+KASHIM_API int close(int fd)
+{
+	close_fn *next = KASHIM_NEXT(close);
+
+	kashim_forget_fd(fd);
+	return next ? next(fd) : (int)syscall(SYS_close, fd);
+}
+
+KASHIM_API int dup2(int oldfd, int newfd)
+{
+	dup2_fn *next = KASHIM_NEXT(dup2);
+
+	if (oldfd != newfd)
+		kashim_forget_fd(newfd);
+	if (next)
+		return next(oldfd, newfd);
+	if (oldfd == newfd) /* before the load only: dup2's answer for it */
+		return fcntl(oldfd, F_GETFD) < 0 ? -1 : newfd;
+	return (int)syscall(SYS_dup3, oldfd, newfd, 0);
+}
+
+KASHIM_API int dup3(int oldfd, int newfd, int flags)
+{
+	dup3_fn *next = KASHIM_NEXT(dup3);
+
+	if (oldfd != newfd)
+		kashim_forget_fd(newfd);
+	return next ? next(oldfd, newfd, flags) : (int)syscall(SYS_dup3, oldfd, newfd, flags);
+}
+
+#ifdef KASHIM_CLOSE_RANGE
+/* A range is cleared after the call, and only when it closed (not with
+ * CLOSE_RANGE_CLOEXEC, which closes nothing now): clearing a range first
+ * would drop the marks of sockets a failed call left open.  A socket()
+ * another thread makes in the range between the two loses its marks: one
+ * getsockopt at its connect(). */
+KASHIM_API int close_range(unsigned int fd, unsigned int max_fd, int flags)
+{
+	close_range_fn *next = KASHIM_NEXT(close_range);
+	int rc = next ? next(fd, max_fd, flags) : (int)syscall(SYS_close_range, fd, max_fd, flags);
+
+	if (rc == 0 && !((unsigned)flags & CLOSE_RANGE_CLOEXEC))
+		kashim_forget_range(fd, max_fd);
+	return rc;
+}
+
+/* glibc's closefrom() closes every number from lowfd or aborts. */
+KASHIM_API void closefrom(int lowfd)
+{
+	closefrom_fn *next = KASHIM_NEXT(closefrom);
+	int saved;
+
+	if (next)
+		next(lowfd);
+	else
+		(void)syscall(SYS_close_range, lowfd < 0 ? 0 : (unsigned)lowfd, ~0U, 0);
+	saved = errno;
+	kashim_forget_range(lowfd < 0 ? 0 : (unsigned)lowfd, ~0U);
+	errno = saved;
+}
+#endif

@@ -929,6 +929,55 @@ static void stale_app_off(void)
 	close(lfd);
 }
 
+/* A number whose socket kashim configured at socket(), closed (or
+ * overwritten), now held by a TCP socket kashim did not see made: without
+ * filters connect() must not take it for the configured one (issue 21). */
+static void stale_ours(int lfd)
+{
+	int n, t, fd, sp[2];
+
+	n = socket(AF_INET, SOCK_STREAM, 0);
+	close(n);
+	connect_judged(raw_tcp_socket(0), n, lfd,
+		       "kashim's socket closed, then a socket from syscall() on its number");
+
+	n = socket(AF_INET, SOCK_STREAM, 0);
+	t = raw_tcp_socket(0);
+	dup2(t, n);
+	close(t);
+	connect_judged(n, n, lfd, "a socket from syscall() dup2()ed onto kashim's socket");
+
+	n = socket(AF_INET, SOCK_STREAM, 0);
+	t = raw_tcp_socket(0);
+	dup3(t, n, O_CLOEXEC);
+	close(t);
+	connect_judged(n, n, lfd, "a socket from syscall() dup3()ed onto kashim's socket");
+
+	t = raw_tcp_socket(0);
+	socketpair(AF_UNIX, SOCK_STREAM, 0, sp);
+	n = socket(AF_INET, SOCK_STREAM, 0);
+	close(n);
+	fd = pass_fd(t, sp);
+	close(t);
+	connect_judged(fd, n, lfd, "kashim's socket closed, then one received with SCM_RIGHTS");
+#ifdef __GLIBC__
+	n = socket(AF_INET, SOCK_STREAM, 0);
+	close_range((unsigned)n, (unsigned)n, 0);
+	connect_judged(raw_tcp_socket(0), n, lfd,
+		       "kashim's socket closed by close_range(), then a socket from syscall()");
+
+	n = socket(AF_INET, SOCK_STREAM, 0);
+	if (n < lfd) {
+		report(0, "the scene: closefrom() would close the listener", "a free number below it");
+		close(n);
+		return;
+	}
+	closefrom(n);
+	connect_judged(raw_tcp_socket(0), n, lfd,
+		       "kashim's socket closed by closefrom(), then a socket from syscall()");
+#endif
+}
+
 /* A number once held by a socket that is not TCP, now held by a TCP socket
  * that came by a route no wrapper sees: the mark kashim gave the first
  * must not decide for the second (issue 21).  Run without filters and
@@ -939,6 +988,7 @@ static void case_stale(void)
 
 	stale_app_off();
 	lfd = listener(AF_INET, 0);
+	stale_ours(lfd);
 
 	for (nb = 0; nb < 2; nb++) {
 		int flag = nb ? SOCK_NONBLOCK : 0;

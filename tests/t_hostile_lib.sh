@@ -422,7 +422,8 @@ test_stack_budget() {
 			{ fail "build: $(head -3 "$TMP/build.err")"; return; }
 	done
 	"$PY" "$HELPERS/stackdepth.py" --cut kashim_load_as_winner "$TMP/shim.ci" "$TMP/config.ci" -- \
-		socket connect accept accept4 setsockopt sendto sendmsg sendmmsg > "$TMP/hot"
+		socket connect accept accept4 setsockopt sendto sendmsg sendmmsg close dup2 dup3 \
+		close_range closefrom > "$TMP/hot"
 	local name bytes rest
 	while read -r name bytes rest; do
 		echo "# stack $name: $bytes bytes, the deepest chain in kashim (debug on): ${rest%% (+*}"

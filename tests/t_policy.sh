@@ -66,8 +66,10 @@ test_skip_for_connections_accepted() {
 
 # A TCP socket on a number a UDP socket held before (issue 21), in real
 # programs: python3's own TCP socket dup2()ed onto a UDP socket's number and
-# connected; a listener handed over with SCM_RIGHTS that lands on the number
-# of a UDP socket the receiver closed, and the connections it accepts.
+# connected; without filters, python3's own TCP socket (configured at
+# socket()) closed and a socket made with syscall() on its number,
+# connected; a listener handed over with SCM_RIGHTS that lands on the
+# number of a UDP socket the receiver closed, and the connections it accepts.
 test_stale_number_real_programs() {
 	local port env
 	port=$(free_port)
@@ -78,6 +80,11 @@ test_stale_number_real_programs() {
 		expect_socket "$BG" "remote=127\.0\.0\.1:$port " "$WANT" \
 			"$env: python3's TCP socket dup2()ed onto a UDP socket's number"
 	done
+	bg env LD_PRELOAD="$LIB" "${KENV[@]}" "$PY" "$HELPERS/stale.py" reuse 127.0.0.1 "$port"
+	wait_for 60 grep -q '^connected on fd \([0-9]*\) (the closed socket.s was \1)' "$TMP/bg.$BG.log" ||
+		{ fail "the scene did not get ready: the socket did not land on the closed one's number: $(cat "$TMP/bg.$BG.log")"; return; }
+	expect_socket "$BG" "remote=127\.0\.0\.1:$port " "$WANT" \
+		"no filter: a socket from syscall() on the number of python3's closed TCP socket"
 	for env in "" KASHIM_SKIP=10.0.0.0/8 KASHIM_SCOPE=server; do
 		local sport recv
 		sport=$(free_port)

@@ -133,4 +133,33 @@ for i in range(100):
 	fi
 }
 
+# close(), dup2(), dup3() and close_range() are wrapped to clear a number's
+# marks (issue 21): bit clears only, no system call added.  Between two
+# getppid() markers, the program's own calls and nothing else.
+test_closes_cost_nothing() {
+	need_cmd strace || return
+	strace -f -qq -o "$TMP/trace" env LD_PRELOAD="$LIB" "$PY" -c "import os, socket
+tcp = [socket.socket() for i in range(20)]
+udp = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for i in range(20)]
+pipes = [os.pipe() for i in range(10)]
+last = max(s.fileno() for s in tcp + udp)
+os.getppid()
+for s in tcp[:10] + udp[:10]:
+    os.close(s.detach())
+for r, w in pipes:
+    os.dup2(r, tcp[10].detach())
+    os.dup2(w, udp[10].detach())
+    tcp.pop(10); udp.pop(10)
+os.closerange(last + 1, last + 1000)
+os.getppid()"
+	local calls
+	calls=$(awk '/getppid\(/ { n++; next } n == 1 { sub(/^[0-9]+ +/, ""); sub(/\(.*/, ""); print }' "$TMP/trace" |
+		sort | uniq -c | awk '{ printf "%s=%s ", $2, $1 }')
+	if [ "$calls" = "close=20 close_range=1 dup2=20 " ]; then
+		ok "20 close(), 20 dup2() onto marked numbers, 1 close_range(): no added call ($calls)"
+	else
+		fail "between the markers: $calls(want close=20 close_range=1 dup2=20)"
+	fi
+}
+
 run_tests

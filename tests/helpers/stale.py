@@ -5,6 +5,9 @@ number handed over by a route a preload does not see (issue 21).
   stale.py dup2 HOST PORT     a UDP socket, then the program's own TCP socket
                               dup2()ed onto its number; connects to HOST:PORT
                               and holds the connection
+  stale.py reuse HOST PORT    the program's own TCP socket, closed, then a TCP
+                              socket made with syscall() (ctypes) on its number;
+                              connects to HOST:PORT and holds the connection
   stale.py send PATH HOST PORT   a listener on HOST:PORT, handed to whoever
                               connects to the AF_UNIX socket PATH (SCM_RIGHTS);
                               then waits
@@ -41,6 +44,17 @@ if mode == "dup2":
     conn = socket.socket(fileno=number)
     conn.connect((sys.argv[2], int(sys.argv[3])))
     say("connected on fd %d" % number)
+    hold([conn])
+elif mode == "reuse":
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    first = socket.socket()
+    number = first.fileno()
+    first.close()
+    raw = libc.syscall(41, socket.AF_INET, socket.SOCK_STREAM, 0)  # SYS_socket, x86-64
+    conn = socket.socket(fileno=raw)
+    conn.connect((sys.argv[2], int(sys.argv[3])))
+    say("connected on fd %d (the closed socket's was %d)" % (raw, number))
     hold([conn])
 elif mode == "send":
     path, host, port = sys.argv[2], sys.argv[3], int(sys.argv[4])
