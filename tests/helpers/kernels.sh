@@ -180,6 +180,7 @@ kernel_boot() {
 		for a in "$@"; do printf ' %q' "$a"; done
 		printf '\n'
 	} > "$GUEST/share/run.sh"
+	printf '%s\n' "$ROOT" > "$GUEST/share/root" # guest_init binds it back when under /tmp
 	start=$(date +%s.%N)
 	[ "$ACCEL" = kvm ] && a=(-accel kvm -cpu host) || a=(-accel tcg)
 	qemu_run "$limit" "$GUEST/console.log" "${a[@]}" \
