@@ -144,7 +144,7 @@ test_cgroup_mode() {
 		fail "attach said: $(cat "$TMP/attach.err")"
 	fi
 	"$KASHIM" status > "$TMP/status" 2>&1
-	expect_text "$TMP/status" "status: the settings and the count" "^$CG idle=37s interval=11s count=4 user_timeout=81000ms mode=respect connections=[0-9]+ refused=0"
+	expect_text "$TMP/status" "status: the settings and the count" "^$(re_quote "$CG") idle=37s interval=11s count=4 user_timeout=81000ms mode=respect connections=[0-9]+ refused=0"
 	if [ "$announced" = 0 ]; then
 		if grep -q "respect acted as force" "$TMP/status"; then fail "status counts a fallback: $(cat "$TMP/status")"; else ok "status counts no fallback"; fi
 	else
@@ -178,7 +178,7 @@ test_cgroup_mode() {
 	# audit, detach
 	"$KASHIM" audit > "$TMP/audit" 2>&1
 	expect_text "$TMP/audit" "audit: tcphold in the cgroup, its connections with keepalive" \
-		"^$HOLD +/${CG##*/} +[0-9,+]+ +[0-9]+ +[1-9][0-9]* "
+		"^$(re_quote "$HOLD") +/$(re_quote "${CG##*/}") +[0-9,+]+ +[0-9]+ +[1-9][0-9]* "
 	expect_status 0 "detach" "$KASHIM" detach "$CG"
 	made 127.0.0.1 7201 "$OFF" "after detach: a new connection is left alone"
 	"$KASHIM" status > "$TMP/status" 2>&1
