@@ -19,9 +19,11 @@ leaves the namespace, every wait is bounded by --cap, and the namespace,
 its qdisc and its processes go away when the run ends.  Needs root.
 
 Timings (kashim's side): idle 2 s, interval 1 s, count 2, user timeout
-auto = 4 s.  The measured time runs from the moment the peer vanished (the
-blackhole; for "connect", the start of the connect) to the moment the
-program noticed: it exited on the error, or released the socket.
+auto = 4 s.  The measured time runs from the moment the kernel's own clock
+starts (the blackhole for "idle" and "inflight"; the program's SYN for
+"connect"; the peer's last packet, its byte or its FIN, for "reboot" and
+"closewait") to the moment the program noticed: it exited on the error, or
+released the socket.
 
 The scene is made ready by waiting for states, never for a guessed time:
 the program holds its connection (accepted, not only queued on its
@@ -56,19 +58,21 @@ KASHIM_OPTIONS = "keepalive=1 idle=%d interval=%d count=%d " % (IDLE, INTERVAL, 
 
 
 # The peer of "reboot" and "closewait": connects, then for each line on
-# stdin sends one byte ("byte") or closes ("close"), and says "done".  The
+# stdin sends one byte ("byte") or closes ("close"), and says "done" with
+# the time it did (CLOCK_MONOTONIC, one clock for every process here).  The
 # last packet the program receives is then sent when the run says, right
-# before the peer vanishes: the kernel counts the idle time from it, and a
-# program slow to accept (a loaded machine) must not make it older.
+# before the peer vanishes: the kernel counts the idle time from it, and so
+# does the run's clock (the time it takes to see the effect and drop the
+# peer, longer on a loaded machine, is then no part of the measurement).
 PEER = """
-import socket, sys
+import socket, sys, time
 c = socket.create_connection((sys.argv[1], int(sys.argv[2])))
 for line in sys.stdin:
     if line.strip() == "byte":
         c.sendall(b"b")
     else:
         c.close()
-    print("done", flush=True)
+    print("done %.6f" % time.monotonic(), flush=True)
 """
 
 
@@ -249,11 +253,12 @@ class Run:
         return self.start([PY, "-c", PEER, "127.0.0.1", str(PORT)], stdin=subprocess.PIPE)
 
     def tell(self, peer, what):
-        """The peer does WHAT; returns once it has."""
+        """The peer does WHAT; returns, once it has, the time it did."""
         n = self.output(peer).count("done") + 1
         peer.stdin.write(what.encode() + b"\n")
         peer.stdin.flush()
         self.wait_until("the peer's " + what, lambda: self.output(peer).count("done") >= n)
+        return float(re.findall(r"^done (\S+)$", self.output(peer), re.M)[n - 1])
 
     def nginx_sending(self):
         """nginx's side of the connection has had data acknowledged."""
@@ -382,9 +387,8 @@ http { access_log off; client_body_temp_path %(t)s/b; proxy_temp_path %(t)s/p;
         self.listening()
         peer = self.peer()
         self.holds()
-        self.tell(peer, "byte")
+        t0 = self.tell(peer, "byte")
         self.blackhole()
-        t0 = time.monotonic()
         sh("ss", "-K", "dport", "=", ":%d" % PORT)  # its RST is dropped
         self.blackhole(False)
         return self.measure(self.exited, t0)
@@ -394,18 +398,19 @@ http { access_log off; client_body_temp_path %(t)s/b; proxy_temp_path %(t)s/p;
         program never closes its side."""
         self.start(self.server_cmd(reading=False), under_test=True)
         self.listening()
-        # The peer closes once the program holds the connection, and the
-        # clock starts once the program's own socket is in CLOSE-WAIT.  (It
-        # used to close at once and the clock start on any CLOSE-WAIT
-        # socket: when the FIN came before the program's accept(), that
-        # socket was still in the listen queue, no program's, and the run
-        # said "noticed after 0.00 s" on a program that held no socket.)
+        # The peer closes once the program holds the connection; the clock
+        # starts at its FIN, and the peer vanishes once the program's own
+        # socket is in CLOSE-WAIT.  (It used to close at once and wait for
+        # any CLOSE-WAIT socket: when the FIN came before the program's
+        # accept(), that socket was still in the listen queue, no program's,
+        # and the run said "noticed after 0.00 s" on a program that held no
+        # socket.)
         peer = self.peer()
         self.holds()
-        self.tell(peer, "close")
+        t0 = self.tell(peer, "close")
         self.holds("CLOSE_WAIT")
         self.blackhole()
-        return self.measure(self.left_close_wait, time.monotonic())
+        return self.measure(self.left_close_wait, t0)
 
     def go(self):
         sh("ip", "link", "set", "lo", "up")
