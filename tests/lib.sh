@@ -54,6 +54,7 @@ bg() {
 
 cleanup() {
 	local p
+	trap '' TERM INT HUP # a stop signals the whole group, often twice
 	exec 2> /dev/null # no job-control notices for the processes killed here
 	for p in "${BG_PIDS[@]}"; do
 		# The parent first, so that it cannot replace its children

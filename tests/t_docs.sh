@@ -97,6 +97,37 @@ else
 	echo "not ok - docs: the engine did not wait as the convention says: $(tr '\n' '|' <<< "$out")"
 fi
 
+# Stopped from outside (tests/run's bound), the engine leaves nothing: no
+# scratch directory, no cgroup, no process of the block it was running.
+mkdir "$t/tmp" "$t/stop"
+cat > "$t/stop/stop.md" <<'DOC'
+```console
+$ touch "$DOCSELF_STARTED"; sleep 61.5
+```
+DOC
+cgmnt=$(awk '{ for (i = 7; i < NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2") print $5; break } }' /proc/self/mountinfo | head -n 1)
+cgs() { [ -z "$cgmnt" ] || ls -d "$cgmnt"/kashim-doc-* 2> /dev/null; }
+before=$(cgs)
+env -u DOCTEST_ONLY TMPDIR=$t/tmp DOCSELF_STARTED=$t/started python3 $H/doctest.py run "$t/stop/stop.md" > "$t/stop.out" 2>&1 &
+engine=$!
+if timeout 60 sh -c "until [ -e '$t/started' ] || ! kill -0 $engine; do sleep 0.1; done" &&
+	[ -e "$t/started" ]; then
+	kill -TERM "$engine"
+	timeout 60 sh -c "while kill -0 $engine 2> /dev/null; do sleep 0.1; done"
+	left="$(ls -A "$t/tmp")$(comm -13 <(echo "$before") <(cgs))$(pgrep -f 'sleep 61.5')"
+	if kill -0 "$engine" 2> /dev/null; then
+		echo "not ok - docs: the engine did not stop within 60 s of SIGTERM"
+	elif [ -n "$left" ]; then
+		echo "not ok - docs: the engine, stopped, left behind: $(tr '\n' ' ' <<< "$left")"
+	else
+		echo "ok - docs: the engine, stopped while a block runs, leaves no scratch directory, cgroup or process"
+	fi
+else
+	echo "not ok - docs: the scene did not get ready: the stop test's block did not start within 60 s: $(tr '\n' '|' < "$t/stop.out")"
+fi
+kill -KILL "$engine" 2> /dev/null
+pkill -f 'sleep 61.5'
+
 python3 $H/doctest.py links "${docs[@]}"
 
 missing=""

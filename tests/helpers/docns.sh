@@ -7,7 +7,9 @@
 #   - private mount, network, pid and cgroup namespaces (as root; with a
 #     user namespace otherwise, where blocks marked "root" are not run);
 #   - kashim installed by `make install` (PREFIX=/usr/local) from the
-#     built tree SRC onto a tmpfs over /usr/local;
+#     built tree SRC onto a tmpfs over /usr/local; with DOCNS_STAGE set,
+#     copied from that directory instead, where doctest.py ran
+#     `make install DESTDIR=$DOCNS_STAGE` once for every block;
 #   - /etc and /var are overlays: writes land in a scratch upper layer;
 #   - cgroup2 at /sys/fs/cgroup, rooted at a cgroup of this run's own
 #     (removed afterwards, with every process and attachment in it);
@@ -33,8 +35,13 @@ if [ "${DOCNS_INNER:-}" = 1 ]; then
 			-o "lowerdir=/$d,upperdir=$scratch/ov/$d.up,workdir=$scratch/ov/$d.work" "/$d"
 	done
 	mount -t tmpfs tmpfs /usr/local
-	make -s -C "$src" install PREFIX=/usr/local > "$scratch/install.log" 2>&1 ||
-		{ echo "docns: make install failed:"; cat "$scratch/install.log"; exit 99; }
+	if [ -n "${DOCNS_STAGE:-}" ]; then
+		cp -a "$DOCNS_STAGE/usr/local/." /usr/local/ ||
+			{ echo "docns: could not copy the installed files from $DOCNS_STAGE"; exit 99; }
+	else
+		make -s -C "$src" install PREFIX=/usr/local > "$scratch/install.log" 2>&1 ||
+			{ echo "docns: make install failed:"; cat "$scratch/install.log"; exit 99; }
+	fi
 	mkdir -p "$scratch/work"
 	cd "${DOC_CWD:-$scratch/work}"
 	set +e
@@ -44,9 +51,12 @@ if [ "${DOCNS_INNER:-}" = 1 ]; then
 	exec bash "$script"
 fi
 
-scratch=$(mktemp -d /tmp/kashim-doc.XXXXXX)
+scratch=$(mktemp -d -t kashim-doc.XXXXXX)
 cg=""
 cleanup() {
+	# A second signal (a stop sends one to the whole process group, and
+	# doctest.py another to this script) must not cut the cleanup short.
+	trap '' TERM INT HUP
 	if [ -n "$cg" ] && [ -d "$cg" ]; then
 		# Every process left in the run's cgroups, then the cgroups,
 		# deepest first (an attachment goes with its cgroup).

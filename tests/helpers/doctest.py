@@ -11,6 +11,7 @@ Prints ok / not ok / skip lines for tests/run.
 """
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -284,6 +285,29 @@ def tree_copy():
     return _tree
 
 
+_stage = None
+
+
+def install_stage():
+    """A directory holding `make install PREFIX=/usr/local` of this tree,
+    made once: every block's /usr/local is copied from it (docns.sh)."""
+    global _stage
+    if _stage is None:
+        _stage = tempfile.mkdtemp(prefix="kashim-docstage.")
+        p = subprocess.run(["make", "-s", "-C", ROOT, "install", "PREFIX=/usr/local",
+                            "DESTDIR=" + _stage], capture_output=True)
+        if p.returncode:
+            raise RuntimeError("make install DESTDIR=%s failed: %s"
+                               % (_stage, oneline((p.stdout + p.stderr).decode(errors="replace"))))
+    return _stage
+
+
+def remove_copies():
+    for d in (_tree, _stage):
+        if d:
+            subprocess.run(["rm", "-rf", d])
+
+
 class Skipped(Exception):
     pass
 
@@ -301,6 +325,10 @@ def run_block(block):
             if k.startswith(("KASHIM", "DOCNS_", "DD_", "KEEP")) or k in ("LD_PRELOAD", "DOC_CWD"):
                 del env[k]
         env["TESTS_ROOT"] = ROOT
+        try:
+            env["DOCNS_STAGE"] = install_stage()
+        except RuntimeError as ex:
+            return str(ex)
         if "tree" in block.flags:
             env["DOC_CWD"] = tree_copy()
         # "systemd": under a real systemd as PID 1, in a container booted
@@ -308,11 +336,16 @@ def run_block(block):
         # namespaces of this host (tests/helpers/docns.sh).
         cmd = ["bash", DOCSYSTEMD, work, ROOT] if "systemd" in block.flags else \
             ["bash", DOCNS, path, ROOT]
+        p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         try:
-            p = subprocess.run(cmd, env=env, capture_output=True, timeout=BLOCK_SECONDS)
-            rc, text = p.returncode, (p.stdout + p.stderr).decode(errors="replace")
+            out = p.communicate(timeout=BLOCK_SECONDS)[0]
+            rc, text = p.returncode, out.decode(errors="replace")
         except subprocess.TimeoutExpired:
+            stop(p)
             return "did not finish within %d s" % BLOCK_SECONDS
+        except BaseException:  # stopped from outside
+            stop(p)
+            raise
         if "systemd" in block.flags and rc == 77:
             raise Skipped(oneline(text))
         if "systemd" in block.flags and rc == 98:
@@ -336,6 +369,17 @@ def run_block(block):
         return None
     finally:
         subprocess.run(["rm", "-rf", work])
+
+
+def stop(p):
+    """Ends a block's runner the way it cleans up after itself (its EXIT
+    trap removes its cgroup and scratch directory), then for sure."""
+    p.terminate()
+    try:
+        p.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
 
 
 def oneline(s):
@@ -382,8 +426,6 @@ def cmd_run(files):
                 print("ok - docs: %s: %s" % (b.name, first.strip()[:70]))
         sys.stdout.flush()
     print("# %d blocks run, %d not run by their markers" % (counts["run"], counts["skip"]))
-    if _tree:
-        subprocess.run(["rm", "-rf", _tree])
 
 
 def slug(heading):
@@ -465,7 +507,14 @@ def main():
         got = open(args[1], errors="replace").read().split("\n")
         sys.exit(0 if matches(exp, got) else 1)
     if what == "run":
-        cmd_run([os.path.abspath(a) for a in args])
+        # Stopped from outside (tests/run's bound sends SIGTERM), the run
+        # still removes what it made: the block in hand (its finally, which
+        # also kills its shell) and the copies.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+        try:
+            cmd_run([os.path.abspath(a) for a in args])
+        finally:
+            remove_copies()
     elif what == "links":
         cmd_links([os.path.abspath(a) for a in args])
     else:

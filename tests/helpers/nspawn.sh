@@ -54,6 +54,7 @@ nspawn_end_cgroup() {
 
 nspawn_cleanup() {
 	local c
+	trap '' TERM INT HUP # a second signal must not cut the cleanup short
 	for c in "${NSPAWN_CGROUPS[@]}"; do nspawn_end_cgroup "$c"; done
 	cleanup
 }
