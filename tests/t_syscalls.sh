@@ -55,9 +55,11 @@ test_foreign_sockets_cost_a_look() {
 	need_cmd strace || return
 	# A listener and a client socket made without libc's socket() (as a
 	# parent or another library would hand them over).
-	traced 'import socket, ctypes
+	traced 'import socket, ctypes, os
 libc = ctypes.CDLL(None, use_errno=True)
-raw = lambda: libc.syscall(41, socket.AF_INET, socket.SOCK_STREAM, 0)
+nr = {"x86_64": 41, "aarch64": 198, "riscv64": 198, "ppc64le": 326, "s390x": 359,
+      "i686": 359}[os.uname().machine]  # socket(2)
+raw = lambda: libc.syscall(nr, socket.AF_INET, socket.SOCK_STREAM, 0)
 l = socket.socket(fileno=raw()); l.bind(("127.0.0.1", 0)); l.listen()
 c = socket.socket(fileno=raw()); c.connect(l.getsockname())
 a, _ = l.accept()

@@ -51,7 +51,10 @@ elif mode == "reuse":
     first = socket.socket()
     number = first.fileno()
     first.close()
-    raw = libc.syscall(41, socket.AF_INET, socket.SOCK_STREAM, 0)  # SYS_socket, x86-64
+    # socket(2) by number, past libc's socket() and so past kashim.
+    sys_socket = {"x86_64": 41, "aarch64": 198, "riscv64": 198, "ppc64le": 326,
+                  "s390x": 359, "i686": 359}[os.uname().machine]
+    raw = libc.syscall(sys_socket, socket.AF_INET, socket.SOCK_STREAM, 0)
     conn = socket.socket(fileno=raw)
     conn.connect((sys.argv[2], int(sys.argv[3])))
     say("connected on fd %d (the closed socket's was %d)" % (raw, number))
