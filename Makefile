@@ -58,10 +58,10 @@ tests/libwrap.so: tests/wrap.c
 tests/libfailbig.so: tests/failbig.c
 	$(CC) $(KCFLAGS) -fPIC -shared -o $@ tests/failbig.c
 
-tests/libexitmid.so: tests/exitmid.c
+tests/libexitmid.so: tests/exitmid.c tests/syscall_args.h
 	$(CC) $(KCFLAGS) -fPIC -shared -o $@ tests/exitmid.c -ldl
 
-tests/libtear.so: tests/tear.c
+tests/libtear.so: tests/tear.c tests/syscall_args.h
 	$(CC) $(KCFLAGS) -fPIC -shared -o $@ tests/tear.c -ldl
 
 # The hostile calls of tests/t_hostile_lib.sh; the library bound at load

@@ -4,15 +4,15 @@
  * process is killed and this waits (up to 5 s) until it has exited, so the
  * process exits in the middle of the read, at the same point every run. */
 #define _GNU_SOURCE
-#include <dlfcn.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+#include "syscall_args.h"
 
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
@@ -20,8 +20,6 @@
 #ifndef SYS_pidfd_getfd
 #define SYS_pidfd_getfd 438
 #endif
-
-typedef long syscall_fn(long, ...);
 
 /* The process a pidfd of ours refers to (its fdinfo "Pid:" line). */
 static long pid_of_pidfd(long pidfd)
@@ -54,19 +52,12 @@ static void kill_and_wait(syscall_fn *real, long pid)
 
 long syscall(long n, ...)
 {
-	static syscall_fn *real;
+	syscall_fn *real = next_syscall();
 	static long calls;
 	const char *victim = getenv("EXITMID_PID"), *after = getenv("EXITMID_AFTER");
 	long a[6], r;
-	va_list ap;
-	int i;
 
-	if (!real)
-		real = (syscall_fn *)dlsym(RTLD_NEXT, "syscall");
-	va_start(ap, n);
-	for (i = 0; i < 6; i++) /* x86-64 and aarch64 pass them in registers */
-		a[i] = va_arg(ap, long);
-	va_end(ap);
+	SYSCALL_ARGS(n, a);
 	r = real(n, a[0], a[1], a[2], a[3], a[4], a[5]);
 	if (n == SYS_pidfd_getfd && victim && after && r >= 0 &&
 	    pid_of_pidfd(a[0]) == atol(victim) && ++calls == atol(after))

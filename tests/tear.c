@@ -8,9 +8,7 @@
  * preload): a replacement (kashim attach again) swaps the slot, and the map
  * whose id was read is gone, at the same point every run. */
 #define _GNU_SOURCE
-#include <dlfcn.h>
 #include <linux/bpf.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-typedef long syscall_fn(long, ...);
+#include "syscall_args.h"
 
 /* Is count in the comma-separated list? */
 static int listed(const char *list, long count)
@@ -52,21 +50,14 @@ static void run_command(const char *cmd)
 
 long syscall(long n, ...)
 {
-	static syscall_fn *real;
+	syscall_fn *real = next_syscall();
 	static long windows;
 	static int last_cmd = -1;
 	static uint32_t last_value;
 	union bpf_attr *attr;
 	long a[6], r;
-	va_list ap;
-	int i;
 
-	if (!real)
-		real = (syscall_fn *)dlsym(RTLD_NEXT, "syscall");
-	va_start(ap, n);
-	for (i = 0; i < 6; i++) /* x86-64 and aarch64 pass them in registers */
-		a[i] = va_arg(ap, long);
-	va_end(ap);
+	SYSCALL_ARGS(n, a);
 	attr = (union bpf_attr *)a[1];
 	if (n == SYS_bpf && a[0] == BPF_MAP_GET_FD_BY_ID && last_cmd == BPF_MAP_LOOKUP_ELEM &&
 	    attr->map_id == last_value && listed(getenv("TEAR_AT"), ++windows) && getenv("TEAR_CMD"))
