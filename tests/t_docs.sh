@@ -105,7 +105,7 @@ cat > "$t/stop/stop.md" <<'DOC'
 $ touch "$DOCSELF_STARTED"; sleep 61.5
 ```
 DOC
-cgmnt=$(awk '{ for (i = 7; i < NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2") print $5; break } }' /proc/self/mountinfo | head -n 1)
+cgmnt=$(. tests/lib.sh && cgroup2_root)
 cgs() { [ -z "$cgmnt" ] || ls -d "$cgmnt"/kashim-doc-* 2> /dev/null; }
 before=$(cgs)
 env -u DOCTEST_ONLY TMPDIR=$t/tmp DOCSELF_STARTED=$t/started python3 $H/doctest.py run "$t/stop/stop.md" > "$t/stop.out" 2>&1 &

@@ -1,15 +1,14 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# docns.sh SCRIPT [SRC]: runs the bash SCRIPT (one block of README.md or
+# docns.sh SCRIPT STAGE: runs the bash SCRIPT (one block of README.md or
 # docs/, written out by tests/helpers/doctest.py) the way a reader would run
 # it on a host where kashim is installed, without touching this host:
 #
 #   - private mount, network, pid and cgroup namespaces (as root; with a
 #     user namespace otherwise, where blocks marked "root" are not run);
-#   - kashim installed by `make install` (PREFIX=/usr/local) from the
-#     built tree SRC onto a tmpfs over /usr/local; with DOCNS_STAGE set,
-#     copied from that directory instead, where doctest.py ran
-#     `make install DESTDIR=$DOCNS_STAGE` once for every block;
+#   - kashim installed onto a tmpfs over /usr/local, copied from STAGE,
+#     where doctest.py ran `make install PREFIX=/usr/local DESTDIR=STAGE`
+#     once for every block;
 #   - /etc and /var are overlays: writes land in a scratch upper layer;
 #   - cgroup2 at /sys/fs/cgroup, rooted at a cgroup of this run's own
 #     (removed afterwards, with every process and attachment in it);
@@ -19,7 +18,7 @@
 # The exit status is the script's.
 set -u
 script=$1
-src=${2:-${TESTS_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}}
+stage=$2
 
 if [ "${DOCNS_INNER:-}" = 1 ]; then
 	set -e
@@ -35,13 +34,8 @@ if [ "${DOCNS_INNER:-}" = 1 ]; then
 			-o "lowerdir=/$d,upperdir=$scratch/ov/$d.up,workdir=$scratch/ov/$d.work" "/$d"
 	done
 	mount -t tmpfs tmpfs /usr/local
-	if [ -n "${DOCNS_STAGE:-}" ]; then
-		cp -a "$DOCNS_STAGE/usr/local/." /usr/local/ ||
-			{ echo "docns: could not copy the installed files from $DOCNS_STAGE"; exit 99; }
-	else
-		make -s -C "$src" install PREFIX=/usr/local > "$scratch/install.log" 2>&1 ||
-			{ echo "docns: make install failed:"; cat "$scratch/install.log"; exit 99; }
-	fi
+	cp -a "$stage/usr/local/." /usr/local/ ||
+		{ echo "docns: could not copy the installed files from $stage"; exit 99; }
 	mkdir -p "$scratch/work"
 	cd "${DOC_CWD:-$scratch/work}"
 	set +e
@@ -75,7 +69,7 @@ trap cleanup EXIT
 
 export DOCNS_INNER=1 DOCNS_SCRATCH=$scratch
 if [ "$(id -u)" = 0 ]; then
-	mnt=$(awk '{ for (i = 7; i < NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2") print $5; break } }' /proc/self/mountinfo | head -n 1)
+	mnt=$(. "$(dirname "$0")/../lib.sh" && cgroup2_root)
 	if [ -n "$mnt" ]; then
 		cg=$mnt/kashim-doc-$$
 		mkdir "$cg" || exit 99
@@ -86,7 +80,7 @@ if [ "$(id -u)" = 0 ]; then
 	bash -c '[ -z "$1" ] || echo $$ > "$1/cgroup.procs" || exit 99
 		shift; exec "$@"' _ "$cg" \
 		unshare -m -n -p -f ${cg:+-C} --propagation private --mount-proc \
-		bash "$0" "$script" "$src"
+		bash "$0" "$script" "$stage"
 else
-	unshare -r -m -n -p -f --propagation private --mount-proc bash "$0" "$script" "$src"
+	unshare -r -m -n -p -f --propagation private --mount-proc bash "$0" "$script" "$stage"
 fi

@@ -297,8 +297,10 @@ def install_stage():
         p = subprocess.run(["make", "-s", "-C", ROOT, "install", "PREFIX=/usr/local",
                             "DESTDIR=" + _stage], capture_output=True)
         if p.returncode:
+            failed, _stage = _stage, None  # the next block tries again, and says so too
+            subprocess.run(["rm", "-rf", failed])
             raise RuntimeError("make install DESTDIR=%s failed: %s"
-                               % (_stage, oneline((p.stdout + p.stderr).decode(errors="replace"))))
+                               % (failed, oneline((p.stdout + p.stderr).decode(errors="replace"))))
     return _stage
 
 
@@ -326,7 +328,7 @@ def run_block(block):
                 del env[k]
         env["TESTS_ROOT"] = ROOT
         try:
-            env["DOCNS_STAGE"] = install_stage()
+            stage = install_stage()
         except RuntimeError as ex:
             return str(ex)
         if "tree" in block.flags:
@@ -335,7 +337,7 @@ def run_block(block):
         # for the block (tests/helpers/docsystemd.sh); else in private
         # namespaces of this host (tests/helpers/docns.sh).
         cmd = ["bash", DOCSYSTEMD, work, ROOT] if "systemd" in block.flags else \
-            ["bash", DOCNS, path, ROOT]
+            ["bash", DOCNS, path, stage]
         p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         try:
             out = p.communicate(timeout=BLOCK_SECONDS)[0]
