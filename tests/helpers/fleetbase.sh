@@ -13,7 +13,9 @@
 # keys, ports) is removed here and written per host by the test.
 set -eu
 dir=${1:-/var/cache/kashim-fleet/bookworm}
-mirror=${FLEET_MIRROR:-http://deb.debian.org/debian}
+# The archive this machine's apt reads from (FLEET_MIRROR overrides it).
+mirror=${FLEET_MIRROR:-$(sh "$(dirname "$0")/aptmirror.sh")} ||
+	{ echo "fleetbase.sh: no Debian archive in this machine's apt sources; set FLEET_MIRROR" >&2; exit 1; }
 include=systemd,systemd-sysv,dbus,openssh-server,openssh-sftp-server,python3,python3-apt,prometheus-node-exporter,iproute2,procps
 stamp="fleetbase 2 bookworm minbase $include"
 
