@@ -435,10 +435,10 @@ static bool exe_of(struct audit *a, long pid, char *exe, size_t size, int *ns)
 	return stat_bounded(a, exe, &here) && same_file(&here, &after);
 }
 
-/* The row of pid's program; *own_id: pid's own cgroup (a row holds the
- * processes of a unit, in its sub-cgroups too, and its cgroup is its first
- * process's). */
-static size_t program_of(struct audit *a, long pid, unsigned long long *own_id)
+/* The row of pid's program, read through task (a live thread of pid);
+ * *own_id: pid's own cgroup (a row holds the processes of a unit, in its
+ * sub-cgroups too, and its cgroup is its first process's). */
+static size_t program_of(struct audit *a, long pid, long task, unsigned long long *own_id)
 {
 	char path[PATH_MAX], exe[PATH_MAX + 32], unit[256], *cgroup;
 	struct program *p;
@@ -447,10 +447,10 @@ static size_t program_of(struct audit *a, long pid, unsigned long long *own_id)
 	int ns;
 	size_t i;
 
-	verified = exe_of(a, pid, path, sizeof path, &ns);
+	verified = exe_of(a, task, path, sizeof path, &ns);
 	mark = verified || !strcmp(path, "?") ? EXE_VERIFIED : ns == 0 ? EXE_OTHER_NS : EXE_UNVERIFIED;
 	snprintf(exe, sizeof exe, "%s%s", path, exe_mark_text[mark]);
-	cgroup = cgroup_of(pid);
+	cgroup = cgroup_of(task);
 	*own_id = cgroup_id_of_path(cgroup);
 	unit_of(cgroup, unit, sizeof unit);
 	for (i = 0; i < a->nprograms; i++) {
@@ -522,12 +522,12 @@ static char *other_cgroup(const struct netns_facts *nf, const struct sock_info *
 }
 
 /* The sockets of one process, read whole: one entry per socket (inode),
- * with the descriptors that hold it. */
-static void add_process(struct audit *a, long pid)
+ * with the descriptors that hold it; its /proc files read through task. */
+static void add_process(struct audit *a, long pid, long task)
 {
 	unsigned long long own_id; /* pid's own cgroup, not its row's first process's */
-	size_t program = program_of(a, pid, &own_id), i, k;
-	const struct netns_facts *nf = netns_of(a, pid);
+	size_t program = program_of(a, pid, task, &own_id), i, k;
+	const struct netns_facts *nf = netns_of(a, task);
 
 	qsort(a->pending, a->npending, sizeof *a->pending, by_inode);
 	for (i = 0; i < a->npending; i = k) {
@@ -749,15 +749,18 @@ static void print_counters_prometheus(const struct audit *a)
 
 static void audit_process(struct audit *a, long pid)
 {
+	long task;
 	int err;
 
 	a->npending = 0;
 	switch (proc_read_sockets(pid, audit_visit, a, &err)) {
 	case PROC_READ_OK:
 		a->read++;
-		note_counters(a, pid);
+		/* its exe and namespaces: a main thread that exited has none */
+		task = proc_live_task(pid);
+		note_counters(a, task);
 		if (a->npending)
-			add_process(a, pid);
+			add_process(a, pid, task);
 		break;
 	case PROC_READ_DENIED: a->unreadable++; break;
 	case PROC_READ_EXITED: a->exited++; break;

@@ -36,6 +36,9 @@
 #ifndef SYS_pidfd_getfd
 #define SYS_pidfd_getfd 438
 #endif
+#ifndef PIDFD_THREAD
+#define PIDFD_THREAD O_EXCL /* Linux 6.9: a pidfd of one thread */
+#endif
 #ifndef IPPROTO_MPTCP
 #define IPPROTO_MPTCP 262
 #endif
@@ -207,6 +210,67 @@ static bool is_thread_id(long id)
 	return tgid > 0 && tgid != id;
 }
 
+/* The state letter of task tid of process pid ('R', 'S', 'Z'...); 0 when
+ * it cannot be read. */
+static char task_state(long pid, long tid)
+{
+	char path[64], buf[1024], *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof path, "/proc/%ld/task/%ld/stat", pid, tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	p = strrchr(buf, ')'); /* the name may hold spaces and parentheses */
+	return p && p[1] == ' ' ? p[2] : 0;
+}
+
+long proc_live_task(long pid)
+{
+	struct dirent *d;
+	char path[64];
+	long tid, found = pid;
+	DIR *dir;
+
+	if (task_state(pid, pid) != 'Z')
+		return pid;
+	snprintf(path, sizeof path, "/proc/%ld/task", pid);
+	dir = opendir(path);
+	if (!dir)
+		return pid;
+	while (found == pid && (d = readdir(dir))) {
+		char state;
+		if (!parse_pid(d->d_name, &tid) || tid == pid)
+			continue;
+		state = task_state(pid, tid);
+		if (state && state != 'Z' && state != 'X')
+			found = tid;
+	}
+	closedir(dir);
+	return found;
+}
+
+/* A pidfd through which the descriptors of pid can be taken: pidfd
+ * itself, or one of task, a live thread, when the main thread has exited
+ * (the process's own pidfd then reaches no descriptor).  -1 with *err. */
+static int getfd_pidfd(int pidfd, long pid, long task, int *err)
+{
+	int fd;
+
+	if (task == pid)
+		return pidfd;
+	fd = (int)syscall(SYS_pidfd_open, (pid_t)task, PIDFD_THREAD);
+	if (fd < 0) /* EINVAL: a kernel before 6.9, without thread pidfds */
+		*err = errno == EINVAL ? EOPNOTSUPP : errno;
+	return fd;
+}
+
 enum fd_result { FD_DONE, FD_VANISHED, FD_DENIED };
 
 /* Reads descriptor name of the target if it is a TCP socket. */
@@ -253,8 +317,9 @@ enum proc_read_status proc_read_sockets(long pid, sock_visit_fn *visit, void *ct
 	bool vanished = false;
 	char path[64];
 	struct dirent *d;
+	long task;
 	DIR *dir;
-	int pidfd;
+	int pidfd, taskfd = -1;
 
 	*err = 0;
 	pidfd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
@@ -272,7 +337,15 @@ enum proc_read_status proc_read_sockets(long pid, sock_visit_fn *visit, void *ct
 		status = PROC_READ_KERNEL_THREAD;
 		goto out;
 	}
-	snprintf(path, sizeof path, "/proc/%ld/fd", pid);
+	/* A process whose main thread has exited (pthread_exit in main) lists
+	 * no descriptor under /proc/PID/fd: its live threads still hold them. */
+	task = proc_live_task(pid);
+	taskfd = getfd_pidfd(pidfd, pid, task, err);
+	if (taskfd < 0) {
+		status = PROC_READ_DENIED;
+		goto out;
+	}
+	snprintf(path, sizeof path, "/proc/%ld/task/%ld/fd", pid, task);
 	dir = opendir(path);
 	if (!dir) {
 		*err = errno;
@@ -280,7 +353,7 @@ enum proc_read_status proc_read_sockets(long pid, sock_visit_fn *visit, void *ct
 		goto out;
 	}
 	while (status == PROC_READ_OK && (d = readdir(dir))) {
-		switch (read_fd(pidfd, dirfd(dir), d->d_name, visit, ctx, err)) {
+		switch (read_fd(taskfd, dirfd(dir), d->d_name, visit, ctx, err)) {
 		case FD_VANISHED: vanished = true; break;
 		case FD_DENIED: status = PROC_READ_DENIED; break;
 		case FD_DONE: break;
@@ -292,6 +365,8 @@ enum proc_read_status proc_read_sockets(long pid, sock_visit_fn *visit, void *ct
 	if (exited(pidfd, vanished || status != PROC_READ_OK ? EXIT_SETTLE_MS : 0))
 		status = PROC_READ_EXITED;
 out:
+	if (taskfd >= 0 && taskfd != pidfd)
+		close(taskfd);
 	close(pidfd);
 	return status;
 }
@@ -428,7 +503,7 @@ static void diag_dump(void *ctx)
 void diag_load(long pid, struct diag_table *t)
 {
 	memset(t, 0, sizeof *t);
-	netns_run(pid, diag_dump, t);
+	netns_run(proc_live_task(pid), diag_dump, t); /* a main thread gone has no namespace */
 	if (t->ok)
 		qsort(t->e, t->n, sizeof *t->e, by_inode);
 }

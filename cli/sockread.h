@@ -49,6 +49,12 @@ typedef void sock_visit_fn(void *ctx, const struct sock_info *s);
  * visited before a failure stay visited: the caller says it was partial. */
 enum proc_read_status proc_read_sockets(long pid, sock_visit_fn *visit, void *ctx, int *err);
 
+/* The id of a live thread of pid, through which /proc shows what the
+ * process holds (its descriptors, exe, namespaces): pid itself, or another
+ * thread when the main thread has exited and others run (pthread_exit in
+ * main: /proc/PID/fd is then empty, /proc/PID/exe unreadable). */
+long proc_live_task(long pid);
+
 /* Runs fn in the network namespace of pid (setns there and back; entering
  * another needs CAP_SYS_ADMIN).  False when it could not enter it. */
 bool netns_run(long pid, void (*fn)(void *ctx), void *ctx);

@@ -460,6 +460,43 @@ echo $? > "$OUT/status"
 		'[(p["program"], p["exe_verified"]) for p in progs] == [("'"$f/x"' (another mount namespace)", False)]'
 }
 
+# A process whose main thread has exited (pthread_exit in main) while
+# another thread runs: /proc/PID/fd lists nothing and /proc/PID/exe reads
+# nothing, but its threads hold its connections.  Any user can make one.
+# audit must show its row and --max-bound must name it; inspect reads it.
+main_thread_exited() {
+	grep -q '^State:.*Z' "/proc/$1/status" 2> /dev/null && [ "$(ls "/proc/$1/task" | grep -c .)" -ge 2 ]
+}
+test_process_whose_main_thread_exited() {
+	need_cgroup || return
+	trap trap_cleanup EXIT
+	mkdir "$TMP/m" "$CG/mainexit"
+	in_cgroup "$CG/mainexit" "$PY" "$HA" mainexit "$TMP/m"
+	wait_file "$TMP/m/ready" "the program that ends its main thread" "$TMP/bg.$BG.log" || return
+	local pid port exe
+	read -r pid port < "$TMP/m/ready"
+	if ! wait_for 60 main_thread_exited "$pid"; then
+		fail "the scene did not get ready: pid $pid's main thread did not exit within 60 s: $(grep -E '^(State|Threads)' "/proc/$pid/status" | tr '\n' ' ')"
+		return
+	fi
+	ok "pid $pid: main thread exited, $(ls "/proc/$pid/task" | grep -c .) task(s), /proc/$pid/fd lists $(ls "/proc/$pid/fd" | grep -c .) descriptor(s)"
+	exe=$(readlink -f "$PY")
+	audit_json "$TMP/m.json" || return
+	check "audit shows its row: the listener, both connections, the one with its own keepalive bounded at 45 s idle, the other never; the exe read through a live thread" \
+		"$TMP/m.json" "$pid" \
+		'[(p["exe"], p["exe_verified"], p["pids"], p["connections"], p["keepalive"], p["listeners"]) for p in progs] == [("'"$exe"'", True, [pid], 2, 1, 1)] and sorted(s["idle_bound_s"] or 1e9 for s in socks) == [45, 1e9]'
+	"$K" audit --max-bound 1m > /dev/null 2> "$TMP/m.err"
+	expect_text "$TMP/m.err" "audit --max-bound 1m names it" \
+		"^kashim audit: $(re_quote "$exe") \($(re_quote "${CG#"$CGROOT"}")/mainexit, pid $pid\): 2 connection\(s\) over --max-bound 1m: worst case idle never, busy "
+	expect_status 0 "inspect reads it" "$K" inspect "$pid"
+	if [ "$(grep -cE '^[0-9]+ +(LISTEN|ESTABLISHED) ' "$TMP/out")" = 3 ] &&
+		grep -qE "^[0-9]+ +ESTABLISHED +127\.0\.0\.1:$port +.* on +30s +5s +3 " "$TMP/out"; then
+		ok "inspect: its 3 sockets, the client's keepalive as set (30s, 5s, 3)"
+	else
+		fail "inspect: $(cat "$TMP/out" "$TMP/err")"
+	fi
+}
+
 test_doctor_says_what_the_cgroup_mode_misses() {
 	expect_status 1 "doctor on a static program" "$K" doctor "$ROOT/tests/tcphold"
 	expect_text "$TMP/out" "it says listeners created elsewhere keep their creator's cgroup" "keeps its creator's cgroup"

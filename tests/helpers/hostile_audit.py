@@ -14,6 +14,11 @@ machine can take long over a test).
   hostile_audit.py hungfuse DIR MOUNTPOINT  mounts a FUSE file system on
                                   MOUNTPOINT (root, in its mount namespace)
                                   that never answers a request
+  hostile_audit.py mainexit DIR   a listener and one connection to it, the
+                                  client with its own keepalive (idle 30,
+                                  interval 5, count 3), the accepted end
+                                  without; then its main thread exits
+                                  (pthread_exit) and another holds them
 """
 import ctypes
 import os
@@ -21,6 +26,7 @@ import select
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 IPPROTO_MPTCP = 262
@@ -107,6 +113,31 @@ def hungfuse(d):
     time.sleep(HOLD)  # the INIT request is never read: every lookup waits
 
 
+def mainexit(d):
+    l = socket.socket()
+    l.bind(("127.0.0.1", 0))
+    l.listen(1)
+    c = socket.socket()
+    for level, name, value in ((socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1),
+                               (socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 30),
+                               (socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 5),
+                               (socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)):
+        c.setsockopt(level, name, value)
+    c.connect(l.getsockname())
+    held = (l, c, l.accept()[0])
+
+    def hold():
+        time.sleep(HOLD)
+        os._exit(0)  # the whole process, held sockets and all
+
+    threading.Thread(target=hold).start()
+    ready(d, "%d %d" % (os.getpid(), c.getsockname()[1]))
+    # the main thread ends, the process lives on in the other one: what
+    # pthread_exit() in a C program's main does (ctypes lets the GIL go)
+    ctypes.CDLL(None).pthread_exit(None)
+    del held
+
+
 if __name__ == "__main__":
     {"dups": dups, "mptcp": mptcp, "server": server,
-     "hungfuse": hungfuse}[sys.argv[1]](sys.argv[2])
+     "hungfuse": hungfuse, "mainexit": mainexit}[sys.argv[1]](sys.argv[2])
