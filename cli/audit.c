@@ -1294,7 +1294,9 @@ static int usage(FILE *to, int status)
 		"  --max-bound D   exit 1 when a connection's worst case exceeds D\n"
 		"                  (45, 45s, 2m, 1h, 1500ms)\n"
 		"  --output FILE   write FILE whole or not at all (a temporary file\n"
-		"                  beside it, then renamed), for node_exporter\n\n"
+		"                  beside it, then renamed), for node_exporter; only\n"
+		"                  a regular file is replaced, never a device, FIFO,\n"
+		"                  socket, directory or symbolic link\n\n"
 		"Exit status: 0 done, 1 a worst case exceeds --max-bound, 2 usage.\n");
 	return status;
 }

@@ -43,6 +43,108 @@ test_help_and_usage() {
 	[ -z "$(ls -A "$TMP" | grep -v '^out$\|^err$')" ] && ok "--output that fails leaves no file" || fail "left: $(ls -A "$TMP")"
 }
 
+# --output NAME must never replace what is not a regular file: root's
+# `--output /dev/null` once put a file in the place of the host's
+# /dev/null.  Each refusal is one line, status 1, the thing untouched and
+# no temporary file left; a regular file, or none, is written.
+# refused NAME WANT WHAT: --output NAME is refused with WANT (a regex).
+refused() {
+	local before
+	before=$(stat -c '%F %i %t:%T' "$1" 2> /dev/null)
+	expect_status 1 "--output $3" "$K" audit --prometheus --output "$1"
+	if [ "$(grep -c . "$TMP/err")" = 1 ] && grep -qE -- "$2" "$TMP/err" &&
+		[ "$(stat -c '%F %i %t:%T' "$1" 2> /dev/null)" = "$before" ] &&
+		! ls -A "$(dirname "$1")" | grep -q '^\.'; then
+		ok "--output $3: refused in one line, left as it was ($before), no temporary file"
+	else
+		fail "--output $3: now $(stat -c '%F %i %t:%T' "$1" 2>&1), was $before; stderr: $(head -c 300 "$TMP/err"); left: $(ls -A "$(dirname "$1")" | tr '\n' ' ')"
+	fi
+}
+test_output_replaces_only_a_regular_file() {
+	local d=$TMP/o
+	mkdir "$d" && echo old > "$d/reg"
+	mkfifo "$d/fifo"
+	ln -s reg "$d/link-reg"
+	mkdir "$d/dir"
+	refused "$d/fifo" '^kashim: will not replace .*/fifo: it is a FIFO; only a regular file is replaced$' "naming a FIFO"
+	refused "$d/link-reg" '^kashim: will not replace .*/link-reg: it is a symbolic link; only a regular file is replaced \(name the file itself, not a link to it\)$' \
+		"naming a symbolic link to a regular file"
+	[ "$(cat "$d/reg")" = old ] && ok "the file the link points to is untouched" || fail "it now holds: $(head -c 100 "$d/reg")"
+	refused "$d/dir" '^kashim: will not replace .*/dir: it is a directory; only a regular file is replaced$' "naming a directory (no slash)"
+	"$PY" -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$d/sock"
+	refused "$d/sock" '^kashim: will not replace .*/sock: it is a socket; ' "naming a UNIX socket"
+	if [ "$(id -u)" = 0 ]; then
+		mknod "$d/null" c 1 3 && ln -s null "$d/link-null"
+		refused "$d/null" '^kashim: will not replace .*/null: it is a character device; ' "naming a character device (a copy of /dev/null)"
+		refused "$d/link-null" '^kashim: will not replace .*/link-null: it is a symbolic link; ' "naming a symbolic link to a device"
+		# the very /dev/null, in a mount namespace of this test's own
+		# with a /dev of its own: the host's is never at stake
+		expect_status 1 "--output /dev/null" timeout 60 unshare -m --propagation private sh -c \
+			'mount -t tmpfs t /dev && mknod /dev/null c 1 3 && "$0" audit --output /dev/null; s=$?; stat -c %F /dev/null; ls -A /dev; exit $s' "$K"
+		expect_text "$TMP/err" "says it will not" '^kashim: will not replace /dev/null: it is a character device; only a regular file is replaced$'
+		[ "$(cat "$TMP/out")" = "$(printf 'character special file\nnull')" ] &&
+			ok "/dev/null is still the device, nothing beside it" || fail "/dev then: $(cat "$TMP/out" | tr '\n' ' ')"
+	else
+		skip "a device node needs root"
+	fi
+	expect_status 0 "--output naming a regular file" "$K" audit --prometheus --output "$d/reg"
+	grep -q '^# TYPE kashim_audit_connections gauge$' "$d/reg" && ok "it was replaced" || fail "it holds: $(head -c 100 "$d/reg")"
+	expect_status 0 "--output naming a new file" "$K" audit --prometheus --output "$d/new"
+	[ -f "$d/new" ] && ok "it was made" || fail "no $d/new"
+}
+
+# A device put at the name after the first check and before the rename
+# (here when the temporary file is flushed to disk: a preloaded fsync)
+# is still not replaced.
+test_output_checked_again_before_the_rename() {
+	need_cmd cc || return
+	local d=$TMP/r
+	mkdir "$d"
+	cc -shared -fPIC -o "$TMP/libswap.so" -x c - -ldl <<-'C' || { fail "cannot build the preload"; return; }
+	#define _GNU_SOURCE
+	#include <dlfcn.h>
+	#include <stdlib.h>
+	#include <sys/stat.h>
+	#include <unistd.h>
+	int fsync(int fd)
+	{
+		int (*real)(int) = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
+		const char *swap = getenv("SWAP_TO_FIFO");
+		if (swap) {
+			unlink(swap);
+			mkfifo(swap, 0644);
+		}
+		return real(fd);
+	}
+	C
+	echo old > "$d/kashim.prom"
+	expect_status 1 "a FIFO put in the file's place before the rename" \
+		env LD_PRELOAD="$TMP/libswap.so" SWAP_TO_FIFO="$d/kashim.prom" "$K" audit --prometheus --output "$d/kashim.prom"
+	if [ -p "$d/kashim.prom" ] && [ "$(ls -A "$d")" = kashim.prom ] &&
+		grep -qx "kashim: will not replace $d/kashim.prom: it is a FIFO; only a regular file is replaced" "$TMP/err"; then
+		ok "the FIFO is left, no temporary file, one line says why"
+	else
+		fail "$(stat -c %F "$d/kashim.prom"); left: $(ls -A "$d" | tr '\n' ' '); stderr: $(head -c 300 "$TMP/err")"
+	fi
+}
+
+# Started with standard output (and input, error) closed, as a service
+# manager or a careless script may: the file is still written whole.
+test_output_with_stdio_closed() {
+	local how status
+	for how in '>&-' '<&- >&-' '<&- >&- 2>&-'; do
+		rm -f "$TMP/c.prom"
+		eval '"$K" audit --prometheus --output "$TMP/c.prom"' "$how" 2> "$TMP/c.err"
+		status=$?
+		if [ "$status" = 0 ] && grep -q '^# TYPE kashim_audit_connections gauge$' "$TMP/c.prom" 2> /dev/null && [ ! -s "$TMP/c.err" ] &&
+			[ -z "$(ls -A "$TMP" | grep '^\.')" ]; then
+			ok "--output with $how: status 0, the file written whole ($(wc -l < "$TMP/c.prom") lines), nothing on stderr"
+		else
+			fail "--output with $how: status $status; $(head -c 200 "$TMP/c.prom" 2>&1); stderr: $(head -c 200 "$TMP/c.err")"
+		fi
+	done
+}
+
 test_model_arithmetic() {
 	check "worst-case arithmetic on hand-computed cases (tcp_model_timeout, backoff, keepalive with a user timeout)" model
 }
