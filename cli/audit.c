@@ -42,6 +42,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/openat2.h>
 #include <math.h> /* INFINITY and isinf only: no libm */
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -49,6 +50,8 @@
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -64,6 +67,9 @@
  * here (a hung FUSE or NFS mount on the way): then it is not verified,
  * and no further path is tried. */
 #define RESOLVE_TIMEOUT_MS 2000
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
 
 /* What is appended to a program's path when it is not verified. */
 enum exe_mark { EXE_VERIFIED, EXE_OTHER_NS, EXE_UNVERIFIED };
@@ -87,7 +93,7 @@ struct program {
 	char path[PATH_MAX];     /* the path /proc/PID/exe gives */
 	bool verified;           /* the file at path here is the one running */
 	enum exe_mark mark;      /* what exe adds to path */
-	unsigned other_ns;       /* its processes in another mount namespace than audit's */
+	unsigned other_ns;       /* its processes in another mount namespace than the host's */
 	long *other_ns_pids;
 	size_t cap_other_ns;
 	char unit[256];   /* the systemd unit (*.service, *.scope), or "" */
@@ -125,6 +131,8 @@ struct audit {
 	size_t nnetns, cap_netns;
 	unsigned read, unreadable, exited, total_connections, mptcp, other_cgroup;
 	bool resolve_timed_out; /* a path did not resolve in time: try no more */
+	struct stat host_ns; /* the mount namespace whose paths are the host's; st_ino 0: unknown */
+	int host_root;       /* its root, when it is not audit's namespace; else -1 */
 	struct netns_counters *counters; /* of each network namespace read */
 	size_t ncounters, cap_counters;
 	/* the sockets of the process being read, counted once it was read
@@ -350,19 +358,56 @@ static bool same_file(const struct stat *x, const struct stat *y)
 	return x->st_dev == y->st_dev && x->st_ino == y->st_ino;
 }
 
-/* Whether pid shares audit's mount namespace: 1 yes, 0 no, -1 unknown. */
-static int same_mount_ns(long pid)
+/* The mount namespace in which a path names the host's file: PID 1's (the
+ * host's, or the container's that audit runs in).  audit may run in a
+ * namespace of its own: systemd makes one for kashim-audit.service
+ * (PrivateTmp=, ProtectSystem=, PrivateDevices=), where /tmp, /var/tmp and
+ * /dev/shm are private, and a host program started from there is not
+ * found.  Paths are then looked up from PID 1's root.  audit's own
+ * namespace when PID 1's cannot be read (not root). */
+static void host_view_open(struct audit *a)
 {
-	struct stat theirs, ours;
+	struct stat ours;
+
+	a->host_root = -1;
+	if (stat("/proc/self/ns/mnt", &ours))
+		ours.st_ino = 0;
+	if (stat("/proc/1/ns/mnt", &a->host_ns) || same_file(&a->host_ns, &ours) ||
+	    (a->host_root = open("/proc/1/root", O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
+		a->host_ns = ours;
+}
+
+/* Whether pid is in the host's mount namespace: 1 yes, 0 no, -1 unknown. */
+static int same_mount_ns(const struct audit *a, long pid)
+{
+	struct stat theirs;
 	char path[64];
 
 	snprintf(path, sizeof path, "/proc/%ld/ns/mnt", pid);
-	if (stat(path, &theirs) || stat("/proc/self/ns/mnt", &ours))
+	if (!a->host_ns.st_ino || stat(path, &theirs))
 		return -1;
-	return same_file(&theirs, &ours);
+	return same_file(&theirs, &a->host_ns);
 }
 
-/* stat(path) here, in a child killed after RESOLVE_TIMEOUT_MS: the path
+/* stat(path) as the host's namespace resolves it: from its root, its
+ * absolute links too (openat2, Linux 5.6; before, those resolve here). */
+static int stat_host(const struct audit *a, const char *path, struct stat *st)
+{
+	struct open_how how = { .flags = O_PATH | O_CLOEXEC,
+				.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
+	int fd, r;
+
+	if (a->host_root < 0)
+		return stat(path, st);
+	fd = (int)syscall(SYS_openat2, a->host_root, path, &how, sizeof how);
+	if (fd < 0)
+		return errno == ENOSYS ? fstatat(a->host_root, path + strspn(path, "/"), st, 0) : -1;
+	r = fstat(fd, st);
+	close(fd);
+	return r;
+}
+
+/* stat_host(path), in a child killed after RESOLVE_TIMEOUT_MS: the path
  * comes from another mount namespace, and its owner may have made a
  * FUSE mount on the way that never answers.  False when it does not
  * name a file here, in time. */
@@ -384,7 +429,7 @@ static bool stat_bounded(struct audit *a, const char *path, struct stat *st)
 	if (child == 0) {
 		struct stat here;
 		close(fds[0]);
-		if (!stat(path, &here) && write(fds[1], &here, sizeof here) != sizeof here)
+		if (!stat_host(a, path, &here) && write(fds[1], &here, sizeof here) != sizeof here)
 			_exit(1);
 		_exit(0);
 	}
@@ -404,11 +449,11 @@ static bool stat_bounded(struct audit *a, const char *path, struct stat *st)
 /* The name of pid's program, and whether it can be trusted.  readlink of
  * /proc/PID/exe gives the path in the process's own mount namespace:
  * there, its owner may have mounted any file of its own over
- * /usr/sbin/sshd (unshare -Urm, no privilege needed).  In audit's own
- * mount namespace the path is this host's; in another one it is
- * verified only when the same path here names the very file running
- * (same device and inode: a sandboxed service, a container sharing the
- * host's file).  Both namespace and file are read before and after the
+ * /usr/sbin/sshd (unshare -Urm, no privilege needed).  In the host's
+ * mount namespace (host_view_open) the path is the host's; in another
+ * one it is verified only when the same path there names the very file
+ * running (same device and inode: a sandboxed service, a container
+ * sharing the host's file).  Both namespace and file are read before and after the
  * name, so that an exec or unshare between the reads is not missed. */
 static bool exe_of(struct audit *a, long pid, char *exe, size_t size, int *ns)
 {
@@ -418,7 +463,7 @@ static bool exe_of(struct audit *a, long pid, char *exe, size_t size, int *ns)
 	int ns_after;
 
 	snprintf(link, sizeof link, "/proc/%ld/exe", pid);
-	*ns = same_mount_ns(pid);
+	*ns = same_mount_ns(a, pid);
 	if (stat(link, &before))
 		before.st_ino = 0;
 	n = readlink(link, exe, size - 1);
@@ -427,7 +472,7 @@ static bool exe_of(struct audit *a, long pid, char *exe, size_t size, int *ns)
 		snprintf(exe, size, "?");
 		return false;
 	}
-	ns_after = same_mount_ns(pid);
+	ns_after = same_mount_ns(a, pid);
 	if (stat(link, &after) || !before.st_ino || !same_file(&before, &after) || ns_after != *ns)
 		return false; /* it ran exec or changed namespace while read */
 	if (*ns == 1)
@@ -1277,6 +1322,8 @@ static void audit_free(struct audit *a)
 	free(a->netns);
 	free(a->pending);
 	free(a->counters);
+	if (a->host_root >= 0)
+		close(a->host_root);
 }
 
 static int usage(FILE *to, int status)
@@ -1303,7 +1350,7 @@ static int usage(FILE *to, int status)
 
 int cmd_audit(int argc, char **argv)
 {
-	struct audit a = { 0 };
+	struct audit a = { .host_root = -1 };
 	struct stdout_file out;
 	const char *bound_text = NULL, *output = NULL;
 	bool json = false, prometheus = false;
@@ -1339,6 +1386,7 @@ int cmd_audit(int argc, char **argv)
 			escaped(bound_text, shown, sizeof shown));
 		return EXIT_USAGE;
 	}
+	host_view_open(&a);
 	audit_host(&a);
 	merge_shared(&a);
 	account(&a);

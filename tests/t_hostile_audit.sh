@@ -460,6 +460,50 @@ echo $? > "$OUT/status"
 		'[(p["program"], p["exe_verified"]) for p in progs] == [("'"$f/x"' (another mount namespace)", False)]'
 }
 
+# audit in a mount namespace of its own with a private /tmp, as systemd
+# runs kashim-audit.service (PrivateTmp=): a program started from the
+# host's /tmp is the host's file and is named so, verified; nobody's copy
+# bind-mounted over the same path in a namespace of its own is still
+# marked.  The host here is a pid namespace whose PID 1 (the scene's
+# shell) root may read, as systemd's.
+test_audit_with_a_private_tmp() {
+	need_root || return
+	need_cmd unshare setpriv ss || return
+	mkdir "$TMP/s"
+	cp "$ROOT/tests/tcphold" "$TMP/evil" && cp "$ROOT/tests/tcphold" "$TMP/hold" ||
+		{ fail "cannot copy tcphold"; return; }
+	public_copy "$TMP/hold" "$TMP/evil" > "$TMP/why" ||
+		{ fail "the scene did not get ready: $(cat "$TMP/why")"; return; }
+	case $PUB in /tmp/*) ;; *) fail "the scene did not get ready: $PUB is not under /tmp (TMPDIR?)"; return ;; esac
+	# bounds: 60 s each for the listener, two connections, audit
+	env OUT="$TMP/s" K="$K" HOLD="$PUB/hold" EVIL="$PUB/evil" \
+		timeout -k 5 300 unshare -pfn --mount-proc --kill-child bash -c "$SCENE_LIB"'
+ip link set lo up || exit 3
+"$HOLD" serve 5001 > "$OUT/serve.out" 2>&1 &
+wait_for 60 listening 5001 ||
+	{ echo "no listener on 5001 within 60 s: $(cat "$OUT/serve.out")" > "$OUT/failed"; exit 1; }
+"$HOLD" connect 5001 > "$OUT/real.out" 2>&1 &
+echo $! > "$OUT/real"
+setpriv --reuid=65534 --regid=65534 --clear-groups unshare -Urm sh -c \
+	"mount --bind \"\$1\" \"\$0\" && exec \"\$0\" connect 5001" "$HOLD" "$EVIL" > "$OUT/pose.out" 2>&1 &
+echo $! > "$OUT/pose"
+wait_for 60 grep -q ready "$OUT/real.out" && wait_for 60 grep -q ready "$OUT/pose.out" ||
+	{ echo "no connections within 60 s: $(cat "$OUT/real.out" "$OUT/pose.out")" > "$OUT/failed"; exit 1; }
+# kashim by descriptor: the checkout may itself be under the /tmp hidden
+timeout 60 unshare -m --propagation private sh -c "mount -t tmpfs private /tmp && exec /proc/self/fd/9 audit --json" \
+	9< "$K" > "$OUT/a.json" 2> "$OUT/a.err"
+echo $? > "$OUT/status"
+' > "$TMP/log" 2>&1
+	[ -e "$TMP/s/status" ] || { fail "the scene did not get ready: $(cat "$TMP/s/failed" "$TMP/log" 2> /dev/null | head -c 400)"; return; }
+	[ "$(cat "$TMP/s/status")" = 0 ] || { fail "audit: status $(cat "$TMP/s/status"): $(head -c 300 "$TMP/s/a.err")"; return; }
+	check "the program started from the host's /tmp, read by audit with a private /tmp: $PUB/hold, verified, in the host's namespace" \
+		"$TMP/s/a.json" "$(cat "$TMP/s/real")" \
+		'[(p["program"], p["exe_verified"], pid in p["pids_other_mount_namespace"]) for p in progs] == [("'"$PUB/hold"'", True, False)]'
+	check "nobody's copy mounted over that path in its own namespace is still marked" \
+		"$TMP/s/a.json" "$(cat "$TMP/s/pose")" \
+		'[(p["program"], p["exe_verified"], pid in p["pids_other_mount_namespace"]) for p in progs] == [("'"$PUB/hold"' (another mount namespace)", False, True)]'
+}
+
 # A process whose main thread has exited (pthread_exit in main) while
 # another thread runs: /proc/PID/fd lists nothing and /proc/PID/exe reads
 # nothing, but its threads hold its connections.  Any user can make one.
