@@ -524,6 +524,12 @@ test_process_whose_main_thread_exited() {
 		return
 	fi
 	ok "pid $pid: main thread exited, $(ls "/proc/$pid/task" | grep -c .) task(s), /proc/$pid/fd lists $(ls "/proc/$pid/fd" | grep -c .) descriptor(s)"
+	if [ "$(printf '6.9\n%s\n' "$(uname -r)" | sort -V | head -n 1)" != 6.9 ]; then
+		# no thread pidfd before Linux 6.9: unreadable, and said so
+		expect_status 1 "inspect on Linux $(uname -r), without thread pidfds" "$K" inspect "$pid"
+		expect_text "$TMP/err" "says the kernel cannot" "^kashim inspect: cannot read the sockets of pid $pid: Operation not supported"
+		return
+	fi
 	exe=$(readlink -f "$PY")
 	audit_json "$TMP/m.json" || return
 	check "audit shows its row: the listener, both connections, the one with its own keepalive bounded at 45 s idle, the other never; the exe read through a live thread" \
