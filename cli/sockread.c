@@ -56,6 +56,9 @@
  * mid-read: a process's descriptors are released a moment before its
  * pidfd reports the exit. */
 #define EXIT_SETTLE_MS 100
+/* How many threads one read may go through when those it reads through
+ * exit under it (threads that keep replacing each other). */
+#define TASK_SWITCHES_MAX 256
 
 static const char *const tcp_states[] = {
 	"?", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT",
@@ -311,25 +314,94 @@ static enum fd_result read_fd(int pidfd, int fddir, const char *name, sock_visit
 	return FD_DONE;
 }
 
+static bool task_alive(long pid, long tid)
+{
+	char state = task_state(pid, tid);
+
+	return state && state != 'Z' && state != 'X';
+}
+
+/* Where a read of one process's descriptors stands. */
+struct fd_walk {
+	int pidfd; /* the process's */
+	long pid, task; /* task: the thread read through */
+	long next_fd;   /* the lowest descriptor number not yet read */
+	bool vanished;  /* a descriptor was closed under the read */
+	bool task_gone; /* task exited under the read: go on through another */
+};
+
+/* Whether the read through w->task was cut short by that thread's exit
+ * rather than by a closed descriptor (the main thread's is the process's
+ * exit, which the caller's pidfd tells). */
+static bool cut_by_thread_exit(struct fd_walk *w)
+{
+	if (w->task != w->pid && !task_alive(w->pid, w->task))
+		w->task_gone = true;
+	return w->task_gone;
+}
+
+/* Reads the descriptors from w->next_fd on through thread w->task.  /proc
+ * lists them in increasing order, so a read cut short by the thread's
+ * exit goes on through another from where it stopped, none read twice. */
+static enum proc_read_status read_through_task(struct fd_walk *w, sock_visit_fn *visit, void *ctx,
+						int *err)
+{
+	enum proc_read_status status = PROC_READ_OK;
+	int taskfd = getfd_pidfd(w->pidfd, w->pid, w->task, err);
+	char path[64];
+	struct dirent *d;
+	long fd;
+	DIR *dir;
+
+	if (taskfd < 0)
+		return *err == ESRCH && cut_by_thread_exit(w) ? PROC_READ_OK : PROC_READ_DENIED;
+	snprintf(path, sizeof path, "/proc/%ld/task/%ld/fd", w->pid, w->task);
+	dir = opendir(path);
+	if (!dir) {
+		*err = errno;
+		if (!cut_by_thread_exit(w))
+			status = errno == ENOENT ? PROC_READ_EXITED : PROC_READ_DENIED;
+		goto out;
+	}
+	while (status == PROC_READ_OK && (d = readdir(dir))) {
+		if (!parse_digits(d->d_name, INT_MAX, &fd) || fd < w->next_fd)
+			continue; /* "." and "..", or read through a thread before */
+		switch (read_fd(taskfd, dirfd(dir), d->d_name, visit, ctx, err)) {
+		case FD_VANISHED:
+			if (cut_by_thread_exit(w))
+				goto done;
+			w->vanished = true;
+			break;
+		case FD_DENIED: status = PROC_READ_DENIED; break;
+		case FD_DONE: break;
+		}
+		w->next_fd = fd + 1;
+	}
+	if (status == PROC_READ_OK)
+		cut_by_thread_exit(w); /* a listing that ended early */
+done:
+	closedir(dir);
+out:
+	if (taskfd != w->pidfd)
+		close(taskfd);
+	return status;
+}
+
 enum proc_read_status proc_read_sockets(long pid, sock_visit_fn *visit, void *ctx, int *err)
 {
 	enum proc_read_status status = PROC_READ_OK;
-	bool vanished = false;
-	char path[64];
-	struct dirent *d;
-	long task;
-	DIR *dir;
-	int pidfd, taskfd = -1;
+	struct fd_walk w = { .pid = pid };
+	int switches;
 
 	*err = 0;
-	pidfd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
-	if (pidfd < 0) {
+	w.pidfd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
+	if (w.pidfd < 0) {
 		*err = errno;
 		if (errno == EPERM || errno == EACCES)
 			return PROC_READ_DENIED;
 		return is_thread_id(pid) ? PROC_READ_THREAD_ID : PROC_READ_NO_PROCESS;
 	}
-	if (exited(pidfd, 0)) {
+	if (exited(w.pidfd, 0)) {
 		status = PROC_READ_EXITED; /* a zombie */
 		goto out;
 	}
@@ -338,36 +410,28 @@ enum proc_read_status proc_read_sockets(long pid, sock_visit_fn *visit, void *ct
 		goto out;
 	}
 	/* A process whose main thread has exited (pthread_exit in main) lists
-	 * no descriptor under /proc/PID/fd: its live threads still hold them. */
-	task = proc_live_task(pid);
-	taskfd = getfd_pidfd(pidfd, pid, task, err);
-	if (taskfd < 0) {
-		status = PROC_READ_DENIED;
-		goto out;
-	}
-	snprintf(path, sizeof path, "/proc/%ld/task/%ld/fd", pid, task);
-	dir = opendir(path);
-	if (!dir) {
-		*err = errno;
-		status = errno == ENOENT ? PROC_READ_EXITED : PROC_READ_DENIED;
-		goto out;
-	}
-	while (status == PROC_READ_OK && (d = readdir(dir))) {
-		switch (read_fd(taskfd, dirfd(dir), d->d_name, visit, ctx, err)) {
-		case FD_VANISHED: vanished = true; break;
-		case FD_DENIED: status = PROC_READ_DENIED; break;
-		case FD_DONE: break;
+	 * no descriptor under /proc/PID/fd: its live threads still hold them,
+	 * and may exit and be replaced while they are read. */
+	w.task = proc_live_task(pid);
+	for (switches = 0; status == PROC_READ_OK; switches++) {
+		w.task_gone = false;
+		status = read_through_task(&w, visit, ctx, err);
+		if (status != PROC_READ_OK || !w.task_gone)
+			break;
+		w.task = proc_live_task(pid);
+		if (switches == TASK_SWITCHES_MAX || w.task == pid) {
+			/* threads that outrun the read: not read whole, and said */
+			*err = EAGAIN;
+			status = PROC_READ_DENIED;
 		}
 	}
-	closedir(dir);
 	/* Also catches a process id reused during the read: the listing was
-	 * another process's, but the pidfd is the one we opened. */
-	if (exited(pidfd, vanished || status != PROC_READ_OK ? EXIT_SETTLE_MS : 0))
+	 * another process's, but the pidfd is the one we opened.  (A process
+	 * that exits ends its threads: EXITED, not DENIED.) */
+	if (exited(w.pidfd, w.vanished || w.task_gone || status != PROC_READ_OK ? EXIT_SETTLE_MS : 0))
 		status = PROC_READ_EXITED;
 out:
-	if (taskfd >= 0 && taskfd != pidfd)
-		close(taskfd);
-	close(pidfd);
+	close(w.pidfd);
 	return status;
 }
 

@@ -547,6 +547,38 @@ test_process_whose_main_thread_exited() {
 	fi
 }
 
+# The same, with threads that each start the next and exit, so that the
+# thread a read goes through may exit under it (300 more descriptors make
+# the read long): the read goes on through another, never a part of the
+# process's connections, or none, shown as all.  Before, 1 read in 2 here
+# showed no connection.
+test_process_whose_threads_replace_each_other() {
+	need_cgroup || return
+	trap trap_cleanup EXIT
+	mkdir "$TMP/m" "$CG/churn"
+	in_cgroup "$CG/churn" "$PY" "$HA" mainexit "$TMP/m" churn
+	wait_file "$TMP/m/ready" "the program whose threads replace each other" "$TMP/bg.$BG.log" || return
+	local pid port i whole=0 rows=0
+	read -r pid port < "$TMP/m/ready"
+	wait_for 60 main_thread_exited "$pid" ||
+		{ fail "the scene did not get ready: pid $pid's main thread did not exit within 60 s"; return; }
+	if [ "$(printf '6.9\n%s\n' "$(uname -r)" | sort -V | head -n 1)" != 6.9 ]; then
+		ok "Linux $(uname -r) has no thread pidfd: test_process_whose_main_thread_exited checks what is said"
+		return
+	fi
+	for i in $(seq 20); do
+		"$K" inspect "$pid" > "$TMP/i.$i" 2>&1 && [ "$(grep -c ' ESTABLISHED ' "$TMP/i.$i")" = 2 ] && whole=$((whole + 1))
+	done
+	[ "$whole" = 20 ] && ok "inspect, 20 times: both connections each time" ||
+		fail "inspect read both connections $whole times in 20; one that did not: $(for i in $(seq 20); do [ "$(grep -c ' ESTABLISHED ' "$TMP/i.$i")" = 2 ] || { head -c 300 "$TMP/i.$i"; break; }; done)"
+	for i in 1 2 3; do
+		audit_json "$TMP/c.json" || return
+		pyq "$TMP/c.json" "$pid" '[(p["connections"], p["keepalive"]) for p in progs] == [(2, 1)]' > "$TMP/c.out" && rows=$((rows + 1))
+	done
+	[ "$rows" = 3 ] && ok "audit, 3 times: its row with both connections each time" ||
+		fail "audit showed its row whole $rows times in 3: $(cat "$TMP/c.out")"
+}
+
 test_doctor_says_what_the_cgroup_mode_misses() {
 	expect_status 1 "doctor on a static program" "$K" doctor "$ROOT/tests/tcphold"
 	expect_text "$TMP/out" "it says listeners created elsewhere keep their creator's cgroup" "keeps its creator's cgroup"

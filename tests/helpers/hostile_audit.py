@@ -14,11 +14,14 @@ machine can take long over a test).
   hostile_audit.py hungfuse DIR MOUNTPOINT  mounts a FUSE file system on
                                   MOUNTPOINT (root, in its mount namespace)
                                   that never answers a request
-  hostile_audit.py mainexit DIR   a listener and one connection to it, the
-                                  client with its own keepalive (idle 30,
-                                  interval 5, count 3), the accepted end
-                                  without; then its main thread exits
-                                  (pthread_exit) and another holds them
+  hostile_audit.py mainexit DIR [churn]  a listener and one connection to
+                                  it, the client with its own keepalive
+                                  (idle 30, interval 5, count 3), the
+                                  accepted end without; then its main
+                                  thread exits (pthread_exit) and another
+                                  holds them; with churn, 300 more sockets
+                                  (a longer read) and threads that each
+                                  start the next and exit, one after another
 """
 import ctypes
 import os
@@ -124,13 +127,20 @@ def mainexit(d):
                                (socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)):
         c.setsockopt(level, name, value)
     c.connect(l.getsockname())
-    held = (l, c, l.accept()[0])
+    churn = sys.argv[3:] == ["churn"]
+    held = (l, c, l.accept()[0], [socket.socket() for _ in range(300 if churn else 0)])
+    end = time.time() + HOLD
 
     def hold():
         time.sleep(HOLD)
         os._exit(0)  # the whole process, held sockets and all
 
-    threading.Thread(target=hold).start()
+    def replace():
+        if time.time() > end:
+            os._exit(0)
+        threading.Thread(target=replace).start()
+
+    threading.Thread(target=replace if churn else hold).start()
     ready(d, "%d %d" % (os.getpid(), c.getsockname()[1]))
     # the main thread ends, the process lives on in the other one: what
     # pthread_exit() in a C program's main does (ctypes lets the GIL go)
