@@ -361,9 +361,8 @@ static bool same_file(const struct stat *x, const struct stat *y)
 /* The mount namespace in which a path names the host's file: PID 1's (the
  * host's, or the container's that audit runs in).  audit may run in a
  * namespace of its own: systemd makes one for kashim-audit.service
- * (PrivateTmp=, ProtectSystem=, PrivateDevices=), where /tmp, /var/tmp and
- * /dev/shm are private, and a host program started from there is not
- * found.  Paths are then looked up from PID 1's root.  audit's own
+ * (PrivateTmp=, ProtectSystem=...), where /tmp and /var/tmp are its
+ * own, and a host program started from there is not found.  Paths are then looked up from PID 1's root.  audit's own
  * namespace when PID 1's cannot be read (not root). */
 static void host_view_open(struct audit *a)
 {
@@ -453,8 +452,9 @@ static bool stat_bounded(struct audit *a, const char *path, struct stat *st)
  * mount namespace (host_view_open) the path is the host's; in another
  * one it is verified only when the same path there names the very file
  * running (same device and inode: a sandboxed service, a container
- * sharing the host's file).  Both namespace and file are read before and after the
- * name, so that an exec or unshare between the reads is not missed. */
+ * sharing the host's file).  Both namespace and file are read before and
+ * after the name, so that an exec or unshare between the reads is not
+ * missed. */
 static bool exe_of(struct audit *a, long pid, char *exe, size_t size, int *ns)
 {
 	struct stat before, after, here;

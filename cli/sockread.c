@@ -234,6 +234,13 @@ static char task_state(long pid, long tid)
 	return p && p[1] == ' ' ? p[2] : 0;
 }
 
+static bool task_alive(long pid, long tid)
+{
+	char state = task_state(pid, tid);
+
+	return state && state != 'Z' && state != 'X';
+}
+
 long proc_live_task(long pid)
 {
 	struct dirent *d;
@@ -247,14 +254,9 @@ long proc_live_task(long pid)
 	dir = opendir(path);
 	if (!dir)
 		return pid;
-	while (found == pid && (d = readdir(dir))) {
-		char state;
-		if (!parse_pid(d->d_name, &tid) || tid == pid)
-			continue;
-		state = task_state(pid, tid);
-		if (state && state != 'Z' && state != 'X')
+	while (found == pid && (d = readdir(dir)))
+		if (parse_pid(d->d_name, &tid) && tid != pid && task_alive(pid, tid))
 			found = tid;
-	}
 	closedir(dir);
 	return found;
 }
@@ -312,13 +314,6 @@ static enum fd_result read_fd(int pidfd, int fddir, const char *name, sock_visit
 	}
 	close(fd);
 	return FD_DONE;
-}
-
-static bool task_alive(long pid, long tid)
-{
-	char state = task_state(pid, tid);
-
-	return state && state != 'Z' && state != 'X';
 }
 
 /* Where a read of one process's descriptors stands. */
