@@ -11,9 +11,11 @@
  * - a pointer the program passes is read only after the kernel accepted it,
  *   or showed it can read it, in a check no seccomp filter can answer for
  *   unnoticed (connect(), below);
- * - the stack is borrowed (a 16 KiB thread, a 4 KiB sigaltstack): no
- *   wrapper keeps more than a short line and a few words on its frame, and a
- *   call that arrives while another is loading passes straight through;
+ * - the stack is borrowed (a 16 KiB thread, a sigaltstack a few hundred
+ *   bytes over the CPU's signal frame): kashim's frames stay within 1024
+ *   bytes in any call after the load, debug line included
+ *   (docs/reliability.md, "Stack"), and a call that arrives while another
+ *   is loading passes straight through;
  * - fd 2 is written only while it is still the file it was at load. */
 #define _GNU_SOURCE
 #include "config.h"
@@ -209,18 +211,21 @@ static long kashim_sigmask(int how, const unsigned long *set, unsigned long *old
 
 /* One write to a pipe with SIGPIPE blocked; a SIGPIPE this write raised
  * (and only that one) is taken back before the mask is restored. */
+static const struct timespec kashim_no_wait; /* static: off the stack */
+
 static ssize_t kashim_write_pipe(const char *buf, size_t len)
 {
-	unsigned long pipe_bit = 1UL << (SIGPIPE - 1), old = 0, before = 0, after = 0;
-	struct timespec now = { 0, 0 };
+	unsigned long pipe_bit = 1UL << (SIGPIPE - 1), old = 0, pending = 0;
+	bool was_pending;
 	ssize_t n;
 
 	kashim_sigmask(SIG_BLOCK, &pipe_bit, &old);
-	syscall(SYS_rt_sigpending, &before, sizeof before);
+	syscall(SYS_rt_sigpending, &pending, sizeof pending);
+	was_pending = pending & pipe_bit;
 	n = write(STDERR_FILENO, buf, len);
-	if (n < 0 && errno == EPIPE && !(before & pipe_bit) &&
-	    syscall(SYS_rt_sigpending, &after, sizeof after) == 0 && (after & pipe_bit))
-		syscall(SYS_rt_sigtimedwait, &pipe_bit, NULL, &now, sizeof pipe_bit);
+	if (n < 0 && errno == EPIPE && !was_pending &&
+	    syscall(SYS_rt_sigpending, &pending, sizeof pending) == 0 && (pending & pipe_bit))
+		syscall(SYS_rt_sigtimedwait, &pipe_bit, NULL, &kashim_no_wait, sizeof pipe_bit);
 	kashim_sigmask(SIG_SETMASK, &old, NULL);
 	return n;
 }
@@ -1465,8 +1470,7 @@ static bool kashim_fastopen_may_open(int fd)
 }
 
 /* After it: the connection it opened, if any, judged as connect()'s. */
-static __attribute__((noinline)) void kashim_after_fastopen(int fd, bool may_open,
-							     const char *where)
+static void kashim_after_fastopen(int fd, bool may_open, const char *where)
 {
 	const struct kashim_config *cfg;
 	enum kashim_verdict verdict;
