@@ -209,10 +209,10 @@ static long kashim_sigmask(int how, const unsigned long *set, unsigned long *old
 	return syscall(SYS_rt_sigprocmask, how, set, old, sizeof *set);
 }
 
-/* One write to a pipe with SIGPIPE blocked; a SIGPIPE this write raised
- * (and only that one) is taken back before the mask is restored. */
 static const struct timespec kashim_no_wait; /* static: off the stack */
 
+/* One write to a pipe with SIGPIPE blocked; a SIGPIPE this write raised
+ * (and only that one) is taken back before the mask is restored. */
 static ssize_t kashim_write_pipe(const char *buf, size_t len)
 {
 	unsigned long pipe_bit = 1UL << (SIGPIPE - 1), old = 0, pending = 0;
