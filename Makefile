@@ -65,7 +65,7 @@ tests/libtear.so: tests/tear.c tests/syscall_args.h
 	$(CC) $(KCFLAGS) -fPIC -shared -o $@ tests/tear.c -ldl
 
 # The hostile calls of tests/t_hostile_lib.sh; the library bound at load
-# (-z now), so that no lazy binding runs on its 4 KiB signal stack.
+# (-z now), so that no lazy binding runs on its small signal stack.
 tests/hostile: tests/hostile.c
 	$(CC) $(KCFLAGS) -o $@ tests/hostile.c
 

@@ -11,9 +11,11 @@
  * - a pointer the program passes is read only after the kernel accepted it,
  *   or showed it can read it, in a check no seccomp filter can answer for
  *   unnoticed (connect(), below);
- * - the stack is borrowed (a 16 KiB thread, a 4 KiB sigaltstack): no
- *   wrapper keeps more than a short line and a few words on its frame, and a
- *   call that arrives while another is loading passes straight through;
+ * - the stack is borrowed (a 16 KiB thread, a sigaltstack a few hundred
+ *   bytes over the CPU's signal frame): kashim's frames stay within 1024
+ *   bytes in any call after the load, debug line included
+ *   (docs/reliability.md, "Stack"), and a call that arrives while another
+ *   is loading passes straight through;
  * - fd 2 is written only while it is still the file it was at load. */
 #define _GNU_SOURCE
 #include "config.h"
@@ -186,12 +188,18 @@ static void kashim_stderr_remember(void)
 	}
 }
 
-static bool kashim_stderr_unchanged(void)
+/* Whether a message may go to fd 2: it is still the file it was at load.
+ * Out of line, and called before a debug line is built, so that its
+ * struct stat and the line's buffer are never on the stack together. */
+static __attribute__((noinline)) bool kashim_stderr_unchanged(void)
 {
 	struct stat st;
+	int saved = errno;
+	bool same = kashim_stderr.open && fstat(STDERR_FILENO, &st) == 0 &&
+		    st.st_dev == kashim_stderr.dev && st.st_ino == kashim_stderr.ino;
 
-	return kashim_stderr.open && fstat(STDERR_FILENO, &st) == 0 &&
-	       st.st_dev == kashim_stderr.dev && st.st_ino == kashim_stderr.ino;
+	errno = saved;
+	return same;
 }
 
 /* The kernel's signal set (one word), so that no 128-byte sigset_t lands
@@ -201,31 +209,32 @@ static long kashim_sigmask(int how, const unsigned long *set, unsigned long *old
 	return syscall(SYS_rt_sigprocmask, how, set, old, sizeof *set);
 }
 
+static const struct timespec kashim_no_wait; /* static: off the stack */
+
 /* One write to a pipe with SIGPIPE blocked; a SIGPIPE this write raised
  * (and only that one) is taken back before the mask is restored. */
 static ssize_t kashim_write_pipe(const char *buf, size_t len)
 {
-	unsigned long pipe_bit = 1UL << (SIGPIPE - 1), old = 0, before = 0, after = 0;
-	struct timespec now = { 0, 0 };
+	unsigned long pipe_bit = 1UL << (SIGPIPE - 1), old = 0, pending = 0;
+	bool was_pending;
 	ssize_t n;
 
 	kashim_sigmask(SIG_BLOCK, &pipe_bit, &old);
-	syscall(SYS_rt_sigpending, &before, sizeof before);
+	syscall(SYS_rt_sigpending, &pending, sizeof pending);
+	was_pending = pending & pipe_bit;
 	n = write(STDERR_FILENO, buf, len);
-	if (n < 0 && errno == EPIPE && !(before & pipe_bit) &&
-	    syscall(SYS_rt_sigpending, &after, sizeof after) == 0 && (after & pipe_bit))
-		syscall(SYS_rt_sigtimedwait, &pipe_bit, NULL, &now, sizeof pipe_bit);
+	if (n < 0 && errno == EPIPE && !was_pending &&
+	    syscall(SYS_rt_sigpending, &pending, sizeof pending) == 0 && (pending & pipe_bit))
+		syscall(SYS_rt_sigtimedwait, &pipe_bit, NULL, &kashim_no_wait, sizeof pipe_bit);
 	kashim_sigmask(SIG_SETMASK, &old, NULL);
 	return n;
 }
 
-KASHIM_OUT_OF_LINE static void kashim_write_stderr(void *ctx, const char *line, size_t len)
+/* One line to fd 2, checked by the caller (kashim_stderr_unchanged). */
+static void kashim_write_line(const char *line, size_t len)
 {
 	int saved = errno;
 
-	(void)ctx;
-	if (!kashim_stderr_unchanged())
-		goto out;
 	while (len > 0) {
 		ssize_t n;
 		if (kashim_stderr.type == S_IFSOCK)
@@ -241,14 +250,24 @@ KASHIM_OUT_OF_LINE static void kashim_write_stderr(void *ctx, const char *line, 
 		line += n;
 		len -= (size_t)n;
 	}
-out:
 	errno = saved;
 }
 
-/* A debug line, built in a buffer sized for the longest one kashim writes
- * (a prefix with two numbers and a fixed text with four), small enough for
- * a signal handler's stack. */
-#define KASHIM_DEBUG_LINE 192
+/* The configuration's messages, at load. */
+KASHIM_OUT_OF_LINE static void kashim_write_stderr(void *ctx, const char *line, size_t len)
+{
+	(void)ctx;
+	if (kashim_stderr_unchanged())
+		kashim_write_line(line, len);
+}
+
+/* A debug line, built in a buffer sized for the longest one kashim writes:
+ * 140 bytes (a 7-digit pid, a 10-digit fd, "made during load", "keepalive
+ * partly set" with each value at its maximum), so that a signal handler's
+ * stack carries little more than the line (docs/reliability.md, "Stack").
+ * The buffer lives in the frame of a kashim_line_* function only, and fd 2
+ * is checked before that frame exists (kashim_debug_*). */
+#define KASHIM_DEBUG_LINE 144
 struct kashim_dline {
 	char *end;
 	char buf[KASHIM_DEBUG_LINE];
@@ -260,15 +279,25 @@ static void kashim_dput(struct kashim_dline *l, const char *s)
 		*l->end++ = *s++;
 }
 
+/* Written in place, digits last to first; a number that does not fit
+ * ends the line there. */
 static void kashim_dput_uint(struct kashim_dline *l, unsigned long v)
 {
-	char text[24], *p = text + sizeof text;
+	char *limit = l->buf + sizeof l->buf - 1, *p;
+	unsigned long rest = v;
+	ptrdiff_t digits = 1;
 
-	*--p = 0;
+	while ((rest /= 10) != 0)
+		digits++;
+	if (digits > limit - l->end) {
+		l->end = limit;
+		return;
+	}
+	l->end += digits;
+	p = l->end;
 	do
 		*--p = (char)('0' + v % 10);
 	while ((v /= 10) != 0);
-	kashim_dput(l, p);
 }
 
 static void kashim_debug_start(struct kashim_dline *l)
@@ -292,7 +321,7 @@ static void kashim_debug_fd(struct kashim_dline *l, int fd, const char *where)
 static void kashim_debug_send(struct kashim_dline *l)
 {
 	*l->end++ = '\n'; /* dput keeps one byte for it */
-	kashim_write_stderr(NULL, l->buf, (size_t)(l->end - l->buf));
+	kashim_write_line(l->buf, (size_t)(l->end - l->buf));
 }
 
 static const char *kashim_errno_name(int e)
@@ -433,7 +462,7 @@ static bool kashim_first_copy(void)
 	return !first || first == (const char *)&kashim_note;
 }
 
-KASHIM_OUT_OF_LINE static void kashim_debug_loaded(const struct kashim_config *cfg)
+KASHIM_OUT_OF_LINE static void kashim_line_loaded(const struct kashim_config *cfg)
 {
 	struct kashim_dline l;
 
@@ -454,6 +483,12 @@ KASHIM_OUT_OF_LINE static void kashim_debug_loaded(const struct kashim_config *c
 	if (cfg->deferred && !__atomic_load_n(&kashim_probe_works, __ATOMIC_RELAXED))
 		kashim_dput(&l, "; filters judged after connect()");
 	kashim_debug_send(&l);
+}
+
+static void kashim_debug_loaded(const struct kashim_config *cfg)
+{
+	if (kashim_stderr_unchanged())
+		kashim_line_loaded(cfg);
 }
 
 static void kashim_adopt(int fd, const struct kashim_config *cfg, const char *where);
@@ -759,7 +794,8 @@ static inline bool kashim_app_off_now(int fd, const struct kashim_config *cfg)
 	       kashim_still_app_off(fd);
 }
 
-KASHIM_OUT_OF_LINE static void kashim_debug_not_set(int fd, const char *where, const char *label, int e)
+KASHIM_OUT_OF_LINE static void kashim_line_not_set(int fd, const char *where, const char *label,
+						    int e)
 {
 	struct kashim_dline l;
 
@@ -773,8 +809,8 @@ KASHIM_OUT_OF_LINE static void kashim_debug_not_set(int fd, const char *where, c
 	kashim_debug_send(&l);
 }
 
-KASHIM_OUT_OF_LINE static void kashim_debug_set(int fd, const struct kashim_config *cfg, const char *where,
-			     bool all)
+KASHIM_OUT_OF_LINE static void kashim_line_set(int fd, const struct kashim_config *cfg,
+						const char *where, bool all)
 {
 	struct kashim_dline l;
 
@@ -791,6 +827,22 @@ KASHIM_OUT_OF_LINE static void kashim_debug_set(int fd, const struct kashim_conf
 		kashim_dput(&l, "ms");
 	}
 	kashim_debug_send(&l);
+}
+
+/* The two lines kashim_apply writes; fd 2 checked before the line's
+ * buffer is on the stack. */
+KASHIM_OUT_OF_LINE static void kashim_debug_not_set(int fd, const char *where, const char *label,
+						     int e)
+{
+	if (kashim_stderr_unchanged())
+		kashim_line_not_set(fd, where, label, e);
+}
+
+KASHIM_OUT_OF_LINE static void kashim_debug_set(int fd, const struct kashim_config *cfg,
+						 const char *where, bool all)
+{
+	if (kashim_stderr_unchanged())
+		kashim_line_set(fd, cfg, where, all);
 }
 
 /* Sets each option as its own step; a refusal (an MPTCP socket on an older
@@ -821,16 +873,20 @@ static void kashim_apply(int fd, const struct kashim_config *cfg, const char *wh
 	errno = saved;
 }
 
-KASHIM_OUT_OF_LINE static void kashim_debug_left(int fd, const struct kashim_config *cfg,
-			      const char *where, const char *why)
+KASHIM_OUT_OF_LINE static void kashim_line_left(int fd, const char *where, const char *why)
 {
 	struct kashim_dline l;
 
-	if (!cfg->debug)
-		return;
 	kashim_debug_fd(&l, fd, where);
 	kashim_dput(&l, why);
 	kashim_debug_send(&l);
+}
+
+KASHIM_OUT_OF_LINE static void kashim_debug_left(int fd, const struct kashim_config *cfg,
+						  const char *where, const char *why)
+{
+	if (cfg->debug && kashim_stderr_unchanged())
+		kashim_line_left(fd, where, why);
 }
 
 /* Only TCP (and MPTCP) answer a TCP-level option: UDP, raw and netlink
@@ -1375,39 +1431,71 @@ KASHIM_API int connect(int fd, const struct sockaddr *addr, socklen_t len)
 /* sendto(), sendmsg() and sendmmsg() with MSG_FASTOPEN open a connection
  * with no connect(): the kernel connects to the message's address and
  * sends the data in the SYN (tcp_sendmsg_fastopen), and sendmmsg() passes
- * its flags to each message.  Such a call is judged as connect() is:
- * sendto() by connect()'s own rules (a blocking one before the call, by
- * the address the kernel showed it can read); sendmsg() and sendmmsg()
- * after the call, by the remote address the kernel accepted, since their
- * address lies inside the program's msghdr, which kashim does not read.
- * A call with no address opens nothing (the kernel refuses it, or the
- * connect() of TCP_FASTOPEN_CONNECT opened it and was judged).  Every
- * other call (UDP, established TCP: hot paths) costs one test of the
- * flags and is passed on at once. */
+ * its flags to each message.  Such a call is judged after it, and only
+ * when it opened a connection: the socket had no remote end before the
+ * call and has one after it.  A call the kernel refused opened nothing
+ * and is passed over: EISCONN on a connection already made or accepted
+ * (judged then, by its own rules), EOPNOTSUPP where Fast Open is off for
+ * clients (the program's later connect() is judged), EFAULT or EINVAL for
+ * the program's pointers, which kashim never reads.  The connection is
+ * judged by the remote address the kernel holds (kashim_after_connect), as
+ * a connect() judged after the call.  Every other call (UDP, established
+ * TCP: hot paths) costs one test of the flags and is passed on at once. */
+
+/* Whether the kernel holds a remote end for fd: connected, or connecting
+ * (SO_PEERNAME answers from the SYN on, getpeername() only once the
+ * handshake is done).  A short buffer is enough to learn it: the kernel
+ * copies what fits of an IPv6 address.  errno kept. */
+static __attribute__((noinline)) bool kashim_has_peer(int fd)
+{
+	struct sockaddr_in addr;
+	socklen_t len = sizeof addr;
+	int saved = errno;
+	bool peer = getsockopt(fd, SOL_SOCKET, SO_PEERNAME, &addr, &len) == 0;
+
+	errno = saved;
+	return peer;
+}
+
+/* Before the call: could it open a connection kashim has to judge?  A TCP
+ * socket with no remote end yet.  Without filters, a socket kashim
+ * configured at socket() has nothing left to decide: no system call. */
+static bool kashim_fastopen_may_open(int fd)
+{
+	const struct kashim_config *cfg = kashim_settings();
+
+	if (cfg && (!cfg->enabled || (!cfg->deferred && kashim_marked(&kashim_ours, fd))))
+		return false;
+	return !kashim_not_tcp_now(fd) && !kashim_has_peer(fd);
+}
+
+/* After it: the connection it opened, if any, judged as connect()'s. */
+static void kashim_after_fastopen(int fd, bool may_open, const char *where)
+{
+	const struct kashim_config *cfg;
+	enum kashim_verdict verdict;
+
+	if (!may_open || !kashim_has_peer(fd))
+		return; /* refused, or on a connection made before */
+	cfg = kashim_settings();
+	verdict = cfg ? kashim_to_judge(fd, cfg, where) : KASHIM_LEAVE;
+	if (verdict == KASHIM_ADOPT)
+		kashim_adopt(fd, cfg, where);
+	kashim_opened(fd, cfg, verdict, where);
+}
+
 static __attribute__((noinline)) ssize_t kashim_sendto_fastopen(int fd, const void *buf,
 								 size_t n, int flags,
 								 const struct sockaddr *addr,
 								 socklen_t len)
 {
-	const struct kashim_config *cfg = kashim_settings();
 	sendto_fn *next = KASHIM_NEXT(sendto);
-	enum kashim_verdict verdict = kashim_opening(fd, cfg, addr, len, "sendto");
+	bool may_open = kashim_fastopen_may_open(fd);
 	ssize_t rc = next ? next(fd, buf, n, flags, addr, len)
 			  : syscall(SYS_sendto, fd, buf, n, flags, addr, len);
 
-	kashim_opened(fd, cfg, verdict, "sendto");
+	kashim_after_fastopen(fd, may_open, "sendto");
 	return rc;
-}
-
-/* A sendmsg() or sendmmsg() with MSG_FASTOPEN, after the call. */
-static void kashim_after_fastopen(int fd, const char *where)
-{
-	const struct kashim_config *cfg = kashim_settings();
-	enum kashim_verdict verdict = cfg ? kashim_to_judge(fd, cfg, where) : KASHIM_LEAVE;
-
-	if (verdict == KASHIM_ADOPT)
-		kashim_adopt(fd, cfg, where);
-	kashim_opened(fd, cfg, verdict, where);
 }
 
 static __attribute__((noinline)) ssize_t kashim_sendmsg_fastopen(int fd,
@@ -1415,9 +1503,10 @@ static __attribute__((noinline)) ssize_t kashim_sendmsg_fastopen(int fd,
 								  int flags)
 {
 	sendmsg_fn *next = KASHIM_NEXT(sendmsg);
+	bool may_open = kashim_fastopen_may_open(fd);
 	ssize_t rc = next ? next(fd, msg, flags) : syscall(SYS_sendmsg, fd, msg, flags);
 
-	kashim_after_fastopen(fd, "sendmsg");
+	kashim_after_fastopen(fd, may_open, "sendmsg");
 	return rc;
 }
 
@@ -1426,9 +1515,10 @@ static __attribute__((noinline)) int kashim_sendmmsg_fastopen(int fd, struct mms
 							       kashim_mmsg_flags flags)
 {
 	sendmmsg_fn *next = KASHIM_NEXT(sendmmsg);
+	bool may_open = kashim_fastopen_may_open(fd);
 	int rc = next ? next(fd, msgs, n, flags) : (int)syscall(SYS_sendmmsg, fd, msgs, n, flags);
 
-	kashim_after_fastopen(fd, "sendmmsg");
+	kashim_after_fastopen(fd, may_open, "sendmmsg");
 	return rc;
 }
 

@@ -3,12 +3,14 @@
  * kashim's and makes sockets on small stacks while kashim loads its
  * configuration (make that load slow with a large KASHIM_CONFIG file):
  *
- * - 8 threads with 16 KiB stacks call socket() in a loop, keep the first
+ * - 8 threads with small stacks (glibc's minimum, 16 KiB, plus kashim's
+ *   budget: see small_thread below) call socket() in a loop, keep the first
  *   sockets they make while the load is under way, and count every
  *   successful socket() that changed errno;
- * - a ninth (16 KiB) thread sends SIGUSR1 to the main thread in a storm;
- *   its handler runs on a 4 KiB sigaltstack (a guard page below it, so an
- *   overflow crashes instead of corrupting) and calls socket(),
+ * - a ninth such thread sends SIGUSR1 to the main thread in a storm;
+ *   its handler runs on a small sigaltstack (the kernel's minimum for a
+ *   signal frame, AT_MINSIGSTKSZ, plus 1 KiB for the handler and plus
+ *   kashim's budget) and calls socket(),
  *   setsockopt(), connect(), accept() and accept4();
  * - HOSTILE_LOADER=main: the main thread makes the first call, so it is
  *   the loader and the others arrive during its load; =thread: the main
@@ -26,12 +28,15 @@
  * goes to the file named by HOSTILE_REPORT:
  *   made=N kept=K configured=C errno_changed=E signals=S in_load=L
  *   excluded=X excluded_configured=Y connect_failed=F
+ *   minsigstksz=M alt_stack=A alt_used=U thread_stack=T thread_used=V
  * where configured counts the kept sockets the kernel shows with keepalive
  * on and TCP_KEEPIDLE equal to HOSTILE_IDLE; with HOSTILE_CONNECT, kept
  * and configured count the connections to 127.0.0.1, excluded and
  * excluded_configured (keepalive on) those to 127.0.0.2, and
  * connect_failed the connect() calls that answered neither 0 nor
- * EINPROGRESS. */
+ * EINPROGRESS; M the kernel's AT_MINSIGSTKSZ, A and T the sizes of the
+ * handler's stack and of each small thread's, U and V how deep they were
+ * written (the deepest thread's). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -43,6 +48,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -50,8 +56,6 @@
 #include <unistd.h>
 
 #define THREADS 8
-#define SMALL_STACK 16384
-#define ALT_STACK 4096
 #define KEEP 8
 #define CALLS 3000  /* per thread */
 #define SIGNALS 3000
@@ -145,32 +149,89 @@ static void *storm(void *arg)
 	return NULL;
 }
 
-static int small_thread(pthread_t *t, void *(*fn)(void *), void *arg)
+/* The stacks are sized for what this program needs without kashim, plus
+ * kashim's budget (docs/reliability.md, "Stack"), plus, for the signal
+ * handler's stack, the kernel's own minimum for a signal frame on this CPU
+ * (AT_MINSIGSTKSZ: about 3.4 KiB with AVX-512, 11.7 KiB with AMX), so that
+ * a CPU with a larger register file does not fail the test and kashim's
+ * share is what is tried.  Each stack lies above a page that faults, so an
+ * overflow crashes instead of corrupting, and is painted, so that the
+ * report says how deep it was written (a high-water mark).
+ * HOSTILE_KASHIM_BUDGET overrides the budget (a smaller one shows what an
+ * overflow looks like). */
+#define KASHIM_BUDGET 1024
+#define HANDLER_OWN 1024 /* the handler's frame and libc's calls from it */
+#define PAINT 0x6b
+
+struct painted {
+	char *base; /* lowest usable byte, above the guard page */
+	size_t size;
+};
+static struct painted alt, threads_stack[THREADS + 1];
+static unsigned long minsigstksz;
+
+static size_t budget(void)
+{
+	const char *b = getenv("HOSTILE_KASHIM_BUDGET");
+
+	return b ? (size_t)strtoul(b, NULL, 10) : KASHIM_BUDGET;
+}
+
+static int paint(struct painted *p, size_t size)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	char *m;
+
+	size = (size + 15) & ~(size_t)15;
+	m = mmap(NULL, page + size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED || mprotect(m, page, PROT_NONE) != 0)
+		return -1;
+	p->base = m + page;
+	p->size = size;
+	memset(p->base, PAINT, size);
+	return 0;
+}
+
+/* How many bytes from the top down were written at least once. */
+static size_t used(const struct painted *p)
+{
+	size_t i = 0;
+
+	while (i < p->size && (unsigned char)p->base[i] == PAINT)
+		i++;
+	return p->size - i;
+}
+
+static int small_thread(pthread_t *t, void *(*fn)(void *), void *arg, struct painted *stack)
 {
 	pthread_attr_t attr;
+	long min = sysconf(_SC_THREAD_STACK_MIN);
 	int rc;
 
 	pthread_attr_init(&attr);
-	if (!getenv("HOSTILE_BIG_STACKS"))
-		pthread_attr_setstacksize(&attr, SMALL_STACK);
+	if (!getenv("HOSTILE_BIG_STACKS")) {
+		if (paint(stack, (size_t)(min > 0 ? min : 16384) + budget()) != 0)
+			return -1;
+		pthread_attr_setstack(&attr, stack->base, stack->size);
+	}
 	rc = pthread_create(t, &attr, fn, arg);
 	pthread_attr_destroy(&attr);
 	return rc;
 }
 
-/* The handler's stack: ALT_STACK bytes above a page that faults. */
+/* The handler's stack. */
 static int alt_stack(void)
 {
-	long page = sysconf(_SC_PAGESIZE);
-	char *m = mmap(NULL, (size_t)page + ALT_STACK, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	stack_t ss;
 	struct sigaction sa;
 
-	if (m == MAP_FAILED || mprotect(m, (size_t)page, PROT_NONE) != 0)
+	minsigstksz = getauxval(AT_MINSIGSTKSZ);
+	if (minsigstksz == 0) /* a kernel before 5.14, or not x86/arm64 */
+		minsigstksz = 2048; /* the old constant MINSIGSTKSZ */
+	if (paint(&alt, minsigstksz + HANDLER_OWN + budget()) != 0)
 		return -1;
-	ss.ss_sp = m + page;
-	ss.ss_size = ALT_STACK;
+	ss.ss_sp = alt.base;
+	ss.ss_size = alt.size;
 	ss.ss_flags = 0;
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_signal;
@@ -233,7 +294,8 @@ __attribute__((destructor)) static void report(void)
 {
 	const char *want = getenv("HOSTILE_IDLE"), *path = getenv("HOSTILE_REPORT");
 	int t, i, keptn = 0, configured = 0, excluded = 0, excluded_configured = 0, out;
-	char line[300];
+	size_t thread_used = 0;
+	char line[400];
 	int n;
 
 	if (!path)
@@ -253,11 +315,16 @@ __attribute__((destructor)) static void report(void)
 				configured++;
 			close(fd);
 		}
+	for (t = 0; t <= THREADS; t++)
+		if (threads_stack[t].base && used(&threads_stack[t]) > thread_used)
+			thread_used = used(&threads_stack[t]);
 	n = snprintf(line, sizeof line,
 		     "made=%ld kept=%d configured=%d errno_changed=%ld signals=%ld in_load=%ld "
-		     "excluded=%d excluded_configured=%d connect_failed=%ld\n",
+		     "excluded=%d excluded_configured=%d connect_failed=%ld "
+		     "minsigstksz=%lu alt_stack=%zu alt_used=%zu thread_stack=%zu thread_used=%zu\n",
 		     made, keptn, configured, errno_changed, signals, signals_in_load, excluded,
-		     excluded_configured, connect_failed);
+		     excluded_configured, connect_failed, minsigstksz, alt.size, used(&alt),
+		     threads_stack[0].size, thread_used);
 	out = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (out >= 0) {
 		if (write(out, line, (size_t)n) != n)
@@ -283,9 +350,9 @@ __attribute__((constructor)) static void hostile_start(void)
 		exit(3);
 	}
 	for (t = 0; t < THREADS; t++)
-		if (small_thread(&threads[t], maker, (void *)(long)t) != 0)
+		if (small_thread(&threads[t], maker, (void *)(long)t, &threads_stack[t]) != 0)
 			exit(3);
-	if (small_thread(&threads[THREADS], storm, NULL) != 0)
+	if (small_thread(&threads[THREADS], storm, NULL, &threads_stack[THREADS]) != 0)
 		exit(3);
 	__atomic_store_n(&loading, 1, __ATOMIC_RELEASE);
 	__atomic_store_n(&go, 1, __ATOMIC_RELEASE);

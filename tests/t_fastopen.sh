@@ -3,7 +3,8 @@
 # sendto(), sendmsg() or sendmmsg() and MSG_FASTOPEN never calls connect().
 # Under KASHIM_SKIP, KASHIM_ONLY or KASHIM_SCOPE, which defer the decision
 # to connect(), such a connection must get the same decision as a
-# connect() to the same address.  Each scene is a private network
+# connect() to the same address; a send the kernel refuses opens nothing
+# and must change nothing (issue 29).  Each scene is a private network
 # namespace (unshare -n) with net.ipv4.tcp_fastopen=3 set inside it, never
 # on the host: a plain Fast Open server (python3, no kashim), and a client
 # under kashim, read from outside (sockpeek).
@@ -14,21 +15,40 @@ PORT=4711 # inside a namespace of its own: no other test can hold it
 
 can_run() { need_root && need_cmd unshare ip sysctl ss; }
 
-# scene CMD...: in a fresh network namespace with Fast Open on, the server
-# on 127.0.0.1:$PORT, then CMD (exec'd: $BG is its pid, its output in
-# $TMP/bg.$BG.log).
+# scene CMD...: in a fresh network namespace with Fast Open on
+# (net.ipv4.tcp_fastopen=$TFO, 3 unless set: clients and servers), the
+# server on 127.0.0.1:$PORT, then CMD (exec'd: $BG is its pid, its output
+# in $TMP/bg.$BG.log).
 scene() {
 	bg unshare -n bash -c '
-		port=$1 py=$2 helper=$3
-		shift 3
-		ip link set lo up && sysctl -q -w net.ipv4.tcp_fastopen=3 || exit 1
+		port=$1 py=$2 helper=$3 tfo=$4
+		shift 4
+		ip link set lo up && sysctl -q -w net.ipv4.tcp_fastopen="$tfo" || exit 1
 		"$py" "$helper" server "$port" &
 		for i in $(seq 600); do
 			ss -Htln "sport = :$port" | grep -q . && exec "$@"
 			sleep 0.1
 		done
 		echo "the Fast Open server did not listen within 60 s"
-		exit 1' scene "$PORT" "$PY" "$HELPERS/fastopen.py" "$@"
+		exit 1' scene "$PORT" "$PY" "$HELPERS/fastopen.py" "${TFO:-3}" "$@"
+}
+
+# client_ready READY WHAT ENV... -- ARG...: fastopen.py ARG... under kashim
+# with ENV, in a scene; returns once its output ($log) has a line that
+# starts with READY, or fails naming WHAT.
+client_ready() {
+	local ready=$1 what=$2 env=()
+	shift 2
+	while [ "$1" != -- ]; do
+		env+=("$1")
+		shift
+	done
+	shift
+	scene env LD_PRELOAD="$LIB" "${KENV[@]}" "${env[@]}" "$PY" "$HELPERS/fastopen.py" "$@"
+	log=$TMP/bg.$BG.log
+	wait_for 60 grep -q "^$ready" "$log" && return 0
+	fail "the scene did not get ready: $what: $(tail -c 300 "$log")"
+	return 1
 }
 
 # fastopen_case API WANT ENV...: python3 under kashim with ENV opens three
@@ -36,12 +56,7 @@ scene() {
 fastopen_case() {
 	local api=$1 want=$2 log lines n bad
 	shift 2
-	scene env LD_PRELOAD="$LIB" "${KENV[@]}" "$@" "$PY" "$HELPERS/fastopen.py" client "$PORT" "$api" 3
-	log=$TMP/bg.$BG.log
-	if ! wait_for 60 grep -q '^connected' "$log"; then
-		fail "the scene did not get ready: $api ($*): $(tail -c 300 "$log")"
-		return
-	fi
+	client_ready connected "$api ($*)" "$@" -- client "$PORT" "$api" 3 || return
 	if ! grep -q '^connected 3 syn_data [1-9]' "$log"; then
 		fail "the scene: no connection carried data in its SYN, so the kernel did not use Fast Open: $(cat "$log")"
 		return
@@ -57,8 +72,8 @@ fastopen_case() {
 	kill "$BG" $(children "$BG") 2> /dev/null
 }
 
-# Blocking (judged before the call, like connect()) and non-blocking
-# (judged after it) sockets, under each kind of filter that covers
+# Blocking and non-blocking sockets (each judged after the call, once the
+# kernel opened the connection), under each kind of filter that covers
 # 127.0.0.1.
 filters_case() {
 	local api=$1
@@ -80,6 +95,65 @@ test_filters_still_exclude() {
 	fastopen_case sendmsg-nb "$OFF" KASHIM_ONLY=10.0.0.0/8
 	fastopen_case sendto-nb "$OFF" KASHIM_SCOPE=server
 	fastopen_case sendmsg "$OFF" KASHIM_SKIP=:"$PORT"
+}
+
+# refused_case API HOW WANT_ERRNO ENV...: python3 under kashim with ENV
+# makes a send with MSG_FASTOPEN through API that the kernel refuses with
+# WANT_ERRNO (fastopen.py refused: HOW); the connection named by $PICK (a
+# regex on sockpeek's line) is one the filters exclude, so it must keep
+# the kernel's defaults.  Before the fix, kashim judged such a send by the
+# address it named (sendto, before the call) or as a connection the
+# program made (sendmsg, sendmmsg, after it), and switched keepalive on.
+refused_case() {
+	local api=$1 how=$2 errno=$3 log lines
+	shift 3
+	client_ready refused "$api $how ($*)" "$@" -- refused "$PORT" "$api" "$how" || return
+	if ! grep -q "^refused $how $api $errno\$" "$log"; then
+		fail "$api $how: the kernel did not refuse the send with $errno: $(cat "$log")"
+		return
+	fi
+	lines=$(peek "$BG" 2>&1 | grep -E "$PICK")
+	if [ "$(grep -c . <<< "$lines")" -eq 1 ] && grep -qF -- "$DEFAULTS" <<< "$lines"; then
+		ok "$api with MSG_FASTOPEN refused ($errno) on a connection $how, $*: left as the kernel made it"
+	else
+		fail "$api with MSG_FASTOPEN refused ($errno) on a connection $how, $*: want one connection with '$DEFAULTS', kernel says: $(tr '\n' ';' <<< "$lines")"
+	fi
+	kill "$BG" $(children "$BG") 2> /dev/null
+}
+
+DEFAULTS="keepalive=0 idle=7200 interval=75 count=9 user_timeout=0"
+
+# An accepted connection the filters exclude (KASHIM_SCOPE=client), and a
+# send that names an address they cover: EISCONN, or EFAULT for a pointer
+# nothing is mapped at.
+test_refused_on_an_accepted_connection() {
+	can_run || return
+	local api
+	for api in sendto sendmsg sendmmsg; do
+		PICK="state=ESTABLISHED local=127\.0\.0\.1:$((PORT + 1)) " refused_case "$api" accepted EISCONN KASHIM_SCOPE=client
+		PICK="state=ESTABLISHED local=127\.0\.0\.1:$((PORT + 1)) " refused_case "$api" accepted-efault EFAULT KASHIM_SCOPE=client
+	done
+}
+
+# A connection made to an address the filters exclude, then a send to one
+# they cover: EISCONN.
+test_refused_on_a_connected_socket() {
+	can_run || return
+	local api
+	for api in sendto sendmsg sendmmsg; do
+		PICK="remote=127\.0\.0\.1:$PORT " refused_case "$api" connected EISCONN KASHIM_ONLY=10.0.0.0/8
+	done
+}
+
+# Fast Open off for clients (net.ipv4.tcp_fastopen=2): a send to a covered
+# address gets EOPNOTSUPP and opens nothing; the program then connect()s to
+# an excluded one, as a client falling back does.
+test_refused_where_fast_open_is_off() {
+	can_run || return
+	local api
+	for api in sendto sendmsg sendmmsg; do
+		TFO=2 PICK="remote=127\.0\.0\.1:$PORT " refused_case "$api" disabled EOPNOTSUPP KASHIM_ONLY=10.0.0.0/8
+	done
 }
 
 test_without_filters() {

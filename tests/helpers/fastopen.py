@@ -10,11 +10,31 @@ namespace with net.ipv4.tcp_fastopen=3).
                                  sendto-nb, sendmsg-nb: -nb on a non-blocking
                                  socket), never connect(); holds them
 
+  fastopen.py refused PORT API HOW
+                                 one send with MSG_FASTOPEN through API
+                                 (sendto, sendmsg, sendmmsg: libc's, by
+                                 ctypes) that the kernel refuses, on:
+        accepted        a connection accepted on 127.0.0.1:PORT+1 (made by
+                        this process), to 127.0.0.1:PORT: EISCONN
+        accepted-efault the same, the address (sendto) or the msghdr
+                        (sendmsg, sendmmsg) a pointer nothing is mapped at:
+                        EFAULT
+        connected       a connection made to 127.0.0.1:PORT, the send to
+                        10.1.2.3:9: EISCONN
+        disabled        a new socket, the send to 10.1.2.3:9 where Fast Open
+                        is off for clients (net.ipv4.tcp_fastopen=2):
+                        EOPNOTSUPP; then a connect() to 127.0.0.1:PORT
+                                 prints "refused HOW API ERRNO" and holds
+                                 its sockets
+
 The client prints "connected N syn_data K": K of the N connections carried
 their data in the SYN (the kernel's TCPI_OPT_SYN_DATA), so the test knows the
 kernel really used Fast Open.  Every mode exits after 600 s at the latest."""
+import ctypes
+import errno
 import os
 import socket
+import struct
 import sys
 import time
 
@@ -50,6 +70,73 @@ def established(conn):
         time.sleep(0.05)
     return False
 
+
+class Iovec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+
+
+class Msghdr(ctypes.Structure):
+    _fields_ = [("name", ctypes.c_void_p), ("namelen", ctypes.c_uint32),
+                ("iov", ctypes.POINTER(Iovec)), ("iovlen", ctypes.c_size_t),
+                ("control", ctypes.c_void_p), ("controllen", ctypes.c_size_t),
+                ("flags", ctypes.c_int)]
+
+
+class Mmsghdr(ctypes.Structure):
+    _fields_ = [("hdr", Msghdr), ("len", ctypes.c_uint)]
+
+
+BAD = ctypes.c_void_p(1)  # never mapped
+
+
+def fastopen_send(fd, api, host, dport, bad):
+    """One send with MSG_FASTOPEN through libc's API (the preloaded one:
+    ctypes looks the name up as the program's own calls are); its errno."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    name = ctypes.create_string_buffer(
+        struct.pack("=HH4s8x", socket.AF_INET, socket.htons(dport), socket.inet_aton(host)))
+    data = ctypes.create_string_buffer(b"x")
+    iov = Iovec(ctypes.cast(data, ctypes.c_void_p), 1)
+    msg = Msghdr(ctypes.cast(name, ctypes.c_void_p), 16, ctypes.pointer(iov), 1, None, 0, 0)
+    flags = socket.MSG_FASTOPEN
+    if api == "sendto":
+        libc.sendto.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int,
+                                ctypes.c_void_p, ctypes.c_uint32]
+        rc = libc.sendto(fd, data, 1, flags, BAD if bad else name, 16)
+    elif api == "sendmsg":
+        libc.sendmsg.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_int]
+        rc = libc.sendmsg(fd, BAD if bad else ctypes.byref(msg), flags)
+    else:
+        mm = Mmsghdr(msg, 0)
+        libc.sendmmsg.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.c_int]
+        rc = libc.sendmmsg(fd, BAD if bad else ctypes.byref(mm), 1, flags)
+    if rc >= 0:
+        return "none"
+    e = ctypes.get_errno()
+    # 95 is both; python names it ENOTSUP, the kernel's source EOPNOTSUPP
+    return "EOPNOTSUPP" if e == errno.EOPNOTSUPP else errno.errorcode.get(e, str(e))
+
+
+if mode == "refused":
+    api, how = sys.argv[3], sys.argv[4]
+    held = []
+    if how.startswith("accepted"):
+        listener = socket.create_server(("127.0.0.1", port + 1))
+        held += [listener, socket.create_connection(("127.0.0.1", port + 1))]
+        conn = listener.accept()[0]
+        got = fastopen_send(conn.fileno(), api, "127.0.0.1", port, how.endswith("efault"))
+    elif how == "connected":
+        conn = socket.create_connection(addr)
+        got = fastopen_send(conn.fileno(), api, "10.1.2.3", 9, False)
+    else:
+        conn = socket.socket()
+        got = fastopen_send(conn.fileno(), api, "10.1.2.3", 9, False)
+        conn.connect(addr)
+    held.append(conn)
+    print("refused", how, api, got, flush=True)
+    while time.monotonic() < deadline:
+        time.sleep(1)
+    sys.exit(0)
 
 api, n = sys.argv[3], int(sys.argv[4])
 held, syn_data = [], 0

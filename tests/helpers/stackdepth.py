@@ -6,7 +6,8 @@ along the heaviest call chain inside the given files.  Calls that leave them
 (libc, the dynamic loader) count 0 and are named in the output.
 
 usage: stackdepth.py [--cut NAME]... FILE.ci... -- ENTRY...
-(--cut: leave NAME's subtree out, e.g. the one-time load path)
+(--cut: leave NAME's subtree out, e.g. the one-time load path; NAME also
+matches gcc's clones of it, NAME.isra.0, NAME.constprop.0)
 prints one line per entry: NAME BYTES via CHAIN (+ outside: CALLS).
 Recursion has no bound: a cycle is named on stderr and the status is 1."""
 import re
@@ -60,7 +61,7 @@ def main():
         best, chain, outside = 0, [], set()
         for t in edges.get(title, ()):
             r = resolve(t)
-            if r is not None and bare(r) in cut:
+            if r is not None and (bare(r) in cut or bare(r).split('.')[0] in cut):
                 continue
             if r is None:
                 outside.add(t)
