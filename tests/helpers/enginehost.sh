@@ -15,11 +15,14 @@
 #                          passed on; EHOST_ENV=(VAR=VALUE...) for it
 #   ehost_cgroup NAME      the host's cgroup tree as this machine names it
 #                          (the directory its /sys/fs/cgroup shows)
+#   ehost_import NAME ENGINE...  local/bookworm (engines.sh's base root)
+#                          imported into the host's podman or docker
 #   ehost_stop NAME        containers removed, poweroff, cgroups removed
 #
 # Inside, the host sees the checkout read-only at its own path ($ROOT),
 # kashim installed (make install) read-only at /usr/local, and $TMP/NAME.x
-# (writable, EHOST_X) at /x.  Its root is an overlayfs of the base
+# (writable, EHOST_X) at /x, engines.sh's base root ($ENGINE_BASE) read-only
+# at /kashim-base.  Its root is an overlayfs of the base
 # mounted in the host's own mount namespace (gone with it), so the cache
 # stays as built; /var/lib/docker and /var/lib/containers are directories
 # of $TMP, because overlay storage cannot have an overlayfs below it.
@@ -29,13 +32,16 @@
 # (ehost_cleanup) stops every host, kills what is left and removes the
 # cgroups depth first, pass or fail.
 
+declare -F engine_base > /dev/null || . "$HELPERS/engines.sh"
 EHOST_BASE=${EHOST_BASE:-/var/cache/kashim-engines/bookworm}
 EHOST_CG=""
 EHOST_HOSTS=()
 declare -gA EHOST_NSPAWN=() # NAME: its systemd-nspawn
 EHOST_EXTRA=()
 # The seccomp filter additions the engines need: the session keyring
-# (runc), bpf(2) (runc's device filter, kashim attach).
+# (runc), bpf(2) (runc's device filter, kashim attach).  CAP_BPF, which
+# nspawn's default set lacks, so that a container can be given it as on a
+# real node (its CAP_SYS_ADMIN would otherwise stand in for it unseen).
 EHOST_SYSCALLS="bpf keyctl add_key request_key"
 
 ehost_cleanup() {
@@ -68,6 +74,7 @@ ehost_prepare() {
 		fail "the engine host's tree $EHOST_BASE could not be built: $(tail -n 5 "$TMP/enginebase.log" | tr '\n' ';')"
 		return 1
 	fi
+	engine_base || { fail "$ENGINE_WHY"; return 1; }
 	if ! make -s -C "$ROOT" install DESTDIR="$TMP/prefix" PREFIX=/usr/local > "$TMP/install.log" 2>&1; then
 		fail "make install DESTDIR=$TMP/prefix: $(tail -n 5 "$TMP/install.log" | tr '\n' ';')"
 		return 1
@@ -109,9 +116,9 @@ ehost_start() {
 		overlay "$EHOST_BASE" "$h.upper" "$h.work" "$h.root" \
 		systemd-nspawn -q -D "$h.root" --machine="$name" --register=no --keep-unit \
 		--private-network --link-journal=no --resolv-conf=off --timezone=off \
-		--system-call-filter="$EHOST_SYSCALLS" \
+		--system-call-filter="$EHOST_SYSCALLS" --capability=CAP_BPF \
 		--bind-ro="$ROOT" --bind-ro="$TMP/prefix/usr/local:/usr/local" --bind="$h.x:/x" \
-		--bind="$h.docker:/var/lib/docker" --bind="$h.containers:/var/lib/containers" \
+		--bind-ro="$ENGINE_BASE:/kashim-base" --bind="$h.docker:/var/lib/docker" --bind="$h.containers:/var/lib/containers" \
 		"${EHOST_EXTRA[@]}" \
 		-b systemd.firstboot=off systemd.unit=multi-user.target < /dev/null
 	EHOST_HOSTS+=("$name")
@@ -127,7 +134,9 @@ ehost_start() {
 # ehost_in NAME CMD...: CMD as a transient service of the host's own
 # systemd, so that it runs under the host's seccomp filter, capabilities
 # and cgroup tree as an engine's process would (nsenter -a alone would
-# bypass the filter: a refusal there would never show).
+# bypass the filter: a refusal there would never show).  Without
+# INVOCATION_ID, as in a shell: podman, seeing it, would leave each conmon
+# in the service, which stops it (after 90 s) when CMD ends.
 EHOST_ENV=()
 ehost_in() {
 	local pid e envs=()
@@ -135,7 +144,19 @@ ehost_in() {
 	shift
 	for e in "${EHOST_ENV[@]}"; do envs+=(--setenv="$e"); done
 	nsenter -t "$pid" -a systemd-run --quiet --wait --pipe --collect \
-		--working-directory=/ "${envs[@]}" -- "$@"
+		--working-directory=/ "${envs[@]}" -- env -u INVOCATION_ID "$@"
+}
+
+# ehost_import NAME ENGINE...: local/bookworm in each ENGINE (podman,
+# docker) of host NAME, from the base root that engines.sh imports on this
+# machine, with the same files left out.
+ehost_import() {
+	local name=$1 e
+	shift
+	for e in "$@"; do
+		ehost_in "$name" sh -c 'e=$1; shift; tar -C /kashim-base "$@" -c . | $e import - local/bookworm' \
+			import "$e" "${ENGINE_TAR_EXCLUDES[@]}" > "$TMP/import.log" 2>&1 || return 1
+	done
 }
 
 # ehost_stop NAME: the engines' containers removed first (a container
