@@ -559,4 +559,152 @@ test_capabilities() {
 	expect_text "$TMP/err" "names CAP_SYS_ADMIN" "^kashim detach: not permitted: needs CAP_SYS_ADMIN"
 }
 
+# A cgroup its manager removes and makes anew (a container's own, a
+# systemd unit's own but a slice's) keeps kashim only until that container
+# or unit stops or restarts (issues 28 and 29: attach said nothing of it,
+# and kashim-attach@ stayed active for an attachment gone): attach says so
+# and what lasts instead, and attaches; --lasting refuses it, status 2,
+# nothing attached.  The names are each engine's and systemd's, made
+# below $CG.
+ID=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+lasting_case() { # BELOW-CG WHAT MANAGER ROUTE: attach, then attach --lasting
+	local path=$CG/$1 said
+	mkdir -p "$path" || { fail "cannot make $path"; return; }
+	expect_status 0 "attach $1" "$KASHIM" attach --idle 44 "$path"
+	said="kashim attach: $path $2: covered until it stops or restarts ($3 removes that cgroup, and kashim with it); for coverage that lasts, $4"
+	if [ "$(cat "$TMP/err")" = "$said" ]; then ok "it says: $said"; else fail "$1: it says '$(cat "$TMP/err")', want '$said'"; fi
+	"$KASHIM" detach "$path" > /dev/null 2>&1
+	expect_status 2 "attach --lasting $1 is refused" "$KASHIM" attach --lasting --idle 44 "$path"
+	said="kashim attach: --lasting: $path $2, which $3 removes when it stops or restarts; for coverage that lasts, $4; nothing attached"
+	if [ "$(cat "$TMP/err")" = "$said" ]; then ok "it says: $said"; else fail "$1: it says '$(cat "$TMP/err")', want '$said'"; fi
+	if "$KASHIM" status 2>&1 | grep -qF "$path idle="; then fail "--lasting attached to $path"; else ok "nothing attached"; fi
+}
+test_lasting() {
+	need_cgroup || return
+	local tail="(every container started there, restarts included)" hook dropin="use kashim dropin --cgroup (it attaches at each start) or attach to its slice"
+	hook=", or use kashim's OCI hook, which attaches to each container as it starts (kashim(1))"
+	lasting_case "docker/$ID" "is the cgroup of docker container 0123456789ab" docker "attach to docker's parent cgroup $CG/docker $tail"
+	lasting_case "system.slice/docker-$ID.scope" "is the cgroup of docker container 0123456789ab" docker "attach to docker's parent cgroup $CG/system.slice $tail"
+	lasting_case "libpod_parent/libpod-$ID" "is the cgroup of podman container 0123456789ab" podman "attach to podman's parent cgroup $CG/libpod_parent $tail$hook"
+	lasting_case "machine.slice/libpod-$ID.scope" "is the cgroup of podman container 0123456789ab" podman "attach to podman's parent cgroup $CG/machine.slice $tail$hook"
+	lasting_case "kubepods.slice/kubepods-pod1.slice/crio-$ID.scope" "is the cgroup of CRI-O container 0123456789ab" CRI-O "attach to CRI-O's parent cgroup $CG/kubepods.slice/kubepods-pod1.slice $tail$hook"
+	lasting_case "kubepods.slice/kubepods-pod2.slice/cri-containerd-$ID.scope" "is the cgroup of containerd container 0123456789ab" containerd "attach to containerd's parent cgroup $CG/kubepods.slice/kubepods-pod2.slice $tail"
+	lasting_case "app.slice/api.service" "is the cgroup of api.service" systemd "$dropin $CG/app.slice"
+	lasting_case "app.slice/api.service/worker" "is in the cgroup of api.service" systemd "$dropin $CG/app.slice"
+	lasting_case "app.slice/api.socket" "is the cgroup of api.socket" systemd "use kashim dropin --cgroup --socket (it attaches at each start) or attach to its slice $CG/app.slice"
+	lasting_case "user.slice/session-3.scope" "is the cgroup of session-3.scope" systemd "attach to its slice $CG/user.slice"
+	local d
+	for d in app.slice kubepods.slice/kubepods-pod1.slice init.scope docker libpod_parent "docker/$ID-x" "libpod-${ID:1}"; do
+		mkdir -p "$CG/$d"
+		expect_status 0 "attach --lasting $d: it lasts" "$KASHIM" attach --lasting --idle 44 "$CG/$d"
+		if [ -s "$TMP/err" ]; then fail "$d: it says $(cat "$TMP/err")"; else ok "$d: nothing said"; fi
+	done
+}
+
+# kashim dropin --cgroup's ExecStartPre= (attach ... -- self), run by
+# systemd in the unit's own cgroup (INVOCATION_ID set), attaches again at
+# each start: nothing to say.  The same command from elsewhere (no
+# INVOCATION_ID) gets the note.
+test_lasting_self_in_a_unit() {
+	need_cgroup || return
+	mkdir -p "$CG/app.slice/api.service" || { fail "cannot make the unit's cgroup"; return; }
+	INVOCATION_ID=0123 incg "$CG/app.slice/api.service" "$KASHIM" attach --idle 44 -- self > "$TMP/out" 2> "$TMP/err" &
+	wait $!
+	if [ $? = 0 ] && [ ! -s "$TMP/err" ] && "$KASHIM" status 2>&1 | grep -qF "$CG/app.slice/api.service idle=44s"; then
+		ok "attach self in the unit, as systemd runs it: attached, nothing said"
+	else
+		fail "attach self with INVOCATION_ID: $(cat "$TMP/err")"
+	fi
+	incg "$CG/app.slice/api.service" "$KASHIM" attach --idle 44 -- self > "$TMP/out" 2> "$TMP/err" &
+	wait $!
+	expect_text "$TMP/err" "without INVOCATION_ID: the note" "^kashim attach: .*/api.service is the cgroup of api.service: covered until it stops or restarts"
+}
+
+# kashim-attach@.service (its ExecStart= as systemd expands it) refuses a
+# unit's own cgroup: it would say active for an attachment gone at the
+# unit's first restart (issue 29).
+test_template_refuses_a_unit_cgroup() {
+	need_cgroup || return
+	local rel out
+	local -a cmd
+	rel=${CG#"$(cgroup2_root)"/}/app.slice/api.service
+	mkdir -p "$CG/app.slice/api.service" || { fail "cannot make the unit's cgroup"; return; }
+	printf 'idle = 43s\n' > "$TMP/kashim.conf"
+	mapfile -t cmd < <(template_line ExecStart "$rel")
+	"${cmd[@]}" > "$TMP/out" 2> "$TMP/err"
+	out=$?
+	if [ "$out" = 2 ] && ! "$KASHIM" status 2>&1 | grep -qF "api.service idle="; then
+		ok "kashim-attach@ on app.slice/api.service fails (status 2), nothing attached"
+	else
+		fail "ExecStart= (${cmd[*]}) status $out: $(cat "$TMP/err")"
+	fi
+	expect_text "$TMP/err" "its journal line says why and what to do" \
+		"^kashim attach: --lasting: .*/app.slice/api.service is the cgroup of api.service, which systemd removes when it stops or restarts; for coverage that lasts, use kashim dropin --cgroup"
+}
+
+# A listener created in the cgroup before the attach: the connections it
+# accepts after the attach are covered (the kernel runs the program at
+# each accept, for the listener's cgroup); one it accepted before is not
+# (issue 29: attach --help said "a listener created from now on").
+test_listener_made_before_the_attach() {
+	need_cgroup || return
+	local port server
+	port=$(free_port)
+	bg incg "$CG" "$PY" "$HELPERS/hold.py" server 127.0.0.1 "$port"
+	server=$BG
+	wait_listen "$port" || { fail "the server does not listen: $(cat "$TMP/bg.$server.log")"; return; }
+	bg "$HOLD" connect "$port"
+	expect_socket "$server" "state=ESTABLISHED" "$UNTOUCHED" "accepted before the attach: left alone"
+	attach "${CG_ARGS[@]}" || return
+	bg "$HOLD" connect "$port"
+	expect_socket "$server" "state=ESTABLISHED.*keepalive=1" "$WANT" "accepted after the attach, on the listener made before it: covered"
+	expect_socket "$server" "state=ESTABLISHED.*keepalive=0" "$UNTOUCHED" "the one accepted before stays as it was"
+	expect_status 0 "attach --help" "$KASHIM" attach --help
+	expect_text "$TMP/out" "attach --help says so" "^\(before the attach too: the kernel runs the program at each accept; not$"
+}
+
+# --container: the engine's command, never a shell; what it says when
+# there is none, when it does not answer, and a bad combination.
+test_container_refusals() {
+	need_cgroup || return
+	PATH=/nonexistent expect_status 1 "--container with no engine" "$KASHIM" attach --container web
+	expect_text "$TMP/err" "says neither is installed" \
+		"^kashim attach: --container web: docker is not installed here \(not in PATH\); podman is not installed here \(not in PATH\); nothing attached$"
+	if command -v docker > /dev/null; then
+		HOME=$TMP DOCKER_CONFIG=$TMP DOCKER_HOST=unix://$TMP/none.sock expect_status 1 "--engine docker, no daemon" \
+			"$KASHIM" attach --container web --engine docker
+		expect_text "$TMP/err" "quotes docker's own line" \
+			"^kashim attach: --container web: docker container inspect: .*$TMP/none.sock.*; nothing attached$"
+	else
+		fail "docker is not installed (.ci/run installs docker.io)"
+	fi
+	expect_status 2 "--container and a CGROUP" "$KASHIM" attach --container web "$CG"
+	expect_text "$TMP/err" "is a usage error" "^kashim attach: --container names the cgroup: no CGROUP with it$"
+	expect_status 2 "--engine lxc" "$KASHIM" attach --container web --engine lxc
+	expect_text "$TMP/err" "names the engines" "^kashim attach: --engine: docker or podman$"
+	expect_status 2 "--container -x" "$KASHIM" attach --container -x
+	expect_status 2 "--engine alone" "$KASHIM" attach --engine docker "$CG"
+}
+
+# --oci-hook: the runtime's state on standard input; only its top-level
+# "pid" counts (one in an annotation does not), and the pid's cgroup is
+# attached, with no note (the hook attaches at each start).
+test_oci_hook_state() {
+	need_cgroup || return
+	local pid
+	mkdir -p "$CG/libpod_parent/libpod-$ID"
+	bg incg "$CG/libpod_parent/libpod-$ID" sleep 60
+	pid=$BG
+	wait_for 60 grep -q . "$CG/libpod_parent/libpod-$ID/cgroup.procs" || { fail "the process did not move"; return; }
+	printf '{"ociVersion":"1.0.2","id":"c1","status":"created","annotations":{"pid":"%s"},"bundle":"/b"}' "$pid" > "$TMP/state"
+	expect_status 1 "a pid only in an annotation" "$KASHIM" attach --oci-hook < "$TMP/state"
+	expect_text "$TMP/err" "says there is no pid" '^kashim attach: --oci-hook: no "pid" in the container state on the standard input'
+	printf '{"ociVersion":"1.0.2","id":"c1","annotations":{"a":"}{\\"pid\\": 1"},"status":"created","pid":%s,"bundle":"/b"}' "$pid" > "$TMP/state"
+	expect_status 0 "the state of a created container" "$KASHIM" attach --oci-hook --idle 44 < "$TMP/state"
+	if [ -s "$TMP/err" ]; then fail "it said: $(cat "$TMP/err")"; else ok "nothing said"; fi
+	"$KASHIM" status > "$TMP/status" 2>&1
+	expect_text "$TMP/status" "the container's cgroup is attached" "^$(re_quote "$CG/libpod_parent/libpod-$ID") idle=44s "
+	expect_status 1 "--oci-hook with no state" "$KASHIM" attach --oci-hook < /dev/null
+}
+
 run_tests
