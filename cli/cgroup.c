@@ -1162,8 +1162,10 @@ static void lasting_route(const struct target *t, const struct cgroup_life *life
 			"attach to its slice ");
 	else if (life->kind == CG_UNIT)
 		fprintf(stderr, "attach to its slice ");
-	else
+	else if (life->engine[0])
 		fprintf(stderr, "attach to %s's parent cgroup ", life->engine);
+	else
+		fprintf(stderr, "attach to its engine's parent cgroup ");
 	cgroup_print_escaped(stderr, parent[0] ? parent : "/");
 	if (life->kind == CG_CONTAINER)
 		fprintf(stderr, " (every container started there, restarts included)%s",
@@ -1176,7 +1178,8 @@ static void lasting_route(const struct target *t, const struct cgroup_life *life
  * refusal; else a note, the attachment made. */
 static void lasting_message(const struct target *t, const struct cgroup_life *life, bool refused)
 {
-	const char *manager = life->kind == CG_CONTAINER ? life->engine : "systemd";
+	const char *manager = life->kind != CG_CONTAINER ? "systemd" :
+			      life->engine[0] ? life->engine : "its engine";
 	char id[16];
 	size_t len = strlen(t->path);
 	bool below = life->parent_len + 1 + strlen(life->name) < len;
@@ -1187,7 +1190,7 @@ static void lasting_message(const struct target *t, const struct cgroup_life *li
 	fprintf(stderr, " is %sthe cgroup of ", below ? "in " : "");
 	if (life->kind == CG_CONTAINER) {
 		short_id(life->name, id, sizeof id);
-		fprintf(stderr, "%s container %s", life->engine, id);
+		fprintf(stderr, "%s%scontainer %s", life->engine, life->engine[0] ? " " : "", id);
 	} else {
 		cgroup_print_escaped(stderr, life->name);
 	}

@@ -172,7 +172,8 @@ static const struct {
 };
 
 /* The component at name (len bytes; its parent's at parent, plen) as a
- * container's cgroup: its engine, or NULL. */
+ * container's cgroup: its engine ("" when the name does not tell), or
+ * NULL. */
 static const char *container_engine(const char *name, size_t len, const char *parent, size_t plen,
 				    bool *hook)
 {
@@ -186,11 +187,13 @@ static const char *container_engine(const char *name, size_t len, const char *pa
 		}
 	if (!id_between(name, len, "", ""))
 		return NULL;
+	/* a bare ID: docker's below docker/ or its --cgroup-parent,
+	 * Kubernetes's (cgroupfs driver) below its pod's directory */
 	if (plen == 6 && !strncmp(parent, "docker", 6))
 		return "docker";
 	if (plen > 3 && !strncmp(parent, "pod", 3))
 		return "Kubernetes";
-	return NULL;
+	return "";
 }
 
 /* A systemd unit's own cgroup, which systemd removes when the unit stops

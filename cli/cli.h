@@ -124,7 +124,7 @@ const char *cgroup_hint(void);
 enum cgroup_lasting { CG_LASTS, CG_UNIT, CG_CONTAINER };
 struct cgroup_life {
 	enum cgroup_lasting kind;
-	const char *engine; /* CG_CONTAINER: "docker", "podman", "CRI-O"... */
+	const char *engine; /* CG_CONTAINER: "docker", "podman", "CRI-O"... or "" */
 	bool hook;          /* that engine runs the OCI hooks of hooks.d */
 	char name[256];     /* the unit, or the container's cgroup */
 	size_t parent_len;
