@@ -5,6 +5,7 @@
 # only the processes it starts into it, and detaches and removes it at the
 # end, pass or fail.  Options are read back from outside with sockpeek.
 . "$(dirname "$0")/lib.sh"
+. "$HELPERS/nspawn.sh" # test_systemd_service_cgroup boots a real systemd
 
 KASHIM=${TEST_KASHIM:-$ROOT/kashim} # TEST_KASHIM: another build (an old one, to see a test fail)
 HOLD=$ROOT/tests/tcphold
@@ -705,6 +706,52 @@ test_oci_hook_state() {
 	"$KASHIM" status > "$TMP/status" 2>&1
 	expect_text "$TMP/status" "the container's cgroup is attached" "^$(re_quote "$CG/libpod_parent/libpod-$ID") idle=44s "
 	expect_status 1 "--oci-hook with no state" "$KASHIM" attach --oci-hook < /dev/null
+}
+
+# Under a real systemd (unified layout, tests/helpers/nspawn.sh): a
+# service's own cgroup attached by hand gets the note, is covered, and is
+# not after systemctl restart (a new cgroup), as the note said;
+# kashim-attach@ on it fails (--lasting) with that line in its journal
+# instead of staying active for nothing; kashim dropin --cgroup covers the
+# service again after each restart, with no note in its journal.
+test_systemd_service_cgroup() {
+	nspawn_usable || return
+	nspawn_prepare || return
+	printf 'idle = 37s\ninterval = 11s\ncount = 4\n' > "$SD/kashim.conf"
+	"$KASHIM" dropin --cgroup "${CG_ARGS[@]}" > "$SD/dropin.conf" || { fail "kashim dropin --cgroup"; return; }
+	printf '[Service]\nExecStart=%s serve 7120\n' "$HOLD" > "$SD/units/kt-api.service"
+	printf '[Service]\nExecStart=%s serve 7121\n' "$HOLD" > "$SD/units/kt-drop.service"
+	mkdir -p "$SD/units/kt-drop.service.d" && cp "$SD/dropin.conf" "$SD/units/kt-drop.service.d/kashim.conf"
+	nspawn_plan
+	{ echo "T='$T'"; cat <<-'PLAN'
+	systemctl start kt-api.service
+	"$KASHIM" attach --idle 37 --interval 11 --count 4 system.slice/kt-api.service 2> "$TMP/note"
+	rc=$?
+	want="kashim attach: $CGROOT/system.slice/kt-api.service is the cgroup of kt-api.service: covered until it stops or restarts (systemd removes that cgroup, and kashim with it); for coverage that lasts, use kashim dropin --cgroup (it attaches at each start) or attach to its slice $CGROOT/system.slice"
+	if [ "$rc" = 0 ] && [ "$(cat "$TMP/note")" = "$want" ]; then ok "attach on the service's cgroup, status 0: $want"; else fail "attach: status $rc: $(cat "$TMP/note")"; fi
+	serve_check kt-api.service 7120 "$WANT" "attached by hand to the service's own cgroup: covered"
+	restart_check kt-api.service 7120 "$UNTOUCHED" "after systemctl restart: no longer covered, as the note said"
+	if "$KASHIM" status 2>&1 | grep -qF "kt-api.service idle="; then fail "status still lists it"; else ok "status no longer lists it"; fi
+	A="kashim-attach@$(systemd-escape --path /system.slice/kt-api.service).service"
+	systemctl start "$A" 2> /dev/null
+	if [ "$(systemctl is-active "$A")" != active ] && ! "$KASHIM" status 2>&1 | grep -qF "kt-api.service idle="; then
+		ok "$A: $(systemctl is-active "$A"), nothing attached"
+	else
+		fail "$A is $(systemctl is-active "$A"): $(unit_says "$A")"
+	fi
+	journalctl -q -b -o cat -u "$A" 2> /dev/null | grep '^kashim attach:' > "$TMP/journal"
+	if [ "$(wc -l < "$TMP/journal")" = 1 ] && grep -q "^kashim attach: --lasting: .*/system.slice/kt-api.service is the cgroup of kt-api.service, which systemd removes when it stops or restarts; for coverage that lasts, use kashim dropin --cgroup" "$TMP/journal"; then
+		ok "$A: its journal says why, and what to use: $(cat "$TMP/journal")"
+	else
+		fail "$A: its journal: $(unit_says "$A")"
+	fi
+	serve_check kt-drop.service 7121 "$WANT" "kashim dropin --cgroup: covered"
+	restart_check kt-drop.service 7121 "$WANT" "kashim dropin --cgroup, after systemctl restart: covered again"
+	lines=$(journalctl -q -b -o cat -u kt-drop.service 2> /dev/null | grep -c '^kashim')
+	if [ "$lines" = 0 ]; then ok "no kashim line in the service's journal (attached at each start: nothing to say)"; else fail "its journal: $(unit_says kt-drop.service)"; fi
+	PLAN
+	} > "$SD/res/plan.sh"
+	nspawn_boot service-cgroup unified bpf 90
 }
 
 run_tests
