@@ -16,6 +16,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$HELPERS/engines.sh"
 . "$HELPERS/nspawn.sh" # nspawn_end_cgroup
+. "$HELPERS/enginehost.sh"
 
 KASHIM=$ROOT/kashim
 HOLD=$ROOT/tests/tcphold
@@ -175,6 +176,86 @@ test_podman_hybrid() {
 	container_by_name podman
 	parent_lasts podman
 	oci_hook
+}
+
+# ---- the unified layout: a systemd host running both engines -------------
+
+# On the engine host: docker and podman with the systemd driver
+# (system.slice/docker-ID.scope, machine.slice/libpod-ID.scope), kashim
+# run inside it as the host's own service would be.
+H=kt-cg$$
+hk() { ehost_in "$H" /usr/local/bin/kashim "$@"; }
+hrun() { # ENGINE NAME [ARGS...]: a detached static server on $PORT
+	local engine=$1 name=$2
+	shift 2
+	ehost_in "$H" "$engine" run -d --name "$name" --network none -v "$ROOT:$ROOT:ro" "$@" local/bookworm \
+		"$HOLD" serve "$PORT" > "$TMP/run.out" 2>&1 ||
+		{ fail "$engine run $name in the engine host: $(tail -n 2 "$TMP/run.out")"; return 1; }
+}
+# hserver_pid CGROUP-BELOW: the server's pid, as this machine numbers it,
+# from the container's cgroup on the host's tree.
+hserver_pid() {
+	local p
+	for p in $(cat "$(ehost_cgroup "$H")/$1/cgroup.procs" 2> /dev/null); do
+		tr '\0' ' ' < "/proc/$p/cmdline" 2> /dev/null | grep -q " serve $PORT" && { echo "$p"; return 0; }
+	done
+	return 1
+}
+hcg() { # ENGINE NAME: the container's cgroup below the host's mount
+	local id
+	id=$(ehost_in "$H" "$1" inspect -f '{{.Id}}' "$2")
+	[ "$1" = docker ] && echo "system.slice/docker-$id.scope" || echo "machine.slice/libpod-$id.scope"
+}
+hserved() { # ENGINE NAME WANT WHAT
+	local cg pid
+	cg=$(hcg "$1" "$2")
+	wait_for 60 hserver_pid "$cg" > /dev/null || { fail "$4: no server in $cg"; return 1; }
+	pid=$(hserver_pid "$cg")
+	ehost_in "$H" "$1" exec -d "$2" "$HOLD" connect "$PORT" > "$TMP/exec.out" 2>&1 ||
+		{ fail "$4: $1 exec: $(cat "$TMP/exec.out")"; return 1; }
+	expect_socket "$pid" "state=ESTABLISHED local=127.0.0.1:$PORT " "$3" "$4"
+}
+hlisted() { hk status 2> /dev/null | grep -qF "/sys/fs/cgroup/$1 idle="; }
+
+unified_engine() { # ENGINE PARENT
+	local engine=$1 parent=$2 name=kt-web-$$ cg id
+	hrun "$engine" "$name" || return
+	cg=$(hcg "$engine" "$name")
+	id=$(ehost_in "$H" "$engine" inspect -f '{{.Id}}' "$name")
+	hk attach "${KARGS[@]}" --container "$name" --engine "$engine" > "$TMP/out" 2> "$TMP/err"
+	if [ $? = 0 ] && hlisted "$cg"; then ok "unified, $engine: attach --container $name: /sys/fs/cgroup/$cg"; else fail "attach --container: $(cat "$TMP/err")"; return; fi
+	expect_text "$TMP/err" "unified, $engine: the note names the scope and its parent $parent" \
+		"^kashim attach: /sys/fs/cgroup/$(re_quote "$cg") is the cgroup of $engine container ${id:0:12}: covered until it stops or restarts .* attach to $engine's parent cgroup /sys/fs/cgroup/$parent "
+	hserved "$engine" "$name" "$WANT" "unified, $engine container by name: covered"
+	ehost_in "$H" "$engine" restart -t 1 "$name" > /dev/null 2>&1 || { fail "$engine restart failed"; return; }
+	if hlisted "$cg"; then fail "after the restart, still listed"; else ok "unified, $engine restart: no longer listed"; fi
+	hserved "$engine" "$name" "$UNTOUCHED" "unified, after $engine restart: left alone, as the note said"
+	expect_status 0 "unified: attach --lasting to $parent" hk attach --lasting "${KARGS[@]}" "$parent"
+	ehost_in "$H" "$engine" restart -t 1 "$name" > /dev/null 2>&1 || { fail "$engine restart failed"; return; }
+	hserved "$engine" "$name" "$WANT" "unified, $parent attached, $engine restart: covered"
+	ehost_in "$H" "$engine" rm -f "$name" > /dev/null 2>&1
+	hrun "$engine" "$name" || return
+	hserved "$engine" "$name" "$WANT" "unified, $engine rm and run again under the same name: covered"
+	ehost_in "$H" "$engine" rm -f "$name" > /dev/null 2>&1
+	hk detach "$parent" > /dev/null 2>&1
+}
+
+test_unified() {
+	ehost_usable || return
+	ehost_prepare || return
+	ehost_start "$H" || return
+	ehost_import "$H" docker podman || { fail "import in the engine host: $(tail -n 3 "$TMP/import.log")"; return; }
+	unified_engine docker system.slice
+	unified_engine podman machine.slice
+	# podman with the OCI hook: the scope of each start attached
+	local name=kt-hooked-$$
+	mkdir -p "$EHOST_X/hooks"
+	printf 'idle = 37s\ninterval = 11s\ncount = 4\n' > "$EHOST_X/kashim.conf"
+	sed "s|/etc/kashim.conf|/x/kashim.conf|" "$ROOT/scripts/oci-hooks/kashim.json" > "$EHOST_X/hooks/kashim.json"
+	hrun podman "$name" --hooks-dir /x/hooks || return
+	hserved podman "$name" "$WANT" "unified, podman with kashim's OCI hook: covered"
+	ehost_in "$H" podman --hooks-dir /x/hooks restart -t 1 "$name" > /dev/null 2>&1 || { fail "podman restart failed"; return; }
+	hserved podman "$name" "$WANT" "unified, podman restart with the OCI hook: covered"
 }
 
 run_tests
