@@ -362,6 +362,19 @@ static void first_line(const char *text, char *out, size_t size)
 	escaped(raw, out, size);
 }
 
+/* The last line that is not empty (a warning the engine printed on
+ * stderr comes before its answer). */
+static const char *last_line(char *text)
+{
+	size_t len = strlen(text);
+	char *nl;
+
+	while (len && (text[len - 1] == '\n' || text[len - 1] == '\r'))
+		text[--len] = 0;
+	nl = strrchr(text, '\n');
+	return nl ? nl + 1 : text;
+}
+
 int container_inspect(const char *engine, const char *name, long *pid, char *id, size_t id_size,
 		      char *why, size_t why_size)
 {
@@ -387,7 +400,8 @@ int container_inspect(const char *engine, const char *name, long *pid, char *id,
 	} else if (status != 0) {
 		first_line(out, line, sizeof line);
 		snprintf(why, why_size, "%s container inspect: %s", engine, line[0] ? line : "failed, saying nothing");
-	} else if (sscanf(out, "%ld %64[0-9a-f]%1s", &got, id, tail) != 2 || id_size <= CONTAINER_ID_LEN ||
+	} else if (id_size <= CONTAINER_ID_LEN ||
+		   sscanf(last_line(out), "%ld %64[0-9a-f]%1s", &got, id, tail) != 2 ||
 		   strlen(id) != CONTAINER_ID_LEN) {
 		first_line(out, line, sizeof line);
 		snprintf(why, why_size, "%s container inspect answered \"%s\", not a pid and an ID", engine, line);
