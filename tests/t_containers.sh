@@ -190,6 +190,33 @@ EOF
 	(cd "$TMP/compose" && timeout 120 docker-compose -p "$p" down -t 0) > /dev/null 2>&1
 }
 
+# podman-compose (1.0.3) with the rootful podman (its podman is the
+# engine's wrapper, first in PATH): build, up and down work, but services
+# cannot reach each other by name on Podman 4.3's CNI backend without the
+# dnsname plugin, which Debian 12 does not have (netavark and aardvark-dns
+# would give names).  So the legacy client talks to its server inside one
+# service.
+test_podman_compose() {
+	[ "$PODMAN_OK" = 1 ] || { fail "no podman engine (above)"; return; }
+	local p=pc$$ pid
+	mkdir "$TMP/pcompose"
+	cp -r "$CTX/." "$TMP/pcompose/"
+	cat > "$TMP/pcompose/docker-compose.yml" <<'EOF'
+version: "3.7"
+services:
+  legacy:
+    build: .
+    command: ["sh", "-c", "python3 /usr/local/bin/hold.py server 127.0.0.1 8080 & exec python3 /usr/local/bin/hold.py client 127.0.0.1 8080"]
+    environment: {KASHIM_IDLE: "37", KASHIM_INTERVAL: "11", KASHIM_COUNT: "4"}
+EOF
+	(cd "$TMP/pcompose" && PATH=$ENGINE_PODMAN_DIR/bin:$PATH timeout 300 podman-compose -p "$p" up -d) \
+		> "$TMP/pcompose.log" 2>&1 || { fail "podman-compose up: $(tail -n 3 "$TMP/pcompose.log")"; return; }
+	expect_container podman "${p}_legacy_1" "state=ESTABLISHED .*remote=[^ ]*:8080 " "$WANT" "podman-compose: the legacy client's connection"
+	pid=$(container_pid --podman "${p}_legacy_1") && pid=$(children "$pid" | head -n 1)
+	expect_socket "${pid:-0}" "state=ESTABLISHED local=[^ ]*:8080 " "$WANT" "podman-compose: the legacy server's accepted connection"
+	(cd "$TMP/pcompose" && PATH=$ENGINE_PODMAN_DIR/bin:$PATH timeout 120 podman-compose -p "$p" down -t 0) > /dev/null 2>&1
+}
+
 # expect_compose NAME PATTERN WHAT: as expect_container, on the program
 # that the container's init (docker-init) started.
 expect_compose() {
@@ -199,6 +226,49 @@ expect_compose() {
 		{ fail "the scene did not get ready: $1 has no program: $(docker_ logs "$1" 2>&1 | tail -n 3 | tr '\n' ' ')"; return; }
 	docker_ inspect -f '{{.Id}}' "$1" >> "$TOP/ids"
 	expect_socket "$pid" "$2" "$WANT" "$3"
+}
+
+# none_named TEXT: no process has TEXT in its command line (pgrep leaves
+# itself out; an `sh -c` around it would match).
+none_named() { ! pgrep -f "$1" > /dev/null; }
+
+# A test stopped from outside (tests/run's bound: TERM to its process
+# group) stops its engine and leaves nothing; one killed outright (KILL:
+# no trap runs) takes its engine's processes with it (--pdeathsig), and
+# the next engine_*_up sweeps its directory and cgroups.
+test_stopped_engine_leaves_nothing() {
+	need_docker || return
+	local sig
+	for sig in TERM KILL; do
+		mkdir -p "$TMP/$sig"
+		cat > "$TMP/$sig/run.sh" <<'EOF'
+. "$1/lib.sh"; . "$1/helpers/engines.sh"
+engine_docker_up || exit 1
+docker_ run -d local/bookworm sleep 600 > "$TMPDIR/id"
+sleep 600
+EOF
+		TMPDIR=$TMP/$sig setsid bash "$TMP/$sig/run.sh" "$ROOT/tests" > "$TMP/$sig/log" 2>&1 &
+		local pg=$!
+		if ! wait_for 120 test -s "$TMP/$sig/id"; then
+			fail "the scene did not get ready: the $sig run's container did not start within 120 s: $(tail -n 2 "$TMP/$sig/log")"
+			kill -KILL -- -"$pg" 2> /dev/null
+			return
+		fi
+		kill -"$sig" -- -"$pg"
+		wait "$pg" 2> /dev/null # no job notice for the killed run
+		wait_for 30 none_named "$TMP/$sig" ||
+			{ fail "$sig: the engine's processes outlived the test by 30 s: $(pgrep -af "$TMP/$sig" | head -n 2)"; continue; }
+		[ "$sig" = KILL ] && TMPDIR=$TMP/$sig engine_sweep
+		cat "$TMP/$sig/id" >> "$TOP/ids"
+		local left after=""
+		[ "$sig" = KILL ] && after=" (after the next engine's sweep)"
+		left="$(ls -d "$TMP/$sig"/kashim-docker.* 2> /dev/null)$(ls -d /sys/fs/cgroup/*/docker/"$(cat "$TMP/$sig/id")" 2> /dev/null)"
+		if [ -z "$left" ]; then
+			ok "a test stopped by $sig leaves no daemon, container, cgroup or directory$after"
+		else
+			fail "a test stopped by $sig left: $(echo "$left" | head -n 3 | tr '\n' ' ')"
+		fi
+	done
 }
 
 run_tests

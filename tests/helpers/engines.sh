@@ -356,6 +356,7 @@ cgroup_manager = "cgroupfs"
 events_logger = "file"
 tmp_dir = "$d/tmp"
 [network]
+network_backend = "cni"
 network_config_dir = "$d/cni"
 EOF
 	cat > "$d/storage.conf" <<EOF
