@@ -109,6 +109,7 @@ musl: libkashim-musl.so tests/probe-musl
 bench: $(LIB) $(CLI) bench/bench bench/countalloc.so
 	@python3 bench/run.py
 	@python3 bench/audit.py
+	@python3 bench/containers.py
 
 # A longer fuzzing run than make check's 20 s; new inputs that reach new
 # code are merged into tests/fuzz/corpus.  FUZZ_SECONDS=300 by default.

@@ -30,7 +30,11 @@ rl_cleanup() {
 		wait_for 10 grep -qx 'populated 0' "$CG/cgroup.events"
 		find "$CG" -depth -type d -exec rmdir {} + 2> /dev/null
 	fi
-	[ -n "$U" ] && userdel -r "$U" > /dev/null 2>&1
+	if [ -n "$U" ]; then
+		# podman's lock file for the user, in /dev/shm, outlives it
+		rm -f "/dev/shm/libpod_rootless_lock_$(id -u "$U")"
+		userdel -r "$U" > /dev/null 2>&1
+	fi
 	cleanup
 }
 
