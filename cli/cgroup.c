@@ -569,11 +569,16 @@ struct attach_flags {
  * when it is none of them, *bad when it lacks its value. */
 static bool attach_flag(int argc, char **argv, int *i, struct attach_flags *f, bool *bad)
 {
-	const char *a = argv[*i];
-	const char **value = !strcmp(a, "--container") ? &f->container :
-			     !strcmp(a, "--engine") ? &f->engine : NULL;
+	const char *a = argv[*i], *eq = strchr(a, '=');
+	size_t len = eq ? (size_t)(eq - a) : strlen(a);
+	const char **value = len == 11 && !strncmp(a, "--container", 11) ? &f->container :
+			     len == 8 && !strncmp(a, "--engine", 8) ? &f->engine : NULL;
 
-	if (!strcmp(a, "--override-inherited"))
+	if (value && eq) /* --container=NAME, as --idle=30s */
+		*value = eq + 1;
+	else if (eq)
+		return false;
+	else if (!strcmp(a, "--override-inherited"))
 		f->override = true;
 	else if (!strcmp(a, "--lasting"))
 		f->lasting = true;

@@ -683,6 +683,8 @@ test_container_refusals() {
 	expect_text "$TMP/err" "is a usage error" "^kashim attach: --container names the cgroup: no CGROUP with it$"
 	expect_status 2 "--engine lxc" "$KASHIM" attach --container web --engine lxc
 	expect_text "$TMP/err" "names the engines" "^kashim attach: --engine: docker or podman$"
+	PATH=/nonexistent expect_status 1 "--container=web, as --idle=30s" "$KASHIM" attach --container=web --engine=podman
+	expect_text "$TMP/err" "is read as --container web" "^kashim attach: --container web: podman is not installed here \(not in PATH\); nothing attached$"
 	expect_status 2 "--container -x" "$KASHIM" attach --container -x
 	expect_status 2 "--engine alone" "$KASHIM" attach --engine docker "$CG"
 }
