@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -238,14 +239,14 @@ static bool kernel_at_least(int major, int minor, int want_major, int want_minor
 /* The cgroup this process runs in (the 0:: line of /proc/self/cgroup),
  * relative to the cgroup2 mount, into out; false (with the reason in why)
  * when there is none or it lies outside this cgroup namespace. */
-static bool own_cgroup(char *out, size_t size, char *why, size_t why_size)
+static bool proc_cgroup(const char *file, char *out, size_t size, char *why, size_t why_size)
 {
 	enum { CGROUP_FILE_MAX = 1 << 20 }; /* bounded: a path is at most a few KiB */
 	struct stat st;
 	char *buf = NULL, *line, *save = NULL;
 	bool found = false;
 	ssize_t n;
-	int fd = open_regular("/proc/self/cgroup", &st, why, why_size);
+	int fd = open_regular(file, &st, why, why_size);
 
 	if (fd < 0)
 		return false;
@@ -256,13 +257,13 @@ static bool own_cgroup(char *out, size_t size, char *why, size_t why_size)
 	if ((n = read_at_most(fd, buf, CGROUP_FILE_MAX, why, why_size)) < 0)
 		goto out;
 	buf[n] = 0;
-	snprintf(why, why_size, "no cgroup v2 line (0::) in /proc/self/cgroup");
+	snprintf(why, why_size, "no cgroup v2 line (0::) in %s", file);
 	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		if (strncmp(line, "0::", 3))
 			continue;
 		line += 3;
 		if (line[0] != '/' || !strncmp(line, "/..", 3)) {
-			snprintf(why, why_size, "this process's cgroup is outside its cgroup namespace");
+			snprintf(why, why_size, "%s: the cgroup is outside this cgroup namespace", file);
 			break;
 		}
 		if (strlen(line) >= size) {
@@ -343,7 +344,7 @@ static bool resolve_cgroup(const struct command *cmd, const char *operand, char 
 		return false;
 	}
 	if (!strcmp(operand, "self")) {
-		if (!own_cgroup(rel, sizeof rel, why, sizeof why)) {
+		if (!proc_cgroup("/proc/self/cgroup", rel, sizeof rel, why, sizeof why)) {
 			fprintf(stderr, "kashim %s: self: %s\n", cmd->name, why);
 			return false;
 		}
@@ -555,8 +556,45 @@ static unsigned cgroup_config_load(struct kashim_config *cfg, const struct kashi
  * library's; --config FILE is KASHIM_CONFIG, so the file is read by the
  * library's own loader and the options win over it, as variables do in
  * the library.  Returns the index of the first operand, or -1. */
+/* attach's own options (dropin --cgroup has none of them). */
+struct attach_flags {
+	bool override;         /* --override-inherited */
+	bool lasting;          /* --lasting */
+	bool oci_hook;         /* --oci-hook */
+	const char *container; /* --container NAME */
+	const char *engine;    /* --engine docker|podman */
+};
+
+/* Takes one of attach's own options at argv[*i] (and its value); false
+ * when it is none of them, *bad when it lacks its value. */
+static bool attach_flag(int argc, char **argv, int *i, struct attach_flags *f, bool *bad)
+{
+	const char *a = argv[*i], *eq = strchr(a, '=');
+	size_t len = eq ? (size_t)(eq - a) : strlen(a);
+	const char **value = len == 11 && !strncmp(a, "--container", 11) ? &f->container :
+			     len == 8 && !strncmp(a, "--engine", 8) ? &f->engine : NULL;
+
+	if (value && eq) /* --container=NAME, as --idle=30s */
+		*value = eq + 1;
+	else if (eq)
+		return false;
+	else if (!strcmp(a, "--override-inherited"))
+		f->override = true;
+	else if (!strcmp(a, "--lasting"))
+		f->lasting = true;
+	else if (!strcmp(a, "--oci-hook"))
+		f->oci_hook = true;
+	else if (!value)
+		return false;
+	else if (*i + 1 == argc || !argv[*i + 1][0])
+		*bad = true;
+	else
+		*value = argv[++*i];
+	return true;
+}
+
 static int parse_options(int argc, char **argv, struct kashim_config *cfg, bool *help,
-			 const struct command *cmd, bool *override)
+			 const struct command *cmd, struct attach_flags *flags)
 {
 	static const char *const opt[] = { "--idle", "--interval", "--count", "--user-timeout",
 					   "--mode", "--config", "--scope", "--only", "--skip" };
@@ -568,6 +606,7 @@ static int parse_options(int argc, char **argv, struct kashim_config *cfg, bool 
 	char *env[N + 1] = { 0 };
 	const char *value[N] = { 0 };
 	int i, n = 0, first = -1;
+	bool bad = false;
 	unsigned k;
 
 	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
@@ -582,15 +621,17 @@ static int parse_options(int argc, char **argv, struct kashim_config *cfg, bool 
 			*help = true;
 			return i;
 		}
-		if (override && !strcmp(a, "--override-inherited")) {
-			*override = true;
-			continue;
+		if (flags && attach_flag(argc, argv, &i, flags, &bad)) {
+			if (!bad)
+				continue;
+			fprintf(stderr, "kashim %s: %s needs a value\n", cmd->name, a);
+			return -1;
 		}
 		eq = strchr(a, '=');
 		len = eq ? (size_t)(eq - a) : strlen(a);
 		for (k = 0; k < N && (strlen(opt[k]) != len || strncmp(a, opt[k], len)); k++)
 			;
-		if (k == N || (k == FILE_OPT && !override)) {
+		if (k == N || (k == FILE_OPT && !flags)) {
 			fprintf(stderr, "kashim %s: unknown option %s\n", cmd->name, a);
 			return -1;
 		}
@@ -806,23 +847,33 @@ void cgroup_check(const struct kashim_source *src)
 
 static const char attach_usage[] =
 	"usage: kashim attach [OPTIONS] [--] CGROUP\n"
+	"       kashim attach [OPTIONS] --container NAME|ID [--engine docker|podman]\n"
+	"       kashim attach [OPTIONS] --oci-hook\n"
 	"       kashim detach [--] CGROUP\n"
 	"       kashim status\n";
 
 static int attach_help(void)
 {
 	printf("%s\n"
-	       "attach sets TCP keepalive on every TCP connection made, and accepted on\n"
-	       "a listener created, from now on by any process in CGROUP or below (a\n"
-	       "cgroup v2 directory: an absolute path, a path below the cgroup2 mount\n"
-	       "such as system.slice, or self, the cgroup kashim runs in; ./self is one\n"
-	       "named self, and -- before CGROUP ends the options): a BPF sock_ops\n"
-	       "program in the kernel, which reaches what LD_PRELOAD cannot (static and\n"
-	       "Go programs, setuid programs, raw system calls, io_uring).\n"
+	       "attach sets TCP keepalive on every TCP connection that a process in CGROUP\n"
+	       "or below makes from now on, and on every one accepted from now on on a\n"
+	       "listener created in CGROUP or below, whenever the listener was created\n"
+	       "(before the attach too: the kernel runs the program at each accept; not\n"
+	       "a listener created in another cgroup).  CGROUP is a cgroup v2 directory:\n"
+	       "an absolute path, a path below the cgroup2 mount such as system.slice,\n"
+	       "or self, the cgroup kashim runs in; ./self is one named self, and --\n"
+	       "before CGROUP ends the options.  A BPF sock_ops program in the kernel,\n"
+	       "which reaches what LD_PRELOAD cannot (static and Go programs, setuid\n"
+	       "programs, raw system calls, io_uring).\n"
 	       "Attaching again replaces the settings and rules\n"
 	       "at once.  The attachment stays after kashim exits, until detach or until\n"
 	       "the cgroup is removed.  status lists every cgroup kashim is attached to,\n"
 	       "with its rules and what each skipped.\n\n"
+	       "A cgroup its manager removes and makes anew (a container's own cgroup,\n"
+	       "a systemd unit's own cgroup but a slice's) keeps the attachment only\n"
+	       "until that container or unit stops or restarts: attach says so, and\n"
+	       "what lasts instead (the engine's parent cgroup or the slice; for a\n"
+	       "service kashim dropin --cgroup, for podman and CRI-O the OCI hook).\n\n"
 	       "options:\n"
 	       "  --idle D            idle time before the first probe, 1s..32767s (15s)\n"
 	       "  --interval D        time between probes, 1s..32767s (15s)\n"
@@ -845,12 +896,20 @@ static int attach_help(void)
 	       "                      cannot apply here (each is named)\n"
 	       "  --override-inherited  attach even where it switches off a sock_ops program\n"
 	       "                      a parent cgroup attached with BPF_F_ALLOW_OVERRIDE\n"
+	       "  --lasting           refuse a cgroup that goes when its container or unit\n"
+	       "                      stops or restarts (status 2, nothing attached)\n"
+	       "  --container NAME    the cgroup of that running container (name or ID),\n"
+	       "                      found by its engine's inspect (its main process)\n"
+	       "  --engine E          docker or podman (default: docker, then podman)\n"
+	       "  --oci-hook          as an OCI hook (createRuntime or prestart): the cgroup\n"
+	       "                      of the container whose state is on standard input\n"
 	       "Durations: 45, 45s, 2m, 1h (and 1500ms for the user timeout).\n\n"
 	       "Needs Linux %d.%d or later, CAP_BPF and CAP_NET_ADMIN (CAP_SYS_ADMIN to\n"
 	       "replace, detach or list).  respect keeps a program's own settings on 6.1 and\n"
 	       "later; where the kernel cannot read them (5.10, 5.15) it acts as force, and\n"
 	       "says so (docs/kernels.md).\n"
-	       "Exit status: 0 done, 1 refused or failed (nothing attached), 2 usage.\n",
+	       "Exit status: 0 done, 1 refused or failed (nothing attached), 2 usage or a\n"
+	       "cgroup --lasting refuses.\n",
 	       attach_usage, KERNEL_OLDEST_MAJOR, KERNEL_OLDEST_MINOR);
 	return EXIT_OK;
 }
@@ -1054,31 +1113,253 @@ static int detach_all(const char *cmd, int cgroup_fd, const char *path, struct c
 
 #define FOUND_MAX 16
 
+/* One CGROUP, or none with --container or --oci-hook; --engine only with
+ * --container. */
+static bool operands_fit(const struct attach_flags *f, int operands)
+{
+	const char *problem = NULL;
+
+	if (f->container && f->oci_hook)
+		problem = "--container and --oci-hook each name the cgroup: one of them";
+	else if ((f->container || f->oci_hook) && operands)
+		problem = f->container ? "--container names the cgroup: no CGROUP with it" :
+					 "--oci-hook names the cgroup: no CGROUP with it";
+	else if (f->engine && !f->container)
+		problem = "--engine goes with --container";
+	else if (f->engine && strcmp(f->engine, "docker") && strcmp(f->engine, "podman"))
+		problem = "--engine: docker or podman";
+	else if (f->container && f->container[0] == '-')
+		problem = "--container: a name or ID does not start with -";
+	else if (!f->container && !f->oci_hook && operands > 1)
+		problem = "one CGROUP only";
+	if (problem)
+		fprintf(stderr, "kashim attach: %s\n", problem);
+	else if (!f->container && !f->oci_hook && !operands)
+		fprintf(stderr, "%s", attach_usage);
+	return !problem && (f->container || f->oci_hook || operands == 1);
+}
+
+/* ---- how long it lasts --------------------------------------------------- */
+
+/* The container's short ID (its first 12 hex digits) in a cgroup's name. */
+static void short_id(const char *name, char *out, size_t size)
+{
+	const char *p;
+
+	for (p = name; *p; p++)
+		if (strspn(p, "0123456789abcdef") >= 64)
+			break;
+	snprintf(out, size, "%.12s", *p ? p : name);
+}
+
+/* What covers the cgroup life describes at every start: one clause. */
+static void lasting_route(const struct target *t, const struct cgroup_life *life)
+{
+	size_t len = strlen(life->name);
+	char parent[8192];
+
+	snprintf(parent, sizeof parent, "%.*s", (int)life->parent_len, t->path);
+	if (life->kind == CG_UNIT && len > 8 && !strcmp(life->name + len - 8, ".service"))
+		fprintf(stderr, "use kashim dropin --cgroup (it attaches at each start) or attach to "
+			"its slice ");
+	else if (life->kind == CG_UNIT && len > 7 && !strcmp(life->name + len - 7, ".socket"))
+		fprintf(stderr, "use kashim dropin --cgroup --socket (it attaches at each start) or "
+			"attach to its slice ");
+	else if (life->kind == CG_UNIT)
+		fprintf(stderr, "attach to its slice ");
+	else if (life->engine[0])
+		fprintf(stderr, "attach to %s's parent cgroup ", life->engine);
+	else
+		fprintf(stderr, "attach to its engine's parent cgroup ");
+	cgroup_print_escaped(stderr, parent[0] ? parent : "/");
+	if (life->kind == CG_CONTAINER)
+		fprintf(stderr, " (every container started there, restarts included)%s",
+			life->hook ? ", or use kashim's OCI hook, which attaches to each container as "
+				     "it starts (kashim(1))" : "");
+}
+
+/* The cgroup t is (in) one that its manager removes when a container or a
+ * unit stops or restarts, and kashim's program with it.  With --lasting a
+ * refusal; else a note, the attachment made. */
+static void lasting_message(const struct target *t, const struct cgroup_life *life, bool refused)
+{
+	const char *manager = life->kind != CG_CONTAINER ? "systemd" :
+			      life->engine[0] ? life->engine : "its engine";
+	char id[16];
+	size_t len = strlen(t->path);
+	bool below = life->parent_len + 1 + strlen(life->name) < len;
+
+	fflush(stdout);
+	fprintf(stderr, "kashim attach: %s", refused ? "--lasting: " : "");
+	cgroup_print_escaped(stderr, t->path);
+	fprintf(stderr, " is %sthe cgroup of ", below ? "in " : "");
+	if (life->kind == CG_CONTAINER) {
+		short_id(life->name, id, sizeof id);
+		fprintf(stderr, "%s%scontainer %s", life->engine, life->engine[0] ? " " : "", id);
+	} else {
+		cgroup_print_escaped(stderr, life->name);
+	}
+	if (refused)
+		fprintf(stderr, ", which %s removes when it stops or restarts; for coverage that "
+			"lasts, ", manager);
+	else
+		fprintf(stderr, ": covered until it stops or restarts (%s removes that cgroup, and "
+			"kashim with it); for coverage that lasts, ", manager);
+	lasting_route(t, life);
+	fprintf(stderr, "%s\n", refused ? "; nothing attached" : "");
+}
+
+/* ---- a container's cgroup, from its engine or its runtime ------------------ */
+
+/* The cgroup of process pid, as attach's operand (its path below the
+ * cgroup2 mount, "./" before it so that no name is read as self). */
+static bool pid_cgroup(const char *what, long pid, char *out, size_t size)
+{
+	char file[64], rel[4096], why[512], root[4096], mount_root[4096];
+
+	snprintf(file, sizeof file, "/proc/%ld/cgroup", pid);
+	if (!proc_cgroup(file, rel, sizeof rel, why, sizeof why)) {
+		fprintf(stderr, "kashim attach: %s: %s; nothing attached\n", what, why);
+		return false;
+	}
+	if (cgroup2_mount_root(root, sizeof root, mount_root, sizeof mount_root) &&
+	    in_cgroup_namespace() && strcmp(mount_root, "/")) {
+		fprintf(stderr, "kashim attach: %s: this process is in a cgroup namespace of its own, "
+			"which names cgroups from another root than the cgroup2 mount at %s; run it "
+			"where the container's engine runs; nothing attached\n", what, root);
+		return false;
+	}
+	if (!strcmp(rel, "/")) {
+		fprintf(stderr, "kashim attach: %s: its process %ld is in the root cgroup, every "
+			"process of the machine; nothing attached\n", what, pid);
+		return false;
+	}
+	if ((size_t)snprintf(out, size, ".%s", rel) >= size) {
+		fprintf(stderr, "kashim attach: %s: its cgroup's path is too long\n", what);
+		return false;
+	}
+	return true;
+}
+
+/* --container NAME: its engine (--engine, or docker then podman) asked for
+ * its main process, whose cgroup is the container's when its name holds
+ * the container's ID (a rootless container shares its caller's). */
+static bool container_cgroup(const struct attach_flags *f, char *out, size_t size)
+{
+	static const char *const engines[] = { "docker", "podman" };
+	char id[CONTAINER_ID_LEN_MAX], why[2][1024], what[1200], shown[1024];
+	long pid = 0;
+	int k, rc = CONTAINER_NO_ENGINE, tried = 0;
+
+	for (k = 0; k < 2; k++) {
+		if (f->engine && strcmp(f->engine, engines[k]))
+			continue;
+		rc = container_inspect(engines[k], f->container, &pid, id, sizeof id, why[tried],
+				       sizeof why[tried]);
+		tried++;
+		if (rc == CONTAINER_FOUND || rc == CONTAINER_NOT_RUNNING)
+			break;
+	}
+	escaped(f->container, shown, sizeof shown);
+	if (rc != CONTAINER_FOUND) {
+		if (tried == 2 && rc != CONTAINER_NOT_RUNNING)
+			fprintf(stderr, "kashim attach: --container %s: %s; %s; nothing attached\n",
+				shown, why[0], why[1]);
+		else
+			fprintf(stderr, "kashim attach: --container %s: %s; nothing attached\n", shown,
+				why[tried - 1]);
+		return false;
+	}
+	snprintf(what, sizeof what, "--container %s (%s, pid %ld)", shown, engines[k], pid);
+	if (!pid_cgroup(what, pid, out, size))
+		return false;
+	if (!strstr(out, id)) {
+		fprintf(stderr, "kashim attach: %s: its process is in %s, a cgroup that is not the "
+			"container's own (a rootless container stays in the cgroup of whoever started "
+			"it): attaching there would cover more than the container; nothing attached\n",
+			what, out + 1);
+		return false;
+	}
+	return true;
+}
+
+/* --oci-hook: the runtime's state on the standard input (bounded), its
+ * pid's cgroup. */
+static bool hook_cgroup(char *out, size_t size)
+{
+	enum { STATE_MAX = 1 << 20, STATE_SECONDS = 10 };
+	char *state = malloc(STATE_MAX + 1), id[80], what[128];
+	size_t got = 0;
+	long pid;
+	bool ok = false;
+	time_t end = time(NULL) + STATE_SECONDS;
+
+	while (state && got < STATE_MAX && time(NULL) < end) {
+		struct pollfd pfd = { 0, POLLIN, 0 };
+		ssize_t n;
+		if (poll(&pfd, 1, 1000) <= 0)
+			continue;
+		if ((n = read(0, state + got, STATE_MAX - got)) < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	if (state) {
+		state[got] = 0;
+		ok = oci_state_pid(state, &pid, id, sizeof id);
+	}
+	if (!ok)
+		fprintf(stderr, "kashim attach: --oci-hook: no \"pid\" in the container state on the "
+			"standard input (%zu bytes; an OCI runtime gives it to its hooks); nothing "
+			"attached\n", got);
+	free(state);
+	if (!ok)
+		return false;
+	snprintf(what, sizeof what, "--oci-hook: container %s (pid %ld)", id, pid);
+	return pid_cgroup(what, pid, out, size);
+}
+
+
 int cmd_attach(int argc, char **argv)
 {
 	static struct cg_rule rules[CG_RULES_MAX];
 	struct cg_attached found[FOUND_MAX];
 	struct kashim_config cfg;
 	struct cg_policy policy;
-	bool help = false, override = false;
+	bool help = false, each_start;
 	static const struct command attach = { "attach", "nothing attached" };
+	struct attach_flags flags = { 0 };
+	struct cgroup_life life;
 	struct target t;
+	char found_cgroup[4096];
+	const char *operand;
 	int i, k, n, current = -1, status = EXIT_PROBLEM;
 	unsigned n_rules;
 
-	i = parse_options(argc, argv, &cfg, &help, &attach,
-			  &override);
+	i = parse_options(argc, argv, &cfg, &help, &attach, &flags);
 	if (help)
 		return attach_help();
-	if (i < 0)
+	if (i < 0 || !operands_fit(&flags, argc - i))
 		return EXIT_USAGE;
-	if (i + 1 != argc) {
-		fprintf(stderr, "%s", i == argc ? attach_usage : "kashim attach: one CGROUP only\n");
+	if (flags.container && !container_cgroup(&flags, found_cgroup, sizeof found_cgroup))
+		return EXIT_PROBLEM;
+	if (flags.oci_hook && !hook_cgroup(found_cgroup, sizeof found_cgroup))
+		return EXIT_PROBLEM;
+	operand = flags.container || flags.oci_hook ? found_cgroup : argv[i];
+	n_rules = policy_from(&cfg, &policy, rules);
+	if (!open_cgroup(&attach, operand, &t))
+		return EXIT_PROBLEM;
+	/* Attached again at each start: by the OCI hook, or by the unit
+	 * itself (systemd runs a unit's commands with INVOCATION_ID set;
+	 * kashim dropin --cgroup's ExecStartPre= names self). */
+	each_start = flags.oci_hook || (!strcmp(operand, "self") && getenv("INVOCATION_ID"));
+	cgroup_lifetime(t.path, strncmp(t.path, t.root, strlen(t.root)) ? 0 : strlen(t.root), &life);
+	if (life.kind != CG_LASTS && !each_start && flags.lasting) {
+		lasting_message(&t, &life, true);
+		close(t.fd);
 		return EXIT_USAGE;
 	}
-	n_rules = policy_from(&cfg, &policy, rules);
-	if (!open_cgroup(&attach, argv[i], &t))
-		return EXIT_PROBLEM;
 	/* before anything is loaded: the probes too count against it */
 	raise_memlock();
 	if (!privileged("attach", false) || !kernel_fits(&policy) ||
@@ -1106,7 +1387,7 @@ int cmd_attach(int argc, char **argv)
 			status = EXIT_OK;
 			detach_all("attach", t.fd, t.path, found, n, current);
 		}
-	} else if (parents_allow(&t, override) &&
+	} else if (parents_allow(&t, flags.override) &&
 		   cgbpf_attach_new(t.fd, t.path, &policy, rules, n_rules,
 				    n ? found[0].prog_fd : -1)) {
 		/* found[0], another version's, was replaced in the attach */
@@ -1122,6 +1403,8 @@ int cmd_attach(int argc, char **argv)
 		memlock_refusal(release); /* a map or the program past the limit */
 	}
 	cgbpf_release(found, n);
+	if (status == EXIT_OK && life.kind != CG_LASTS && !each_start)
+		lasting_message(&t, &life, false);
 out:
 	close(t.fd); /* and the lock with it */
 	return status;

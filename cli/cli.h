@@ -114,4 +114,31 @@ bool cgroup2_mount_root(char *out, size_t size, char *root, size_t root_size);
 bool cgroup2_mount_of(const char *path, char *out, size_t size, char *root, size_t root_size);
 const char *cgroup_hint(void);
 
+/* cgroupfs.c: how long an attachment to the cgroup at path lasts, read
+ * from the names of the cgroups from path + below (the part under the
+ * cgroup2 mount) down: until a container stops (a cgroup its engine made
+ * for it), until a systemd unit stops (its own cgroup; not a slice), or
+ * as long as the cgroup is there (CG_LASTS).  The innermost decides; its
+ * name and, as path's first parent_len bytes, the parent to attach to
+ * instead. */
+enum cgroup_lasting { CG_LASTS, CG_UNIT, CG_CONTAINER };
+struct cgroup_life {
+	enum cgroup_lasting kind;
+	const char *engine; /* CG_CONTAINER: "docker", "podman", "CRI-O"... or "" */
+	bool hook;          /* that engine runs the OCI hooks of hooks.d */
+	char name[256];     /* the unit, or the container's cgroup */
+	size_t parent_len;
+};
+void cgroup_lifetime(const char *path, size_t below, struct cgroup_life *life);
+/* The pid of a running container, asked of its engine's command (engine
+ * container inspect, run without a shell, bounded in time and output),
+ * and its 64-hex ID; else why, in one sentence. */
+#define CONTAINER_ID_LEN_MAX 80
+enum { CONTAINER_FOUND, CONTAINER_NO_ENGINE, CONTAINER_ENGINE_FAILED, CONTAINER_NOT_RUNNING };
+int container_inspect(const char *engine, const char *name, long *pid, char *id, size_t id_size,
+		      char *why, size_t why_size);
+/* The pid and id of the OCI runtime's state (the JSON a hook reads on its
+ * standard input); false when it has no pid. */
+bool oci_state_pid(const char *json, long *pid, char *id, size_t id_size);
+
 #endif

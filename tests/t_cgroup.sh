@@ -5,6 +5,7 @@
 # only the processes it starts into it, and detaches and removes it at the
 # end, pass or fail.  Options are read back from outside with sockpeek.
 . "$(dirname "$0")/lib.sh"
+. "$HELPERS/nspawn.sh" # test_systemd_service_cgroup boots a real systemd
 
 KASHIM=${TEST_KASHIM:-$ROOT/kashim} # TEST_KASHIM: another build (an old one, to see a test fail)
 HOLD=$ROOT/tests/tcphold
@@ -557,6 +558,202 @@ test_capabilities() {
 	fi
 	expect_status 1 "detach without CAP_SYS_ADMIN" "${nosys[@]}" "$KASHIM" detach "$CG"
 	expect_text "$TMP/err" "names CAP_SYS_ADMIN" "^kashim detach: not permitted: needs CAP_SYS_ADMIN"
+}
+
+# A cgroup its manager removes and makes anew (a container's own, a
+# systemd unit's own but a slice's) keeps kashim only until that container
+# or unit stops or restarts (issues 28 and 29: attach said nothing of it,
+# and kashim-attach@ stayed active for an attachment gone): attach says so
+# and what lasts instead, and attaches; --lasting refuses it, status 2,
+# nothing attached.  The names are each engine's and systemd's, made
+# below $CG.
+ID=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+lasting_case() { # BELOW-CG WHAT MANAGER ROUTE: attach, then attach --lasting
+	local path=$CG/$1 said
+	mkdir -p "$path" || { fail "cannot make $path"; return; }
+	expect_status 0 "attach $1" "$KASHIM" attach --idle 44 "$path"
+	said="kashim attach: $path $2: covered until it stops or restarts ($3 removes that cgroup, and kashim with it); for coverage that lasts, $4"
+	if [ "$(cat "$TMP/err")" = "$said" ]; then ok "it says: $said"; else fail "$1: it says '$(cat "$TMP/err")', want '$said'"; fi
+	"$KASHIM" detach "$path" > /dev/null 2>&1
+	expect_status 2 "attach --lasting $1 is refused" "$KASHIM" attach --lasting --idle 44 "$path"
+	said="kashim attach: --lasting: $path $2, which $3 removes when it stops or restarts; for coverage that lasts, $4; nothing attached"
+	if [ "$(cat "$TMP/err")" = "$said" ]; then ok "it says: $said"; else fail "$1: it says '$(cat "$TMP/err")', want '$said'"; fi
+	if "$KASHIM" status 2>&1 | grep -qF "$path idle="; then fail "--lasting attached to $path"; else ok "nothing attached"; fi
+}
+test_lasting() {
+	need_cgroup || return
+	local tail="(every container started there, restarts included)" hook dropin="use kashim dropin --cgroup (it attaches at each start) or attach to its slice"
+	hook=", or use kashim's OCI hook, which attaches to each container as it starts (kashim(1))"
+	lasting_case "docker/$ID" "is the cgroup of docker container 0123456789ab" docker "attach to docker's parent cgroup $CG/docker $tail"
+	lasting_case "system.slice/docker-$ID.scope" "is the cgroup of docker container 0123456789ab" docker "attach to docker's parent cgroup $CG/system.slice $tail"
+	lasting_case "libpod_parent/libpod-$ID" "is the cgroup of podman container 0123456789ab" podman "attach to podman's parent cgroup $CG/libpod_parent $tail$hook"
+	lasting_case "machine.slice/libpod-$ID.scope" "is the cgroup of podman container 0123456789ab" podman "attach to podman's parent cgroup $CG/machine.slice $tail$hook"
+	lasting_case "kubepods.slice/kubepods-pod1.slice/crio-$ID.scope" "is the cgroup of CRI-O container 0123456789ab" CRI-O "attach to CRI-O's parent cgroup $CG/kubepods.slice/kubepods-pod1.slice $tail$hook"
+	lasting_case "kubepods.slice/kubepods-pod2.slice/cri-containerd-$ID.scope" "is the cgroup of containerd container 0123456789ab" containerd "attach to containerd's parent cgroup $CG/kubepods.slice/kubepods-pod2.slice $tail"
+	lasting_case "app.slice/api.service" "is the cgroup of api.service" systemd "$dropin $CG/app.slice"
+	lasting_case "app.slice/api.service/worker" "is in the cgroup of api.service" systemd "$dropin $CG/app.slice"
+	lasting_case "app.slice/api.socket" "is the cgroup of api.socket" systemd "use kashim dropin --cgroup --socket (it attaches at each start) or attach to its slice $CG/app.slice"
+	lasting_case "user.slice/session-3.scope" "is the cgroup of session-3.scope" systemd "attach to its slice $CG/user.slice"
+	local d
+	for d in app.slice kubepods.slice/kubepods-pod1.slice init.scope docker libpod_parent "docker/$ID-x" "libpod-${ID:1}"; do
+		mkdir -p "$CG/$d"
+		expect_status 0 "attach --lasting $d: it lasts" "$KASHIM" attach --lasting --idle 44 "$CG/$d"
+		if [ -s "$TMP/err" ]; then fail "$d: it says $(cat "$TMP/err")"; else ok "$d: nothing said"; fi
+	done
+}
+
+# kashim dropin --cgroup's ExecStartPre= (attach ... -- self), run by
+# systemd in the unit's own cgroup (INVOCATION_ID set), attaches again at
+# each start: nothing to say.  The same command from elsewhere (no
+# INVOCATION_ID) gets the note.
+test_lasting_self_in_a_unit() {
+	need_cgroup || return
+	mkdir -p "$CG/app.slice/api.service" || { fail "cannot make the unit's cgroup"; return; }
+	INVOCATION_ID=0123 incg "$CG/app.slice/api.service" "$KASHIM" attach --idle 44 -- self > "$TMP/out" 2> "$TMP/err" &
+	wait $!
+	if [ $? = 0 ] && [ ! -s "$TMP/err" ] && "$KASHIM" status 2>&1 | grep -qF "$CG/app.slice/api.service idle=44s"; then
+		ok "attach self in the unit, as systemd runs it: attached, nothing said"
+	else
+		fail "attach self with INVOCATION_ID: $(cat "$TMP/err")"
+	fi
+	incg "$CG/app.slice/api.service" "$KASHIM" attach --idle 44 -- self > "$TMP/out" 2> "$TMP/err" &
+	wait $!
+	expect_text "$TMP/err" "without INVOCATION_ID: the note" "^kashim attach: .*/api.service is the cgroup of api.service: covered until it stops or restarts"
+}
+
+# kashim-attach@.service (its ExecStart= as systemd expands it) refuses a
+# unit's own cgroup: it would say active for an attachment gone at the
+# unit's first restart (issue 29).
+test_template_refuses_a_unit_cgroup() {
+	need_cgroup || return
+	local rel out
+	local -a cmd
+	rel=${CG#"$(cgroup2_root)"/}/app.slice/api.service
+	mkdir -p "$CG/app.slice/api.service" || { fail "cannot make the unit's cgroup"; return; }
+	printf 'idle = 43s\n' > "$TMP/kashim.conf"
+	mapfile -t cmd < <(template_line ExecStart "$rel")
+	"${cmd[@]}" > "$TMP/out" 2> "$TMP/err"
+	out=$?
+	if [ "$out" = 2 ] && ! "$KASHIM" status 2>&1 | grep -qF "api.service idle="; then
+		ok "kashim-attach@ on app.slice/api.service fails (status 2), nothing attached"
+	else
+		fail "ExecStart= (${cmd[*]}) status $out: $(cat "$TMP/err")"
+	fi
+	expect_text "$TMP/err" "its journal line says why and what to do" \
+		"^kashim attach: --lasting: .*/app.slice/api.service is the cgroup of api.service, which systemd removes when it stops or restarts; for coverage that lasts, use kashim dropin --cgroup"
+}
+
+# A listener created in the cgroup before the attach: the connections it
+# accepts after the attach are covered (the kernel runs the program at
+# each accept, for the listener's cgroup); one it accepted before is not
+# (issue 29: attach --help said "a listener created from now on").
+test_listener_made_before_the_attach() {
+	need_cgroup || return
+	local port server
+	port=$(free_port)
+	bg incg "$CG" "$PY" "$HELPERS/hold.py" server 127.0.0.1 "$port"
+	server=$BG
+	wait_listen "$port" || { fail "the server does not listen: $(cat "$TMP/bg.$server.log")"; return; }
+	bg "$HOLD" connect "$port"
+	expect_socket "$server" "state=ESTABLISHED" "$UNTOUCHED" "accepted before the attach: left alone"
+	attach "${CG_ARGS[@]}" || return
+	bg "$HOLD" connect "$port"
+	expect_socket "$server" "state=ESTABLISHED.*keepalive=1" "$WANT" "accepted after the attach, on the listener made before it: covered"
+	expect_socket "$server" "state=ESTABLISHED.*keepalive=0" "$UNTOUCHED" "the one accepted before stays as it was"
+	expect_status 0 "attach --help" "$KASHIM" attach --help
+	expect_text "$TMP/out" "attach --help says so" "^\(before the attach too: the kernel runs the program at each accept; not$"
+}
+
+# --container: the engine's command, never a shell; what it says when
+# there is none, when it does not answer, and a bad combination.
+test_container_refusals() {
+	need_cgroup || return
+	PATH=/nonexistent expect_status 1 "--container with no engine" "$KASHIM" attach --container web
+	expect_text "$TMP/err" "says neither is installed" \
+		"^kashim attach: --container web: docker is not installed here \(not in PATH\); podman is not installed here \(not in PATH\); nothing attached$"
+	if command -v docker > /dev/null; then
+		HOME=$TMP DOCKER_CONFIG=$TMP DOCKER_HOST=unix://$TMP/none.sock expect_status 1 "--engine docker, no daemon" \
+			"$KASHIM" attach --container web --engine docker
+		expect_text "$TMP/err" "quotes docker's own line" \
+			"^kashim attach: --container web: docker container inspect: .*$TMP/none.sock.*; nothing attached$"
+	else
+		fail "docker is not installed (.ci/run installs docker.io)"
+	fi
+	expect_status 2 "--container and a CGROUP" "$KASHIM" attach --container web "$CG"
+	expect_text "$TMP/err" "is a usage error" "^kashim attach: --container names the cgroup: no CGROUP with it$"
+	expect_status 2 "--engine lxc" "$KASHIM" attach --container web --engine lxc
+	expect_text "$TMP/err" "names the engines" "^kashim attach: --engine: docker or podman$"
+	PATH=/nonexistent expect_status 1 "--container=web, as --idle=30s" "$KASHIM" attach --container=web --engine=podman
+	expect_text "$TMP/err" "is read as --container web" "^kashim attach: --container web: podman is not installed here \(not in PATH\); nothing attached$"
+	expect_status 2 "--container -x" "$KASHIM" attach --container -x
+	expect_status 2 "--engine alone" "$KASHIM" attach --engine docker "$CG"
+}
+
+# --oci-hook: the runtime's state on standard input; only its top-level
+# "pid" counts (one in an annotation does not), and the pid's cgroup is
+# attached, with no note (the hook attaches at each start).
+test_oci_hook_state() {
+	need_cgroup || return
+	local pid
+	mkdir -p "$CG/libpod_parent/libpod-$ID"
+	bg incg "$CG/libpod_parent/libpod-$ID" sleep 60
+	pid=$BG
+	wait_for 60 grep -q . "$CG/libpod_parent/libpod-$ID/cgroup.procs" || { fail "the process did not move"; return; }
+	printf '{"ociVersion":"1.0.2","id":"c1","status":"created","annotations":{"pid":"%s"},"bundle":"/b"}' "$pid" > "$TMP/state"
+	expect_status 1 "a pid only in an annotation" "$KASHIM" attach --oci-hook < "$TMP/state"
+	expect_text "$TMP/err" "says there is no pid" '^kashim attach: --oci-hook: no "pid" in the container state on the standard input'
+	printf '{"ociVersion":"1.0.2","id":"c1","annotations":{"a":"}{\\"pid\\": 1"},"status":"created","pid":%s,"bundle":"/b"}' "$pid" > "$TMP/state"
+	expect_status 0 "the state of a created container" "$KASHIM" attach --oci-hook --idle 44 < "$TMP/state"
+	if [ -s "$TMP/err" ]; then fail "it said: $(cat "$TMP/err")"; else ok "nothing said"; fi
+	"$KASHIM" status > "$TMP/status" 2>&1
+	expect_text "$TMP/status" "the container's cgroup is attached" "^$(re_quote "$CG/libpod_parent/libpod-$ID") idle=44s "
+	expect_status 1 "--oci-hook with no state" "$KASHIM" attach --oci-hook < /dev/null
+}
+
+# Under a real systemd (unified layout, tests/helpers/nspawn.sh): a
+# service's own cgroup attached by hand gets the note, is covered, and is
+# not after systemctl restart (a new cgroup), as the note said;
+# kashim-attach@ on it fails (--lasting) with that line in its journal
+# instead of staying active for nothing; kashim dropin --cgroup covers the
+# service again after each restart, with no note in its journal.
+test_systemd_service_cgroup() {
+	nspawn_usable || return
+	nspawn_prepare || return
+	printf 'idle = 37s\ninterval = 11s\ncount = 4\n' > "$SD/kashim.conf"
+	"$KASHIM" dropin --cgroup "${CG_ARGS[@]}" > "$SD/dropin.conf" || { fail "kashim dropin --cgroup"; return; }
+	printf '[Service]\nExecStart=%s serve 7120\n' "$HOLD" > "$SD/units/kt-api.service"
+	printf '[Service]\nExecStart=%s serve 7121\n' "$HOLD" > "$SD/units/kt-drop.service"
+	mkdir -p "$SD/units/kt-drop.service.d" && cp "$SD/dropin.conf" "$SD/units/kt-drop.service.d/kashim.conf"
+	nspawn_plan
+	{ echo "T='$T'"; cat <<-'PLAN'
+	systemctl start kt-api.service
+	"$KASHIM" attach --idle 37 --interval 11 --count 4 system.slice/kt-api.service 2> "$TMP/note"
+	rc=$?
+	want="kashim attach: $CGROOT/system.slice/kt-api.service is the cgroup of kt-api.service: covered until it stops or restarts (systemd removes that cgroup, and kashim with it); for coverage that lasts, use kashim dropin --cgroup (it attaches at each start) or attach to its slice $CGROOT/system.slice"
+	if [ "$rc" = 0 ] && [ "$(cat "$TMP/note")" = "$want" ]; then ok "attach on the service's cgroup, status 0: $want"; else fail "attach: status $rc: $(cat "$TMP/note")"; fi
+	serve_check kt-api.service 7120 "$WANT" "attached by hand to the service's own cgroup: covered"
+	restart_check kt-api.service 7120 "$UNTOUCHED" "after systemctl restart: no longer covered, as the note said"
+	if "$KASHIM" status 2>&1 | grep -qF "kt-api.service idle="; then fail "status still lists it"; else ok "status no longer lists it"; fi
+	A="kashim-attach@$(systemd-escape --path /system.slice/kt-api.service).service"
+	systemctl start "$A" 2> /dev/null
+	if [ "$(systemctl is-active "$A")" != active ] && ! "$KASHIM" status 2>&1 | grep -qF "kt-api.service idle="; then
+		ok "$A: $(systemctl is-active "$A"), nothing attached"
+	else
+		fail "$A is $(systemctl is-active "$A"): $(unit_says "$A")"
+	fi
+	journalctl -q -b -o cat -u "$A" 2> /dev/null | grep '^kashim attach:' > "$TMP/journal"
+	if [ "$(wc -l < "$TMP/journal")" = 1 ] && grep -q "^kashim attach: --lasting: .*/system.slice/kt-api.service is the cgroup of kt-api.service, which systemd removes when it stops or restarts; for coverage that lasts, use kashim dropin --cgroup" "$TMP/journal"; then
+		ok "$A: its journal says why, and what to use: $(cat "$TMP/journal")"
+	else
+		fail "$A: its journal: $(unit_says "$A")"
+	fi
+	serve_check kt-drop.service 7121 "$WANT" "kashim dropin --cgroup: covered"
+	restart_check kt-drop.service 7121 "$WANT" "kashim dropin --cgroup, after systemctl restart: covered again"
+	lines=$(journalctl -q -b -o cat -u kt-drop.service 2> /dev/null | grep -c '^kashim')
+	if [ "$lines" = 0 ]; then ok "no kashim line in the service's journal (attached at each start: nothing to say)"; else fail "its journal: $(unit_says kt-drop.service)"; fi
+	PLAN
+	} > "$SD/res/plan.sh"
+	nspawn_boot service-cgroup unified bpf 90
 }
 
 run_tests

@@ -5,6 +5,7 @@
 # page is linked from the README; the README stays short; man/libkashim.7
 # agrees with docs/configuration.md.  The convention is in
 # docs/contributing.md ("The documentation test").
+# tests/run: timeout 1200 (docs/containers.md: a Docker Engine a block, and one make deb)
 set -u
 ROOT=${TESTS_ROOT:-$(cd "$(dirname "$0")/.." && pwd)}
 cd "$ROOT" || exit 2
@@ -76,14 +77,24 @@ at once
 $ echo waits
 waits
 ```
+
+<!-- doctest: file greeting.txt -->
+```text
+hello file
+```
+
+```console
+$ cat greeting.txt
+hello file
+```
 DOC
 out=$(env -u DOCTEST_ONLY TESTS_ROOT=$ROOT python3 $H/doctest.py run "$t/docs/self.md" 2>&1; python3 $H/doctest.py links "$t/docs/self.md" 2>&1)
 if grep -q '^ok - docs: .*self.md:5:' <<< "$out" &&
 	grep -q '^not ok - docs: .*self.md:17 .*echo wrong: shown right; got wrong' <<< "$out" &&
 	grep -Eq '^(ok - docs: .*self.md:12:|skip - docs: .*self.md:12: needs)' <<< "$out" &&
 	grep -q 'missing.md does not exist' <<< "$out" && grep -q 'no heading gives #nope' <<< "$out" &&
-	! grep -q 'no heading gives #self-test' <<< "$out"; then
-	echo "ok - docs: the engine passes a right block, runs a systemd block under systemd as PID 1, and fails a wrong output and two broken links"
+	! grep -q 'no heading gives #self-test' <<< "$out" && grep -q '^ok - docs: .*self.md:57: $ cat greeting.txt' <<< "$out"; then
+	echo "ok - docs: the engine passes a right block (one with a file its marker wrote), runs a systemd block under systemd as PID 1, and fails a wrong output and two broken links"
 else
 	echo "not ok - docs: the engine did not tell right from wrong: $(tr '\n' '|' <<< "$out")"
 fi

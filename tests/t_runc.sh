@@ -47,6 +47,23 @@ need_runc() {
 }
 
 BINDS=""
+HOOK=() # PATH ARGV...: a createRuntime hook for the next containers
+
+# hook_spec CONFIG PATH ARGV...: a createRuntime hook in the bundle's
+# config.json, as podman and CRI-O add one from a hooks.d file; the runtime
+# gives it the container's state (JSON, with its pid) on standard input.
+hook_spec() {
+	"$PY" - "$@" <<'PYEOF'
+import json, sys
+config, path, args = sys.argv[1], sys.argv[2], sys.argv[3:]
+with open(config) as f:
+    spec = json.load(f)
+spec.setdefault("hooks", {})["createRuntime"] = [{"path": path, "args": args}]
+with open(config, "w") as f:
+    json.dump(spec, f, indent=1)
+PYEOF
+}
+
 # container ID ARGS...: a bundle for ARGS (KASHIM_* of the environment
 # passed in) and `runc create` of it: created, not started; its pid in
 # $CPID.
@@ -57,10 +74,11 @@ container() {
 	(cd "$b" && runc spec) || { fail "runc spec failed"; return 1; }
 	"$PY" "$HELPERS/runcspec.py" "$b/config.json" "$TMP/rootfs" "/kashim-runc-$id" \
 		"$TMP/prefix/usr/local:/usr/local,$ROOT:$ROOT$BINDS" "$@" || { fail "runcspec.py failed"; return 1; }
+	[ "${#HOOK[@]}" = 0 ] || hook_spec "$b/config.json" "${HOOK[@]}" || { fail "cannot add the hook"; return 1; }
 	CONTAINERS+=("$id")
 	if ! runc --root "$RUNC_ROOT" create --bundle "$b" --pid-file "$b/pid" "$id" \
 		> "$TMP/$id.out" 2> "$TMP/$id.err" < /dev/null; then
-		fail "runc create: $(head -c 400 "$TMP/$id.err")"
+		[ -n "${CREATE_MAY_FAIL:-}" ] || fail "runc create: $(head -c 400 "$TMP/$id.err")"
 		return 1
 	fi
 	CPID=$(cat "$b/pid")
@@ -114,6 +132,50 @@ test_attach_from_host() {
 		"a static server in runc, covered by kashim attach from the host"
 	"$KASHIM" status 2>&1 | grep -F "$cg idle=" > "$TMP/status"
 	expect_text "$TMP/status" "kashim status lists the container's cgroup" "$cg idle=37s interval=11s count=4 .*connections=1 "
+}
+
+# The OCI hook (kashim attach --oci-hook, as scripts/oci-hooks/kashim.json
+# runs it) attaches to each container as the runtime creates it, from the
+# state on its standard input: a static server covered from its first
+# connection; the container deleted and made again under the same name and
+# cgroup (what a restart is to the runtime), covered again; a refused
+# attach stops the container's creation with kashim's line.
+hook_container() { # ID PORT WHAT
+	container "$1" "$HOLD" serve "$2" || return 1
+	local cg
+	cg=$(sed -n 's/^0:://p' "/proc/$CPID/cgroup")
+	"$KASHIM" status 2>&1 | grep -F "$cg idle=" > "$TMP/status"
+	expect_text "$TMP/status" "$3: the hook attached to $cg before the container started" \
+		"$cg idle=37s interval=11s count=4 .*connections=0 "
+	start "$1" || return 1
+	wait_listen "$2" || { fail "the static server does not listen: $(cat "$TMP/$1.err")"; return 1; }
+	bg "$HOLD" connect "$2"
+	expect_socket "$CPID" "state=ESTABLISHED local=127.0.0.1:$2 " "$WANT" "$3: its first accepted connection"
+}
+test_oci_hook() {
+	need_runc || return
+	local port id=kashim-hk-$$-$RANDOM
+	port=$(free_port)
+	HOOK=("$KASHIM" kashim attach --oci-hook --idle 37 --interval 11 --count 4)
+	hook_container "$id" "$port" "created" || return
+	if [ -s "$TMP/$id.err" ]; then fail "runc create printed: $(head -c 300 "$TMP/$id.err")"; else ok "the hook said nothing"; fi
+	runc --root "$RUNC_ROOT" delete -f "$id" > /dev/null 2>&1
+	if "$KASHIM" status 2>&1 | grep -qF "/kashim-runc-$id idle="; then
+		fail "deleted, the container's cgroup is still listed"
+	else
+		ok "deleted: its cgroup and kashim's program are gone"
+	fi
+	port=$(free_port)
+	rm -rf "$TMP/bundle-$id"
+	hook_container "$id" "$port" "made again under the same name" || return
+	runc --root "$RUNC_ROOT" delete -f "$id" > /dev/null 2>&1
+	HOOK=("$KASHIM" kashim attach --oci-hook --count 500)
+	if CREATE_MAY_FAIL=1 container "$id-bad" "$HOLD" serve "$port"; then
+		fail "a refused attach: the container was created"
+	else
+		ok "a refused attach: the container is not created"
+	fi
+	expect_text "$TMP/$id-bad.err" "runc's error has kashim's line" "kashim attach: nothing attached"
 }
 
 run_tests

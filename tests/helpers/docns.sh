@@ -13,7 +13,11 @@
 #   - cgroup2 at /sys/fs/cgroup, rooted at a cgroup of this run's own
 #     (removed afterwards, with every process and attachment in it);
 #   - lo up; the working directory an empty scratch directory, or
-#     $DOC_CWD when set (a copy of the source tree, for make commands).
+#     $DOC_CWD when set (a copy of the source tree, for make commands);
+#   - with DOCNS_DOCKER=1 (the "docker" flag), a Docker Engine of the
+#     block's own (tests/helpers/engines.sh) in these namespaces, with
+#     local/bookworm imported, DOCKER_HOST set and kashim's .deb
+#     ($DOCNS_DEB) in the working directory.
 #
 # The exit status is the script's.
 set -u
@@ -42,7 +46,14 @@ if [ "${DOCNS_INNER:-}" = 1 ]; then
 	export HOME=$scratch/work
 	# A login shell's PATH, as a reader has it (not the test runner's).
 	export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-	exec bash "$script"
+	[ "${DOCNS_DOCKER:-}" = 1 ] || exec bash "$script"
+	cp "$DOCNS_DEB" . || { echo "docns: no package $DOCNS_DEB"; exit 99; }
+	. "$(dirname "$0")/../lib.sh"
+	. "$(dirname "$0")/engines.sh"
+	TMPDIR=$scratch engine_docker_up here || { echo "docns: $ENGINE_WHY"; exit 99; }
+	unset DOCNS_DOCKER DOCNS_DEB DOCNS_INNER DOCNS_SCRATCH DOCNS_CGROUP
+	bash "$script"
+	exit # the EXIT trap stops the engine
 fi
 
 scratch=$(mktemp -d -t kashim-doc.XXXXXX)

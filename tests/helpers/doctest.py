@@ -20,7 +20,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.environ.get("TESTS_ROOT") or os.path.dirname(os.path.dirname(HERE))
 DOCNS = os.path.join(HERE, "docns.sh")
 DOCSYSTEMD = os.path.join(HERE, "docsystemd.sh")
-FLAGS = {"root", "tree", "skip", "systemd"}
+FLAGS = {"root", "tree", "skip", "systemd", "docker"}
 BLOCK_SECONDS = int(os.environ.get("DOCTEST_BLOCK_SECONDS", "240"))
 # The one way a block waits for a state (a listener, a connection, a
 # process in a cgroup): a command a reader can paste, bounded by timeout(1).
@@ -38,6 +38,7 @@ class Block:
     def __init__(self, path, line, lang, body, flags, reason, setup):
         self.path, self.line, self.lang, self.body = path, line, lang, body
         self.flags, self.reason, self.setup = flags, reason, setup
+        self.files = []  # (name, lines) that "file NAME" markers gave it
 
     @property
     def name(self):
@@ -51,6 +52,7 @@ def parse(path):
     lines = open(path, encoding="utf-8").read().split("\n")
     blocks, errors = [], []
     marker = None  # (line, flags, reason, setup) waiting for its block
+    files = []  # (name, lines) of "file NAME" blocks waiting for a run block
     i = 0
     while i < len(lines):
         ln = lines[i]
@@ -75,6 +77,13 @@ def parse(path):
                 if w == "skip":
                     flags.add("skip")
                     reason = " ".join(words[j + 1:])
+                    break
+                if w == "file":
+                    flags.add("file")
+                    reason = " ".join(words[j + 1:])
+                    if not re.match(r"^[\w.-]+$", reason):
+                        errors.append("%s:%d: doctest: file needs one plain file name, not %r"
+                                      % (path, start, reason))
                     break
                 if w == "wait":
                     errors.append("%s:%d: the doctest flag 'wait' is gone (re-running a command "
@@ -101,7 +110,13 @@ def parse(path):
                 flags, reason, setup = set(), "", []
                 if marker:
                     _, flags, reason, setup = marker
+                if "file" in flags:
+                    errors.append("%s:%d: doctest: file is for a block that is not run (```%s is)"
+                                  % (path, start, lang))
                 blocks.append(Block(path, start, lang, body, flags, reason, setup))
+                blocks[-1].files, files = files, []
+            elif marker and "file" in marker[1]:
+                files.append((marker[2], body))
             else:
                 if marker:
                     errors.append("%s:%d: doctest marker before a ```%s block (only sh and console "
@@ -115,6 +130,8 @@ def parse(path):
             errors.append("%s:%d: doctest marker not followed by a block" % (path, marker[0]))
             marker = None
         i += 1
+    if files:
+        errors.append("%s: doctest: file %s comes before no block that is run" % (path, files[0][0]))
     return blocks, errors
 
 
@@ -236,6 +253,10 @@ def script_for(block, work):
     command's output to WORK/N and stops at the first mismatch.  A wait
     that times out stops the block and leaves WORK/notready."""
     out = ["set -o pipefail"]
+    for name, lines in block.files:
+        with open(os.path.join(work, "file." + name), "w") as f:
+            f.write("\n".join(lines) + "\n")
+        out.append("cp %s %s" % (q(os.path.join(work, "file." + name)), q(name)))
     out += [c + not_ready(c, work) for c in block.setup]
     if block.lang == "sh":
         out.append("set -e")
@@ -304,6 +325,29 @@ def install_stage():
     return _stage
 
 
+_deb = None
+
+
+def docker_materials():
+    """Kashim's .deb (make deb in the tree's copy) and the base root the
+    Docker Engine imports (tests/helpers/fleetbase.sh, cached on this
+    machine), made once for every "docker" block: inside a block, /var is
+    an overlay that would swallow the base."""
+    global _deb
+    if _deb is None:
+        tree = tree_copy()
+        p = subprocess.run(["make", "-s", "-C", tree, "deb"], capture_output=True)
+        lines = p.stdout.decode(errors="replace").strip().split("\n")
+        if p.returncode or not os.path.isfile(lines[-1]):
+            raise RuntimeError("make deb failed: %s" % oneline((p.stdout + p.stderr).decode(errors="replace")))
+        p = subprocess.run(["bash", os.path.join(HERE, "fleetbase.sh")], capture_output=True)
+        if p.returncode:
+            raise RuntimeError("the base root for docker import: tests/helpers/fleetbase.sh failed: %s"
+                               % oneline((p.stdout + p.stderr).decode(errors="replace")))
+        _deb = lines[-1]
+    return _deb
+
+
 def remove_copies():
     for d in (_tree, _stage):
         if d:
@@ -333,6 +377,12 @@ def run_block(block):
             return str(ex)
         if "tree" in block.flags:
             env["DOC_CWD"] = tree_copy()
+        if "docker" in block.flags:
+            try:
+                env["DOCNS_DEB"] = os.environ.get("DOCTEST_DEB") or docker_materials()
+            except RuntimeError as ex:
+                return str(ex)
+            env["DOCNS_DOCKER"] = "1"
         # "systemd": under a real systemd as PID 1, in a container booted
         # for the block (tests/helpers/docsystemd.sh); else in private
         # namespaces of this host (tests/helpers/docns.sh).
@@ -412,7 +462,7 @@ def cmd_run(files):
             if why:
                 print("not ok - docs: %s: %s" % (b.name, why))
                 continue
-            if ("root" in b.flags or "systemd" in b.flags) and not is_root:
+            if ("root" in b.flags or "systemd" in b.flags or "docker" in b.flags) and not is_root:
                 print("skip - docs: %s: needs root" % b.name)
                 continue
             try:

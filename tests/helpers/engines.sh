@@ -11,8 +11,11 @@
 #   pid=$(container_pid srv)                  # its PID as this shell sees it
 #   container_netns_ss srv -tnoi              # ss in the container's netns
 #   engine_podman_up && podman_ run --rm local/bookworm true
-#   (engines_cleanup runs on EXIT, and on TERM/INT/HUP; call
-#   engine_docker_down / engine_podman_down to stop one earlier.)
+#   (engines_cleanup runs on EXIT, and on TERM/INT/HUP, in the shell that
+#   started the engines, before the EXIT trap it had; call
+#   engine_docker_down / engine_podman_down to stop one earlier.  Start
+#   an engine shared by several tests in the file's shell, not in a
+#   test's subshell.)
 #
 # Where each engine runs, and why:
 #   - dockerd runs in new network, mount and pid namespaces (its own
@@ -48,15 +51,31 @@ ENGINE_TAR_EXCLUDES=(--exclude=./usr/share/doc --exclude=./usr/share/man
 	--exclude='./var/cache/apt/archives/*.deb' --exclude=./var/lib/apt/lists
 	--exclude=./.kashim-fleet)
 
+# engines_trap: engines_cleanup on EXIT, before the EXIT trap the shell had
+# (lib.sh's cleanup in a test's subshell).
 engines_trap() {
-	trap engines_cleanup EXIT
+	local prev
+	prev=$(trap -p EXIT)
+	eval "set -- $prev"
+	case ${3:-} in
+	*engines_cleanup*) ;;
+	"") trap engines_cleanup EXIT ;;
+	*) trap "engines_cleanup; $3" EXIT ;;
+	esac
 	trap 'exit 143' TERM INT HUP
 }
 
+# engines_cleanup: the engines this shell started (a test's subshell
+# inherits its parent's variables, not its engines).
 engines_cleanup() {
 	trap '' TERM INT HUP # a stop signals the whole group, often twice
-	engine_docker_down
-	engine_podman_down
+	engine_mine "$ENGINE_DOCKER_DIR" && engine_docker_down
+	engine_mine "$ENGINE_PODMAN_DIR" && engine_podman_down
+	return 0
+}
+engine_mine() {
+	local me=$BASHPID # this shell's, not the command substitution's
+	[ -n "$1" ] && [ "$(cat "$1/owner" 2> /dev/null)" = "$(engine_owner "$me")" ]
 }
 
 # engine_wait SECONDS WHAT CMD...: CMD until it succeeds, or ENGINE_WHY.
@@ -337,6 +356,7 @@ cgroup_manager = "cgroupfs"
 events_logger = "file"
 tmp_dir = "$d/tmp"
 [network]
+network_backend = "cni"
 network_config_dir = "$d/cni"
 EOF
 	cat > "$d/storage.conf" <<EOF
