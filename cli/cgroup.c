@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 #include <poll.h>
 #include <sys/file.h>
 #include <sys/resource.h>
@@ -902,7 +903,8 @@ static int attach_help(void)
 	       "                      found by its engine's inspect (its main process)\n"
 	       "  --engine E          docker or podman (default: docker, then podman)\n"
 	       "  --oci-hook          as an OCI hook (createRuntime or prestart): the cgroup\n"
-	       "                      of the container whose state is on standard input\n"
+	       "                      of the container whose state is on standard input;\n"
+	       "                      fails open (status 0, the container starts uncovered)\n"
 	       "Durations: 45, 45s, 2m, 1h (and 1500ms for the user timeout).\n\n"
 	       "Needs Linux %d.%d or later, CAP_BPF and CAP_NET_ADMIN (CAP_SYS_ADMIN to\n"
 	       "replace, detach or list).  respect keeps a program's own settings on 6.1 and\n"
@@ -1321,7 +1323,7 @@ static bool hook_cgroup(char *out, size_t size)
 }
 
 
-int cmd_attach(int argc, char **argv)
+static int attach_run(int argc, char **argv)
 {
 	static struct cg_rule rules[CG_RULES_MAX];
 	struct cg_attached found[FOUND_MAX];
@@ -1408,6 +1410,30 @@ int cmd_attach(int argc, char **argv)
 out:
 	close(t.fd); /* and the lock with it */
 	return status;
+}
+
+/* As an OCI hook, kashim fails open: a hook that fails stops the
+ * container from starting, and one bad /etc/kashim.conf (or a kernel that
+ * refuses BPF) would then stop every container of the host.  The reason
+ * is on stderr (the runtime's debug log) and in the system log; the
+ * container starts uncovered, which kashim audit reports. */
+int cmd_attach(int argc, char **argv)
+{
+	bool hook = false;
+	int i, status;
+
+	for (i = 1; i < argc && strcmp(argv[i], "--"); i++)
+		if (!strcmp(argv[i], "--oci-hook"))
+			hook = true;
+	status = attach_run(argc, argv);
+	if (!hook || status == EXIT_OK)
+		return status;
+	fprintf(stderr, "kashim attach: --oci-hook: the container starts without kashim\n");
+	openlog("kashim", LOG_PID, LOG_DAEMON);
+	syslog(LOG_WARNING, "kashim attach --oci-hook: nothing attached (status %d); the container "
+	       "starts without kashim: run kashim attach --container ID to see why", status);
+	closelog();
+	return EXIT_OK;
 }
 
 /* ---- detach ------------------------------------------------------------ */

@@ -132,10 +132,21 @@ install_package() {
 		/usr/share/man/man1/kashim.1.gz /usr/share/man/man1/kashim-entrypoint.1.gz \
 		/usr/share/man/man7/libkashim.7.gz /usr/share/doc/kashim/examples/kashim.conf \
 		/usr/share/doc/kashim/examples/example.service /usr/share/doc/kashim/examples/example.socket \
-		/usr/share/doc/kashim/examples/kashim.rules.yml; do
+		/usr/share/doc/kashim/examples/kashim.rules.yml /usr/share/kashim/oci-hooks.d/kashim.json; do
 		[ -e "$f" ] || missing="$missing $f"
 	done
-	if [ -z "$missing" ]; then ok "library, commands, man pages, systemd examples and the example alert rules in place"; else fail "missing:$missing"; fi
+	if [ -z "$missing" ]; then ok "library, commands, man pages, systemd examples, the example alert rules and the OCI hook in place"; else fail "missing:$missing"; fi
+	# The hook names the package's own command, and no engine reads it
+	# until an operator copies it into a hooks.d directory.
+	local hookcmd
+	hookcmd=$(python3 -c 'import json,sys; h=json.load(open(sys.argv[1])); print(h["hook"]["path"], " ".join(h["hook"]["args"][1:]), h["stages"])' \
+		/usr/share/kashim/oci-hooks.d/kashim.json 2>&1)
+	if [ "$hookcmd" = "/usr/bin/kashim attach --oci-hook --config /etc/kashim.conf ['createRuntime']" ] &&
+		[ ! -e /etc/containers/oci/hooks.d/kashim.json ] && [ ! -e /usr/share/containers/oci/hooks.d/kashim.json ]; then
+		ok "the OCI hook runs /usr/bin/kashim attach --oci-hook at createRuntime, and no engine's hooks.d has it"
+	else
+		fail "the OCI hook: $hookcmd"
+	fi
 	# /lib is /usr/lib on a merged-/usr system: either is the package's file.
 	if ldconfig -p | grep -qE "libkashim\.so .*=> (/usr)?/lib/$MA/libkashim\.so$"; then
 		ok "the ldconfig trigger put libkashim.so in the loader's cache"
