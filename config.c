@@ -1553,9 +1553,13 @@ static void read_config_file(struct build *b, const char *path, bool quiet_if_mi
 	free(file.text);
 }
 
+/* validate (kashim check): read and report every setting even where
+ * KASHIM=off in the environment makes the library skip them silently (a
+ * program that has kashim off gets no message; a check of a file must
+ * still see the file). */
 static unsigned config_load(struct kashim_config *cfg, const struct kashim_source *src,
 			    kashim_report_fn *report, kashim_report_fn *unapplied,
-			    const char *why, void *ctx)
+			    const char *why, bool validate, void *ctx)
 {
 	struct build b;
 	const char *values[VAR_COUNT_] = { 0 };
@@ -1575,9 +1579,11 @@ static unsigned config_load(struct kashim_config *cfg, const struct kashim_sourc
 	b.unapplied_why = why;
 
 	/* KASHIM=off in the environment means nothing at all happens, so it
-	 * is looked at before anything can produce a message. */
+	 * is looked at before anything can produce a message (kashim check
+	 * reads on: the variable still wins, in env_apply). */
 	any = collect(src->envp, values, NULL);
-	if (values[VAR_SWITCH] && parse_switch(values[VAR_SWITCH], &off) == V_OK && !off) {
+	if (values[VAR_SWITCH] && parse_switch(values[VAR_SWITCH], &off) == V_OK && !off &&
+	    !validate) {
 		cfg->enabled = false;
 		resolve_user_timeout(cfg); /* consistent, even though unused */
 		return 0;
@@ -1613,14 +1619,20 @@ static unsigned config_load(struct kashim_config *cfg, const struct kashim_sourc
 unsigned kashim_config_load_from(struct kashim_config *cfg, const struct kashim_source *src,
 				 kashim_report_fn *report, void *ctx)
 {
-	return config_load(cfg, src, report, NULL, NULL, ctx);
+	return config_load(cfg, src, report, NULL, NULL, false, ctx);
+}
+
+unsigned kashim_config_check_from(struct kashim_config *cfg, const struct kashim_source *src,
+				  kashim_report_fn *report, void *ctx)
+{
+	return config_load(cfg, src, report, NULL, NULL, true, ctx);
 }
 
 unsigned kashim_config_load_unnamed(struct kashim_config *cfg, const struct kashim_source *src,
 				    kashim_report_fn *report, kashim_report_fn *unapplied,
 				    const char *why, void *ctx)
 {
-	return config_load(cfg, src, report, unapplied, why, ctx);
+	return config_load(cfg, src, report, unapplied, why, false, ctx);
 }
 
 unsigned kashim_config_load(struct kashim_config *cfg, char *const *envp,

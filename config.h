@@ -107,6 +107,12 @@ unsigned kashim_config_load(struct kashim_config *cfg, char *const *envp,
 unsigned kashim_config_load_from(struct kashim_config *cfg, const struct kashim_source *src,
 				 kashim_report_fn *report, void *ctx);
 
+/* The same for kashim check: KASHIM=off in the environment still wins,
+ * but the file and the other variables are read and reported (the
+ * library skips them silently where kashim is off). */
+unsigned kashim_config_check_from(struct kashim_config *cfg, const struct kashim_source *src,
+				  kashim_report_fn *report, void *ctx);
+
 /* The same where no program is known (the cgroup mode: the kernel's
  * callbacks do not say which program a connection belongs to): each
  * setting of a [program] section and each program filter is passed to

@@ -8,8 +8,10 @@ with the timer's own command, `kashim audit --prometheus --output FILE`:
 wall time and the peak resident memory of audit (the kernel's maxrss of
 that one child).  The hard RLIMIT_NOFILE cannot be raised without
 CAP_SYS_RESOURCE, so the connections are spread over as many processes as
-the hard limit needs.  Run by `make bench` after run.py; prints two tables.
-ROUNDS runs, median, min and max."""
+the hard limit needs.  Then `ss -tni` and `ss -tnieop` on the same
+sockets, once each, and audit's time as a ratio to theirs.  Run by `make
+bench` after run.py; prints three tables.  ROUNDS runs, median, min and
+max."""
 import json
 import os
 import tempfile
@@ -131,16 +133,40 @@ def start_big_holders():
     return procs
 
 
-def timed_audit(args):
+def timed(argv):
     """Wall seconds, CPU seconds (user + system) and peak RSS (MiB) of one
-    kashim audit: on a loaded machine the CPU time is the steadier figure."""
+    command: on a loaded machine the CPU time is the steadier figure."""
     t = time.monotonic()
-    p = subprocess.Popen([KASHIM, "audit"] + args, stdout=subprocess.DEVNULL)
+    p = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
     _, status, usage = os.wait4(p.pid, 0)
     p.returncode = status  # reaped here, not by Popen
     if status:
-        raise SystemExit("kashim audit %s exited with %d" % (" ".join(args), status))
+        raise SystemExit("%s exited with %d" % (" ".join(argv), status))
     return time.monotonic() - t, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+
+
+def timed_audit(args):
+    return timed([KASHIM, "audit"] + args)
+
+
+# What an operator would run by hand on the same sockets, for scale: ss
+# reads them from the kernel's socket diagnostics (netlink), in the
+# holders' network namespace (nsenter execs ss: the rusage is ss's own).
+# -tnieop adds the owning processes, which ss finds by reading every
+# process's descriptors, as audit does.
+SS_COMMANDS = (["ss", "-tni"], ["ss", "-tnieop"])
+
+
+def print_ss_ratios(netns, audit_runs):
+    """One row per ss command, and audit's figures as ratios to each."""
+    audit_wall = statistics.median(r[0] for r in audit_runs)
+    audit_cpu = statistics.median(r[1] for r in audit_runs)
+    print("\n| the same sockets, one run each | wall | CPU | audit's median wall / this | audit's CPU / this |")
+    print("|---|---|---|---|---|")
+    for argv in SS_COMMANDS:
+        wall, cpu, _ = timed(["nsenter", "--net=" + netns] + argv)
+        print("| `%s` | %.2f s | %.2f s | %.1f | %.1f |" % (
+            " ".join(argv), wall, cpu, audit_wall / wall, audit_cpu / cpu))
 
 
 def big():
@@ -148,6 +174,8 @@ def big():
         print("\n(100,000 connections: skipped, not root: the connections are made in a "
               "network namespace of the benchmark's own)")
         return
+    # the machine's own load, before the benchmark adds to it
+    start_load = os.getloadavg()
     procs = start_big_holders()
     try:
         with tempfile.TemporaryDirectory() as d:
@@ -174,9 +202,13 @@ def big():
               "| %.2f s | %.0f MiB | %d bytes |" % (
                   len(procs), BIG, read, total, statistics.median(times),
                   min(times), max(times), statistics.median(cpu), max(rss), size))
-        print("(load average when done: %.1f, %.1f, %.1f; the peak RSS is the larger of audit's "
-              "and the %.0f MiB of the benchmark process it was forked from)" % (
-                  os.getloadavg() + (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,)))
+        print("(load average at the start: %.1f, %.1f, %.1f; when done: %.1f, %.1f, %.1f; the peak "
+              "RSS is the larger of audit's and the %.0f MiB of the benchmark process it was forked "
+              "from)" % (start_load + os.getloadavg() +
+                         (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,)))
+        # the holders are still up: ss reads the very same sockets
+        print_ss_ratios("/proc/%d/ns/net" % procs[0].pid, runs)
+        print("(load average after ss: %.1f, %.1f, %.1f)" % os.getloadavg())
     finally:
         for p in procs:
             p.kill()

@@ -580,6 +580,50 @@ static char **with_config(char *const *envp, const char *file)
 	return out;
 }
 
+static void ignore_line(void *ctx, const char *line, size_t len)
+{
+	(void)ctx;
+	(void)line;
+	(void)len;
+}
+
+/* --config FILE is the check of a file both modes read (the Ansible
+ * role's validate: before it puts /etc/kashim.conf in place, where
+ * kashim-attach@ reads it): FILE alone, as kashim attach --config reads
+ * it, whatever this environment says.  A file attach refuses fails the
+ * check too, so a file the check passes is taken by both.  Its bad
+ * settings were reported by the first load (kashim_config_check_from
+ * reads it even under KASHIM=off), and counted; what is left
+ * is the file that turns kashim off, which the preload takes (it does
+ * nothing) and attach refuses.  Returns the problems it adds. */
+static unsigned check_file_for_attach(const char *config, unsigned reported)
+{
+	static char shown[ESCAPED_PATH_MAX];
+	char *env[2] = { NULL, NULL };
+	struct kashim_source src = { env, NULL, false, NULL };
+	struct kashim_config cfg;
+	unsigned problems;
+
+	if (asprintf(&env[0], "KASHIM_CONFIG=%s", config) < 0) {
+		perror("kashim check");
+		return 1;
+	}
+	/* unapplied given, so that a program filter does not turn kashim
+	 * off, as in attach; cgroup_check has shown those lines */
+	problems = kashim_config_load_unnamed(&cfg, &src, reported ? NULL : report_stderr,
+					      ignore_line, "", NULL);
+	free(env[0]);
+	if (problems)
+		return reported ? 0 : problems;
+	if (cfg.enabled)
+		return 0;
+	fprintf(stderr, "kashim: %s turns kashim off (kashim = off): kashim attach refuses it "
+		"and the preload does nothing with it; to take kashim away, remove the file or "
+		"the package (the Ansible role: kashim_state: absent)\n",
+		escaped(config, shown, sizeof shown));
+	return 1;
+}
+
 static const char check_usage[] =
 	"usage: kashim check [--env-file FILE] [--config FILE] [--program NAME]\n";
 
@@ -607,6 +651,8 @@ static int cmd_check(int argc, char **argv)
 			       "KASHIM_PROGRAMS).  Then what the cgroup mode (kashim attach) makes\n"
 			       "of the same configuration: its settings and rules, one line per\n"
 			       "setting only the preload applies, or why attach would refuse it.\n"
+			       "--config FILE checks FILE for both modes: a file kashim attach\n"
+			       "--config refuses (a bad setting, kashim = off) is a problem.\n"
 			       "Exit status: 0 all well, 1 a problem, 2 usage.\n", check_usage);
 			return EXIT_OK;
 		}
@@ -637,7 +683,9 @@ static int cmd_check(int argc, char **argv)
 		return EXIT_PROBLEM;
 	}
 	src = (struct kashim_source){ envp, names, false, "/etc/kashim.conf" };
-	problems = kashim_config_load_from(&cfg, &src, report_stderr, NULL) + file.problems;
+	problems = kashim_config_check_from(&cfg, &src, report_stderr, NULL) + file.problems;
+	if (config)
+		problems += check_file_for_attach(config, problems);
 	if (cfg.program_filtered && !names[0]) {
 		printf("note: KASHIM_PROGRAMS or KASHIM_SKIP_PROGRAMS decide per program: add "
 		       "--program NAME to see one\n");

@@ -116,13 +116,61 @@ WANT
 		fail "check: $(cat "$TMP/out")"
 	fi
 	printf 'kashim = off\n' > "$TMP/off.conf"
-	expect_status 0 "check: a file that turns kashim off" env -i "$K" check --config "$TMP/off.conf"
+	expect_status 1 "check: a file that turns kashim off" env -i "$K" check --config "$TMP/off.conf"
 	expect_text "$TMP/out" "attach refuses it" '^off: kashim attach refuses a configuration that turns kashim off$'
+	expect_text "$TMP/err" "one line saying so" "^kashim: $(re_quote "$TMP/off.conf") turns kashim off \(kashim = off\): kashim attach refuses it"
 	printf 'KASHIM_CONFIG=%s\nKASHIM_IDLE=50\n' "$TMP/k.conf" > "$TMP/k.env"
 	expect_status 0 "check --env-file naming the file" "$K" check --env-file "$TMP/k.env"
 	expect_text "$TMP/out" "the variable wins over the file in both modes" '^idle=50s interval=15s count=4 user_timeout=110000ms mode=respect scope=server$'
 	expect_status 2 "check --config without a value" "$K" check --config
 	expect_text "$TMP/err" "usage" '^usage: kashim check \[--env-file FILE\] \[--config FILE\] \[--program NAME\]$'
+}
+
+# attach_takes FILE: kashim attach --config FILE got past the file to the
+# cgroup (a path that does not exist: nothing is attached either way).
+attach_takes() {
+	env -i "$K" attach --config "$1" "$TMP/no-such-cgroup" > /dev/null 2> "$TMP/attach.err"
+	grep -qF "$TMP/no-such-cgroup" "$TMP/attach.err"
+}
+
+# One verdict for both modes (issue 29): check --config FILE (the Ansible
+# role's validate:) passes exactly the files attach --config takes, so a
+# file put in place for kashim-attach@ is never refused by it afterwards.
+# WANT: refused or taken, by both.
+test_check_and_attach_agree() {
+	local f want got_check got_attach
+	mkdir "$TMP/dir.conf"
+	printf 'kashim = off\n' > "$TMP/off.conf"
+	printf 'kashim = False\n' > "$TMP/False.conf"
+	printf 'kashim = no\n' > "$TMP/no.conf"
+	printf 'kashim = 0\n' > "$TMP/zero.conf"
+	printf 'kashim = True\nidle = 30s\n' > "$TMP/True.conf"
+	printf 'kashim = maybe\n' > "$TMP/maybe.conf"
+	printf 'idle = 10x\n' > "$TMP/bad.conf"
+	printf 'kashim = off\nidle = 10x\n' > "$TMP/offbad.conf"
+	printf 'idle = 30s\n[program java]\ncount = 0\n' > "$TMP/section.conf"
+	printf 'idle = 30s\n[program java]\nkashim = off\n' > "$TMP/sectionoff.conf"
+	printf 'programs = java\nidle = 30s\n' > "$TMP/programs.conf"
+	printf 'debug = yes\nidle = 30s\n' > "$TMP/debug.conf"
+	printf '\377\376 = 1\n' > "$TMP/binary.conf"
+	for f in off:refused False:refused no:refused zero:refused True:taken maybe:refused bad:refused \
+		offbad:refused section:refused sectionoff:taken programs:taken debug:taken binary:refused \
+		dir:refused missing:refused; do
+		want=${f#*:} f=$TMP/${f%%:*}.conf
+		if env -i "$K" check --config "$f" > "$TMP/out" 2> "$TMP/err"; then got_check=taken; else got_check=refused; fi
+		if attach_takes "$f"; then got_attach=taken; else got_attach=refused; fi
+		if [ "$got_check" = "$want" ] && [ "$got_attach" = "$want" ]; then
+			ok "${f##*/}: $want by check --config and by attach --config"
+		else
+			fail "${f##*/}: check --config: $got_check, attach --config: $got_attach, want both $want; check: $(tr '\n' ';' < "$TMP/err") attach: $(tr '\n' ';' < "$TMP/attach.err")"
+		fi
+	done
+	# attach reads no KASHIM_* variable: one that switches kashim off here
+	# does not hide the file from the check
+	expect_status 1 "KASHIM=off check --config a file with a bad value" env -i KASHIM=off "$K" check --config "$TMP/bad.conf"
+	expect_text "$TMP/err" "the file's line" 'bad\.conf:1: idle="10x" ignored'
+	expect_status 0 "KASHIM=off check --config a good file" env -i KASHIM=off "$K" check --config "$TMP/True.conf"
+	expect_text "$TMP/out" "the variable still wins for the preload" '^KASHIM +off: kashim does nothing'
 }
 
 # Every rule prints as text that parses back to it (issue 21: ":1-65535"

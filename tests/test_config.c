@@ -595,6 +595,29 @@ static void test_file(void)
 	      "an unreadable file: one message, defaults, kashim on", nreports ? reports[0] : "none");
 }
 
+/* kashim check reads the file where KASHIM=off makes the library skip it
+ * silently (issue 29: check --config passed a file attach refuses). */
+static void test_check_reads_under_off(void)
+{
+	struct kashim_config cfg;
+	char envbuf[400];
+	const char *path = write_file("offbad.conf", "idle = 10x\n");
+	char *env[3] = { "KASHIM=off", envbuf, NULL };
+	struct kashim_source src = { env, NULL, false, NULL };
+	unsigned problems;
+
+	snprintf(envbuf, sizeof envbuf, "KASHIM_CONFIG=%s", path);
+	nreports = 0;
+	problems = kashim_config_load_from(&cfg, &src, collect, NULL);
+	check(problems == 0 && nreports == 0 && !cfg.enabled,
+	      "the library: KASHIM=off, the file not read, no message", nreports ? reports[0] : "values");
+	nreports = 0;
+	problems = kashim_config_check_from(&cfg, &src, collect, NULL);
+	check(problems == 1 && nreports == 1 && strstr(reports[0], "offbad.conf:1: idle=\"10x\"") &&
+	      !cfg.enabled, "check: KASHIM=off still wins, the file's bad line is reported",
+	      nreports ? reports[0] : "no report");
+}
+
 static void test_default_file(void)
 {
 	struct kashim_config cfg;
@@ -1136,6 +1159,7 @@ int main(void)
 	test_bad_policy();
 	test_programs();
 	test_file();
+	test_check_reads_under_off();
 	test_default_file();
 	test_compat();
 	test_defaults_and_auto();

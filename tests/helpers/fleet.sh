@@ -103,6 +103,11 @@ fleet_host() {
 	CONF
 	install -m 0700 -d "$u/root/.ssh"
 	install -m 0600 "$TMP/id.pub" "$u/root/.ssh/authorized_keys"
+	# an operator's file beside where kf2 keeps the .deb (kashim_deb_dest),
+	# in root's home with Debian's mode (mkdir -p made it 0755, and the
+	# overlay shows the upper layer's mode)
+	echo "root's own notes" > "$u/root/notes.txt"
+	chmod 0700 "$u/root"
 	echo "ARGS=\"--web.listen-address=127.0.0.1:$((PORTS + 10 + i)) --collector.textfile.directory=/var/lib/prometheus/node-exporter\"" \
 		> "$u/etc/default/prometheus-node-exporter"
 	install -m 0755 "$HELPERS/legacy.py" "$u/usr/local/lib/legacy.py"
