@@ -48,7 +48,7 @@ ENGINE_DOCKER_BIN=/usr/bin/docker # Debian's CLI, not /usr/local/bin's 28.x
 # What a base image leaves out: documentation and apt's downloads.
 ENGINE_TAR_EXCLUDES=(--exclude=./usr/share/doc --exclude=./usr/share/man
 	--exclude=./usr/share/info --exclude=./usr/share/locale
-	--exclude='./var/cache/apt/archives/*.deb' --exclude=./var/lib/apt/lists
+	--exclude='./var/cache/apt/archives/*.deb' --exclude='./var/cache/apt/*.bin' --exclude=./var/lib/apt/lists
 	--exclude=./.kashim-fleet)
 
 # engines_trap: engines_cleanup on EXIT, before the EXIT trap the shell had
