@@ -15,7 +15,10 @@
 #   started the engines, before the EXIT trap it had; call
 #   engine_docker_down / engine_podman_down to stop one earlier.  Start
 #   an engine shared by several tests in the file's shell, not in a
-#   test's subshell.)
+#   test's subshell.  A test killed outright takes its engines' processes
+#   with it (--pdeathsig), and the next engine_*_up removes what it left:
+#   engine_sweep.  docker-compose reads the exported DOCKER_HOST;
+#   podman-compose runs with PATH=$ENGINE_PODMAN_DIR/bin:$PATH.)
 #
 # Where each engine runs, and why:
 #   - dockerd runs in new network, mount and pid namespaces (its own
