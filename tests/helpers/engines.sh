@@ -15,7 +15,10 @@
 #   started the engines, before the EXIT trap it had; call
 #   engine_docker_down / engine_podman_down to stop one earlier.  Start
 #   an engine shared by several tests in the file's shell, not in a
-#   test's subshell.)
+#   test's subshell.  A test killed outright takes its engines' processes
+#   with it (--pdeathsig), and the next engine_*_up removes what it left:
+#   engine_sweep.  docker-compose reads the exported DOCKER_HOST;
+#   podman-compose runs with PATH=$ENGINE_PODMAN_DIR/bin:$PATH.)
 #
 # Where each engine runs, and why:
 #   - dockerd runs in new network, mount and pid namespaces (its own
@@ -48,7 +51,7 @@ ENGINE_DOCKER_BIN=/usr/bin/docker # Debian's CLI, not /usr/local/bin's 28.x
 # What a base image leaves out: documentation and apt's downloads.
 ENGINE_TAR_EXCLUDES=(--exclude=./usr/share/doc --exclude=./usr/share/man
 	--exclude=./usr/share/info --exclude=./usr/share/locale
-	--exclude='./var/cache/apt/archives/*.deb' --exclude=./var/lib/apt/lists
+	--exclude='./var/cache/apt/archives/*.deb' --exclude='./var/cache/apt/*.bin' --exclude=./var/lib/apt/lists
 	--exclude=./.kashim-fleet)
 
 # engines_trap: engines_cleanup on EXIT, before the EXIT trap the shell had
