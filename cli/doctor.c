@@ -396,7 +396,8 @@ static void examine_elf(struct doctor_verdict *v, const struct elf_facts *f)
 	if (strstr(interp, "ld-musl")) {
 		v->musl = true;
 		verdict(v, true, "yes, with the musl build libkashim-musl.so (make musl): linked "
-			"against musl (%s); the glibc libkashim.so cannot load into it", interp);
+			"against musl (%s); musl's loader also loads the glibc libkashim.so, but the "
+			"musl build is the one made and tested for it", interp);
 		return;
 	}
 	if (f->imports_socket) {
