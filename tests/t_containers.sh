@@ -178,7 +178,7 @@ services:
   client:
     build: .
     command: ["python3", "/usr/local/bin/hold.py", "client", "legacy", "8080"]
-    environment: {KASHIM_IDLE: "37", KASHIM_INTERVAL: "11", KASHIM_COUNT: "4"}
+    environment: {KASHIM_IDLE: "37", KASHIM_INTERVAL: "11", KASHIM_COUNT: "4", HOLD_WAIT: "120"}
     depends_on: [legacy]
     init: true
 EOF
@@ -207,7 +207,7 @@ services:
   legacy:
     build: .
     command: ["sh", "-c", "python3 /usr/local/bin/hold.py server 127.0.0.1 8080 & exec python3 /usr/local/bin/hold.py client 127.0.0.1 8080"]
-    environment: {KASHIM_IDLE: "37", KASHIM_INTERVAL: "11", KASHIM_COUNT: "4"}
+    environment: {KASHIM_IDLE: "37", KASHIM_INTERVAL: "11", KASHIM_COUNT: "4", HOLD_WAIT: "120"}
 EOF
 	(cd "$TMP/pcompose" && PATH=$ENGINE_PODMAN_DIR/bin:$PATH timeout 300 podman-compose -p "$p" up -d) \
 		> "$TMP/pcompose.log" 2>&1 || { fail "podman-compose up: $(tail -n 3 "$TMP/pcompose.log")"; return; }

@@ -4,6 +4,7 @@
   hold.py server HOST PORT       accept connections and keep them; never read
   hold.py server-recv HOST PORT  accept one connection and read until it ends
   hold.py client HOST PORT       connect and wait for the server to speak
+                                 (HOLD_WAIT=N: try a refused connect again for N s)
   hold.py chatty HOST PORT       connect, send the start of an HTTP request,
                                  then one byte every 0.2 s
   hold.py client-send HOST PORT  connect; on a line on stdin send 64 KiB,
@@ -16,6 +17,7 @@
 The reading modes print one line saying how the wait ended, e.g.
 "error TimeoutError [Errno 110] Connection timed out".  Every mode exits
 after 600 s at the latest."""
+import os
 import socket
 import sys
 import time
@@ -101,6 +103,17 @@ elif mode == "http-read":
     conn.sendall(b"GET %s HTTP/1.1\r\nHost: test\r\n\r\n" % sys.argv[4].encode())
     wait_for_end(conn)
 else:  # client
-    conn = socket.create_connection((host, port), timeout=10)
+    # HOLD_WAIT=N: a server started beside it (a compose service, a
+    # background job) may not listen yet: a refused connection or a name
+    # not yet known is tried again, every 0.2 s, for up to N seconds.
+    until = time.monotonic() + float(os.environ.get("HOLD_WAIT", "0"))
+    while True:
+        try:
+            conn = socket.create_connection((host, port), timeout=10)
+            break
+        except (ConnectionRefusedError, socket.gaierror):
+            if time.monotonic() >= until:
+                raise
+            time.sleep(0.2)
     conn.settimeout(None)
     wait_for_end(conn)
