@@ -1243,6 +1243,45 @@ static bool pid_cgroup(const char *what, long pid, char *out, size_t size)
 	return true;
 }
 
+/* The container's own cgroup in path (".", then the path below the
+ * cgroup2 mount): the innermost component named after its ID ("ID",
+ * "docker-ID.scope", "libpod-ID", "crio-ID.scope"...), the path cut after
+ * it, since the process may sit below it (docker:dind's init, a systemd
+ * inside the container).  No such component: the process is not in a
+ * cgroup of the container's own (a rootless one, --cgroups=disabled), and
+ * attaching there would cover more than the container. */
+static bool cut_at_container(char *path, const char *id)
+{
+	size_t n = strlen(id);
+	char *c, *best = NULL;
+
+	if (n < 12) /* too short to tell a container's name from another's */
+		return false;
+	for (c = path; (c = strstr(c, id)) != NULL; c++) {
+		char before = c == path ? '/' : c[-1], *after = c + n;
+		if ((before == '/' || before == '-') &&
+		    (!*after || *after == '/' || !strncmp(after, ".scope", 6)))
+			best = c;
+	}
+	if (!best)
+		return false;
+	best = strchr(best, '/');
+	if (best)
+		*best = 0;
+	return true;
+}
+
+static bool container_own(const char *what, const char *id, char *out)
+{
+	if (cut_at_container(out, id))
+		return true;
+	fprintf(stderr, "kashim attach: %s: its process is in %s, a cgroup that is not the "
+		"container's own (a rootless container, or one run with --cgroups=disabled, stays in "
+		"the cgroup of whoever started it): attaching there would cover more than the "
+		"container; nothing attached\n", what, out + 1);
+	return false;
+}
+
 /* --container NAME: its engine (--engine, or docker then podman) asked for
  * its main process, whose cgroup is the container's when its name holds
  * the container's ID (a rootless container shares its caller's). */
@@ -1275,14 +1314,7 @@ static bool container_cgroup(const struct attach_flags *f, char *out, size_t siz
 	snprintf(what, sizeof what, "--container %s (%s, pid %ld)", shown, engines[k], pid);
 	if (!pid_cgroup(what, pid, out, size))
 		return false;
-	if (!strstr(out, id)) {
-		fprintf(stderr, "kashim attach: %s: its process is in %s, a cgroup that is not the "
-			"container's own (a rootless container stays in the cgroup of whoever started "
-			"it): attaching there would cover more than the container; nothing attached\n",
-			what, out + 1);
-		return false;
-	}
-	return true;
+	return container_own(what, id, out);
 }
 
 /* --oci-hook: the runtime's state on the standard input (bounded), its
@@ -1319,7 +1351,7 @@ static bool hook_cgroup(char *out, size_t size)
 	if (!ok)
 		return false;
 	snprintf(what, sizeof what, "--oci-hook: container %s (pid %ld)", id, pid);
-	return pid_cgroup(what, pid, out, size);
+	return pid_cgroup(what, pid, out, size) && container_own(what, id, out);
 }
 
 

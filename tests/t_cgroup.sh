@@ -699,18 +699,37 @@ test_oci_hook_state() {
 	bg incg "$CG/libpod_parent/libpod-$ID" sleep 60
 	pid=$BG
 	wait_for 60 grep -q . "$CG/libpod_parent/libpod-$ID/cgroup.procs" || { fail "the process did not move"; return; }
-	printf '{"ociVersion":"1.0.2","id":"c1","status":"created","annotations":{"pid":"%s"},"bundle":"/b"}' "$pid" > "$TMP/state"
+	printf '{"ociVersion":"1.0.2","id":"%s","status":"created","annotations":{"pid":"%s"},"bundle":"/b"}' "$ID" "$pid" > "$TMP/state"
 	# Nothing attached, and status 0 all the same: the hook fails open.
 	expect_status 0 "a pid only in an annotation" "$KASHIM" attach --oci-hook < "$TMP/state"
 	expect_text "$TMP/err" "says there is no pid" '^kashim attach: --oci-hook: no "pid" in the container state on the standard input'
 	expect_text "$TMP/err" "says the container starts without it" '^kashim attach: --oci-hook: the container starts without kashim$'
-	printf '{"ociVersion":"1.0.2","id":"c1","annotations":{"a":"}{\\"pid\\": 1"},"status":"created","pid":%s,"bundle":"/b"}' "$pid" > "$TMP/state"
+	printf '{"ociVersion":"1.0.2","id":"%s","annotations":{"a":"}{\\"pid\\": 1"},"status":"created","pid":%s,"bundle":"/b"}' "$ID" "$pid" > "$TMP/state"
 	expect_status 0 "the state of a created container" "$KASHIM" attach --oci-hook --idle 44 < "$TMP/state"
 	if [ -s "$TMP/err" ]; then fail "it said: $(cat "$TMP/err")"; else ok "nothing said"; fi
 	"$KASHIM" status > "$TMP/status" 2>&1
 	expect_text "$TMP/status" "the container's cgroup is attached" "^$(re_quote "$CG/libpod_parent/libpod-$ID") idle=44s "
 	expect_status 0 "--oci-hook with no state (fails open)" "$KASHIM" attach --oci-hook < /dev/null
 	expect_text "$TMP/err" "with no state: nothing attached, said" '^kashim attach: --oci-hook: the container starts without kashim$'
+	"$KASHIM" detach "$CG/libpod_parent/libpod-$ID" > /dev/null 2>&1
+	# A container left in its caller's cgroup (--cgroups=disabled): the
+	# hook must not attach to the caller's session or service.
+	mkdir -p "$CG/user.slice/session-9.scope" "$CG/docker/$ID/init"
+	bg incg "$CG/user.slice/session-9.scope" sleep 60
+	printf '{"ociVersion":"1.0.2","id":"%s","status":"created","pid":%s,"bundle":"/b"}' "$ID" "$BG" > "$TMP/state"
+	wait_for 60 grep -q . "$CG/user.slice/session-9.scope/cgroup.procs" || { fail "the process did not move"; return; }
+	expect_status 0 "a container in its caller's cgroup (fails open)" "$KASHIM" attach --oci-hook < "$TMP/state"
+	expect_text "$TMP/err" "says the cgroup is not the container's own" "a cgroup that is not the container's own"
+	# A process below its container's cgroup (docker:dind's init): the
+	# container's own cgroup is attached, not the one below.
+	bg incg "$CG/docker/$ID/init" sleep 60
+	printf '{"ociVersion":"1.0.2","id":"%s","status":"created","pid":%s,"bundle":"/b"}' "$ID" "$BG" > "$TMP/state"
+	wait_for 60 grep -q . "$CG/docker/$ID/init/cgroup.procs" || { fail "the process did not move"; return; }
+	expect_status 0 "a process below its container's cgroup" "$KASHIM" attach --oci-hook < "$TMP/state"
+	"$KASHIM" status > "$TMP/status" 2>&1
+	expect_text "$TMP/status" "the container's own cgroup is attached, not the one below" "^$(re_quote "$CG/docker/$ID") idle="
+	if grep -qF "$CG/user.slice" "$TMP/status"; then fail "the caller's session is attached"; else ok "the caller's session is not attached"; fi
+	"$KASHIM" detach "$CG/docker/$ID" > /dev/null 2>&1
 }
 
 # Under a real systemd (unified layout, tests/helpers/nspawn.sh): a
