@@ -472,4 +472,33 @@ test_entrypoint_busybox() {
 	PATH="$TMP/bb:$PATH" entrypoint_case bbsh
 }
 
+# What never stops the program from starting: a script that names musl's
+# loader in a comment (it is no musl program: the glibc build, not the
+# musl one that glibc's loader refuses), a FIFO as the program (nothing
+# reads it), and an image without head or dirname (only sh, dd, tr, ls).
+test_entrypoint_starts_whatever_it_finds() {
+	local d=$TMP/epx rc
+	mkdir -p "$d/bin"
+	cp "$ROOT/scripts/kashim-entrypoint" "$ROOT/libkashim.so" "$d/"
+	: > "$d/libkashim-musl.so" # an empty file: preloaded, the start fails
+	printf '#!/bin/sh\n# also runs where ld-musl-x86_64.so.1 is the loader\necho "$LD_PRELOAD"; exit 3\n' > "$d/app"
+	chmod +x "$d/app"
+	(cd "$d" && sh ./kashim-entrypoint ./app) > "$TMP/out" 2> "$TMP/err"
+	rc=$?
+	if [ "$rc" = 3 ] && grep -qx "$d/\./libkashim.so" "$TMP/out"; then
+		ok "a script naming ld-musl- gets the glibc build, by an absolute path (status 3 kept)"
+	else
+		fail "a script naming ld-musl-: status $rc, $(cat "$TMP/out" "$TMP/err" | head -3)"
+	fi
+	local c
+	for c in sh dd tr ls; do ln -s "$(command -v "$c")" "$d/bin/$c"; done
+	(cd "$d" && PATH=$d/bin sh ./kashim-entrypoint ./app) > "$TMP/out" 2> "$TMP/err"
+	rc=$?
+	if [ "$rc" = 3 ]; then ok "no head, no dirname, no sed: the program starts (status 3 kept)"; else fail "without head and dirname: status $rc, $(head -3 "$TMP/err")"; fi
+	mkfifo "$d/fifo"
+	timeout 20 sh "$d/kashim-entrypoint" "$d/fifo" > /dev/null 2>&1
+	rc=$?
+	if [ "$rc" != 124 ]; then ok "a FIFO as the program is not read (status $rc, exec's)"; else fail "a FIFO as the program: the entrypoint blocked"; fi
+}
+
 run_tests
