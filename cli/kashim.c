@@ -699,7 +699,21 @@ static int cmd_check(int argc, char **argv)
 	} else {
 		show_settings(&cfg);
 	}
-	cgroup_check(&src);
+	if (config) {
+		/* kashim attach --config FILE reads FILE alone, whatever
+		 * this environment's KASHIM_* say: show what it makes of it */
+		char *alone[2] = { NULL, NULL };
+		struct kashim_source file_alone = { alone, names, false, NULL };
+
+		if (asprintf(&alone[0], "KASHIM_CONFIG=%s", config) < 0) {
+			perror("kashim check");
+			return EXIT_PROBLEM;
+		}
+		cgroup_check(&file_alone);
+		free(alone[0]);
+	} else {
+		cgroup_check(&src);
+	}
 	if (!path) {
 		const char *pre = getenv("LD_PRELOAD");
 		if (!pre || !strstr(pre, "libkashim.so"))

@@ -472,6 +472,16 @@ test_entrypoint_busybox() {
 	PATH="$TMP/bb:$PATH" entrypoint_case bbsh
 }
 
+# check --config FILE shows what kashim attach --config FILE makes of FILE,
+# which reads FILE alone: a KASHIM_* variable of the caller's does not
+# reach it (it did: idle=5s shown, 30s attached).
+test_check_config_shows_attach_alone() {
+	printf 'idle = 30s\n' > "$TMP/alone.conf"
+	KASHIM_IDLE=5s "$K" check --config "$TMP/alone.conf" > "$TMP/out" 2>&1
+	expect_text "$TMP/out" "the cgroup mode's line is the file's, not the caller's KASHIM_IDLE" \
+		'^idle=30s interval=15s count=9 '
+}
+
 # What never stops the program from starting: a script that names musl's
 # loader in a comment (it is no musl program: the glibc build, not the
 # musl one that glibc's loader refuses), a FIFO as the program (nothing
