@@ -47,19 +47,22 @@ static const char *kind_of(mode_t mode)
 
 /* Whether o->path names a regular file or nothing (the name itself, not
  * what a link there points to); else says why. */
-static bool may_replace(const struct stdout_file *o)
+static bool may_replace(const struct stdout_file *o, struct stat *old)
 {
 	char shown[ESCAPED_PATH_MAX];
 	struct stat st;
 
+	old->st_nlink = 0; /* no file there */
 	if (lstat(o->path, &st)) {
 		if (errno == ENOENT)
 			return true; /* a new file; a missing directory is mkostemp's to say */
 		say_failed(o, "write", errno);
 		return false;
 	}
-	if (S_ISREG(st.st_mode))
+	if (S_ISREG(st.st_mode)) {
+		*old = st;
 		return true;
+	}
 	fprintf(stderr, "kashim: will not replace %s: it is %s; only a regular file is replaced%s\n",
 		escaped(o->path, shown, sizeof shown), kind_of(st.st_mode),
 		S_ISLNK(st.st_mode) ? " (name the file itself, not a link to it)" : "");
@@ -83,6 +86,7 @@ bool stdout_file_begin(struct stdout_file *o, const char *path)
 {
 	const char *slash = strrchr(path, '/');
 	mode_t mask = umask(0);
+	struct stat old;
 	int fd;
 
 	umask(mask);
@@ -96,7 +100,7 @@ bool stdout_file_begin(struct stdout_file *o, const char *path)
 			escaped(path, shown, sizeof shown));
 		return false;
 	}
-	if (!may_replace(o))
+	if (!may_replace(o, &old))
 		return false;
 	fd = mkostemp(o->tmp, O_CLOEXEC);
 	if (fd < 0) {
@@ -104,9 +108,14 @@ bool stdout_file_begin(struct stdout_file *o, const char *path)
 		return false;
 	}
 	fd = above_stdio(fd);
-	/* mkstemp makes it 0600: the reader is another user.  A closed
-	 * standard output is saved as closed (-1), and closed again after. */
-	if (fd < 0 || fchmod(fd, 0666 & ~mask) || fflush(stdout) ||
+	/* mkstemp makes it 0600: the reader is another user.  A file
+	 * replaced keeps its owner and permissions (an operator's 0640 for
+	 * node_exporter's group stays so), a new one gets the umask's.  A
+	 * closed standard output is saved as closed (-1), and closed again
+	 * after. */
+	if (fd >= 0 && old.st_nlink && fchown(fd, old.st_uid, old.st_gid))
+		old.st_mode = 0666 & ~mask; /* not ours to give away: the umask's */
+	if (fd < 0 || fchmod(fd, old.st_nlink ? old.st_mode & 0777 : 0666 & ~mask) || fflush(stdout) ||
 	    ((o->saved = dup(STDOUT_FILENO)) < 0 && errno != EBADF) || dup2(fd, STDOUT_FILENO) < 0) {
 		say_failed(o, "write to", errno);
 		if (fd >= 0)
@@ -135,7 +144,9 @@ bool stdout_file_commit(struct stdout_file *o, bool keep)
 		close(STDOUT_FILENO);
 	}
 	clearerr(stdout);
-	if (!err && keep && !may_replace(o)) { /* it may have changed meanwhile */
+	struct stat now;
+
+	if (!err && keep && !may_replace(o, &now)) { /* it may have changed meanwhile */
 		unlink(o->tmp);
 		return false;
 	}

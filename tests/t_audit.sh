@@ -145,6 +145,22 @@ test_output_with_stdio_closed() {
 	done
 }
 
+# The file replaced keeps its owner and permissions (an operator's 0640
+# for node_exporter's group); a new one gets the umask's (0644 here).
+test_output_keeps_the_files_owner_and_mode() {
+	local d=$TMP/own
+	mkdir -p "$d"
+	echo old > "$d/k.prom"
+	chown nobody:nogroup "$d/k.prom" && chmod 0640 "$d/k.prom"
+	(umask 022 && "$K" audit --prometheus --output "$d/k.prom" && "$K" audit --prometheus --output "$d/new.prom") 2> "$TMP/err"
+	if [ "$(stat -c '%a %U %G' "$d/k.prom")" = "640 nobody nogroup" ] && grep -q '^# TYPE' "$d/k.prom"; then
+		ok "a file replaced keeps its owner and mode (640 nobody nogroup)"
+	else
+		fail "replaced: $(stat -c '%a %U %G' "$d/k.prom"); stderr: $(head -c 200 "$TMP/err")"
+	fi
+	if [ "$(stat -c '%a %U' "$d/new.prom")" = "644 root" ]; then ok "a new file gets the umask's mode (644)"; else fail "new: $(stat -c '%a %U' "$d/new.prom")"; fi
+}
+
 test_model_arithmetic() {
 	check "worst-case arithmetic on hand-computed cases (tcp_model_timeout, backoff, keepalive with a user timeout)" model
 }
