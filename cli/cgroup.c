@@ -1174,10 +1174,17 @@ static void lasting_route(const struct target *t, const struct cgroup_life *life
 	else
 		fprintf(stderr, "attach to its engine's parent cgroup ");
 	cgroup_print_escaped(stderr, parent[0] ? parent : "/");
-	if (life->kind == CG_CONTAINER)
-		fprintf(stderr, " (every container started there, restarts included)%s",
+	if (life->kind == CG_CONTAINER) {
+		size_t plen = strlen(parent);
+		/* the systemd driver's parent is a slice that holds other
+		 * units too (system.slice: every system service) */
+		bool slice = plen > 6 && !strcmp(parent + plen - 6, ".slice");
+
+		fprintf(stderr, " (every container started there, restarts included%s)%s",
+			slice ? ", and every other service of that slice" : "",
 			life->hook ? ", or use kashim's OCI hook, which attaches to each container as "
 				     "it starts (kashim(1))" : "");
+	}
 }
 
 /* The cgroup t is (in) one that its manager removes when a container or a

@@ -582,14 +582,16 @@ lasting_case() { # BELOW-CG WHAT MANAGER ROUTE: attach, then attach --lasting
 }
 test_lasting() {
 	need_cgroup || return
-	local tail="(every container started there, restarts included)" hook dropin="use kashim dropin --cgroup (it attaches at each start) or attach to its slice"
+	local tail="(every container started there, restarts included)" hook dropin
+	local stail="(every container started there, restarts included, and every other service of that slice)"
+	dropin="use kashim dropin --cgroup (it attaches at each start) or attach to its slice"
 	hook=", or use kashim's OCI hook, which attaches to each container as it starts (kashim(1))"
 	lasting_case "docker/$ID" "is the cgroup of docker container 0123456789ab" docker "attach to docker's parent cgroup $CG/docker $tail"
-	lasting_case "system.slice/docker-$ID.scope" "is the cgroup of docker container 0123456789ab" docker "attach to docker's parent cgroup $CG/system.slice $tail"
+	lasting_case "system.slice/docker-$ID.scope" "is the cgroup of docker container 0123456789ab" docker "attach to docker's parent cgroup $CG/system.slice $stail"
 	lasting_case "libpod_parent/libpod-$ID" "is the cgroup of podman container 0123456789ab" podman "attach to podman's parent cgroup $CG/libpod_parent $tail$hook"
-	lasting_case "machine.slice/libpod-$ID.scope" "is the cgroup of podman container 0123456789ab" podman "attach to podman's parent cgroup $CG/machine.slice $tail$hook"
-	lasting_case "kubepods.slice/kubepods-pod1.slice/crio-$ID.scope" "is the cgroup of CRI-O container 0123456789ab" CRI-O "attach to CRI-O's parent cgroup $CG/kubepods.slice/kubepods-pod1.slice $tail$hook"
-	lasting_case "kubepods.slice/kubepods-pod2.slice/cri-containerd-$ID.scope" "is the cgroup of containerd container 0123456789ab" containerd "attach to containerd's parent cgroup $CG/kubepods.slice/kubepods-pod2.slice $tail"
+	lasting_case "machine.slice/libpod-$ID.scope" "is the cgroup of podman container 0123456789ab" podman "attach to podman's parent cgroup $CG/machine.slice $stail$hook"
+	lasting_case "kubepods.slice/kubepods-pod1.slice/crio-$ID.scope" "is the cgroup of CRI-O container 0123456789ab" CRI-O "attach to CRI-O's parent cgroup $CG/kubepods.slice/kubepods-pod1.slice $stail$hook"
+	lasting_case "kubepods.slice/kubepods-pod2.slice/cri-containerd-$ID.scope" "is the cgroup of containerd container 0123456789ab" containerd "attach to containerd's parent cgroup $CG/kubepods.slice/kubepods-pod2.slice $stail"
 	lasting_case "app.slice/api.service" "is the cgroup of api.service" systemd "$dropin $CG/app.slice"
 	lasting_case "app.slice/api.service/worker" "is in the cgroup of api.service" systemd "$dropin $CG/app.slice"
 	lasting_case "app.slice/api.socket" "is the cgroup of api.socket" systemd "use kashim dropin --cgroup --socket (it attaches at each start) or attach to its slice $CG/app.slice"
