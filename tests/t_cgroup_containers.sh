@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
+# tests/run: timeout 1500 (the first run on a machine builds the images' root and the engine host's root with debootstrap, 3-6 min each)
 # The cgroup mode for containers, with the real engines (issue 28 section 3):
 # a container found by name (kashim attach --container), how long an
 # attachment to its own cgroup lasts (until a restart: said at attach time,
