@@ -50,6 +50,7 @@
 #endif
 
 #define PF_KTHREAD_FLAG 0x00200000u /* include/linux/sched.h */
+#define PF_EXITING_FLAG 0x00000004u /* include/linux/sched.h: set at the start of do_exit() */
 #define RTO_MAX_DEFAULT_MS 120000u  /* TCP_RTO_MAX before it could be set */
 #define PID_MAX 4194304L            /* PID_MAX_LIMIT on 64-bit kernels */
 /* How long to wait for an exit to complete when a descriptor vanished
@@ -59,6 +60,7 @@
 /* How many threads one read may go through when those it reads through
  * exit under it (threads that keep replacing each other). */
 #define TASK_SWITCHES_MAX 256
+#define TASK_LOOKS_MAX 25 /* 200 us apart: 5 ms for a live thread to show */
 
 static const char *const tcp_states[] = {
 	"?", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT",
@@ -168,14 +170,14 @@ static bool exited(int pidfd, int wait_ms)
 	return poll(&p, 1, wait_ms) > 0 && (p.revents & (POLLIN | POLLHUP));
 }
 
-static bool is_kernel_thread(long pid)
+/* A task's state letter ('R', 'S', 'Z'...) and flags (field 9) from its
+ * stat file; false when it cannot be read. */
+static bool stat_state_flags(const char *path, char *state, unsigned long *flags)
 {
-	char path[64], buf[1024], *p;
-	unsigned long flags = 0;
+	char buf[1024], *p;
 	ssize_t n;
 	int fd, field;
 
-	snprintf(path, sizeof path, "/proc/%ld/stat", pid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return false;
@@ -185,13 +187,22 @@ static bool is_kernel_thread(long pid)
 		return false;
 	buf[n] = 0;
 	p = strrchr(buf, ')'); /* the name may hold spaces and parentheses */
-	if (!p)
+	if (!p || p[1] != ' ')
 		return false;
+	*state = p[2];
 	for (field = 2; field < 9 && p; field++) /* flags is field 9 */
 		p = strchr(p + 1, ' ');
-	if (p)
-		flags = strtoul(p + 1, NULL, 10);
-	return flags & PF_KTHREAD_FLAG;
+	*flags = p ? strtoul(p + 1, NULL, 10) : 0;
+	return true;
+}
+
+static bool is_kernel_thread(long pid)
+{
+	char path[64], state;
+	unsigned long flags;
+
+	snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+	return stat_state_flags(path, &state, &flags) && (flags & PF_KTHREAD_FLAG);
 }
 
 /* /proc/ID answers for a thread too, though /proc does not list it; its
@@ -213,32 +224,19 @@ static bool is_thread_id(long id)
 	return tgid > 0 && tgid != id;
 }
 
-/* The state letter of task tid of process pid ('R', 'S', 'Z'...); 0 when
- * it cannot be read. */
-static char task_state(long pid, long tid)
-{
-	char path[64], buf[1024], *p;
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof path, "/proc/%ld/task/%ld/stat", pid, tid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = 0;
-	p = strrchr(buf, ')'); /* the name may hold spaces and parentheses */
-	return p && p[1] == ' ' ? p[2] : 0;
-}
-
+/* Whether task tid of process pid still holds the process's descriptors:
+ * not a zombie, and not exiting either.  A thread that exits drops them
+ * (exit_files) well before /proc shows it as a zombie, and its /proc fd
+ * directory then lists nothing and reads nothing; PF_EXITING is set
+ * before that, at the start of its exit. */
 static bool task_alive(long pid, long tid)
 {
-	char state = task_state(pid, tid);
+	char path[64], state;
+	unsigned long flags;
 
-	return state && state != 'Z' && state != 'X';
+	snprintf(path, sizeof path, "/proc/%ld/task/%ld/stat", pid, tid);
+	return stat_state_flags(path, &state, &flags) && state != 'Z' && state != 'X' &&
+	       !(flags & PF_EXITING_FLAG);
 }
 
 long proc_live_task(long pid)
@@ -248,7 +246,7 @@ long proc_live_task(long pid)
 	long tid, found = pid;
 	DIR *dir;
 
-	if (task_state(pid, pid) != 'Z')
+	if (task_alive(pid, pid))
 		return pid;
 	snprintf(path, sizeof path, "/proc/%ld/task", pid);
 	dir = opendir(path);
@@ -382,6 +380,24 @@ out:
 	return status;
 }
 
+/* The live thread to go on through after w->task exited.  Threads that
+ * each start the next and exit may all be exiting at one instant, the
+ * next not yet listed: looked for again, for a few milliseconds at most,
+ * before the read is said to be outrun (w->pid returned). */
+static long next_live_task(const struct fd_walk *w)
+{
+	long task = w->pid;
+	int tries;
+
+	for (tries = 0; tries < TASK_LOOKS_MAX; tries++) {
+		task = proc_live_task(w->pid);
+		if (task != w->pid || task_alive(w->pid, w->pid) || exited(w->pidfd, 0))
+			break;
+		usleep(200);
+	}
+	return task;
+}
+
 enum proc_read_status proc_read_sockets(long pid, sock_visit_fn *visit, void *ctx, int *err)
 {
 	enum proc_read_status status = PROC_READ_OK;
@@ -407,13 +423,19 @@ enum proc_read_status proc_read_sockets(long pid, sock_visit_fn *visit, void *ct
 	/* A process whose main thread has exited (pthread_exit in main) lists
 	 * no descriptor under /proc/PID/fd: its live threads still hold them,
 	 * and may exit and be replaced while they are read. */
-	w.task = proc_live_task(pid);
+	w.task = next_live_task(&w);
+	if (w.task == pid && !task_alive(pid, pid) && !exited(w.pidfd, 0)) {
+		/* its threads replace each other faster than one can be
+		 * found: nothing read, and said (never "no sockets") */
+		*err = EAGAIN;
+		status = PROC_READ_DENIED;
+	}
 	for (switches = 0; status == PROC_READ_OK; switches++) {
 		w.task_gone = false;
 		status = read_through_task(&w, visit, ctx, err);
 		if (status != PROC_READ_OK || !w.task_gone)
 			break;
-		w.task = proc_live_task(pid);
+		w.task = next_live_task(&w);
 		if (switches == TASK_SWITCHES_MAX || w.task == pid) {
 			/* threads that outrun the read: not read whole, and said */
 			*err = EAGAIN;
