@@ -321,6 +321,9 @@ engine_podman_up() {
 	engine_dir podman libpod_parent || return 1
 	d=$ENGINE_PODMAN_DIR
 	mkdir -p "$d/bin" "$d/cni" "$d/tmp"
+	# rootful podman keeps its locks in the machine's /dev/shm: removed
+	# at the end unless they were there before
+	[ -e /dev/shm/libpod_lock ] || : > "$d/shm-lock-ours"
 	engine_podman_conf "$d"
 	{ engine_ns_prelude
 	  # On the graph root itself: podman unmounts its overlay directory
@@ -389,6 +392,7 @@ engine_podman_down() {
 	[ -n "$d" ] || return 0
 	engine_ns_stop "$ENGINE_PODMAN_NS" KILL
 	engine_rmdir_cgroups libpod_parent "$d/ids" "$(ls "$d/parent-made" 2> /dev/null)"
+	[ -e "$d/shm-lock-ours" ] && rm -f /dev/shm/libpod_lock
 	rm -rf "$d"
 	ENGINE_PODMAN_DIR="" ENGINE_PODMAN_NS=""
 	return 0
