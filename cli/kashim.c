@@ -596,23 +596,19 @@ static void ignore_line(void *ctx, const char *line, size_t len)
  * reads it even under KASHIM=off), and counted; what is left
  * is the file that turns kashim off, which the preload takes (it does
  * nothing) and attach refuses.  Returns the problems it adds. */
-static unsigned check_file_for_attach(const char *config, unsigned reported)
+static unsigned check_file_for_attach(const struct kashim_source *alone, const char *config,
+				      unsigned reported)
 {
 	static char shown[ESCAPED_PATH_MAX];
-	char *env[2] = { NULL, NULL };
-	struct kashim_source src = { env, NULL, false, NULL };
+	struct kashim_source src = *alone;
 	struct kashim_config cfg;
 	unsigned problems;
 
-	if (asprintf(&env[0], "KASHIM_CONFIG=%s", config) < 0) {
-		perror("kashim check");
-		return 1;
-	}
+	src.program_names = NULL;
 	/* unapplied given, so that a program filter does not turn kashim
 	 * off, as in attach; cgroup_check has shown those lines */
 	problems = kashim_config_load_unnamed(&cfg, &src, reported ? NULL : report_stderr,
 					      ignore_line, "", NULL);
-	free(env[0]);
 	if (problems)
 		return reported ? 0 : problems;
 	if (cfg.enabled)
@@ -634,6 +630,8 @@ static int cmd_check(int argc, char **argv)
 	const char *path = NULL, *config = NULL, *names[2] = { NULL, NULL };
 	char *const *envp = environ;
 	struct kashim_source src;
+	char *alone_env[2] = { NULL, NULL };
+	struct kashim_source alone = { alone_env, names, false, NULL };
 	static char shown[ESCAPED_PATH_MAX];
 	unsigned problems;
 	int i;
@@ -682,10 +680,16 @@ static int cmd_check(int argc, char **argv)
 		perror("kashim check");
 		return EXIT_PROBLEM;
 	}
+	/* kashim attach --config FILE reads FILE alone, whatever this
+	 * environment's KASHIM_* say: that is what its checks read too */
+	if (config && asprintf(&alone_env[0], "KASHIM_CONFIG=%s", config) < 0) {
+		perror("kashim check");
+		return EXIT_PROBLEM;
+	}
 	src = (struct kashim_source){ envp, names, false, "/etc/kashim.conf" };
 	problems = kashim_config_check_from(&cfg, &src, report_stderr, NULL) + file.problems;
 	if (config)
-		problems += check_file_for_attach(config, problems);
+		problems += check_file_for_attach(&alone, config, problems);
 	if (cfg.program_filtered && !names[0]) {
 		printf("note: KASHIM_PROGRAMS or KASHIM_SKIP_PROGRAMS decide per program: add "
 		       "--program NAME to see one\n");
@@ -699,21 +703,8 @@ static int cmd_check(int argc, char **argv)
 	} else {
 		show_settings(&cfg);
 	}
-	if (config) {
-		/* kashim attach --config FILE reads FILE alone, whatever
-		 * this environment's KASHIM_* say: show what it makes of it */
-		char *alone[2] = { NULL, NULL };
-		struct kashim_source file_alone = { alone, names, false, NULL };
-
-		if (asprintf(&alone[0], "KASHIM_CONFIG=%s", config) < 0) {
-			perror("kashim check");
-			return EXIT_PROBLEM;
-		}
-		cgroup_check(&file_alone);
-		free(alone[0]);
-	} else {
-		cgroup_check(&src);
-	}
+	cgroup_check(config ? &alone : &src);
+	free(alone_env[0]);
 	if (!path) {
 		const char *pre = getenv("LD_PRELOAD");
 		if (!pre || !strstr(pre, "libkashim.so"))
